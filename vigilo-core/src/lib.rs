@@ -1,0 +1,14 @@
+//! # vigilo-core
+//!
+//! Vigilo's runbook engine, storage-agnostic: the model (workspaces, users, runbooks, steps,
+//! versions, executions, change requests, incidents), version diffs, the execution state
+//! machine, the permission table, change-plan sync, and a tamper-evident audit chain.
+//!
+//! Front ends (the chat bot, the CLI, programs that embed Vigilo) call [`service::Vigilo`];
+//! storage adapters implement [`store::Store`]. See `ARCHITECTURE.md` at the repository root.
+
+pub mod fields;
+pub mod ids;
+pub mod roles;
+pub mod runbook;
+pub mod workspace;

@@ -1,0 +1,1 @@
+//! Step-level diffs between two runbook versions.
