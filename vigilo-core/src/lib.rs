@@ -7,8 +7,16 @@
 //! Front ends (the chat bot, the CLI, programs that embed Vigilo) call [`service::Vigilo`];
 //! storage adapters implement [`store::Store`]. See `ARCHITECTURE.md` at the repository root.
 
+pub mod audit;
+pub mod authz;
+pub mod change;
+pub mod clock;
+pub mod error;
+pub mod execution;
 pub mod fields;
 pub mod ids;
+pub mod incident;
 pub mod roles;
 pub mod runbook;
+pub mod store;
 pub mod workspace;

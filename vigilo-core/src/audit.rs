@@ -1,0 +1,288 @@
+//! The audit trail: one entry per state change, chained per workspace by SHA-256 so that an
+//! edited, deleted or reordered entry is detected by [`Verifier`].
+//!
+//! The hash covers every field of an entry (canonical JSON: struct fields in declaration order,
+//! object keys sorted) plus the previous entry's hash. Stores assign `seq` and call [`seal`]
+//! inside the same transaction as the change, so entry and change are atomic.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{AuditId, Key, UserId, WorkspaceId};
+
+/// The hash the first entry of a workspace chains to.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Records an entry links to, so it can be found from either side (lineage queries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditLinks {
+    /// A runbook involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<Key>,
+    /// The runbook version involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_version: Option<u32>,
+    /// A change involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Key>,
+    /// An incident involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Key>,
+    /// An execution involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Key>,
+}
+
+/// What the service knows of an entry before the store seals it into the chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditDraft {
+    /// When the change happened.
+    pub at: DateTime<Utc>,
+    /// Who did it (`None` for the system, e.g. bootstrap).
+    pub actor: Option<UserId>,
+    /// The actor's handle at that time, so the trail reads without joins.
+    pub actor_handle: Option<String>,
+    /// Dotted verb, e.g. `runbook.edited`, `execution.step_done`.
+    pub action: String,
+    /// The target: a key (`RB-00001`), a handle or a slug.
+    pub target: String,
+    /// Free-form details (versions, notes, reasons).
+    pub details: serde_json::Value,
+    /// Related records.
+    pub links: AuditLinks,
+}
+
+/// An entry of the chain as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: AuditId,
+    /// The workspace whose chain holds it.
+    pub workspace: WorkspaceId,
+    /// 1, 2, 3, … per workspace, without gaps.
+    pub seq: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: Option<UserId>,
+    /// Their handle.
+    pub actor_handle: Option<String>,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Details.
+    pub details: serde_json::Value,
+    /// Related records.
+    pub links: AuditLinks,
+    /// The previous entry's hash ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    workspace: &'a WorkspaceId,
+    seq: u64,
+    id: &'a AuditId,
+    at: String,
+    actor: &'a Option<UserId>,
+    actor_handle: &'a Option<String>,
+    action: &'a str,
+    target: &'a str,
+    details: &'a serde_json::Value,
+    links: &'a AuditLinks,
+    prev_hash: &'a str,
+}
+
+/// Computes the hash of `entry` from its fields (ignoring its stored `hash`).
+pub fn compute_hash(entry: &AuditEntry) -> String {
+    let h = Hashed {
+        workspace: &entry.workspace,
+        seq: entry.seq,
+        id: &entry.id,
+        at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        actor: &entry.actor,
+        actor_handle: &entry.actor_handle,
+        action: &entry.action,
+        target: &entry.target,
+        details: &entry.details,
+        links: &entry.links,
+        prev_hash: &entry.prev_hash,
+    };
+    // Serialising plain structs, strings and a serde_json::Value cannot fail.
+    let bytes = serde_json::to_vec(&h).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Turns a draft into the next entry of the chain after `prev` (`None` for the first entry).
+pub fn seal(workspace: WorkspaceId, draft: AuditDraft, prev: Option<(u64, &str)>) -> AuditEntry {
+    let (seq, prev_hash) = match prev {
+        Some((seq, hash)) => (seq + 1, hash.to_owned()),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let mut entry = AuditEntry {
+        id: AuditId::new(),
+        workspace,
+        seq,
+        at: draft.at,
+        actor: draft.actor,
+        actor_handle: draft.actor_handle,
+        action: draft.action,
+        target: draft.target,
+        details: draft.details,
+        links: draft.links,
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = compute_hash(&entry);
+    entry
+}
+
+/// How the chain was found broken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("audit chain broken at entry {seq}: {problem}")]
+pub struct Tamper {
+    /// The first entry found wrong (or the position where one is missing).
+    pub seq: u64,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Checks a chain entry by entry, in `seq` order, so a store can stream a million entries.
+#[derive(Clone, Debug, Default)]
+pub struct Verifier {
+    last: Option<(u64, String)>,
+    count: u64,
+}
+
+impl Verifier {
+    /// A verifier expecting entry 1 first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, e: &AuditEntry) -> Result<(), Tamper> {
+        let expected_seq = self.last.as_ref().map_or(1, |(s, _)| s + 1);
+        let expected_prev = self.last.as_ref().map_or(GENESIS_HASH, |(_, h)| h.as_str());
+        if e.seq > expected_seq {
+            return Err(Tamper {
+                seq: expected_seq,
+                problem: format!("entry {expected_seq} is missing (the next entry is {})", e.seq),
+            });
+        }
+        if e.seq < expected_seq {
+            return Err(Tamper {
+                seq: e.seq,
+                problem: format!("entry {} appears out of order after entry {}", e.seq, expected_seq - 1),
+            });
+        }
+        if e.prev_hash != expected_prev {
+            return Err(Tamper {
+                seq: e.seq,
+                problem: "its previous-hash does not match the entry before it (deleted, replaced or reordered)".into(),
+            });
+        }
+        if compute_hash(e) != e.hash {
+            return Err(Tamper {
+                seq: e.seq,
+                problem: "its contents do not match its hash (edited)".into(),
+            });
+        }
+        self.last = Some((e.seq, e.hash.clone()));
+        self.count += 1;
+        Ok(())
+    }
+
+    /// How many entries were verified.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The hash of the last verified entry: publish it elsewhere to detect truncation later.
+    pub fn head(&self) -> Option<&str> {
+        self.last.as_ref().map(|(_, h)| h.as_str())
+    }
+}
+
+/// Verifies a whole chain held in memory.
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, Tamper> {
+    let mut v = Verifier::new();
+    for e in entries {
+        v.push(e)?;
+    }
+    Ok(v.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditEntry> {
+        let ws = WorkspaceId::new();
+        let mut out: Vec<AuditEntry> = Vec::new();
+        for i in 0..n {
+            let draft = AuditDraft {
+                at: DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(),
+                actor: None,
+                actor_handle: Some("alice".into()),
+                action: "runbook.edited".into(),
+                target: format!("RB-{i:05}"),
+                details: serde_json::json!({"version": i, "b": [1, 2]}),
+                links: AuditLinks::default(),
+            };
+            let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
+            let e = seal(ws, draft, prev);
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        assert_eq!(verify(&chain(5)).unwrap(), 5);
+        assert_eq!(verify(&[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_edit_is_named() {
+        let mut c = chain(5);
+        c[2].target = "RB-99999".into();
+        assert_eq!(verify(&c).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn a_deletion_is_named() {
+        let mut c = chain(5);
+        c.remove(1);
+        let t = verify(&c).unwrap_err();
+        assert_eq!(t.seq, 2);
+        assert!(t.problem.contains("missing"));
+    }
+
+    #[test]
+    fn a_reorder_is_named() {
+        let mut c = chain(5);
+        c.swap(2, 3);
+        let t = verify(&c).unwrap_err();
+        assert_eq!(t.seq, 3, "{t}");
+    }
+
+    #[test]
+    fn a_renumbered_deletion_is_named() {
+        let mut c = chain(5);
+        c.remove(2);
+        for e in c.iter_mut().skip(2) {
+            e.seq -= 1;
+        }
+        assert_eq!(verify(&c).unwrap_err().seq, 3);
+    }
+}

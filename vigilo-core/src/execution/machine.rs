@@ -1,0 +1,487 @@
+//! The execution state machine: one pure function, no I/O, time passed in.
+//!
+//! Every rule about walking an execution lives here, so it is testable with a table of cases:
+//! commands name the step they are meant for, sealed executions refuse everything, Skip and
+//! Abort need a reason, Failed needs a note, gated steps need an approval by a role that
+//! satisfies the step's `owner_role` at the moment of approval.
+
+use chrono::{DateTime, Utc};
+
+use crate::execution::{
+    Approval, ChannelRef, EventKind, ExecStep, Execution, ExecutionStatus, StepEvent, StepStatus,
+};
+use crate::fields::{Markdown, ValidationError};
+use crate::ids::{ChangeId, ExecutionId, Key, UserId};
+use crate::roles::RoleRequirement;
+use crate::runbook::Runbook;
+use crate::workspace::{Actor, Policy};
+
+/// A command for a running execution. Step commands name the 1-based step they are meant for,
+/// so a double click or a redelivered request can never act on the next step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Mark the step done.
+    Done {
+        /// The step meant.
+        step: u32,
+        /// Optional note.
+        note: Option<String>,
+    },
+    /// Skip the step; a reason is required.
+    Skip {
+        /// The step meant.
+        step: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Mark the step failed; a note is required.
+    Fail {
+        /// The step meant.
+        step: u32,
+        /// What went wrong.
+        note: String,
+    },
+    /// Approve a gated step.
+    Approve {
+        /// The step meant.
+        step: u32,
+    },
+    /// Open a failed step again.
+    Retry {
+        /// The step meant.
+        step: u32,
+    },
+    /// Seal the execution as aborted; a reason is required.
+    Abort {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Command {
+    /// The step the command names, if it is a step command.
+    pub fn step(&self) -> Option<u32> {
+        match self {
+            Command::Done { step, .. }
+            | Command::Skip { step, .. }
+            | Command::Fail { step, .. }
+            | Command::Approve { step }
+            | Command::Retry { step } => Some(*step),
+            Command::Abort { .. } => None,
+        }
+    }
+
+    /// The verb, for messages and the audit trail.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Done { .. } => "done",
+            Command::Skip { .. } => "skip",
+            Command::Fail { .. } => "fail",
+            Command::Approve { .. } => "approve",
+            Command::Retry { .. } => "retry",
+            Command::Abort { .. } => "abort",
+        }
+    }
+}
+
+/// The result of an accepted command: the new execution and the one event it produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The execution after the command.
+    pub execution: Execution,
+    /// The event to append (exactly one per command).
+    pub event: StepEvent,
+}
+
+/// Why a command was refused. Users appear as ids; the service names them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// The execution is sealed.
+    #[error("{key} is sealed ({status}); start a new execution to run the runbook again")]
+    Sealed {
+        /// The execution.
+        key: Key,
+        /// `completed` or `aborted`.
+        status: &'static str,
+        /// When it was sealed.
+        at: Option<DateTime<Utc>>,
+    },
+    /// The step named does not exist.
+    #[error("{key} has no step {step}; it has {count} steps")]
+    NoSuchStep {
+        /// The execution.
+        key: Key,
+        /// The step named.
+        step: u32,
+        /// How many steps there are.
+        count: usize,
+    },
+    /// The step named is not the current one (already acted on, or not reached yet).
+    #[error("step {step} is not the current step{}", current.map(|c| format!(" (step {c} is)")).unwrap_or_default())]
+    NotCurrent {
+        /// The step named.
+        step: u32,
+        /// The current step.
+        current: Option<u32>,
+        /// The status of the named step.
+        status: StepStatus,
+        /// Who acted on it, if anyone.
+        by: Option<UserId>,
+        /// When.
+        at: Option<DateTime<Utc>>,
+    },
+    /// A reason or note is required and was empty.
+    #[error("{what} is required and must not be empty")]
+    ReasonRequired {
+        /// `a skip reason`, `a failure note`, `an abort reason`.
+        what: &'static str,
+    },
+    /// Done on a gated step before it was approved.
+    #[error("step {step} requires approval by {requirement} before it can be marked done")]
+    NeedsApproval {
+        /// The step.
+        step: u32,
+        /// Who may approve.
+        requirement: String,
+    },
+    /// The approver's role does not satisfy the step's `owner_role`.
+    #[error("approving step {step} needs {requirement}; your role is {role}")]
+    ApproverRole {
+        /// The step.
+        step: u32,
+        /// Who may approve.
+        requirement: String,
+        /// The approver's rank (and team roles).
+        role: String,
+    },
+    /// The workspace requires a second person to approve.
+    #[error("the operator who started this execution cannot approve its gated steps; ask someone with {requirement}")]
+    ApproverIsOperator {
+        /// Who may approve.
+        requirement: String,
+    },
+    /// The step is already approved.
+    #[error("step {step} is already approved")]
+    AlreadyApproved {
+        /// The step.
+        step: u32,
+        /// By whom.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Approve on a step without a gate.
+    #[error("step {step} does not require approval; mark it done")]
+    NotGated {
+        /// The step.
+        step: u32,
+    },
+    /// Done or approve on a failed step that was not retried.
+    #[error("step {step} failed; retry it, skip it with a reason, or abort the execution")]
+    StepFailed {
+        /// The step.
+        step: u32,
+    },
+    /// Retry on a step that did not fail.
+    #[error("step {step} has not failed, so there is nothing to retry")]
+    NotFailed {
+        /// The step.
+        step: u32,
+    },
+    /// A note or reason broke a limit.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+/// What a new execution is made of, besides the runbook snapshot.
+#[derive(Clone, Debug)]
+pub struct StartParams {
+    /// The allocated `EX-` key.
+    pub key: Key,
+    /// Who starts it.
+    pub operator: UserId,
+    /// A linked change (key and id).
+    pub change: Option<(Key, ChangeId)>,
+    /// A linked incident.
+    pub incident: Option<Key>,
+    /// A practice run.
+    pub rehearsal: bool,
+    /// The channel it was started from.
+    pub channel: Option<ChannelRef>,
+}
+
+/// Starts an execution of `runbook` as it is now: snapshots its version and steps; the first
+/// step becomes current at `now`. Permission and publication are the caller's rules
+/// ([`crate::authz`]); this only builds the state.
+pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Transition {
+    let id = ExecutionId::new();
+    let steps = runbook
+        .body
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ExecStep {
+            step: s.clone(),
+            status: StepStatus::Pending,
+            started_at: (i == 0).then_some(now),
+            completed_at: None,
+            note: None,
+            actor: None,
+            approval: None,
+            failures: 0,
+        })
+        .collect::<Vec<_>>();
+    let empty = steps.is_empty();
+    let execution = Execution {
+        id,
+        workspace: runbook.workspace,
+        key: params.key,
+        runbook: runbook.id,
+        runbook_key: runbook.key,
+        runbook_version: runbook.version,
+        title: runbook.body.title.to_string(),
+        operator: params.operator,
+        change: params.change.map(|c| c.0),
+        change_id: params.change.map(|c| c.1),
+        incident: params.incident,
+        rehearsal: params.rehearsal,
+        channel: params.channel,
+        // A runbook without steps has nothing to walk: it is sealed at once.
+        status: if empty {
+            ExecutionStatus::Completed
+        } else {
+            ExecutionStatus::Running
+        },
+        steps,
+        started_at: now,
+        sealed_at: empty.then_some(now),
+        abort_reason: None,
+        rev: 1,
+    };
+    let event = StepEvent {
+        execution: id,
+        seq: 1,
+        kind: EventKind::Started,
+        step_order: None,
+        step_id: None,
+        actor: params.operator,
+        at: now,
+        note: None,
+        started_at: None,
+    };
+    Transition { execution, event }
+}
+
+fn required_text(what: &'static str, field: &str, text: &str) -> Result<Markdown, ExecError> {
+    if text.trim().is_empty() {
+        return Err(ExecError::ReasonRequired { what });
+    }
+    Ok(Markdown::parse_field(field, text.trim())?)
+}
+
+/// Applies `cmd` by `actor` at `now` to `exec`. On success returns the new execution and exactly
+/// one event; on refusal returns why and `exec` is unchanged (it is only borrowed).
+pub fn apply(
+    exec: &Execution,
+    cmd: &Command,
+    actor: &Actor,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Transition, ExecError> {
+    if exec.status.is_sealed() {
+        return Err(ExecError::Sealed {
+            key: exec.key,
+            status: exec.status.as_str(),
+            at: exec.sealed_at,
+        });
+    }
+    let mut next = exec.clone();
+    let seq = exec.rev + 1;
+    next.rev = seq;
+    let mut event = StepEvent {
+        execution: exec.id,
+        seq,
+        kind: EventKind::Aborted,
+        step_order: None,
+        step_id: None,
+        actor: actor.id(),
+        at: now,
+        note: None,
+        started_at: None,
+    };
+
+    if let Command::Abort { reason } = cmd {
+        let reason = required_text("an abort reason", "reason", reason)?;
+        next.status = ExecutionStatus::Aborted;
+        next.sealed_at = Some(now);
+        next.abort_reason = Some(reason.clone());
+        event.note = Some(reason);
+        if let Some(i) = exec.current_index() {
+            event.step_order = Some(i as u32 + 1);
+            event.step_id = exec.steps.get(i).map(|s| s.step.id);
+        }
+        return Ok(Transition { execution: next, event });
+    }
+    let Some(order) = cmd.step() else {
+        return unreachable_abort();
+    };
+
+    let count = exec.steps.len();
+    if order == 0 || order as usize > count {
+        return Err(ExecError::NoSuchStep {
+            key: exec.key,
+            step: order,
+            count,
+        });
+    }
+    let idx = order as usize - 1;
+    let current = exec.current_index();
+    if current != Some(idx) {
+        let named = &exec.steps[idx];
+        return Err(ExecError::NotCurrent {
+            step: order,
+            current: current.map(|c| c as u32 + 1),
+            status: named.status,
+            by: named.actor,
+            at: named.completed_at,
+        });
+    }
+    let step = &exec.steps[idx];
+    event.step_order = Some(order);
+    event.step_id = Some(step.step.id);
+    event.started_at = step.started_at;
+    let requirement = RoleRequirement::from_owner_role(step.step.owner_role.as_str());
+
+    match cmd {
+        Command::Approve { .. } => {
+            if !step.step.requires_approval {
+                return Err(ExecError::NotGated { step: order });
+            }
+            if step.status == StepStatus::Failed {
+                return Err(ExecError::StepFailed { step: order });
+            }
+            if let Some(a) = &step.approval {
+                return Err(ExecError::AlreadyApproved {
+                    step: order,
+                    by: a.by,
+                    at: a.at,
+                });
+            }
+            if policy.approver_must_differ && actor.id() == exec.operator {
+                return Err(ExecError::ApproverIsOperator {
+                    requirement: requirement.to_string(),
+                });
+            }
+            let team = &actor.membership.team_roles;
+            if !requirement.satisfied_by(actor.role(), team) {
+                let mut role = actor.role().to_string();
+                if !team.is_empty() {
+                    let names: Vec<&str> = team.iter().map(|n| n.as_str()).collect();
+                    role.push_str(&format!(" (team roles: {})", names.join(", ")));
+                }
+                return Err(ExecError::ApproverRole {
+                    step: order,
+                    requirement: requirement.to_string(),
+                    role,
+                });
+            }
+            let satisfied_as = match &requirement {
+                RoleRequirement::Team(n) => n.to_string(),
+                _ => actor.role().to_string(),
+            };
+            next.steps[idx].approval = Some(Approval {
+                by: actor.id(),
+                at: now,
+                satisfied_as,
+            });
+            event.kind = EventKind::Approved;
+            return Ok(Transition { execution: next, event });
+        }
+        Command::Retry { .. } => {
+            if step.status != StepStatus::Failed {
+                return Err(ExecError::NotFailed { step: order });
+            }
+            let s = &mut next.steps[idx];
+            s.status = StepStatus::Pending;
+            s.started_at = Some(now);
+            s.completed_at = None;
+            s.actor = None;
+            s.note = None;
+            // A retried gated step is approved again: what was approved was the attempt that failed.
+            s.approval = None;
+            event.kind = EventKind::Retried;
+            return Ok(Transition { execution: next, event });
+        }
+        Command::Done { note, .. } => {
+            if step.status == StepStatus::Failed {
+                return Err(ExecError::StepFailed { step: order });
+            }
+            if step.step.requires_approval && step.approval.is_none() {
+                return Err(ExecError::NeedsApproval {
+                    step: order,
+                    requirement: requirement.to_string(),
+                });
+            }
+            let note = match note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                Some(n) => Some(Markdown::parse_field("note", n)?),
+                None => None,
+            };
+            finish_step(&mut next, idx, StepStatus::Done, note.clone(), actor.id(), now);
+            event.kind = EventKind::Done;
+            event.note = note;
+        }
+        Command::Skip { reason, .. } => {
+            let reason = required_text("a skip reason", "reason", reason)?;
+            finish_step(&mut next, idx, StepStatus::Skipped, Some(reason.clone()), actor.id(), now);
+            event.kind = EventKind::Skipped;
+            event.note = Some(reason);
+        }
+        Command::Fail { note, .. } => {
+            if step.status == StepStatus::Failed {
+                return Err(ExecError::StepFailed { step: order });
+            }
+            let note = required_text("a failure note", "note", note)?;
+            let s = &mut next.steps[idx];
+            s.status = StepStatus::Failed;
+            s.completed_at = Some(now);
+            s.note = Some(note.clone());
+            s.actor = Some(actor.id());
+            s.failures += 1;
+            event.kind = EventKind::Failed;
+            event.note = Some(note);
+        }
+        Command::Abort { .. } => return unreachable_abort(),
+    }
+    Ok(Transition { execution: next, event })
+}
+
+/// Marks step `idx` complete, makes the next one current, and seals after the last.
+fn finish_step(
+    exec: &mut Execution,
+    idx: usize,
+    status: StepStatus,
+    note: Option<Markdown>,
+    actor: UserId,
+    now: DateTime<Utc>,
+) {
+    if let Some(s) = exec.steps.get_mut(idx) {
+        s.status = status;
+        s.completed_at = Some(now);
+        s.note = note;
+        s.actor = Some(actor);
+    }
+    match exec.steps.get_mut(idx + 1) {
+        Some(next) => next.started_at = Some(now),
+        None => {
+            exec.status = ExecutionStatus::Completed;
+            exec.sealed_at = Some(now);
+        }
+    }
+}
+
+/// Abort is matched before step commands; this keeps the match total without a panic.
+fn unreachable_abort<T>() -> Result<T, ExecError> {
+    Err(ExecError::ReasonRequired {
+        what: "an abort reason",
+    })
+}

@@ -1,0 +1,232 @@
+//! Executions: a runbook version walked step by step, and the pure state machine that rules it.
+//!
+//! The model lives here; every rule lives in [`machine`], one pure function with time passed in.
+
+pub mod machine;
+pub mod summary;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::fields::Markdown;
+use crate::ids::{ChangeId, ExecutionId, Key, RunbookId, StepId, UserId, WorkspaceId};
+use crate::runbook::Step;
+
+pub use machine::{Command, ExecError, Transition, apply};
+pub use summary::{ExecutionSummary, StepTiming};
+
+/// Whether an execution is still running or sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// Steps are being walked.
+    Running,
+    /// Every step is done or skipped; sealed.
+    Completed,
+    /// Aborted with a reason; sealed.
+    Aborted,
+}
+
+impl ExecutionStatus {
+    /// True once the execution is sealed: no command changes it any more.
+    pub fn is_sealed(self) -> bool {
+        !matches!(self, ExecutionStatus::Running)
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Completed => "completed",
+            ExecutionStatus::Aborted => "aborted",
+        }
+    }
+}
+
+/// Where a step of an execution stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not acted on yet (or retried after a failure).
+    Pending,
+    /// Done.
+    Done,
+    /// Skipped with a reason.
+    Skipped,
+    /// Failed with a note; can be retried, skipped, or the execution aborted.
+    Failed,
+}
+
+impl StepStatus {
+    /// Lowercase name, as in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Done => "done",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    /// True for the statuses that let the walk move past the step.
+    pub fn is_complete(self) -> bool {
+        matches!(self, StepStatus::Done | StepStatus::Skipped)
+    }
+}
+
+/// An approval of a gated step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who approved.
+    pub by: UserId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The role that satisfied the step's `owner_role` at that moment (for the audit trail).
+    pub satisfied_as: String,
+}
+
+/// One step of an execution: the snapshot of the runbook step and what happened to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStep {
+    /// The step as it was in the snapshotted version.
+    pub step: Step,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// When the step became current.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was done, skipped or failed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The note (done, failed) or reason (skipped).
+    pub note: Option<Markdown>,
+    /// Who marked it.
+    pub actor: Option<UserId>,
+    /// The approval, for gated steps.
+    pub approval: Option<Approval>,
+    /// How many times it failed.
+    pub failures: u32,
+}
+
+/// A chat channel an execution was started from, so the channel can find "its" executions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRef {
+    /// Platform (`slack`, `console`).
+    pub platform: String,
+    /// The platform's channel id.
+    pub channel: String,
+}
+
+/// A run of one runbook version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Row id.
+    pub id: ExecutionId,
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// `EX-NNNNN`.
+    pub key: Key,
+    /// The runbook executed.
+    pub runbook: RunbookId,
+    /// Its key, for display.
+    pub runbook_key: Key,
+    /// The version snapshotted at start.
+    pub runbook_version: u32,
+    /// The runbook title at that version.
+    pub title: String,
+    /// Who started it.
+    pub operator: UserId,
+    /// A linked change, if any.
+    pub change: Option<Key>,
+    /// The linked change's id, if any.
+    pub change_id: Option<ChangeId>,
+    /// A linked incident, if any.
+    pub incident: Option<Key>,
+    /// A practice run (may run drafts; left out of timing analytics).
+    pub rehearsal: bool,
+    /// The channel it was started from, if any.
+    pub channel: Option<ChannelRef>,
+    /// Running, completed or aborted.
+    pub status: ExecutionStatus,
+    /// The steps with what happened to them.
+    pub steps: Vec<ExecStep>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it was sealed.
+    pub sealed_at: Option<DateTime<Utc>>,
+    /// The abort reason, when aborted.
+    pub abort_reason: Option<Markdown>,
+    /// How many step events were applied; also the optimistic-concurrency revision.
+    pub rev: u64,
+}
+
+impl Execution {
+    /// The 0-based index of the current step: the first that is not done or skipped.
+    pub fn current_index(&self) -> Option<usize> {
+        if self.status.is_sealed() {
+            return None;
+        }
+        self.steps.iter().position(|s| !s.status.is_complete())
+    }
+
+    /// The current step, if the execution is running.
+    pub fn current(&self) -> Option<&ExecStep> {
+        self.current_index().and_then(|i| self.steps.get(i))
+    }
+}
+
+/// What a step event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The execution started.
+    Started,
+    /// A gated step was approved.
+    Approved,
+    /// A step was done.
+    Done,
+    /// A step was skipped.
+    Skipped,
+    /// A step failed.
+    Failed,
+    /// A failed step was opened again.
+    Retried,
+    /// The execution was aborted.
+    Aborted,
+}
+
+impl EventKind {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Approved => "approved",
+            EventKind::Done => "done",
+            EventKind::Skipped => "skipped",
+            EventKind::Failed => "failed",
+            EventKind::Retried => "retried",
+            EventKind::Aborted => "aborted",
+        }
+    }
+}
+
+/// One row of an execution's history (`RunbookStepEvent`): exactly one per applied command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepEvent {
+    /// The execution.
+    pub execution: ExecutionId,
+    /// 1, 2, 3, …: equals the execution's `rev` after the event.
+    pub seq: u64,
+    /// What happened.
+    pub kind: EventKind,
+    /// The step (1-based order), absent for start.
+    pub step_order: Option<u32>,
+    /// The step's stable id.
+    pub step_id: Option<StepId>,
+    /// Who.
+    pub actor: UserId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Note or reason.
+    pub note: Option<Markdown>,
+    /// When the step became current (for done, skipped, failed).
+    pub started_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,280 @@
+//! The storage seam: a dyn-safe async trait every adapter implements (in-memory in
+//! [`crate::testkit`], SQLite and PostgreSQL in `vigilo-store`).
+//!
+//! Reads are one method each. Writes go through one method, [`Store::commit`]: a [`Commit`] is
+//! one state change — its row writes plus exactly one audit entry — applied atomically or not at
+//! all. Concurrency is optimistic: every update carries the revision the caller read, and a
+//! moved revision is a [`StoreError::Conflict`]. Every read and write names the workspace; an id
+//! of another workspace behaves exactly like an id that does not exist.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditDraft, AuditEntry};
+use crate::change::ChangeRequest;
+use crate::execution::{ChannelRef, Execution, StepEvent};
+use crate::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use crate::incident::Incident;
+use crate::runbook::{Runbook, RunbookVersion};
+use crate::workspace::{ChatIdentity, Membership, User, Workspace};
+
+/// A storage failure, free of any backend type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such row in this workspace.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The row moved since it was read (stale revision), or a unique value was taken by a
+    /// concurrent writer.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An insert collided with an existing unique value (slug, handle, chat identity).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The backend is unreachable or busy; the same call may succeed later. Nothing was applied.
+    #[error("storage temporarily unavailable: {message}")]
+    Unavailable {
+        /// What happened, without internals.
+        message: String,
+        /// The backend error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Stored data could not be read back (corruption or a newer schema).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("storage error: {message}")]
+    Backend {
+        /// A short description.
+        message: String,
+        /// The backend error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure wrapping `source`.
+    pub fn backend(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One row write of a [`Commit`]. `expected_rev: None` inserts (refused with
+/// [`StoreError::AlreadyExists`] if the id or a unique value exists); `Some(r)` updates the row
+/// only if its stored `rev` is `r` (else [`StoreError::Conflict`]). The written value carries
+/// its new `rev` (1 on insert, `r + 1` on update).
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Insert or update a workspace (unique slug, unique Slack team).
+    Workspace {
+        /// The row.
+        workspace: Workspace,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Insert or update a user (unique handle; unique chat identities).
+    User {
+        /// The row.
+        user: User,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Insert or update a membership (unique per workspace and user).
+    Membership {
+        /// The row.
+        membership: Membership,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Insert or update a runbook (unique key per workspace).
+    Runbook {
+        /// The row.
+        runbook: Runbook,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Insert a saved version (unique per runbook and version).
+    RunbookVersion(RunbookVersion),
+    /// Insert or update an execution.
+    Execution {
+        /// The row.
+        execution: Execution,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Append a step event (unique per execution and seq).
+    StepEvent(StepEvent),
+    /// Insert or update a change request.
+    Change {
+        /// The row.
+        change: ChangeRequest,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+    /// Insert or update an incident.
+    Incident {
+        /// The row.
+        incident: Incident,
+        /// See [`Write`].
+        expected_rev: Option<u64>,
+    },
+}
+
+/// One state change: row writes and the one audit entry that records them, applied atomically.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// The workspace every write belongs to (and whose audit chain gets the entry).
+    pub workspace: WorkspaceId,
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+    /// The audit entry; the store assigns its `seq` and chains it with [`crate::audit::seal`].
+    pub audit: AuditDraft,
+}
+
+/// Which drafts a runbook list includes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DraftFilter {
+    /// Published only.
+    #[default]
+    None,
+    /// Published plus the drafts this user owns.
+    OwnedBy(UserId),
+    /// Published and all drafts.
+    All,
+    /// Drafts only (all of them).
+    Only,
+}
+
+/// A page of runbooks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunbookQuery {
+    /// Only this category (exact match).
+    pub category: Option<String>,
+    /// Which drafts to include.
+    pub drafts: DraftFilter,
+    /// List archived runbooks instead of live ones.
+    pub archived: bool,
+    /// Start after this key number (keyset pagination).
+    pub after_number: Option<u64>,
+    /// At most this many (0 means the adapter's default of 100).
+    pub limit: usize,
+}
+
+/// A page of executions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    /// Only executions of this runbook.
+    pub runbook: Option<RunbookId>,
+    /// Only this runbook version.
+    pub runbook_version: Option<u32>,
+    /// Only running ones.
+    pub open_only: bool,
+    /// Only those linked to this change.
+    pub change: Option<ChangeId>,
+    /// Only those started from this channel.
+    pub channel: Option<ChannelRef>,
+    /// At most this many, newest first (0 means 100).
+    pub limit: usize,
+}
+
+/// A page of audit entries, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries whose target is this, or that link to this key.
+    pub target: Option<String>,
+    /// Only entries by this user.
+    pub actor: Option<UserId>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries with `seq` greater than this (pagination).
+    pub after_seq: u64,
+    /// At most this many (0 means 1000).
+    pub limit: usize,
+}
+
+/// Storage for Vigilo. Object safe; use it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies one state change atomically: every write and the sealed audit entry, or nothing.
+    /// Returns the sealed audit entry.
+    async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry>;
+
+    /// Allocates the next key of `kind` in `workspace`: monotonic, never handed out twice, even
+    /// to concurrent callers or processes. A key whose creation then fails is simply unused.
+    async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key>;
+
+    /// A workspace by id.
+    async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
+    /// A workspace by slug.
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace>;
+    /// The workspace linked to a Slack team.
+    async fn workspace_by_slack_team(&self, team: &str) -> StoreResult<Workspace>;
+    /// Every workspace, by slug.
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
+
+    /// A user by id.
+    async fn user(&self, id: UserId) -> StoreResult<User>;
+    /// A user by handle.
+    async fn user_by_handle(&self, handle: &str) -> StoreResult<User>;
+    /// A user by chat identity.
+    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User>;
+    /// A user's membership of a workspace.
+    async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership>;
+    /// Every member of a workspace with their user row, by handle.
+    async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>>;
+
+    /// A runbook by id.
+    async fn runbook(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Runbook>;
+    /// A runbook by key.
+    async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook>;
+    /// A page of runbooks ordered by key.
+    async fn list_runbooks(&self, workspace: WorkspaceId, query: &RunbookQuery) -> StoreResult<Vec<Runbook>>;
+    /// Runbooks (not archived) matching every word in title, description or step text, best
+    /// match first. `drafts` filters like [`RunbookQuery::drafts`].
+    async fn search_runbooks(
+        &self,
+        workspace: WorkspaceId,
+        words: &str,
+        drafts: DraftFilter,
+        limit: usize,
+    ) -> StoreResult<Vec<Runbook>>;
+    /// One saved version.
+    async fn runbook_version(&self, workspace: WorkspaceId, id: RunbookId, version: u32) -> StoreResult<RunbookVersion>;
+    /// Every saved version, oldest first.
+    async fn runbook_versions(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Vec<RunbookVersion>>;
+
+    /// An execution by id.
+    async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution>;
+    /// An execution by key.
+    async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution>;
+    /// A page of executions, newest first.
+    async fn list_executions(&self, workspace: WorkspaceId, query: &ExecutionQuery) -> StoreResult<Vec<Execution>>;
+    /// An execution's events, in order.
+    async fn step_events(&self, workspace: WorkspaceId, execution: ExecutionId) -> StoreResult<Vec<StepEvent>>;
+
+    /// A change by id.
+    async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest>;
+    /// A change by key.
+    async fn change_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<ChangeRequest>;
+    /// Every change, by key.
+    async fn list_changes(&self, workspace: WorkspaceId) -> StoreResult<Vec<ChangeRequest>>;
+
+    /// An incident by key.
+    async fn incident_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Incident>;
+    /// Every incident, by key.
+    async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>>;
+
+    /// A page of audit entries, oldest first.
+    async fn audit(&self, workspace: WorkspaceId, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}
