@@ -18,5 +18,7 @@ pub mod ids;
 pub mod incident;
 pub mod roles;
 pub mod runbook;
+pub mod service;
 pub mod store;
+#[cfg(feature = "testkit")] pub mod testkit;
 pub mod workspace;

@@ -1,0 +1,393 @@
+//! Workspaces, users and memberships.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{Vigilo, Who};
+use crate::audit::AuditLinks;
+use crate::authz::{Action, Subject};
+use crate::error::{Error, Result};
+use crate::fields::{Label, Name};
+use crate::ids::{UserId, WorkspaceId};
+use crate::roles::WorkspaceRole;
+use crate::store::{StoreError, Write};
+use crate::workspace::{ChatIdentity, Membership, Policy, User, Workspace};
+
+/// A member to add: who they are and what they may do.
+#[derive(Clone, Debug)]
+pub struct NewMember {
+    /// Handle (`alice`); the user is created if no user has it yet.
+    pub handle: String,
+    /// Display name; empty keeps an existing user's name.
+    pub display_name: String,
+    /// Their rank.
+    pub role: WorkspaceRole,
+    /// Team roles such as `dba`.
+    pub team_roles: Vec<String>,
+    /// A chat identity to map to them (Slack user in a team).
+    pub chat_identity: Option<ChatIdentity>,
+}
+
+fn parse_team_roles(names: &[String]) -> Result<BTreeSet<Name>> {
+    names
+        .iter()
+        .map(|n| Name::parse_field("team_role", n.as_str()).map_err(Error::from))
+        .collect()
+}
+
+impl Vigilo {
+    /// Creates a workspace owned by `owner_handle` (created if new). The bootstrap call: it has
+    /// no acting user but the new owner.
+    pub async fn create_workspace(
+        &self,
+        slug: &str,
+        owner_handle: &str,
+        owner_name: &str,
+    ) -> Result<(Workspace, User)> {
+        let slug = Name::parse_field("slug", slug)?;
+        let handle = Name::parse_field("handle", owner_handle)?;
+        let display_name = Label::parse_field("name", owner_name)?;
+        match self.store.workspace_by_slug(slug.as_str()).await {
+            Ok(_) => {
+                return Err(Error::Conflict(format!(
+                    "workspace `{slug}` already exists"
+                )));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = self.now();
+        let ws = Workspace {
+            id: WorkspaceId::new(),
+            slug,
+            policy: Policy::default(),
+            slack_team: None,
+            created_at: now,
+            rev: 1,
+        };
+        let mut writes = vec![Write::Workspace {
+            workspace: ws.clone(),
+            expected_rev: None,
+        }];
+        let user = match self.store.user_by_handle(handle.as_str()).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound(_)) => {
+                let u = User {
+                    id: UserId::new(),
+                    handle,
+                    display_name,
+                    chat_identities: Vec::new(),
+                    rev: 1,
+                };
+                writes.push(Write::User {
+                    user: u.clone(),
+                    expected_rev: None,
+                });
+                u
+            }
+            Err(e) => return Err(e.into()),
+        };
+        writes.push(Write::Membership {
+            membership: Membership {
+                workspace: ws.id,
+                user: user.id,
+                role: WorkspaceRole::Owner,
+                team_roles: BTreeSet::new(),
+                rev: 1,
+            },
+            expected_rev: None,
+        });
+        let draft = crate::audit::AuditDraft {
+            at: now,
+            actor: Some(user.id),
+            actor_handle: Some(user.handle.to_string()),
+            action: "workspace.created".into(),
+            target: ws.slug.to_string(),
+            details: json!({ "owner": user.handle.as_str() }),
+            links: AuditLinks::default(),
+        };
+        self.commit(ws.id, writes, draft).await?;
+        Ok((ws, user))
+    }
+
+    /// A workspace by slug.
+    pub async fn workspace_by_slug(&self, slug: &str) -> Result<Workspace> {
+        self.store
+            .workspace_by_slug(slug)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => Error::NotFound(format!(
+                    "no workspace `{slug}`; `vigilo workspace list` shows the workspaces"
+                )),
+                other => other.into(),
+            })
+    }
+
+    /// Every workspace.
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        Ok(self.store.list_workspaces().await?)
+    }
+
+    /// The workspace linked to a Slack team.
+    pub async fn workspace_for_slack_team(&self, team: &str) -> Result<Workspace> {
+        self.store.workspace_by_slack_team(team).await.map_err(|e| match e {
+            StoreError::NotFound(_) => Error::NotFound(format!(
+                "this Slack team ({team}) is not linked to a Vigilo workspace; an admin can link it with `vigilo workspace link-slack <slug> --team {team}`"
+            )),
+            other => other.into(),
+        })
+    }
+
+    /// The user mapped to a chat identity.
+    pub async fn user_for_chat(&self, identity: &ChatIdentity) -> Result<User> {
+        self.store.user_by_chat(identity).await.map_err(|e| match e {
+            StoreError::NotFound(_) => Error::NotFound(format!(
+                "your {} account is not linked to a Vigilo user; ask an admin to run `vigilo user add <handle> --role <role> --slack-id {}`",
+                identity.platform, identity.user
+            )),
+            other => other.into(),
+        })
+    }
+
+    /// A member of the workspace by handle. A user who exists but is not a member is reported
+    /// as not found, like one who does not exist.
+    pub async fn member(&self, workspace: WorkspaceId, handle: &str) -> Result<(User, Membership)> {
+        let not_found = || {
+            Error::NotFound(format!(
+                "no user @{} in this workspace; `vigilo user list` shows its members",
+                handle.trim_start_matches('@')
+            ))
+        };
+        let name = Name::parse_field("handle", handle).map_err(|_| not_found())?;
+        let user = match self.store.user_by_handle(name.as_str()).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        match self.store.membership(workspace, user.id).await {
+            Ok(m) => Ok((user, m)),
+            Err(StoreError::NotFound(_)) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every member of the workspace. Any member may list them.
+    pub async fn members(&self, who: &Who) -> Result<Vec<(User, Membership)>> {
+        self.actor(who).await?;
+        Ok(self.store.list_members(who.workspace).await?)
+    }
+
+    /// Adds a member (admins and the owner; only the owner may add another owner).
+    pub async fn add_member(&self, who: &Who, new: NewMember) -> Result<(User, Membership)> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
+        if new.role == WorkspaceRole::Owner && actor.role() != WorkspaceRole::Owner {
+            return Err(Error::Denied(
+                "only the workspace owner can add another owner".into(),
+            ));
+        }
+        let handle = Name::parse_field("handle", new.handle.as_str())?;
+        let display_name = Label::parse_field("name", new.display_name.as_str())?;
+        let team_roles = parse_team_roles(&new.team_roles)?;
+        let now = self.now();
+        let mut writes = Vec::new();
+        let user = match self.store.user_by_handle(handle.as_str()).await {
+            Ok(mut u) => {
+                if self.store.membership(who.workspace, u.id).await.is_ok() {
+                    return Err(Error::Conflict(format!(
+                        "@{handle} is already a member; use `vigilo user set-role {handle} <role>` to change the role"
+                    )));
+                }
+                let mut changed = false;
+                if let Some(id) = &new.chat_identity
+                    && !u.chat_identities.contains(id)
+                {
+                    u.chat_identities.push(id.clone());
+                    changed = true;
+                }
+                if !display_name.is_empty() && u.display_name != display_name {
+                    u.display_name = display_name;
+                    changed = true;
+                }
+                if changed {
+                    let expected = u.rev;
+                    u.rev += 1;
+                    writes.push(Write::User {
+                        user: u.clone(),
+                        expected_rev: Some(expected),
+                    });
+                }
+                u
+            }
+            Err(StoreError::NotFound(_)) => {
+                let u = User {
+                    id: UserId::new(),
+                    handle,
+                    display_name,
+                    chat_identities: new.chat_identity.into_iter().collect(),
+                    rev: 1,
+                };
+                writes.push(Write::User {
+                    user: u.clone(),
+                    expected_rev: None,
+                });
+                u
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let membership = Membership {
+            workspace: who.workspace,
+            user: user.id,
+            role: new.role,
+            team_roles,
+            rev: 1,
+        };
+        writes.push(Write::Membership {
+            membership: membership.clone(),
+            expected_rev: None,
+        });
+        let roles: Vec<&str> = membership.team_roles.iter().map(|n| n.as_str()).collect();
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "member.added",
+            format!("@{}", user.handle),
+            serde_json::json!({ "role": new.role.as_str(), "team_roles": roles }),
+            AuditLinks::default(),
+        );
+        self.commit(who.workspace, writes, draft).await?;
+        Ok((user, membership))
+    }
+
+    /// Changes a member's rank and, when `team_roles` is given, their team roles.
+    pub async fn set_member_role(
+        &self,
+        who: &Who,
+        handle: &str,
+        role: WorkspaceRole,
+        team_roles: Option<Vec<String>>,
+    ) -> Result<Membership> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
+        let (user, m) = self.member(who.workspace, handle).await?;
+        let touches_owner = role == WorkspaceRole::Owner || m.role == WorkspaceRole::Owner;
+        if touches_owner && actor.role() != WorkspaceRole::Owner {
+            return Err(Error::Denied(
+                "only the workspace owner can grant or take the owner role".into(),
+            ));
+        }
+        if m.role == WorkspaceRole::Owner && role != WorkspaceRole::Owner {
+            let owners = self
+                .store
+                .list_members(who.workspace)
+                .await?
+                .into_iter()
+                .filter(|(_, mm)| mm.role == WorkspaceRole::Owner)
+                .count();
+            if owners <= 1 {
+                return Err(Error::Refused(
+                    "this is the workspace's only owner; make someone else owner first".into(),
+                ));
+            }
+        }
+        let mut next = m.clone();
+        next.role = role;
+        if let Some(t) = team_roles {
+            next.team_roles = parse_team_roles(&t)?;
+        }
+        if next == m {
+            return Ok(m);
+        }
+        next.rev = m.rev + 1;
+        let roles: Vec<&str> = next.team_roles.iter().map(|n| n.as_str()).collect();
+        let draft = self.draft(
+            Some(&actor),
+            self.now(),
+            "member.role_changed",
+            format!("@{}", user.handle),
+            serde_json::json!({ "from": m.role.as_str(), "to": role.as_str(), "team_roles": roles }),
+            AuditLinks::default(),
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Membership {
+                membership: next.clone(),
+                expected_rev: Some(m.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Links a Slack team to the workspace (admins and the owner).
+    pub async fn link_slack_team(&self, who: &Who, team: &str) -> Result<Workspace> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
+        let team = team.trim();
+        if team.is_empty() || team.len() > 64 || !team.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(crate::fields::ValidationError::new(
+                "team",
+                "must be a Slack team id such as T01234567",
+            )
+            .into());
+        }
+        let ws = self.store.workspace(who.workspace).await?;
+        if ws.slack_team.as_deref() == Some(team) {
+            return Ok(ws);
+        }
+        let mut next = ws.clone();
+        next.slack_team = Some(team.to_owned());
+        next.rev = ws.rev + 1;
+        let draft = self.draft(
+            Some(&actor),
+            self.now(),
+            "workspace.slack_linked",
+            ws.slug.to_string(),
+            serde_json::json!({ "team": team }),
+            AuditLinks::default(),
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Workspace {
+                workspace: next.clone(),
+                expected_rev: Some(ws.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Changes the workspace policy (admins and the owner).
+    pub async fn set_policy(&self, who: &Who, policy: Policy) -> Result<Workspace> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
+        let ws = self.store.workspace(who.workspace).await?;
+        if ws.policy == policy {
+            return Ok(ws);
+        }
+        let mut next = ws.clone();
+        next.policy = policy.clone();
+        next.rev = ws.rev + 1;
+        let draft = self.draft(
+            Some(&actor),
+            self.now(),
+            "workspace.policy_changed",
+            ws.slug.to_string(),
+            serde_json::json!({ "approver_must_differ": policy.approver_must_differ }),
+            AuditLinks::default(),
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Workspace {
+                workspace: next.clone(),
+                expected_rev: Some(ws.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+}

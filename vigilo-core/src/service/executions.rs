@@ -1,0 +1,382 @@
+//! Executions: start, act on steps, read, summarise.
+
+use serde_json::json;
+
+use super::runbooks::subject;
+use super::{CONFLICT_RETRIES, Vigilo, Who, fmt_time};
+use crate::audit::AuditLinks;
+use crate::authz::{Action, Subject};
+use crate::error::{Error, Result};
+use crate::execution::machine::{self, Command, ExecError, StartParams};
+use crate::execution::{ChannelRef, EventKind, Execution, ExecutionSummary, StepEvent};
+use crate::ids::{Key, KeyKind};
+use crate::incident::IncidentStatus;
+use crate::store::{ExecutionQuery, StoreError, Write};
+
+/// Options for starting an execution.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Link an open change (`CR-…`).
+    pub change: Option<Key>,
+    /// Link an open incident (`INC-…`).
+    pub incident: Option<Key>,
+    /// A practice run: allowed on drafts for anyone who may view the runbook, and left out of
+    /// timing analytics.
+    pub rehearsal: bool,
+    /// The chat channel it is started from.
+    pub channel: Option<ChannelRef>,
+}
+
+/// The result of an accepted step command.
+#[derive(Clone, Debug)]
+pub struct ActOutcome {
+    /// The execution after the command.
+    pub execution: Execution,
+    /// The event it produced.
+    pub event: StepEvent,
+}
+
+impl Vigilo {
+    async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
+        if key.kind != KeyKind::Execution {
+            return Err(Error::NotFound(format!("{key} is not an execution key")));
+        }
+        self.store
+            .execution_by_key(who.workspace, key)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => Error::NotFound(format!(
+                    "no execution {key} in this workspace; `exec list` shows the executions"
+                )),
+                other => other.into(),
+            })
+    }
+
+    /// Starts an execution: snapshots the runbook's current version and steps.
+    pub async fn start_execution(
+        &self,
+        who: &Who,
+        runbook: Key,
+        opts: StartOptions,
+    ) -> Result<Execution> {
+        let actor = self.actor(who).await?;
+        let rb = self.load_runbook(who, runbook).await?;
+        if opts.rehearsal {
+            self.check(&actor, Action::RehearseRunbook, &subject(&rb))?;
+        } else {
+            self.check(&actor, Action::ExecuteRunbook, &Subject::NONE)?;
+            self.check(&actor, Action::ViewRunbook, &subject(&rb))?;
+        }
+        if rb.archived_at.is_some() {
+            return Err(Error::Refused(format!(
+                "{runbook} is archived; archived runbooks cannot be executed"
+            )));
+        }
+        if !rb.is_published && !opts.rehearsal {
+            return Err(Error::Refused(format!(
+                "{runbook} is a draft; publish it first (`runbook publish {runbook}`), or start a rehearsal"
+            )));
+        }
+        let change = match opts.change {
+            Some(ck) => {
+                let c = self.load_change(who, ck).await?;
+                if c.status.is_final() {
+                    return Err(Error::Refused(format!(
+                        "{ck} is {}; link an execution only to an open change",
+                        c.status.as_str()
+                    )));
+                }
+                Some((c.key, c.id))
+            }
+            None => None,
+        };
+        if let Some(ik) = opts.incident {
+            let inc = self.load_incident(who, ik).await?;
+            if inc.status != IncidentStatus::Open {
+                return Err(Error::Refused(format!(
+                    "{ik} is resolved; link an execution only to an open incident"
+                )));
+            }
+        }
+        let key = self
+            .store
+            .allocate_key(who.workspace, KeyKind::Execution)
+            .await?;
+        let now = self.now();
+        let t = machine::start(
+            &rb,
+            StartParams {
+                key,
+                operator: actor.id(),
+                change,
+                incident: opts.incident,
+                rehearsal: opts.rehearsal,
+                channel: opts.channel,
+            },
+            now,
+        );
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "execution.started",
+            key.to_string(),
+            json!({
+                "runbook": rb.key,
+                "version": rb.version,
+                "rehearsal": opts.rehearsal,
+                "steps": rb.body.steps.len(),
+            }),
+            AuditLinks {
+                runbook: Some(rb.key),
+                runbook_version: Some(rb.version),
+                change: change.map(|c| c.0),
+                incident: opts.incident,
+                execution: Some(key),
+            },
+        );
+        self.commit(
+            who.workspace,
+            vec![
+                Write::Execution {
+                    execution: t.execution.clone(),
+                    expected_rev: None,
+                },
+                Write::StepEvent(t.event),
+            ],
+            draft,
+        )
+        .await?;
+        Ok(t.execution)
+    }
+
+    /// Applies a step command (done, skip, fail, approve, retry, abort). Roles are checked now,
+    /// at click time. A command for a step that is no longer current changes nothing and says
+    /// who acted on it and when, so double clicks and redeliveries apply once.
+    pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
+        for _ in 0..CONFLICT_RETRIES {
+            let actor = self.actor(who).await?;
+            let exec = self.load_execution(who, execution).await?;
+            if !matches!(cmd, Command::Approve { .. }) {
+                self.check(
+                    &actor,
+                    Action::ActOnExecution,
+                    &Subject {
+                        owner: Some(exec.operator),
+                        visibility: None,
+                    },
+                )?;
+            }
+            let ws = self.store.workspace(who.workspace).await?;
+            let now = self.now();
+            let t = match machine::apply(&exec, &cmd, &actor, &ws.policy, now) {
+                Ok(t) => t,
+                Err(e) => return Err(self.explain(&exec, e).await),
+            };
+            let kind = t.event.kind;
+            let action = match kind {
+                EventKind::Approved => "execution.step_approved",
+                EventKind::Done => "execution.step_done",
+                EventKind::Skipped => "execution.step_skipped",
+                EventKind::Failed => "execution.step_failed",
+                EventKind::Retried => "execution.step_retried",
+                EventKind::Aborted => "execution.aborted",
+                EventKind::Started => "execution.started",
+            };
+            let step_title = t
+                .event
+                .step_order
+                .and_then(|o| exec.steps.get(o as usize - 1))
+                .map(|s| s.step.title.to_string());
+            let draft = self.draft(
+                Some(&actor),
+                now,
+                action,
+                execution.to_string(),
+                json!({
+                    "step": t.event.step_order,
+                    "step_title": step_title,
+                    "note": t.event.note.as_ref().map(|n| n.as_str()),
+                    "sealed": t.execution.status.is_sealed().then(|| t.execution.status.as_str()),
+                    "approver_role": t.event.step_order
+                        .and_then(|o| t.execution.steps.get(o as usize - 1))
+                        .and_then(|s| s.approval.as_ref())
+                        .filter(|_| kind == EventKind::Approved)
+                        .map(|a| a.satisfied_as.clone()),
+                }),
+                AuditLinks {
+                    runbook: Some(exec.runbook_key),
+                    runbook_version: Some(exec.runbook_version),
+                    change: exec.change,
+                    incident: exec.incident,
+                    execution: Some(execution),
+                },
+            );
+            let writes = vec![
+                Write::Execution {
+                    execution: t.execution.clone(),
+                    expected_rev: Some(exec.rev),
+                },
+                Write::StepEvent(t.event.clone()),
+            ];
+            match self
+                .store
+                .commit(crate::store::Commit {
+                    workspace: who.workspace,
+                    writes,
+                    audit: draft,
+                })
+                .await
+            {
+                Ok(_) => {
+                    return Ok(ActOutcome {
+                        execution: t.execution,
+                        event: t.event,
+                    });
+                }
+                // Lost a race with another click: re-read and re-apply; the state machine then
+                // explains what happened.
+                Err(StoreError::Conflict(_)) | Err(StoreError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "{execution} is being changed by many people at once; try again"
+        )))
+    }
+
+    /// Turns a state-machine refusal into a message that names people.
+    async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
+        match e {
+            ExecError::NotCurrent {
+                step,
+                current,
+                status,
+                by: Some(by),
+                at: Some(at),
+            } => {
+                let now_current = current
+                    .map(|c| format!("; step {c} is current"))
+                    .unwrap_or_default();
+                Error::Conflict(format!(
+                    "step {step} of {} was already marked {} by {} at {}{now_current}; nothing changed",
+                    exec.key,
+                    status.as_str(),
+                    self.handle_of(by).await,
+                    fmt_time(at)
+                ))
+            }
+            ExecError::AlreadyApproved { step, by, at } => Error::Conflict(format!(
+                "step {step} of {} was already approved by {} at {}; nothing changed",
+                exec.key,
+                self.handle_of(by).await,
+                fmt_time(at)
+            )),
+            ExecError::Sealed { key, status, at } => {
+                let last = exec
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.actor.zip(s.completed_at))
+                    .max_by_key(|(_, t)| *t);
+                let by = match last {
+                    Some((u, _)) => format!(", last step by {}", self.handle_of(u).await),
+                    None => String::new(),
+                };
+                let when = at
+                    .map(|t| format!(" at {}", fmt_time(t)))
+                    .unwrap_or_default();
+                Error::Refused(format!(
+                    "{key} is sealed ({status}{when}{by}); no further changes. Start a new execution to run the runbook again"
+                ))
+            }
+            other => other.into(),
+        }
+    }
+
+    /// An execution by key (any member).
+    pub async fn execution(&self, who: &Who, key: Key) -> Result<Execution> {
+        self.actor(who).await?;
+        self.load_execution(who, key).await
+    }
+
+    /// An execution's events, in order.
+    pub async fn execution_events(&self, who: &Who, key: Key) -> Result<Vec<StepEvent>> {
+        let exec = self.execution(who, key).await?;
+        Ok(self.store.step_events(who.workspace, exec.id).await?)
+    }
+
+    /// Actual vs estimated minutes per step and in total.
+    pub async fn execution_summary(
+        &self,
+        who: &Who,
+        key: Key,
+    ) -> Result<(Execution, ExecutionSummary)> {
+        let exec = self.execution(who, key).await?;
+        let s = ExecutionSummary::of(&exec, self.now());
+        Ok((exec, s))
+    }
+
+    /// Lists executions, newest first. `runbook` narrows to one runbook (and `query.runbook_version`
+    /// to one of its versions: which executions ran v3).
+    pub async fn list_executions(
+        &self,
+        who: &Who,
+        runbook: Option<Key>,
+        mut query: ExecutionQuery,
+    ) -> Result<Vec<Execution>> {
+        self.actor(who).await?;
+        if let Some(k) = runbook {
+            query.runbook = Some(self.load_runbook(who, k).await?.id);
+        }
+        Ok(self.store.list_executions(who.workspace, &query).await?)
+    }
+
+    /// The executions open in a chat channel, newest first.
+    pub async fn executions_in_channel(
+        &self,
+        who: &Who,
+        channel: ChannelRef,
+    ) -> Result<Vec<Execution>> {
+        self.list_executions(
+            who,
+            None,
+            ExecutionQuery {
+                open_only: true,
+                channel: Some(channel),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// True when a change may start: its plan has no source runbook, or a live (not rehearsal)
+    /// execution of that runbook linked to the change is running or completed.
+    pub(crate) async fn change_gate_open(
+        &self,
+        who: &Who,
+        change: &crate::change::ChangeRequest,
+    ) -> Result<bool> {
+        let Some(src) = &change.source else {
+            return Ok(true);
+        };
+        let execs = self
+            .store
+            .list_executions(
+                who.workspace,
+                &ExecutionQuery {
+                    runbook: Some(src.runbook),
+                    change: Some(change.id),
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(execs.iter().any(|e| {
+            !e.rehearsal
+                && matches!(
+                    e.status,
+                    crate::execution::ExecutionStatus::Running
+                        | crate::execution::ExecutionStatus::Completed
+                )
+        }))
+    }
+}

@@ -1,0 +1,161 @@
+//! [`Vigilo`]: the service every front end calls. Each method takes the acting user first,
+//! authorizes with [`crate::authz`], applies the pure logic, and persists the result together
+//! with its one audit entry in a single [`Store::commit`].
+
+mod admin;
+mod audit_trail;
+mod changes;
+mod executions;
+mod incidents;
+mod runbooks;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::audit::{AuditDraft, AuditEntry, AuditLinks};
+use crate::authz::{self, Action, Subject};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+use crate::store::{Commit, Store, StoreError, Write};
+use crate::workspace::{Actor, Workspace};
+
+pub use admin::NewMember;
+pub use audit_trail::{AuditFilter, AuditVerdict};
+pub use changes::{ChangeView, SaveAs};
+pub use executions::{ActOutcome, StartOptions};
+pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, VersionInfo};
+
+/// How many times a write that lost an optimistic race is re-read and re-applied before the
+/// conflict is reported.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Who is acting, and where: the workspace and the user. Roles are looked up afresh on every
+/// call, so a role changed a moment ago counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Who {
+    /// The workspace acted in.
+    pub workspace: WorkspaceId,
+    /// The acting user.
+    pub user: UserId,
+}
+
+impl Who {
+    /// `user` acting in `workspace`.
+    pub fn new(workspace: WorkspaceId, user: UserId) -> Self {
+        Self { workspace, user }
+    }
+}
+
+/// The runbook engine as a service: storage and clock behind traits.
+#[derive(Clone)]
+pub struct Vigilo {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Vigilo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vigilo").finish_non_exhaustive()
+    }
+}
+
+impl Vigilo {
+    /// A service over `store` with the system clock.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_clock(store, Arc::new(SystemClock))
+    }
+
+    /// A service over `store` reading time from `clock`.
+    pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// The store, for read paths a front end streams itself (audit export).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current time from the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Loads the acting user and their membership as of now. A user who is not a member of the
+    /// workspace is refused as if the workspace did not exist for them.
+    pub async fn actor(&self, who: &Who) -> Result<Actor> {
+        let membership = match self.store.membership(who.workspace, who.user).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound(_)) => {
+                return Err(Error::Denied(
+                    "you are not a member of this workspace; ask a workspace admin to add you (`vigilo user add`)".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let user = self.store.user(who.user).await?;
+        Ok(Actor { user, membership })
+    }
+
+    /// The workspace `who` acts in.
+    pub async fn workspace_of(&self, who: &Who) -> Result<Workspace> {
+        Ok(self.store.workspace(who.workspace).await?)
+    }
+
+    /// A user's handle for messages (`@alice`), or `someone` when unknown.
+    pub(crate) async fn handle_of(&self, user: UserId) -> String {
+        match self.store.user(user).await {
+            Ok(u) => format!("@{}", u.handle),
+            Err(_) => "someone".into(),
+        }
+    }
+
+    fn check(&self, actor: &Actor, action: Action, subject: &Subject) -> Result<()> {
+        authz::authorize(actor.id(), actor.role(), action, subject).map_err(Error::from)
+    }
+
+    fn draft(
+        &self,
+        actor: Option<&Actor>,
+        now: DateTime<Utc>,
+        action: &str,
+        target: String,
+        details: Value,
+        links: AuditLinks,
+    ) -> AuditDraft {
+        AuditDraft {
+            at: now,
+            actor: actor.map(|a| a.id()),
+            actor_handle: actor.map(|a| a.user.handle.to_string()),
+            action: action.to_owned(),
+            target,
+            details,
+            links,
+        }
+    }
+
+    async fn commit(
+        &self,
+        workspace: WorkspaceId,
+        writes: Vec<Write>,
+        audit: AuditDraft,
+    ) -> Result<AuditEntry> {
+        let action = audit.action.clone();
+        let entry = self
+            .store
+            .commit(Commit {
+                workspace,
+                writes,
+                audit,
+            })
+            .await?;
+        tracing::debug!(%workspace, action, seq = entry.seq, "committed");
+        Ok(entry)
+    }
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}

@@ -1,0 +1,504 @@
+//! Runbooks: create, edit (versioned), publish, archive, list, search, history, diff.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Vigilo, Who, fmt_time};
+use crate::audit::AuditLinks;
+use crate::authz::{Action, Subject, Visibility};
+use crate::error::{Error, Result};
+use crate::ids::{Key, KeyKind, RunbookId, UserId};
+use crate::roles::WorkspaceRole;
+use crate::runbook::diff::{RunbookDiff, diff};
+use crate::runbook::{Runbook, RunbookInput, RunbookVersion, VersionSource};
+use crate::store::{DraftFilter, RunbookQuery, StoreError, Write};
+use crate::workspace::Actor;
+
+/// Options for a new runbook.
+#[derive(Clone, Debug)]
+pub struct CreateRunbook {
+    /// The owner; `None` makes the creator the owner.
+    pub owner: Option<UserId>,
+    /// Publish at once.
+    pub publish: bool,
+    /// Where the body came from (created directly, a file, a change).
+    pub source: VersionSource,
+}
+
+impl Default for CreateRunbook {
+    fn default() -> Self {
+        Self {
+            owner: None,
+            publish: false,
+            source: VersionSource::Created,
+        }
+    }
+}
+
+/// The result of a save: the runbook as it now stands, and whether the version moved.
+#[derive(Clone, Debug)]
+pub struct EditOutcome {
+    /// The runbook after the save.
+    pub runbook: Runbook,
+    /// False when the save changed nothing (no version bump, no audit entry).
+    pub changed: bool,
+}
+
+/// Which runbooks to list.
+#[derive(Clone, Debug, Default)]
+pub struct ListRunbooks {
+    /// Only this category.
+    pub category: Option<String>,
+    /// Include the drafts the actor may see (their own; all for admins and the owner).
+    pub drafts: bool,
+    /// List archived runbooks instead (admins and the owner).
+    pub archived: bool,
+    /// Keyset pagination: start after this key.
+    pub after: Option<Key>,
+    /// At most this many (0: 100).
+    pub limit: usize,
+}
+
+/// One line of a runbook's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The version.
+    pub version: u32,
+    /// Who saved it (handle).
+    pub author: String,
+    /// When.
+    pub saved_at: DateTime<Utc>,
+    /// How (edit, file sync, save-as from `CR-…`).
+    pub source: VersionSource,
+    /// The title at that version.
+    pub title: String,
+    /// How many steps it had.
+    pub steps: usize,
+}
+
+pub(crate) fn visibility(rb: &Runbook) -> Visibility {
+    match (rb.archived_at, rb.is_published) {
+        (Some(_), p) => Visibility::Archived { was_published: p },
+        (None, true) => Visibility::Published,
+        (None, false) => Visibility::Draft,
+    }
+}
+
+pub(crate) fn subject(rb: &Runbook) -> Subject {
+    Subject {
+        owner: Some(rb.owner),
+        visibility: Some(visibility(rb)),
+    }
+}
+
+fn drafts_for(actor: &Actor) -> DraftFilter {
+    if actor.role() >= WorkspaceRole::Admin {
+        DraftFilter::All
+    } else {
+        DraftFilter::OwnedBy(actor.id())
+    }
+}
+
+impl Vigilo {
+    /// A runbook by key, without a permission check (internal).
+    pub(crate) async fn load_runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
+        if key.kind != KeyKind::Runbook {
+            return Err(Error::NotFound(format!("{key} is not a runbook key")));
+        }
+        self.store
+            .runbook_by_key(who.workspace, key)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => Error::NotFound(format!(
+                    "no runbook {key} in this workspace; `runbook list` shows the runbooks"
+                )),
+                other => other.into(),
+            })
+    }
+
+    async fn runbook_for(&self, who: &Who, key: Key, action: Action) -> Result<(Actor, Runbook)> {
+        let actor = self.actor(who).await?;
+        let rb = self.load_runbook(who, key).await?;
+        self.check(&actor, action, &subject(&rb))?;
+        Ok((actor, rb))
+    }
+
+    /// Creates a runbook at version 1 (operators and above).
+    pub async fn create_runbook(
+        &self,
+        who: &Who,
+        input: RunbookInput,
+        opts: CreateRunbook,
+    ) -> Result<Runbook> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::CreateRunbook, &Subject::NONE)?;
+        let body = input.validate()?;
+        let owner = match opts.owner {
+            Some(o) if o != actor.id() => {
+                self.store.membership(who.workspace, o).await.map_err(|_| {
+                    Error::NotFound("the chosen owner is not a member of this workspace".into())
+                })?;
+                o
+            }
+            _ => actor.id(),
+        };
+        let key = self
+            .store
+            .allocate_key(who.workspace, KeyKind::Runbook)
+            .await?;
+        let now = self.now();
+        let rb = Runbook {
+            id: RunbookId::new(),
+            workspace: who.workspace,
+            key,
+            body,
+            version: 1,
+            owner,
+            is_published: opts.publish,
+            archived_at: None,
+            created_at: now,
+            updated_at: now,
+            rev: 1,
+        };
+        let version = RunbookVersion {
+            runbook: rb.id,
+            version: 1,
+            body: rb.body.clone(),
+            author: actor.id(),
+            saved_at: now,
+            source: opts.source.clone(),
+        };
+        let links = AuditLinks {
+            runbook: Some(key),
+            runbook_version: Some(1),
+            change: match &opts.source {
+                VersionSource::SaveAsFromChange { change } => Some(*change),
+                _ => None,
+            },
+            ..Default::default()
+        };
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "runbook.created",
+            key.to_string(),
+            json!({
+                "title": rb.body.title.as_str(),
+                "category": rb.body.category.as_str(),
+                "steps": rb.body.steps.len(),
+                "published": rb.is_published,
+                "source": opts.source,
+            }),
+            links,
+        );
+        self.commit(
+            who.workspace,
+            vec![
+                Write::Runbook {
+                    runbook: rb.clone(),
+                    expected_rev: None,
+                },
+                Write::RunbookVersion(version),
+            ],
+            draft,
+        )
+        .await?;
+        Ok(rb)
+    }
+
+    /// Saves a new body. A save that changes nothing does not bump the version; a save based on
+    /// a stale `expected_version` is refused with a conflict naming who saved the newer version.
+    pub async fn edit_runbook(
+        &self,
+        who: &Who,
+        key: Key,
+        input: RunbookInput,
+        expected_version: Option<u32>,
+        source: VersionSource,
+    ) -> Result<EditOutcome> {
+        let body = input.validate()?;
+        let (actor, rb) = self.runbook_for(who, key, Action::EditRunbook).await?;
+        if rb.archived_at.is_some() {
+            return Err(Error::Refused(format!(
+                "{key} is archived; archived runbooks cannot be edited"
+            )));
+        }
+        if let Some(expected) = expected_version
+            && expected != rb.version
+        {
+            let saved = self
+                .store
+                .runbook_version(who.workspace, rb.id, rb.version)
+                .await?;
+            return Err(Error::Conflict(format!(
+                "{key} is at version {} (saved by {} at {}), but this edit was based on version {expected}; reload it, reapply the change and save again",
+                rb.version,
+                self.handle_of(saved.author).await,
+                fmt_time(saved.saved_at)
+            )));
+        }
+        if body == rb.body {
+            return Ok(EditOutcome {
+                runbook: rb,
+                changed: false,
+            });
+        }
+        let now = self.now();
+        let mut next = rb.clone();
+        next.body = body;
+        next.version = rb.version + 1;
+        next.updated_at = now;
+        next.rev = rb.rev + 1;
+        let version = RunbookVersion {
+            runbook: rb.id,
+            version: next.version,
+            body: next.body.clone(),
+            author: actor.id(),
+            saved_at: now,
+            source: source.clone(),
+        };
+        let change_link = match &source {
+            VersionSource::SaveAsFromChange { change } => Some(*change),
+            _ => None,
+        };
+        let d = diff(rb.version, &rb.body, next.version, &next.body);
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "runbook.edited",
+            key.to_string(),
+            json!({
+                "from_version": rb.version,
+                "to_version": next.version,
+                "source": source,
+                "summary": d.summary,
+            }),
+            AuditLinks {
+                runbook: Some(key),
+                runbook_version: Some(next.version),
+                change: change_link,
+                ..Default::default()
+            },
+        );
+        let writes = vec![
+            Write::Runbook {
+                runbook: next.clone(),
+                expected_rev: Some(rb.rev),
+            },
+            Write::RunbookVersion(version),
+        ];
+        match self.commit(who.workspace, writes, draft).await {
+            Ok(_) => Ok(EditOutcome {
+                runbook: next,
+                changed: true,
+            }),
+            Err(Error::Conflict(_)) => {
+                // Someone saved between our read and our write: name them.
+                let now_rb = self.load_runbook(who, key).await?;
+                let saved = self
+                    .store
+                    .runbook_version(who.workspace, now_rb.id, now_rb.version)
+                    .await?;
+                Err(Error::Conflict(format!(
+                    "{key} was saved as version {} by {} at {} while you were saving; reload it and save again",
+                    now_rb.version,
+                    self.handle_of(saved.author).await,
+                    fmt_time(saved.saved_at)
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes or unpublishes (owner of the runbook, admins, the workspace owner). The version
+    /// does not move: publication is not an edit of the body.
+    pub async fn set_published(&self, who: &Who, key: Key, published: bool) -> Result<Runbook> {
+        let (actor, rb) = self.runbook_for(who, key, Action::PublishRunbook).await?;
+        if rb.archived_at.is_some() {
+            return Err(Error::Refused(format!(
+                "{key} is archived; it cannot be published"
+            )));
+        }
+        if rb.is_published == published {
+            return Ok(rb);
+        }
+        let now = self.now();
+        let mut next = rb.clone();
+        next.is_published = published;
+        next.updated_at = now;
+        next.rev = rb.rev + 1;
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            if published {
+                "runbook.published"
+            } else {
+                "runbook.unpublished"
+            },
+            key.to_string(),
+            json!({ "version": rb.version }),
+            AuditLinks {
+                runbook: Some(key),
+                runbook_version: Some(rb.version),
+                ..Default::default()
+            },
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Runbook {
+                runbook: next.clone(),
+                expected_rev: Some(rb.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Archives (soft-deletes) a runbook (admins and the owner). It keeps its key and history.
+    pub async fn archive_runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
+        let (actor, rb) = self.runbook_for(who, key, Action::ArchiveRunbook).await?;
+        if rb.archived_at.is_some() {
+            return Err(Error::Refused(format!("{key} is already archived")));
+        }
+        let now = self.now();
+        let mut next = rb.clone();
+        next.archived_at = Some(now);
+        next.updated_at = now;
+        next.rev = rb.rev + 1;
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "runbook.archived",
+            key.to_string(),
+            json!({ "version": rb.version }),
+            AuditLinks {
+                runbook: Some(key),
+                ..Default::default()
+            },
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Runbook {
+                runbook: next.clone(),
+                expected_rev: Some(rb.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// A runbook the actor may see.
+    pub async fn runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
+        Ok(self.runbook_for(who, key, Action::ViewRunbook).await?.1)
+    }
+
+    /// One saved version of a runbook the actor may see.
+    pub async fn runbook_version(
+        &self,
+        who: &Who,
+        key: Key,
+        version: u32,
+    ) -> Result<RunbookVersion> {
+        let (_, rb) = self.runbook_for(who, key, Action::ViewRunbook).await?;
+        self.store
+            .runbook_version(who.workspace, rb.id, version)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => Error::NotFound(format!(
+                    "{key} has no version {version}; its versions are 1 to {}",
+                    rb.version
+                )),
+                other => other.into(),
+            })
+    }
+
+    /// Lists runbooks: published ones, plus the drafts the actor may see when asked.
+    pub async fn list_runbooks(&self, who: &Who, list: ListRunbooks) -> Result<Vec<Runbook>> {
+        let actor = self.actor(who).await?;
+        if list.archived {
+            self.check(&actor, Action::ArchiveRunbook, &Subject::NONE)
+                .map_err(|_| {
+                    Error::Denied(
+                        "listing archived runbooks needs an admin or the workspace owner".into(),
+                    )
+                })?;
+        }
+        let query = RunbookQuery {
+            category: list.category.filter(|c| !c.trim().is_empty()),
+            drafts: if list.drafts || list.archived {
+                drafts_for(&actor)
+            } else {
+                DraftFilter::None
+            },
+            archived: list.archived,
+            after_number: list.after.map(|k| k.number),
+            limit: list.limit,
+        };
+        Ok(self.store.list_runbooks(who.workspace, &query).await?)
+    }
+
+    /// Full-text search over titles, descriptions and step text; drafts the actor may see are
+    /// included, archived runbooks are not.
+    pub async fn search_runbooks(
+        &self,
+        who: &Who,
+        words: &str,
+        limit: usize,
+    ) -> Result<Vec<Runbook>> {
+        let actor = self.actor(who).await?;
+        if words.trim().is_empty() {
+            return Err(Error::Refused(
+                "give at least one word to search for".into(),
+            ));
+        }
+        if words.len() > 1024 {
+            return Err(
+                crate::fields::ValidationError::new("words", "must be at most 1024 bytes").into(),
+            );
+        }
+        let limit = if limit == 0 { 20 } else { limit.min(500) };
+        Ok(self
+            .store
+            .search_runbooks(who.workspace, words, drafts_for(&actor), limit)
+            .await?)
+    }
+
+    /// Every version of a runbook with author, time and source (lineage: which change produced
+    /// which version).
+    pub async fn runbook_history(&self, who: &Who, key: Key) -> Result<Vec<VersionInfo>> {
+        let (_, rb) = self.runbook_for(who, key, Action::ViewRunbook).await?;
+        let versions = self.store.runbook_versions(who.workspace, rb.id).await?;
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            out.push(VersionInfo {
+                version: v.version,
+                author: self
+                    .handle_of(v.author)
+                    .await
+                    .trim_start_matches('@')
+                    .to_owned(),
+                saved_at: v.saved_at,
+                source: v.source,
+                title: v.body.title.to_string(),
+                steps: v.body.steps.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The step-level diff between two versions (either may be the current one).
+    pub async fn diff_runbook(
+        &self,
+        who: &Who,
+        key: Key,
+        from: u32,
+        to: u32,
+    ) -> Result<RunbookDiff> {
+        let a = self.runbook_version(who, key, from).await?;
+        let b = self.runbook_version(who, key, to).await?;
+        Ok(diff(from, &a.body, to, &b.body))
+    }
+}
