@@ -176,13 +176,20 @@ impl Verifier {
         if e.seq > expected_seq {
             return Err(Tamper {
                 seq: expected_seq,
-                problem: format!("entry {expected_seq} is missing (the next entry is {})", e.seq),
+                problem: format!(
+                    "entry {expected_seq} is missing (the next entry is {})",
+                    e.seq
+                ),
             });
         }
         if e.seq < expected_seq {
             return Err(Tamper {
                 seq: e.seq,
-                problem: format!("entry {} appears out of order after entry {}", e.seq, expected_seq - 1),
+                problem: format!(
+                    "entry {} appears out of order after entry {}",
+                    e.seq,
+                    expected_seq - 1
+                ),
             });
         }
         if e.prev_hash != expected_prev {

@@ -157,7 +157,9 @@ impl Rule {
     fn allowed(&self, what: &'static str) -> &'static str {
         match self {
             Rule::AnyMember => "any workspace member",
-            Rule::AtLeast(WorkspaceRole::Operator) => "an operator, an admin or the workspace owner",
+            Rule::AtLeast(WorkspaceRole::Operator) => {
+                "an operator, an admin or the workspace owner"
+            }
             Rule::AtLeast(WorkspaceRole::Admin) => "an admin or the workspace owner",
             Rule::AtLeast(WorkspaceRole::Owner) => "the workspace owner",
             Rule::AtLeast(WorkspaceRole::Member) => "any workspace member",
@@ -172,7 +174,10 @@ fn rule_for(action: Action, subject: &Subject) -> (Rule, &'static str) {
     let change_owner = "the owner of the change, an admin or the workspace owner";
     let draft_like = matches!(
         subject.visibility,
-        Some(Visibility::Draft) | Some(Visibility::Archived { was_published: false })
+        Some(Visibility::Draft)
+            | Some(Visibility::Archived {
+                was_published: false
+            })
     );
     match action {
         A::ViewRunbook | A::RehearseRunbook if draft_like => (Rule::OwnerOrAdmin, runbook_owner),
@@ -188,13 +193,20 @@ fn rule_for(action: Action, subject: &Subject) -> (Rule, &'static str) {
             Rule::OwnerOrAdmin,
             "the execution's operator, an operator, an admin or the workspace owner",
         ),
-        A::EditChange | A::MoveChange | A::SaveChangeAsRunbook => (Rule::OwnerOrAdmin, change_owner),
+        A::EditChange | A::MoveChange | A::SaveChangeAsRunbook => {
+            (Rule::OwnerOrAdmin, change_owner)
+        }
         A::CreateIncident | A::ViewAudit => (Rule::AnyMember, ""),
     }
 }
 
 /// Decides whether a member with `role` (user `actor`) may take `action` on `subject`.
-pub fn authorize(actor: UserId, role: WorkspaceRole, action: Action, subject: &Subject) -> Result<(), Denied> {
+pub fn authorize(
+    actor: UserId,
+    role: WorkspaceRole,
+    action: Action,
+    subject: &Subject,
+) -> Result<(), Denied> {
     let (rule, owner_text) = rule_for(action, subject);
     let is_owner = subject.owner == Some(actor);
     let ok = match rule {

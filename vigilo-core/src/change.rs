@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{EstMinutes, Label, MAX_STEPS, MAX_TITLE_CHARS, Markdown, Title, ValidationError};
+use crate::fields::{
+    EstMinutes, Label, MAX_STEPS, MAX_TITLE_CHARS, Markdown, Title, ValidationError,
+};
 use crate::ids::{ChangeId, Key, RunbookId, StepId, TaskId, UserId, WorkspaceId};
 use crate::runbook::{Runbook, RunbookInput, StepInput};
 
@@ -119,7 +121,9 @@ pub enum ChangeError {
         status: &'static str,
     },
     /// Save-as of a plan whose tasks are all empty.
-    #[error("every task in the plan of {key} is empty; add at least one task with a title or description")]
+    #[error(
+        "every task in the plan of {key} is empty; add at least one task with a title or description"
+    )]
     EmptyPlan {
         /// The change.
         key: Key,
@@ -141,7 +145,9 @@ pub enum ChangeError {
         count: usize,
     },
     /// Start gate: a plan from a runbook needs a live execution first.
-    #[error("{key} came from {runbook}; start an execution of {runbook} linked to {key} (`exec start {runbook} --change {key}`) before starting the change")]
+    #[error(
+        "{key} came from {runbook}; start an execution of {runbook} linked to {key} (`exec start {runbook} --change {key}`) before starting the change"
+    )]
     NeedsExecution {
         /// The change.
         key: Key,
@@ -198,7 +204,10 @@ impl PlanTask {
             ));
         }
         if title.chars().any(|c| c.is_control()) {
-            return Err(ValidationError::new(format!("{at}title"), "must be one line"));
+            return Err(ValidationError::new(
+                format!("{at}title"),
+                "must be one line",
+            ));
         }
         let wrap = |e: ValidationError| e.within(&at);
         Ok(PlanTask {
@@ -210,8 +219,10 @@ impl PlanTask {
             est_minutes: EstMinutes::new(input.est_minutes).map_err(wrap)?,
             expected_outcome: Markdown::parse_field("expected_outcome", input.expected_outcome)
                 .map_err(wrap)?,
-            verification: Markdown::parse_field("verification", input.verification).map_err(wrap)?,
-            rollback_note: Markdown::parse_field("rollback_note", input.rollback_note).map_err(wrap)?,
+            verification: Markdown::parse_field("verification", input.verification)
+                .map_err(wrap)?,
+            rollback_note: Markdown::parse_field("rollback_note", input.rollback_note)
+                .map_err(wrap)?,
             requires_approval: input.requires_approval,
             is_destructive: input.is_destructive,
         })
@@ -221,9 +232,20 @@ impl PlanTask {
     pub fn to_input(&self, n: usize) -> StepInput {
         let title = if self.title.trim().is_empty() {
             // A task with only a description becomes a step titled by its first line.
-            let first = self.description.as_str().lines().find(|l| !l.trim().is_empty());
+            let first = self
+                .description
+                .as_str()
+                .lines()
+                .find(|l| !l.trim().is_empty());
             first
-                .map(|l| l.trim().trim_start_matches('#').trim().chars().take(MAX_TITLE_CHARS).collect())
+                .map(|l| {
+                    l.trim()
+                        .trim_start_matches('#')
+                        .trim()
+                        .chars()
+                        .take(MAX_TITLE_CHARS)
+                        .collect()
+                })
                 .filter(|t: &String| !t.is_empty())
                 .unwrap_or_else(|| format!("Step {n}"))
         } else {
@@ -286,7 +308,10 @@ pub struct ChangeRequest {
 
 /// The status an action leads to, or why it cannot apply. The start gate is checked by the
 /// caller ([`ChangeError::NeedsExecution`]) because it needs the executions.
-pub fn transition(change: &ChangeRequest, action: ChangeAction) -> Result<ChangeStatus, ChangeError> {
+pub fn transition(
+    change: &ChangeRequest,
+    action: ChangeAction,
+) -> Result<ChangeStatus, ChangeError> {
     use ChangeAction as A;
     use ChangeStatus as S;
     let bad = |needs| ChangeError::BadTransition {
@@ -319,13 +344,20 @@ pub fn ensure_plan_editable(change: &ChangeRequest) -> Result<(), ChangeError> {
 }
 
 /// Copies the steps of a published runbook into the plan (replacing it) and records the source.
-pub fn import_runbook(change: &ChangeRequest, runbook: &Runbook) -> Result<ChangeRequest, ChangeError> {
+pub fn import_runbook(
+    change: &ChangeRequest,
+    runbook: &Runbook,
+) -> Result<ChangeRequest, ChangeError> {
     ensure_plan_editable(change)?;
     if runbook.archived_at.is_some() {
-        return Err(ChangeError::Archived { runbook: runbook.key });
+        return Err(ChangeError::Archived {
+            runbook: runbook.key,
+        });
     }
     if !runbook.is_published {
-        return Err(ChangeError::ImportDraft { runbook: runbook.key });
+        return Err(ChangeError::ImportDraft {
+            runbook: runbook.key,
+        });
     }
     let mut next = change.clone();
     next.tasks = runbook
@@ -371,15 +403,27 @@ pub fn clear_source(change: &ChangeRequest) -> Result<ChangeRequest, ChangeError
 }
 
 /// Validates `input` and inserts it as task `at` (1-based; `None` appends).
-pub fn add_task(change: &ChangeRequest, input: StepInput, at: Option<usize>) -> Result<ChangeRequest, ChangeError> {
+pub fn add_task(
+    change: &ChangeRequest,
+    input: StepInput,
+    at: Option<usize>,
+) -> Result<ChangeRequest, ChangeError> {
     ensure_plan_editable(change)?;
     if change.tasks.len() >= MAX_STEPS {
-        return Err(ValidationError::new("tasks", format!("a plan may have at most {MAX_STEPS} tasks")).into());
+        return Err(ValidationError::new(
+            "tasks",
+            format!("a plan may have at most {MAX_STEPS} tasks"),
+        )
+        .into());
     }
     let count = change.tasks.len();
     let pos = at.unwrap_or(count + 1);
     if pos == 0 || pos > count + 1 {
-        return Err(ChangeError::NoSuchTask { key: change.key, task: pos, count });
+        return Err(ChangeError::NoSuchTask {
+            key: change.key,
+            task: pos,
+            count,
+        });
     }
     let mut task = PlanTask::from_input(input, pos)?;
     task.from_step = None;
@@ -389,11 +433,19 @@ pub fn add_task(change: &ChangeRequest, input: StepInput, at: Option<usize>) -> 
 }
 
 /// Replaces task `n` (1-based) with `input`, keeping its id and step link.
-pub fn edit_task(change: &ChangeRequest, n: usize, input: StepInput) -> Result<ChangeRequest, ChangeError> {
+pub fn edit_task(
+    change: &ChangeRequest,
+    n: usize,
+    input: StepInput,
+) -> Result<ChangeRequest, ChangeError> {
     ensure_plan_editable(change)?;
     let count = change.tasks.len();
     let Some(old) = n.checked_sub(1).and_then(|i| change.tasks.get(i)) else {
-        return Err(ChangeError::NoSuchTask { key: change.key, task: n, count });
+        return Err(ChangeError::NoSuchTask {
+            key: change.key,
+            task: n,
+            count,
+        });
     };
     let mut task = PlanTask::from_input(input, n)?;
     task.id = old.id;
@@ -408,7 +460,11 @@ pub fn remove_task(change: &ChangeRequest, n: usize) -> Result<ChangeRequest, Ch
     ensure_plan_editable(change)?;
     let count = change.tasks.len();
     if n == 0 || n > count {
-        return Err(ChangeError::NoSuchTask { key: change.key, task: n, count });
+        return Err(ChangeError::NoSuchTask {
+            key: change.key,
+            task: n,
+            count,
+        });
     }
     let mut next = change.clone();
     next.tasks.remove(n - 1);

@@ -122,8 +122,12 @@ impl From<ExecError> for Error {
         match e {
             ExecError::Invalid(v) => Error::Invalid(v),
             ExecError::NoSuchStep { .. } => Error::NotFound(e.to_string()),
-            ExecError::NotCurrent { .. } | ExecError::AlreadyApproved { .. } => Error::Conflict(e.to_string()),
-            ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => Error::Denied(e.to_string()),
+            ExecError::NotCurrent { .. } | ExecError::AlreadyApproved { .. } => {
+                Error::Conflict(e.to_string())
+            }
+            ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => {
+                Error::Denied(e.to_string())
+            }
             other => Error::Refused(other.to_string()),
         }
     }

@@ -101,7 +101,10 @@ fn check_title(field: &str, value: String) -> Result<String, ValidationError> {
         ));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(field, "must be one line without control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must be one line without control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -110,11 +113,17 @@ fn check_markdown(field: &str, value: String) -> Result<String, ValidationError>
     if value.len() > MAX_MARKDOWN_BYTES {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {MAX_MARKDOWN_BYTES} bytes (64 KiB; got {})", value.len()),
+            format!(
+                "must be at most {MAX_MARKDOWN_BYTES} bytes (64 KiB; got {})",
+                value.len()
+            ),
         ));
     }
     if value.contains('\0') {
-        return Err(ValidationError::new(field, "must not contain NUL characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL characters",
+        ));
     }
     Ok(value)
 }
@@ -129,7 +138,10 @@ fn check_label(field: &str, value: String) -> Result<String, ValidationError> {
         ));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(field, "must be one line without control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must be one line without control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -142,14 +154,17 @@ fn check_name(field: &str, value: String) -> Result<String, ValidationError> {
     if v.len() > MAX_LABEL_CHARS {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {MAX_LABEL_CHARS} characters (got {})", v.len()),
+            format!(
+                "must be at most {MAX_LABEL_CHARS} characters (got {})",
+                v.len()
+            ),
         ));
     }
     let ok_first = v.as_bytes()[0].is_ascii_alphanumeric();
     if !ok_first
-        || !v
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        || !v.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
     {
         return Err(ValidationError::new(
             field,
@@ -277,7 +292,8 @@ mod tests {
     #[test]
     fn markdown_is_bounded_at_64_kib() {
         assert!(Markdown::parse_field("description", "x".repeat(MAX_MARKDOWN_BYTES)).is_ok());
-        let e = Markdown::parse_field("description", "x".repeat(MAX_MARKDOWN_BYTES + 1)).unwrap_err();
+        let e =
+            Markdown::parse_field("description", "x".repeat(MAX_MARKDOWN_BYTES + 1)).unwrap_err();
         assert!(e.to_string().contains("64 KiB"), "{e}");
     }
 
@@ -285,14 +301,22 @@ mod tests {
     fn estimates_are_bounded() {
         assert!(EstMinutes::new(0).is_ok());
         assert!(EstMinutes::new(10_080).is_ok());
-        assert!(EstMinutes::new(10_081).unwrap_err().to_string().contains("10080"));
+        assert!(
+            EstMinutes::new(10_081)
+                .unwrap_err()
+                .to_string()
+                .contains("10080")
+        );
         assert!(EstMinutes::new(-1).is_err());
         assert!(serde_json::from_str::<EstMinutes>("99999").is_err());
     }
 
     #[test]
     fn names_are_normalised() {
-        assert_eq!(Name::parse_field("handle", "@Alice").unwrap().as_str(), "alice");
+        assert_eq!(
+            Name::parse_field("handle", "@Alice").unwrap().as_str(),
+            "alice"
+        );
         assert!(Name::parse_field("handle", "al ice").is_err());
         assert!(Name::parse_field("handle", "-x").is_err());
         assert!(Name::parse_field("handle", "").is_err());

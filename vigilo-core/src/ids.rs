@@ -227,7 +227,10 @@ mod tests {
     fn keys_print_five_digits_and_widen() {
         assert_eq!(Key::new(KeyKind::Runbook, 42).to_string(), "RB-00042");
         assert_eq!(Key::new(KeyKind::Incident, 7).to_string(), "INC-00007");
-        assert_eq!(Key::new(KeyKind::Execution, 100_000).to_string(), "EX-100000");
+        assert_eq!(
+            Key::new(KeyKind::Execution, 100_000).to_string(),
+            "EX-100000"
+        );
     }
 
     #[test]
@@ -236,8 +239,20 @@ mod tests {
             let k: Key = s.parse().unwrap();
             assert_eq!(k.to_string(), s);
         }
-        assert_eq!("rb-7".parse::<Key>().unwrap(), Key::new(KeyKind::Runbook, 7));
-        for bad in ["", "RB", "RB-", "RB-0", "XX-00001", "RB-12a", "RB--1", "RB-99999999999999999999"] {
+        assert_eq!(
+            "rb-7".parse::<Key>().unwrap(),
+            Key::new(KeyKind::Runbook, 7)
+        );
+        for bad in [
+            "",
+            "RB",
+            "RB-",
+            "RB-0",
+            "XX-00001",
+            "RB-12a",
+            "RB--1",
+            "RB-99999999999999999999",
+        ] {
             assert!(bad.parse::<Key>().is_err(), "{bad} parsed");
         }
         assert!(matches!(

@@ -20,5 +20,6 @@ pub mod roles;
 pub mod runbook;
 pub mod service;
 pub mod store;
-#[cfg(feature = "testkit")] pub mod testkit;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod workspace;

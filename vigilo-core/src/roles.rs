@@ -56,7 +56,10 @@ impl FromStr for WorkspaceRole {
             .into_iter()
             .find(|r| r.as_str() == lower)
             .ok_or_else(|| {
-                ValidationError::new("role", format!("`{s}` is not a role; use member, operator, admin or owner"))
+                ValidationError::new(
+                    "role",
+                    format!("`{s}` is not a role; use member, operator, admin or owner"),
+                )
             })
     }
 }
@@ -120,9 +123,16 @@ mod tests {
         let dba = Name::parse_field("r", "dba").unwrap();
         let held: BTreeSet<Name> = [dba.clone()].into();
         assert!(RoleRequirement::from_owner_role("dba").satisfied_by(WorkspaceRole::Member, &held));
-        assert!(!RoleRequirement::from_owner_role("dba").satisfied_by(WorkspaceRole::Owner, &BTreeSet::new()));
-        assert!(RoleRequirement::from_owner_role("Admin").satisfied_by(WorkspaceRole::Owner, &held));
-        assert!(!RoleRequirement::from_owner_role("admin").satisfied_by(WorkspaceRole::Operator, &held));
+        assert!(
+            !RoleRequirement::from_owner_role("dba")
+                .satisfied_by(WorkspaceRole::Owner, &BTreeSet::new())
+        );
+        assert!(
+            RoleRequirement::from_owner_role("Admin").satisfied_by(WorkspaceRole::Owner, &held)
+        );
+        assert!(
+            !RoleRequirement::from_owner_role("admin").satisfied_by(WorkspaceRole::Operator, &held)
+        );
         assert!(RoleRequirement::from_owner_role("").satisfied_by(WorkspaceRole::Operator, &held));
         assert!(!RoleRequirement::from_owner_role("").satisfied_by(WorkspaceRole::Member, &held));
     }

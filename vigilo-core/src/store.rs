@@ -57,7 +57,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// A backend failure wrapping `source`.
-    pub fn backend(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         StoreError::Backend {
             message: message.into(),
             source: Some(Box::new(source)),
@@ -239,7 +242,11 @@ pub trait Store: Send + Sync + 'static {
     /// A runbook by key.
     async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook>;
     /// A page of runbooks ordered by key.
-    async fn list_runbooks(&self, workspace: WorkspaceId, query: &RunbookQuery) -> StoreResult<Vec<Runbook>>;
+    async fn list_runbooks(
+        &self,
+        workspace: WorkspaceId,
+        query: &RunbookQuery,
+    ) -> StoreResult<Vec<Runbook>>;
     /// Runbooks (not archived) matching every word in title, description or step text, best
     /// match first. `drafts` filters like [`RunbookQuery::drafts`].
     async fn search_runbooks(
@@ -250,18 +257,35 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<Runbook>>;
     /// One saved version.
-    async fn runbook_version(&self, workspace: WorkspaceId, id: RunbookId, version: u32) -> StoreResult<RunbookVersion>;
+    async fn runbook_version(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+        version: u32,
+    ) -> StoreResult<RunbookVersion>;
     /// Every saved version, oldest first.
-    async fn runbook_versions(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Vec<RunbookVersion>>;
+    async fn runbook_versions(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+    ) -> StoreResult<Vec<RunbookVersion>>;
 
     /// An execution by id.
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution>;
     /// An execution by key.
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution>;
     /// A page of executions, newest first.
-    async fn list_executions(&self, workspace: WorkspaceId, query: &ExecutionQuery) -> StoreResult<Vec<Execution>>;
+    async fn list_executions(
+        &self,
+        workspace: WorkspaceId,
+        query: &ExecutionQuery,
+    ) -> StoreResult<Vec<Execution>>;
     /// An execution's events, in order.
-    async fn step_events(&self, workspace: WorkspaceId, execution: ExecutionId) -> StoreResult<Vec<StepEvent>>;
+    async fn step_events(
+        &self,
+        workspace: WorkspaceId,
+        execution: ExecutionId,
+    ) -> StoreResult<Vec<StepEvent>>;
 
     /// A change by id.
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest>;
@@ -276,5 +300,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>>;
 
     /// A page of audit entries, oldest first.
-    async fn audit(&self, workspace: WorkspaceId, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    async fn audit(
+        &self,
+        workspace: WorkspaceId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -155,7 +155,9 @@ pub enum ExecError {
         role: String,
     },
     /// The workspace requires a second person to approve.
-    #[error("the operator who started this execution cannot approve its gated steps; ask someone with {requirement}")]
+    #[error(
+        "the operator who started this execution cannot approve its gated steps; ask someone with {requirement}"
+    )]
     ApproverIsOperator {
         /// Who may approve.
         requirement: String,
@@ -320,7 +322,10 @@ pub fn apply(
             event.step_order = Some(i as u32 + 1);
             event.step_id = exec.steps.get(i).map(|s| s.step.id);
         }
-        return Ok(Transition { execution: next, event });
+        return Ok(Transition {
+            execution: next,
+            event,
+        });
     }
     let Some(order) = cmd.step() else {
         return unreachable_abort();
@@ -395,7 +400,10 @@ pub fn apply(
                 satisfied_as,
             });
             event.kind = EventKind::Approved;
-            return Ok(Transition { execution: next, event });
+            return Ok(Transition {
+                execution: next,
+                event,
+            });
         }
         Command::Retry { .. } => {
             if step.status != StepStatus::Failed {
@@ -410,7 +418,10 @@ pub fn apply(
             // A retried gated step is approved again: what was approved was the attempt that failed.
             s.approval = None;
             event.kind = EventKind::Retried;
-            return Ok(Transition { execution: next, event });
+            return Ok(Transition {
+                execution: next,
+                event,
+            });
         }
         Command::Done { note, .. } => {
             if step.status == StepStatus::Failed {
@@ -426,13 +437,27 @@ pub fn apply(
                 Some(n) => Some(Markdown::parse_field("note", n)?),
                 None => None,
             };
-            finish_step(&mut next, idx, StepStatus::Done, note.clone(), actor.id(), now);
+            finish_step(
+                &mut next,
+                idx,
+                StepStatus::Done,
+                note.clone(),
+                actor.id(),
+                now,
+            );
             event.kind = EventKind::Done;
             event.note = note;
         }
         Command::Skip { reason, .. } => {
             let reason = required_text("a skip reason", "reason", reason)?;
-            finish_step(&mut next, idx, StepStatus::Skipped, Some(reason.clone()), actor.id(), now);
+            finish_step(
+                &mut next,
+                idx,
+                StepStatus::Skipped,
+                Some(reason.clone()),
+                actor.id(),
+                now,
+            );
             event.kind = EventKind::Skipped;
             event.note = Some(reason);
         }
@@ -452,7 +477,10 @@ pub fn apply(
         }
         Command::Abort { .. } => return unreachable_abort(),
     }
-    Ok(Transition { execution: next, event })
+    Ok(Transition {
+        execution: next,
+        event,
+    })
 }
 
 /// Marks step `idx` complete, makes the next one current, and seals after the last.

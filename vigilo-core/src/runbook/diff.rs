@@ -284,11 +284,22 @@ impl RunbookDiff {
 /// a Myers diff of the id sequences, line diffs of changed fields only). Bodies built through
 /// [`super::RunbookInput::validate`] have unique step ids; should a body repeat an id anyway,
 /// only its first occurrence is matched and any repeat counts as added or removed.
-pub fn diff(from_version: u32, from: &RunbookBody, to_version: u32, to: &RunbookBody) -> RunbookDiff {
+pub fn diff(
+    from_version: u32,
+    from: &RunbookBody,
+    to_version: u32,
+    to: &RunbookBody,
+) -> RunbookDiff {
     let deadline = Instant::now().checked_add(TEXT_DIFF_BUDGET);
 
     let mut fields = Vec::new();
-    push_text(&mut fields, "title", from.title.as_str(), to.title.as_str(), deadline);
+    push_text(
+        &mut fields,
+        "title",
+        from.title.as_str(),
+        to.title.as_str(),
+        deadline,
+    );
     push_text(
         &mut fields,
         "description",
@@ -296,7 +307,13 @@ pub fn diff(from_version: u32, from: &RunbookBody, to_version: u32, to: &Runbook
         to.description.as_str(),
         deadline,
     );
-    push_text(&mut fields, "category", from.category.as_str(), to.category.as_str(), deadline);
+    push_text(
+        &mut fields,
+        "category",
+        from.category.as_str(),
+        to.category.as_str(),
+        deadline,
+    );
 
     // First occurrence of every id on each side.
     let from_pos = first_positions(&from.steps);
@@ -432,7 +449,13 @@ fn first_positions(steps: &[Step]) -> HashMap<StepId, usize> {
     pos
 }
 
-fn push_text(out: &mut Vec<FieldDiff>, field: &str, old: &str, new: &str, deadline: Option<Instant>) {
+fn push_text(
+    out: &mut Vec<FieldDiff>,
+    field: &str,
+    old: &str,
+    new: &str,
+    deadline: Option<Instant>,
+) {
     if old != new {
         out.push(FieldDiff::text(field, old, new, deadline));
     }
@@ -447,10 +470,33 @@ fn push_scalar<T: PartialEq + ToString>(out: &mut Vec<FieldDiff>, field: &str, o
 /// The changed fields of a step present in both versions, in [`Step`] field order.
 fn step_changes(a: &Step, b: &Step, deadline: Option<Instant>) -> Vec<FieldDiff> {
     let mut out = Vec::new();
-    push_text(&mut out, "title", a.title.as_str(), b.title.as_str(), deadline);
-    push_text(&mut out, "description", a.description.as_str(), b.description.as_str(), deadline);
-    push_text(&mut out, "owner_role", a.owner_role.as_str(), b.owner_role.as_str(), deadline);
-    push_scalar(&mut out, "est_minutes", a.est_minutes.get(), b.est_minutes.get());
+    push_text(
+        &mut out,
+        "title",
+        a.title.as_str(),
+        b.title.as_str(),
+        deadline,
+    );
+    push_text(
+        &mut out,
+        "description",
+        a.description.as_str(),
+        b.description.as_str(),
+        deadline,
+    );
+    push_text(
+        &mut out,
+        "owner_role",
+        a.owner_role.as_str(),
+        b.owner_role.as_str(),
+        deadline,
+    );
+    push_scalar(
+        &mut out,
+        "est_minutes",
+        a.est_minutes.get(),
+        b.est_minutes.get(),
+    );
     push_text(
         &mut out,
         "expected_outcome",
@@ -458,10 +504,32 @@ fn step_changes(a: &Step, b: &Step, deadline: Option<Instant>) -> Vec<FieldDiff>
         b.expected_outcome.as_str(),
         deadline,
     );
-    push_text(&mut out, "verification", a.verification.as_str(), b.verification.as_str(), deadline);
-    push_text(&mut out, "rollback_note", a.rollback_note.as_str(), b.rollback_note.as_str(), deadline);
-    push_scalar(&mut out, "requires_approval", a.requires_approval, b.requires_approval);
-    push_scalar(&mut out, "is_destructive", a.is_destructive, b.is_destructive);
+    push_text(
+        &mut out,
+        "verification",
+        a.verification.as_str(),
+        b.verification.as_str(),
+        deadline,
+    );
+    push_text(
+        &mut out,
+        "rollback_note",
+        a.rollback_note.as_str(),
+        b.rollback_note.as_str(),
+        deadline,
+    );
+    push_scalar(
+        &mut out,
+        "requires_approval",
+        a.requires_approval,
+        b.requires_approval,
+    );
+    push_scalar(
+        &mut out,
+        "is_destructive",
+        a.is_destructive,
+        b.is_destructive,
+    );
     out
 }
 
@@ -505,8 +573,20 @@ fn one_sided(s: &Step, index: usize, side: Side, deadline: Option<Instant>) -> S
         }
     }
     let (kind, from_order, to_order, from_title, to_title) = match side {
-        Side::New => (StepDiffKind::Added, None, Some(order_number(index)), None, Some(s.title.to_string())),
-        Side::Old => (StepDiffKind::Removed, Some(order_number(index)), None, Some(s.title.to_string()), None),
+        Side::New => (
+            StepDiffKind::Added,
+            None,
+            Some(order_number(index)),
+            None,
+            Some(s.title.to_string()),
+        ),
+        Side::Old => (
+            StepDiffKind::Removed,
+            Some(order_number(index)),
+            None,
+            Some(s.title.to_string()),
+            None,
+        ),
     };
     StepDiff {
         id: s.id,
@@ -644,7 +724,12 @@ mod tests {
         let names: Vec<&str> = added.fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             names,
-            ["description", "est_minutes", "verification", "requires_approval"]
+            [
+                "description",
+                "est_minutes",
+                "verification",
+                "requires_approval"
+            ]
         );
         assert!(
             added
@@ -653,7 +738,10 @@ mod tests {
                 .flat_map(|f| &f.lines)
                 .all(|l| l.tag == LineTag::Insert && l.old_line.is_none())
         );
-        assert_eq!(added.fields[1].lines, vec![line(LineTag::Insert, None, Some(1), "5")]);
+        assert_eq!(
+            added.fields[1].lines,
+            vec![line(LineTag::Insert, None, Some(1), "5")]
+        );
     }
 
     #[test]
@@ -792,7 +880,11 @@ mod tests {
         assert_eq!(m.title(), "s6");
         assert_eq!(m.kind, StepDiffKind::Moved);
         assert_eq!((m.from_order, m.to_order), (Some(6), Some(1)));
-        assert!(d.steps[1..].iter().all(|s| s.kind == StepDiffKind::Unchanged));
+        assert!(
+            d.steps[1..]
+                .iter()
+                .all(|s| s.kind == StepDiffKind::Unchanged)
+        );
         assert_eq!(d.steps[1].from_order, Some(1));
         assert_eq!(d.steps[1].to_order, Some(2));
     }
@@ -871,7 +963,7 @@ mod tests {
 
     /// Two 500-step versions with a few hundred bytes per step, ~10% of steps changed, a few
     /// added, removed and moved.
-    pub(crate) fn big_pair() -> (RunbookBody, RunbookBody) {
+    fn big_pair() -> (RunbookBody, RunbookBody) {
         let steps: Vec<StepInput> = (0..500)
             .map(|i| StepInput {
                 id: Some(StepId::new()),
@@ -935,6 +1027,9 @@ mod tests {
         } else {
             Duration::from_millis(5)
         };
-        assert!(best < limit, "500-step diff took {best:?} (limit {limit:?})");
+        assert!(
+            best < limit,
+            "500-step diff took {best:?} (limit {limit:?})"
+        );
     }
 }

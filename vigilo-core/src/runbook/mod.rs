@@ -76,7 +76,8 @@ impl StepInput {
             expected_outcome: Markdown::parse_field("expected_outcome", self.expected_outcome)
                 .map_err(wrap)?,
             verification: Markdown::parse_field("verification", self.verification).map_err(wrap)?,
-            rollback_note: Markdown::parse_field("rollback_note", self.rollback_note).map_err(wrap)?,
+            rollback_note: Markdown::parse_field("rollback_note", self.rollback_note)
+                .map_err(wrap)?,
             requires_approval: self.requires_approval,
             is_destructive: self.is_destructive,
         })
@@ -116,7 +117,10 @@ pub struct RunbookBody {
 impl RunbookBody {
     /// Sum of the step estimates.
     pub fn est_total_minutes(&self) -> u64 {
-        self.steps.iter().map(|s| u64::from(s.est_minutes.get())).sum()
+        self.steps
+            .iter()
+            .map(|s| u64::from(s.est_minutes.get()))
+            .sum()
     }
 }
 
@@ -140,7 +144,10 @@ impl RunbookInput {
         if self.steps.len() > MAX_STEPS {
             return Err(ValidationError::new(
                 "steps",
-                format!("a runbook may have at most {MAX_STEPS} steps (got {})", self.steps.len()),
+                format!(
+                    "a runbook may have at most {MAX_STEPS} steps (got {})",
+                    self.steps.len()
+                ),
             ));
         }
         let mut steps = Vec::with_capacity(self.steps.len());
@@ -253,8 +260,7 @@ pub struct RunbookVersion {
 /// Gives steps of `new` without an id the id of the step in `old` with the same title (first
 /// unused match), so a file without ids re-imports without every step looking new.
 pub fn adopt_step_ids(old: &[Step], new: &mut [StepInput]) {
-    let mut used: std::collections::HashSet<StepId> =
-        new.iter().filter_map(|s| s.id).collect();
+    let mut used: std::collections::HashSet<StepId> = new.iter().filter_map(|s| s.id).collect();
     for (pos, s) in new.iter_mut().enumerate() {
         if s.id.is_some() {
             continue;
@@ -263,9 +269,11 @@ pub fn adopt_step_ids(old: &[Step], new: &mut [StepInput]) {
         let by_title = old
             .iter()
             .find(|o| !used.contains(&o.id) && o.title.as_str() == title);
-        let by_position = old.get(pos).filter(|o| !used.contains(&o.id) && {
-            // Same position and the same instruction: a renamed step.
-            o.description.as_str() == s.description
+        let by_position = old.get(pos).filter(|o| {
+            !used.contains(&o.id) && {
+                // Same position and the same instruction: a renamed step.
+                o.description.as_str() == s.description
+            }
         });
         if let Some(o) = by_title.or(by_position) {
             s.id = Some(o.id);

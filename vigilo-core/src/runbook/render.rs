@@ -63,7 +63,10 @@ pub fn unified(d: &RunbookDiff) -> String {
         return out;
     }
     if !d.fields.is_empty() {
-        out.push_str(&format!("@@ runbook (changed: {}) @@\n", field_names(&d.fields)));
+        out.push_str(&format!(
+            "@@ runbook (changed: {}) @@\n",
+            field_names(&d.fields)
+        ));
         for f in &d.fields {
             unified_field(&mut out, ' ', f);
         }
@@ -83,15 +86,24 @@ fn unified_step(out: &mut String, s: &StepDiff) {
     let title = clean(s.title(), false);
     let block = match s.kind {
         StepDiffKind::Added => {
-            out.push_str(&format!("+ step {} \"{title}\" (added)\n", order(s.to_order)));
+            out.push_str(&format!(
+                "+ step {} \"{title}\" (added)\n",
+                order(s.to_order)
+            ));
             '+'
         }
         StepDiffKind::Removed => {
-            out.push_str(&format!("- step {} \"{title}\" (removed)\n", order(s.from_order)));
+            out.push_str(&format!(
+                "- step {} \"{title}\" (removed)\n",
+                order(s.from_order)
+            ));
             '-'
         }
         StepDiffKind::Unchanged => {
-            out.push_str(&format!("  step {} \"{title}\" (unchanged)\n", order(s.to_order)));
+            out.push_str(&format!(
+                "  step {} \"{title}\" (unchanged)\n",
+                order(s.to_order)
+            ));
             return;
         }
         StepDiffKind::Moved | StepDiffKind::Changed => {
@@ -102,7 +114,10 @@ fn unified_step(out: &mut String, s: &StepDiff) {
                 (StepDiffKind::Changed, false) => format!("changed: {}", field_names(&s.fields)),
                 _ => "moved".to_owned(),
             };
-            out.push_str(&format!("@@ step {} \"{title}\" ({what}) @@\n", step_number(s)));
+            out.push_str(&format!(
+                "@@ step {} \"{title}\" ({what}) @@\n",
+                step_number(s)
+            ));
             ' '
         }
     };
@@ -198,8 +213,16 @@ impl Table {
     }
 
     fn step(&mut self, s: &StepDiff) {
-        let old = format!("step {} \"{}\"", order(s.from_order), s.from_title.as_deref().unwrap_or_default());
-        let new = format!("step {} \"{}\"", order(s.to_order), s.to_title.as_deref().unwrap_or_default());
+        let old = format!(
+            "step {} \"{}\"",
+            order(s.from_order),
+            s.from_title.as_deref().unwrap_or_default()
+        );
+        let new = format!(
+            "step {} \"{}\"",
+            order(s.to_order),
+            s.to_title.as_deref().unwrap_or_default()
+        );
         let block = match s.kind {
             StepDiffKind::Added => {
                 self.row("", '>', &format!("{new} (added)"));
@@ -354,7 +377,11 @@ fn step_items(d: &RunbookDiff) -> Vec<StepItem<'_>> {
     for (k, s) in d.steps.iter().enumerate() {
         if s.kind != StepDiffKind::Unchanged {
             let hi = (k + CONTEXT_STEPS).min(n.saturating_sub(1));
-            for v in show.iter_mut().take(hi + 1).skip(k.saturating_sub(CONTEXT_STEPS)) {
+            for v in show
+                .iter_mut()
+                .take(hi + 1)
+                .skip(k.saturating_sub(CONTEXT_STEPS))
+            {
                 *v = true;
             }
         }
@@ -400,7 +427,11 @@ fn field_rows(f: &FieldDiff) -> Vec<FieldRow<'_>> {
     for (k, l) in f.lines.iter().enumerate() {
         if l.tag != LineTag::Equal {
             let hi = (k + CONTEXT_LINES).min(n.saturating_sub(1));
-            for v in keep.iter_mut().take(hi + 1).skip(k.saturating_sub(CONTEXT_LINES)) {
+            for v in keep
+                .iter_mut()
+                .take(hi + 1)
+                .skip(k.saturating_sub(CONTEXT_LINES))
+            {
                 *v = true;
             }
         }
@@ -525,15 +556,29 @@ mod tests {
         let text = unified(&diff(1, &from, 2, &to));
         assert!(text.contains("  … 8 unchanged steps (1–8)\n"), "{text}");
         assert!(text.contains("  step 9 \"s9\" (unchanged)\n"), "{text}");
-        assert!(text.contains("@@ step 10 \"s10\" (changed: description) @@\n"), "{text}");
+        assert!(
+            text.contains("@@ step 10 \"s10\" (changed: description) @@\n"),
+            "{text}"
+        );
         assert!(text.contains("  step 11 \"s11\" (unchanged)\n"), "{text}");
         assert!(text.contains("  … 9 unchanged steps (12–20)\n"), "{text}");
         assert!(text.contains("    … 6 unchanged lines\n"), "{text}");
-        assert!(text.contains("    line 7\n    line 8\n    line 9\n-   line 10\n+   line ten\n    line 11\n"), "{text}");
+        assert!(
+            text.contains(
+                "    line 7\n    line 8\n    line 9\n-   line 10\n+   line ten\n    line 11\n"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("    line 6\n"), "{text}");
-        assert!(text.contains("    line 13\n    … 7 unchanged lines\n"), "{text}");
+        assert!(
+            text.contains("    line 13\n    … 7 unchanged lines\n"),
+            "{text}"
+        );
         for l in text.lines() {
-            assert!(matches!(l.chars().next(), Some(' ' | '+' | '-' | '@')), "{l:?}");
+            assert!(
+                matches!(l.chars().next(), Some(' ' | '+' | '-' | '@')),
+                "{l:?}"
+            );
         }
     }
 
@@ -561,7 +606,10 @@ mod tests {
         let to = body("R", vec![a2]);
         let d = diff(1, &from, 2, &to);
         let text = unified(&d);
-        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
         assert!(text.contains("+   \u{FFFD}[31mred\u{FFFD}\tx\n"), "{text}");
         let sbs = side_by_side(&d, 80);
         assert!(!sbs.contains('\u{1b}') && !sbs.contains('\t'), "{sbs}");
@@ -571,7 +619,10 @@ mod tests {
     fn side_by_side_shows_markers() {
         let text = side_by_side(&sample(), 80);
         let rows: Vec<&str> = text.lines().collect();
-        assert!(rows[0].starts_with("--- v3") && rows[0].ends_with("+++ v4"), "{text}");
+        assert!(
+            rows[0].starts_with("--- v3") && rows[0].ends_with("+++ v4"),
+            "{text}"
+        );
         let col = (80 - 3) / 2;
         let marker = |r: &str| r.chars().nth(col + 1);
         let find = |needle: &str| {
@@ -605,7 +656,10 @@ mod tests {
         let to = body("R", vec![a]);
         let text = side_by_side(&diff(1, &from, 2, &to), 40);
         let col = (40 - 3) / 2;
-        let lines: Vec<&str> = text.lines().filter(|l| l.contains("    x") || l.contains("    y")).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("    x") || l.contains("    y"))
+            .collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(lines[0].chars().nth(col + 1), Some('|'));
         assert!(lines[0].ends_with("    X"));

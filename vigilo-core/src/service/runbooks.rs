@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Key, KeyKind, RunbookId, UserId};
 use crate::roles::WorkspaceRole;
 use crate::runbook::diff::{RunbookDiff, diff};
-use crate::runbook::{Runbook, RunbookInput, RunbookVersion, VersionSource};
+use crate::runbook::{Runbook, RunbookInput, RunbookVersion, VersionSource, adopt_step_ids};
 use crate::store::{DraftFilter, RunbookQuery, StoreError, Write};
 use crate::workspace::Actor;
 
@@ -217,8 +217,12 @@ impl Vigilo {
         expected_version: Option<u32>,
         source: VersionSource,
     ) -> Result<EditOutcome> {
-        let body = input.validate()?;
         let (actor, rb) = self.runbook_for(who, key, Action::EditRunbook).await?;
+        // Steps given without an id keep the id of the matching existing step (by title, else
+        // same position and text), so a re-saved file does not look like all-new steps.
+        let mut input = input;
+        adopt_step_ids(&rb.body.steps, &mut input.steps);
+        let body = input.validate()?;
         if rb.archived_at.is_some() {
             return Err(Error::Refused(format!(
                 "{key} is archived; archived runbooks cannot be edited"

@@ -1,0 +1,502 @@
+//! The messages of an execution: its header, the card of each step (active, failed, acted on)
+//! and the summary. Pure functions of the execution and the users' handles.
+
+use chrono::{DateTime, Utc};
+use vigilo_core::execution::{ExecStep, Execution, ExecutionStatus, ExecutionSummary, StepStatus};
+use vigilo_core::ids::UserId;
+use vigilo_core::roles::RoleRequirement;
+
+use super::format::{Names, estimate, minutes, time, variance};
+use super::limits::{MAX_SECTION_CHARS, split_code, split_markdown};
+use super::markdown::{escape_markdown, escape_markdown_keeping_code};
+use super::reply::{
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Badge,
+    Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
+};
+
+/// Markdown split into sections that fit the limits.
+pub fn sections(markdown: &str) -> impl Iterator<Item = Block> {
+    split_markdown(markdown, MAX_SECTION_CHARS)
+        .into_iter()
+        .map(Block::Section)
+}
+
+/// Verbatim text split into code blocks that fit the limits.
+pub fn code_blocks(code: &str) -> impl Iterator<Item = Block> {
+    split_code(code, MAX_SECTION_CHARS)
+        .into_iter()
+        .map(Block::Code)
+}
+
+/// `Step 3/9 · title`, plain text.
+pub fn step_title(exec: &Execution, idx: usize) -> String {
+    let title = exec
+        .steps
+        .get(idx)
+        .map(|s| s.step.title.to_string())
+        .unwrap_or_default();
+    format!("Step {}/{} · {title}", idx + 1, exec.steps.len())
+}
+
+fn est_total(exec: &Execution) -> u64 {
+    exec.steps
+        .iter()
+        .map(|s| u64::from(s.step.est_minutes.get()))
+        .sum()
+}
+
+/// The header message of an execution: runbook, version, operator, links, step count and
+/// estimate; once sealed, its outcome.
+pub fn execution_header(exec: &Execution, names: &Names, summary: &ExecutionSummary) -> Reply {
+    let mut fields = vec![
+        Field::new(
+            "Runbook",
+            format!("{} v{}", exec.runbook_key, exec.runbook_version),
+        ),
+        Field::new("Operator", names.md(exec.operator)),
+        Field::new("Steps", exec.steps.len().to_string()),
+        Field::new("Estimated total", estimate(est_total(exec))),
+    ];
+    if let Some(c) = exec.change {
+        fields.push(Field::new("Change", c.to_string()));
+    }
+    if let Some(i) = exec.incident {
+        fields.push(Field::new("Incident", i.to_string()));
+    }
+    fields.push(Field::new("Started", time(exec.started_at)));
+    let status = match exec.status {
+        ExecutionStatus::Running => "running".to_owned(),
+        ExecutionStatus::Completed => format!(
+            "completed at {} · {} (estimate {}, {})",
+            exec.sealed_at.map(time).unwrap_or_default(),
+            minutes(summary.actual_minutes),
+            estimate(summary.est_minutes),
+            variance(summary.variance_minutes)
+        ),
+        ExecutionStatus::Aborted => format!(
+            "aborted at {}",
+            exec.sealed_at.map(time).unwrap_or_default()
+        ),
+    };
+    fields.push(Field::new("Status", status));
+    let mut blocks = vec![Block::Header(format!("{} · {}", exec.key, exec.title))];
+    if exec.rehearsal {
+        blocks.push(Block::Badges(vec![Badge::Rehearsal]));
+    }
+    blocks.push(Block::Fields(fields));
+    if let Some(reason) = &exec.abort_reason {
+        blocks.extend(sections(&format!("**Abort reason:** {reason}")));
+    }
+    let context = if exec.status.is_sealed() {
+        format!("{} is sealed; the summary is in the thread.", exec.key)
+    } else {
+        "Steps follow in the thread. Act with their buttons, or type `done`, `skip <reason>`, `fail <note>`, `approve` in this channel.".to_owned()
+    };
+    blocks.push(Block::Context(context));
+    let text = format!(
+        "{} started {}: {} v{} {} ({} steps, ~{})",
+        names.plain(exec.operator),
+        exec.key,
+        exec.runbook_key,
+        exec.runbook_version,
+        exec.title,
+        exec.steps.len(),
+        estimate(est_total(exec))
+    );
+    Reply::public(text, blocks)
+}
+
+fn badges(step: &ExecStep) -> Option<Block> {
+    let mut b = Vec::new();
+    if step.step.is_destructive {
+        b.push(Badge::Destructive);
+    }
+    if step.step.requires_approval {
+        b.push(Badge::ApprovalRequired);
+        if step.approval.is_some() {
+            b.push(Badge::Approved);
+        }
+    }
+    (!b.is_empty()).then_some(Block::Badges(b))
+}
+
+fn requirement(step: &ExecStep) -> RoleRequirement {
+    RoleRequirement::from_owner_role(step.step.owner_role.as_str())
+}
+
+/// A verification text as verbatim code: surrounding code fences, if any, are dropped.
+fn verification_code(text: &str) -> String {
+    let t = text.trim();
+    let Some(rest) = t.strip_prefix("```") else {
+        return t.to_owned();
+    };
+    let body = rest.split_once('\n').map(|(_, b)| b).unwrap_or("");
+    body.trim_end()
+        .strip_suffix("```")
+        .unwrap_or(body)
+        .trim_end()
+        .to_owned()
+}
+
+/// A markdown label followed by markdown text: inline when the text starts as a paragraph.
+fn labelled(label: &str, text: &str) -> String {
+    let t = text.trim();
+    let starts_block = t
+        .chars()
+        .next()
+        .is_some_and(|c| matches!(c, '-' | '*' | '+' | '#' | '>' | '`' | '~' | '|') || c.is_ascii_digit());
+    if starts_block {
+        format!("**{label}**\n\n{t}")
+    } else {
+        format!("**{label}:** {t}")
+    }
+}
+
+fn approval_line(step: &ExecStep, names: &Names) -> Option<String> {
+    let a = step.approval.as_ref()?;
+    Some(format!(
+        "Approved by {} at {} (as {})",
+        names.md(a.by),
+        time(a.at),
+        escape_markdown(&a.satisfied_as)
+    ))
+}
+
+fn step_fields(step: &ExecStep, names: &Names) -> Block {
+    let mut fields = vec![Field::new(
+        "Estimate",
+        estimate(u64::from(step.step.est_minutes.get())),
+    )];
+    let role = step.step.owner_role.as_str();
+    fields.push(Field::new(
+        "Owner role",
+        if role.is_empty() {
+            "any operator".to_owned()
+        } else {
+            escape_markdown(role)
+        },
+    ));
+    if step.step.requires_approval {
+        let value = match &step.approval {
+            Some(a) => format!("approved by {} at {}", names.md(a.by), time(a.at)),
+            None => format!(
+                "needs {}",
+                escape_markdown_keeping_code(&requirement(step).to_string())
+            ),
+        };
+        fields.push(Field::new("Approval", value));
+    }
+    if let Some(at) = step.started_at {
+        fields.push(Field::new("Current since", time(at)));
+    }
+    Block::Fields(fields)
+}
+
+fn button(action: &str, label: &str, value: &str, style: ButtonStyle, prompt: Option<Prompt>) -> Button {
+    Button {
+        action_id: action.to_owned(),
+        label: label.to_owned(),
+        value: value.to_owned(),
+        style,
+        prompt,
+    }
+}
+
+fn skip_button(value: &str, order: usize) -> Button {
+    button(
+        ACTION_SKIP,
+        "Skip…",
+        value,
+        ButtonStyle::Default,
+        Some(Prompt {
+            title: format!("Skip step {order}"),
+            label: format!("Why is step {order} skipped?"),
+            submit: "Skip".into(),
+        }),
+    )
+}
+
+/// The card of the current step, with its buttons: Done, Skip…, Failed… and, on a gated step
+/// not yet approved, Approve. A failed step shows what failed and offers Retry, Skip… and
+/// Abort… instead.
+pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
+    let Some(step) = exec.steps.get(idx) else {
+        return Reply::public(String::new(), Vec::new());
+    };
+    let order = idx + 1;
+    let value = ButtonValue {
+        execution: exec.key,
+        step: Some(order as u32),
+    }
+    .to_string();
+    let mut blocks = vec![Block::Header(step_title(exec, idx))];
+    blocks.extend(badges(step));
+    let failed = step.status == StepStatus::Failed;
+    if failed {
+        let by = step.actor.map(|u| names.md(u)).unwrap_or_else(|| "someone".into());
+        let at = step.completed_at.map(time).unwrap_or_default();
+        let note = step.note.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        blocks.extend(sections(&format!(
+            "✖ **Failed** (marked by {by} at {at}): {note}"
+        )));
+    }
+    blocks.extend(sections(step.step.description.as_str()));
+    if !step.step.expected_outcome.is_blank() {
+        blocks.extend(sections(&labelled(
+            "Expected outcome",
+            step.step.expected_outcome.as_str(),
+        )));
+    }
+    blocks.push(step_fields(step, names));
+    let verification = verification_code(step.step.verification.as_str());
+    if !verification.is_empty() {
+        blocks.push(Block::Section("**Verification**".into()));
+        blocks.extend(code_blocks(&verification));
+    }
+    if !step.step.rollback_note.is_blank() {
+        blocks.extend(sections(&labelled("Rollback", step.step.rollback_note.as_str())));
+    }
+    if let Some(line) = approval_line(step, names) {
+        blocks.push(Block::Context(line));
+    }
+    let gated_open = step.step.requires_approval && step.approval.is_none();
+    let buttons = if failed {
+        vec![
+            button(ACTION_RETRY, "Retry", &value, ButtonStyle::Primary, None),
+            skip_button(&value, order),
+            button(
+                ACTION_ABORT,
+                "Abort…",
+                &value,
+                ButtonStyle::Danger,
+                Some(Prompt {
+                    title: format!("Abort {}", exec.key),
+                    label: format!("Why abort {}?", exec.key),
+                    submit: "Abort".into(),
+                }),
+            ),
+        ]
+    } else {
+        let mut b = vec![
+            button(ACTION_DONE, "Done", &value, ButtonStyle::Primary, None),
+            skip_button(&value, order),
+            button(
+                ACTION_FAIL,
+                "Failed…",
+                &value,
+                ButtonStyle::Danger,
+                Some(Prompt {
+                    title: format!("Step {order} failed"),
+                    label: "What went wrong?".into(),
+                    submit: "Mark failed".into(),
+                }),
+            ),
+        ];
+        if gated_open {
+            b.push(button(ACTION_APPROVE, "Approve", &value, ButtonStyle::Primary, None));
+        }
+        b
+    };
+    blocks.push(Block::Buttons(buttons));
+    let typed = if failed {
+        "`retry`, `skip <reason>`, `abort <reason>`"
+    } else if gated_open {
+        "`done`, `skip <reason>`, `fail <note>`, `approve`"
+    } else {
+        "`done`, `skip <reason>`, `fail <note>`"
+    };
+    blocks.push(Block::Context(format!(
+        "{} · {} v{} · or type {typed}",
+        exec.key, exec.runbook_key, exec.runbook_version
+    )));
+    Reply::public(step_title(exec, idx), blocks)
+}
+
+/// What happened to a step that is no longer current.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    /// Marked done or skipped (read from the step).
+    Finished,
+    /// The execution was aborted while this step was current.
+    Aborted {
+        /// Who aborted.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The compact card a step becomes once acted on: who, what, when, how long against the
+/// estimate, the note; no buttons.
+pub fn acted_card(
+    exec: &Execution,
+    idx: usize,
+    names: &Names,
+    summary: &ExecutionSummary,
+    outcome: Outcome,
+) -> Reply {
+    let Some(step) = exec.steps.get(idx) else {
+        return Reply::public(String::new(), Vec::new());
+    };
+    let timing = summary.steps.get(idx);
+    let est = estimate(u64::from(step.step.est_minutes.get()));
+    let took = match timing.and_then(|t| t.actual_minutes.zip(t.variance_minutes)) {
+        Some((actual, var)) => format!("{} (estimate {est}, {})", minutes(actual), variance(var)),
+        None => format!("estimate {est}"),
+    };
+    let (line, text) = match outcome {
+        Outcome::Aborted { by, at } => (
+            format!("■ **Aborted** by {} at {}", names.md(by), time(at)),
+            format!("aborted by {}", names.plain(by)),
+        ),
+        Outcome::Finished => {
+            let (symbol, word) = match step.status {
+                StepStatus::Done => ("✔", "Done"),
+                StepStatus::Skipped => ("↷", "Skipped"),
+                StepStatus::Failed => ("✖", "Failed"),
+                StepStatus::Pending => ("·", "Pending"),
+            };
+            let by = step.actor.map(|u| names.md(u)).unwrap_or_else(|| "someone".into());
+            let at = step.completed_at.map(time).unwrap_or_default();
+            (
+                format!("{symbol} **{word}** by {by} at {at} · {took}"),
+                format!(
+                    "{} by {} ({took})",
+                    word.to_lowercase(),
+                    step.actor.map(|u| names.plain(u)).unwrap_or_else(|| "someone".into())
+                ),
+            )
+        }
+    };
+    let mut blocks = vec![Block::Header(step_title(exec, idx))];
+    blocks.extend(badges(step));
+    blocks.extend(sections(&line));
+    if matches!(outcome, Outcome::Finished)
+        && let Some(note) = step.note.as_ref().filter(|n| !n.is_blank())
+    {
+        let label = if step.status == StepStatus::Skipped {
+            "Reason"
+        } else {
+            "Note"
+        };
+        blocks.extend(sections(&labelled(label, note.as_str())));
+    }
+    if let Outcome::Aborted { .. } = outcome
+        && let Some(reason) = &exec.abort_reason
+    {
+        blocks.extend(sections(&labelled("Reason", reason.as_str())));
+    }
+    if let Some(a) = approval_line(step, names) {
+        blocks.push(Block::Context(a));
+    }
+    Reply::public(format!("{}: {text}", step_title(exec, idx)), blocks)
+}
+
+/// The summary posted when an execution is sealed: outcome, each step's status, actual against
+/// estimated minutes, and the total variance.
+pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> Reply {
+    let outcome = exec.status.as_str();
+    let mut blocks = vec![Block::Header(format!("Summary · {} {outcome}", exec.key))];
+    if exec.rehearsal {
+        blocks.push(Block::Badges(vec![Badge::Rehearsal]));
+    }
+    blocks.extend(sections(&format!(
+        "**{}** ({} v{}) · operator {}",
+        escape_markdown(&exec.title),
+        exec.runbook_key,
+        exec.runbook_version,
+        names.md(exec.operator)
+    )));
+    let lines: Vec<String> = summary
+        .steps
+        .iter()
+        .zip(&exec.steps)
+        .map(|(t, s)| {
+            let (symbol, what) = match t.status {
+                StepStatus::Done => ("✔", "done".to_owned()),
+                StepStatus::Skipped => ("↷", "skipped".to_owned()),
+                StepStatus::Failed => ("✖", "failed".to_owned()),
+                StepStatus::Pending if s.started_at.is_some() => ("■", "not finished".to_owned()),
+                StepStatus::Pending => ("·", "not reached".to_owned()),
+            };
+            let by = t
+                .actor
+                .filter(|_| t.status != StepStatus::Pending)
+                .map(|u| format!(" by {}", names.md(u)))
+                .unwrap_or_default();
+            let timing = match t.actual_minutes.zip(t.variance_minutes) {
+                Some((a, v)) => format!(
+                    " · {} / est {} ({})",
+                    minutes(a),
+                    estimate(u64::from(t.est_minutes)),
+                    variance(v)
+                ),
+                None => format!(" · est {}", estimate(u64::from(t.est_minutes))),
+            };
+            let note = match (&t.note, t.status) {
+                (Some(n), StepStatus::Skipped | StepStatus::Failed) => {
+                    format!(": {}", escape_markdown(&n.replace('\n', " ")))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{symbol} {}\\. {} — {what}{by}{note}{timing}",
+                t.order,
+                escape_markdown(&t.title)
+            )
+        })
+        .collect();
+    if !lines.is_empty() {
+        blocks.extend(sections(&lines.join("\n")));
+    }
+    let mut counts = vec![format!("{} done", summary.done)];
+    if summary.skipped > 0 {
+        counts.push(format!("{} skipped", summary.skipped));
+    }
+    if summary.failed > 0 {
+        counts.push(format!("{} failed", summary.failed));
+    }
+    if summary.pending > 0 {
+        counts.push(format!("{} not done", summary.pending));
+    }
+    blocks.push(Block::Fields(vec![
+        Field::new("Outcome", outcome),
+        Field::new("Steps", counts.join(" · ")),
+        Field::new("Actual", minutes(summary.actual_minutes)),
+        Field::new("Estimated", estimate(summary.est_minutes)),
+        Field::new("Variance", variance(summary.variance_minutes)),
+    ]));
+    if let Some(reason) = &exec.abort_reason {
+        blocks.extend(sections(&labelled("Abort reason", reason.as_str())));
+    }
+    blocks.push(Block::Context(format!(
+        "{} is sealed; no further changes.",
+        exec.key
+    )));
+    let text = format!(
+        "{} {outcome}: {}; {} against {} estimated ({})",
+        exec.key,
+        counts.join(", "),
+        minutes(summary.actual_minutes),
+        estimate(summary.est_minutes),
+        variance(summary.variance_minutes)
+    );
+    Reply::public(text, blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_fences_are_dropped() {
+        assert_eq!(verification_code("```sh\nls -l\n```"), "ls -l");
+        assert_eq!(verification_code("  curl -sf x  "), "curl -sf x");
+    }
+
+    #[test]
+    fn labels_inline_or_block() {
+        assert_eq!(labelled("Rollback", "Restore it."), "**Rollback:** Restore it.");
+        assert_eq!(labelled("Rollback", "- a\n- b"), "**Rollback**\n\n- a\n- b");
+    }
+}

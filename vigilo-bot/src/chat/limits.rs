@@ -1,0 +1,394 @@
+//! Platform limits, and splitting long texts to stay inside them instead of failing.
+//!
+//! The limits are Slack's (the strictest surface): 3,000 characters per section text, 50 blocks
+//! per message, 150 characters per header, 10 fields of 2,000 characters each. The engine splits
+//! every markdown text with [`split_markdown`] and every code text with [`split_code`], measuring
+//! the *rendered* `mrkdwn` (escaping included), so a surface that renders one
+//! [`Block::Section`](super::reply::Block::Section) with
+//! [`to_mrkdwn`](super::markdown::to_mrkdwn) always stays within [`MAX_SECTION_CHARS`].
+//! Splits prefer paragraph boundaries, then lines, then spaces; code fences are closed and
+//! reopened around a split.
+
+use super::markdown::{code_to_mrkdwn, to_mrkdwn};
+use super::reply::Block;
+
+/// The longest command text accepted (8 KiB); longer input is refused before parsing.
+pub const MAX_INPUT_BYTES: usize = 8 * 1024;
+/// Characters in one section text (Slack: 3,000).
+pub const MAX_SECTION_CHARS: usize = 3_000;
+/// Blocks in one message (Slack: 50).
+pub const MAX_BLOCKS: usize = 50;
+/// Characters in a header (Slack: 150).
+pub const MAX_HEADER_CHARS: usize = 150;
+/// Fields in one fields block (Slack: 10).
+pub const MAX_FIELDS: usize = 10;
+/// Characters in one field value (Slack: 2,000).
+pub const MAX_FIELD_CHARS: usize = 2_000;
+/// Characters in a button label (Slack: 75).
+pub const MAX_BUTTON_LABEL_CHARS: usize = 75;
+/// Characters in a reply's plain-text fallback.
+pub const MAX_FALLBACK_CHARS: usize = 3_000;
+
+/// The smallest limit the splitters honour: one character always fits, even escaped.
+const MIN_LIMIT: usize = 16;
+
+/// Cuts `text` to at most `max` characters, ending in `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let keep = max.saturating_sub(1);
+    let mut out: String = text.chars().take(keep).collect();
+    out.push('…');
+    out
+}
+
+/// Splits markdown into chunks whose `mrkdwn` rendering has at most `max` characters each.
+/// Empty input gives no chunk.
+pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
+    let max = max.max(MIN_LIMIT);
+    let measure = |s: &str| to_mrkdwn(s).chars().count();
+    let text = markdown.trim_matches('\n');
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    if measure(text) <= max {
+        return vec![text.to_owned()];
+    }
+    let units = paragraphs(text);
+    let chunks = pack(&units, "\n\n", max, &measure, &|unit: &str| {
+        match Fence::of_block(unit) {
+            Some(fence) => split_fenced(unit, &fence, max),
+            None => split_lines(unit, max, &measure),
+        }
+    });
+    chunks
+        .into_iter()
+        .map(|c| c.trim_matches('\n').to_owned())
+        .filter(|c| !c.trim().is_empty())
+        .collect()
+}
+
+/// Splits a code text into chunks whose fenced `mrkdwn` rendering
+/// ([`code_to_mrkdwn`]) has at most `max` characters each. Empty input gives no chunk.
+pub fn split_code(code: &str, max: usize) -> Vec<String> {
+    let max = max.max(MIN_LIMIT);
+    let measure = |s: &str| code_to_mrkdwn(s).chars().count();
+    let text = code.trim_end_matches('\n');
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    if measure(text) <= max {
+        return vec![text.to_owned()];
+    }
+    let units: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    pack(&units, "\n", max, &measure, &|line: &str| {
+        split_chars(line, max, &measure)
+    })
+}
+
+/// Splits `blocks` into messages of at most `max_blocks` blocks each (at least one message,
+/// possibly empty).
+pub fn paginate(blocks: Vec<Block>, max_blocks: usize) -> Vec<Vec<Block>> {
+    let max_blocks = max_blocks.max(1);
+    if blocks.len() <= max_blocks {
+        return vec![blocks];
+    }
+    let mut pages = Vec::new();
+    let mut page = Vec::with_capacity(max_blocks);
+    for b in blocks {
+        if page.len() == max_blocks {
+            pages.push(std::mem::take(&mut page));
+        }
+        page.push(b);
+    }
+    if !page.is_empty() {
+        pages.push(page);
+    }
+    pages
+}
+
+/// Keeps `blocks` within one message: past `max_blocks`, the last blocks are dropped and a
+/// context block saying so (`note`) takes the last place. Used for messages that are updated in
+/// place and so cannot spread over several messages.
+pub fn fit_one_message(mut blocks: Vec<Block>, max_blocks: usize, note: &str) -> Vec<Block> {
+    let max_blocks = max_blocks.max(1);
+    if blocks.len() <= max_blocks {
+        return blocks;
+    }
+    // Keep the buttons: they are what the message is for.
+    let buttons = blocks
+        .iter()
+        .rposition(|b| matches!(b, Block::Buttons(_)))
+        .map(|i| blocks.remove(i));
+    let room = max_blocks.saturating_sub(1 + usize::from(buttons.is_some()));
+    blocks.truncate(room);
+    blocks.push(Block::Context(note.to_owned()));
+    blocks.extend(buttons);
+    blocks.truncate(max_blocks);
+    blocks
+}
+
+/// Packs `units` joined by `sep` greedily into chunks of at most `max` measured characters.
+/// A unit too large on its own is handed to `deeper`. Sizes are estimated by adding the units'
+/// sizes and checked exactly once per chunk; a chunk that renders larger than its estimate is
+/// halved until it fits.
+fn pack(
+    units: &[String],
+    sep: &str,
+    max: usize,
+    measure: &dyn Fn(&str) -> usize,
+    deeper: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<String> {
+    let sep_cost = sep.chars().count();
+    let mut out = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut estimate = 0usize;
+    for unit in units {
+        let size = measure(unit);
+        if size > max {
+            flush(&mut current, sep, max, measure, deeper, &mut out);
+            estimate = 0;
+            out.extend(deeper(unit));
+            continue;
+        }
+        let added = if current.is_empty() {
+            size
+        } else {
+            sep_cost + size
+        };
+        if !current.is_empty() && estimate + added > max {
+            flush(&mut current, sep, max, measure, deeper, &mut out);
+            current.push(unit);
+            estimate = size;
+        } else {
+            current.push(unit);
+            estimate += added;
+        }
+    }
+    flush(&mut current, sep, max, measure, deeper, &mut out);
+    out
+}
+
+fn flush(
+    current: &mut Vec<&str>,
+    sep: &str,
+    max: usize,
+    measure: &dyn Fn(&str) -> usize,
+    deeper: &dyn Fn(&str) -> Vec<String>,
+    out: &mut Vec<String>,
+) {
+    if current.is_empty() {
+        return;
+    }
+    let joined = current.join(sep);
+    if measure(&joined) <= max {
+        out.push(joined);
+    } else if current.len() == 1 {
+        out.extend(deeper(&joined));
+    } else {
+        let mut second = current.split_off(current.len() / 2);
+        flush(current, sep, max, measure, deeper, out);
+        flush(&mut second, sep, max, measure, deeper, out);
+    }
+    current.clear();
+}
+
+fn split_lines(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let units: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    if units.len() <= 1 {
+        return split_words(text, max, measure);
+    }
+    pack(&units, "\n", max, measure, &|line: &str| {
+        split_words(line, max, measure)
+    })
+}
+
+fn split_words(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let units: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    if units.len() <= 1 {
+        return split_chars(text, max, measure);
+    }
+    pack(&units, " ", max, measure, &|word: &str| {
+        split_chars(word, max, measure)
+    })
+}
+
+fn split_chars(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let units: Vec<String> = text.chars().map(String::from).collect();
+    // One character is the end of the road: keep it even if it renders oddly large.
+    pack(&units, "", max, measure, &|c: &str| vec![c.to_owned()])
+}
+
+/// An opening code fence: its marker character, length and the full opening line.
+struct Fence {
+    marker: char,
+    len: usize,
+    line: String,
+}
+
+impl Fence {
+    /// The fence opening `line`, if it is one (at most three spaces of indent).
+    fn open(line: &str) -> Option<Fence> {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent > 3 {
+            return None;
+        }
+        let rest = &line[indent..];
+        let marker = rest.chars().next().filter(|c| *c == '`' || *c == '~')?;
+        let len = rest.chars().take_while(|c| *c == marker).count();
+        (len >= 3).then(|| Fence {
+            marker,
+            len,
+            line: line.to_owned(),
+        })
+    }
+
+    /// Whether `line` closes this fence.
+    fn closes(&self, line: &str) -> bool {
+        let t = line.trim();
+        t.chars().count() >= self.len && t.chars().all(|c| c == self.marker)
+    }
+
+    /// The fence opening `block`, when the block is a fenced code block.
+    fn of_block(block: &str) -> Option<Fence> {
+        Fence::open(block.split('\n').next()?)
+    }
+
+    fn closing(&self) -> String {
+        std::iter::repeat_n(self.marker, self.len).collect()
+    }
+}
+
+/// Splits text into paragraph units at blank lines, keeping each fenced code block whole.
+fn paragraphs(text: &str) -> Vec<String> {
+    let mut units = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut fence: Option<Fence> = None;
+    for line in text.split('\n') {
+        match &fence {
+            Some(f) => {
+                current.push(line);
+                if f.closes(line) {
+                    fence = None;
+                    units.push(current.join("\n"));
+                    current.clear();
+                }
+            }
+            None => {
+                if let Some(f) = Fence::open(line) {
+                    if !current.is_empty() {
+                        units.push(current.join("\n"));
+                        current.clear();
+                    }
+                    current.push(line);
+                    fence = Some(f);
+                } else if line.trim().is_empty() {
+                    if !current.is_empty() {
+                        units.push(current.join("\n"));
+                        current.clear();
+                    }
+                } else {
+                    current.push(line);
+                }
+            }
+        }
+    }
+    if !current.is_empty() {
+        units.push(current.join("\n"));
+    }
+    units
+}
+
+/// Splits a fenced code block by lines, closing and reopening the fence around each split.
+fn split_fenced(block: &str, fence: &Fence, max: usize) -> Vec<String> {
+    let mut lines: Vec<&str> = block.split('\n').collect();
+    if lines.len() > 1 && lines.last().is_some_and(|l| fence.closes(l)) {
+        lines.pop();
+    }
+    let inner: Vec<String> = lines.iter().skip(1).map(|l| (*l).to_owned()).collect();
+    let close = fence.closing();
+    let wrap = |body: &str| format!("{}\n{body}\n{close}", fence.line);
+    let measure = |s: &str| to_mrkdwn(&wrap(s)).chars().count();
+    pack(&inner, "\n", max, &measure, &|line: &str| {
+        split_chars(line, max, &measure)
+    })
+    .into_iter()
+    .map(|body| wrap(&body))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered_max(chunks: &[String]) -> usize {
+        chunks
+            .iter()
+            .map(|c| to_mrkdwn(c).chars().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn short_text_is_one_chunk() {
+        assert_eq!(split_markdown("hello", 3000), vec!["hello".to_owned()]);
+        assert!(split_markdown("  \n", 3000).is_empty());
+    }
+
+    #[test]
+    fn long_paragraphs_split_at_boundaries() {
+        let para = "word ".repeat(100);
+        let text = vec![para.trim(); 30].join("\n\n");
+        let chunks = split_markdown(&text, 3000);
+        assert!(chunks.len() > 1);
+        assert!(rendered_max(&chunks) <= 3000);
+        for c in &chunks {
+            assert!(c.starts_with("word"));
+        }
+    }
+
+    #[test]
+    fn escaping_counts() {
+        let text = "&".repeat(2000);
+        let chunks = split_markdown(&text, 3000);
+        assert!(chunks.len() >= 4);
+        assert!(rendered_max(&chunks) <= 3000);
+        assert_eq!(chunks.concat(), text);
+    }
+
+    #[test]
+    fn fences_are_reopened() {
+        let code: String = (0..400).map(|i| format!("echo line {i}\n")).collect();
+        let text = format!("Run:\n\n```sh\n{code}```\n\nDone.");
+        let chunks = split_markdown(&text, 1000);
+        assert!(rendered_max(&chunks) <= 1000);
+        for c in chunks.iter().filter(|c| c.contains("echo")) {
+            assert!(c.starts_with("```sh"), "{c}");
+            assert!(c.ends_with("```"), "{c}");
+        }
+    }
+
+    #[test]
+    fn code_splits_by_lines() {
+        let code: String = (0..500).map(|i| format!("<line {i}>\n")).collect();
+        let chunks = split_code(&code, 3000);
+        assert!(chunks.len() > 1);
+        for c in &chunks {
+            assert!(code_to_mrkdwn(c).chars().count() <= 3000);
+        }
+    }
+
+    #[test]
+    fn pages_and_fit() {
+        let blocks: Vec<Block> = (0..120).map(|i| Block::Section(i.to_string())).collect();
+        let pages = paginate(blocks.clone(), 50);
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 50, 20]);
+        let mut with_buttons = blocks;
+        with_buttons.push(Block::Buttons(Vec::new()));
+        let fit = fit_one_message(with_buttons, 50, "cut");
+        assert_eq!(fit.len(), 50);
+        assert!(matches!(fit.last(), Some(Block::Buttons(_))));
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,528 @@
+//! Markdown for chat: runbook texts are CommonMark; each surface gets its own flavour.
+//!
+//! - [`to_mrkdwn`]: Slack's `mrkdwn` (`*bold*`, `_italic_`, `~strike~`, `<url|text>`, code
+//!   fences). Every `&`, `<` and `>` of the source text is escaped, links are kept only for
+//!   `http`, `https` and `mailto` targets, and the words `@channel`, `@here` and `@everyone` are
+//!   broken with a zero-width space, so no runbook or user text can ever ping a channel.
+//! - [`to_plain`]: plain terminal text (lists with `-`, code indented by four spaces, links as
+//!   `text (url)`), with control characters replaced so text cannot smuggle terminal escapes.
+//!
+//! Text that is *not* markdown (titles, handles, reasons shown verbatim) is embedded into
+//! markdown with [`escape_markdown`], and into `mrkdwn` with [`escape_mrkdwn`].
+
+use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
+
+/// The output flavour of [`render`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// Slack `mrkdwn`, escaped.
+    Mrkdwn,
+    /// Plain terminal text.
+    Plain,
+}
+
+/// Renders CommonMark `markdown` as Slack `mrkdwn`; see the module documentation.
+pub fn to_mrkdwn(markdown: &str) -> String {
+    render(markdown, Flavor::Mrkdwn)
+}
+
+/// Renders CommonMark `markdown` as plain terminal text; see the module documentation.
+pub fn to_plain(markdown: &str) -> String {
+    render(markdown, Flavor::Plain)
+}
+
+/// Renders CommonMark `markdown` in `flavor`.
+pub fn render(markdown: &str, flavor: Flavor) -> String {
+    let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
+    let mut r = Renderer::new(flavor);
+    for event in Parser::new_ext(markdown, options) {
+        r.event(event);
+    }
+    r.finish()
+}
+
+/// Escapes plain text for `mrkdwn`: `&`, `<`, `>` become entities, special mentions are broken,
+/// control characters (other than newline and tab) are replaced.
+pub fn escape_mrkdwn(text: &str) -> String {
+    defuse_mentions(&sanitize(&escape_entities(text)))
+}
+
+/// A code block in `mrkdwn`: fenced, escaped, with any triple backtick inside broken up.
+pub fn code_to_mrkdwn(code: &str) -> String {
+    let body = escape_mrkdwn(code.trim_end_matches('\n')).replace("```", "`\u{200B}``");
+    format!("```\n{body}\n```")
+}
+
+/// Escapes plain text so CommonMark shows it literally: every ASCII punctuation character gets
+/// a backslash. `escape_markdown("<!channel> *x*")` renders as the text `<!channel> *x*`.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Like [`escape_markdown`], but keeps `` `code` `` spans as code (service messages quote
+/// commands that way): text between backticks is left as it is.
+pub fn escape_markdown_keeping_code(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut in_code = false;
+    for c in text.chars() {
+        if c == '`' {
+            in_code = !in_code;
+        } else if c.is_ascii_punctuation() && !in_code {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Replaces control characters other than newline and tab by `U+FFFD`, so text cannot carry
+/// terminal escape sequences.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn escape_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Inserts a zero-width space after the `@` of `@channel`, `@here` and `@everyone` when they
+/// stand as words (not inside an e-mail address).
+fn defuse_mentions(text: &str) -> String {
+    const WORDS: [&str; 3] = ["channel", "here", "everyone"];
+    let mut out = String::with_capacity(text.len());
+    let mut prev: Option<char> = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
+        if c == '@' && !prev.is_some_and(char::is_alphanumeric) {
+            let hit = WORDS.iter().find(|w| {
+                after.len() >= w.len()
+                    && after.is_char_boundary(w.len())
+                    && after[..w.len()].eq_ignore_ascii_case(w)
+                    && !after[w.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| n.is_alphanumeric() || n == '_')
+            });
+            out.push('@');
+            if hit.is_some() {
+                out.push('\u{200B}');
+            }
+        } else {
+            out.push(c);
+        }
+        prev = Some(c);
+        rest = after;
+    }
+    out
+}
+
+/// Whether a link target may become a live link in `mrkdwn`.
+fn linkable(dest: &str) -> bool {
+    let lower = dest.trim().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
+}
+
+struct OpenLink {
+    dest: String,
+    start: usize,
+}
+
+struct Renderer {
+    flavor: Flavor,
+    out: String,
+    at_line_start: bool,
+    blank_pending: bool,
+    /// Just wrote a list bullet: the item's first paragraph continues on the same line.
+    fresh_item: bool,
+    /// Continuation prefixes: `> ` for quotes, spaces for list items and plain code blocks.
+    prefixes: Vec<String>,
+    lists: Vec<Option<u64>>,
+    links: Vec<OpenLink>,
+    cell: usize,
+}
+
+impl Renderer {
+    fn new(flavor: Flavor) -> Self {
+        Self {
+            flavor,
+            out: String::new(),
+            at_line_start: true,
+            blank_pending: false,
+            fresh_item: false,
+            prefixes: Vec::new(),
+            lists: Vec::new(),
+            links: Vec::new(),
+            cell: 0,
+        }
+    }
+
+    fn mrkdwn(&self) -> bool {
+        self.flavor == Flavor::Mrkdwn
+    }
+
+    /// Writes already-escaped output, inserting the line prefixes after every newline.
+    fn raw(&mut self, s: &str) {
+        for (i, piece) in s.split('\n').enumerate() {
+            if i > 0 {
+                self.out.push('\n');
+                self.at_line_start = true;
+            }
+            if piece.is_empty() {
+                continue;
+            }
+            if self.at_line_start {
+                for p in &self.prefixes {
+                    self.out.push_str(p);
+                }
+                self.at_line_start = false;
+            }
+            self.out.push_str(piece);
+            self.fresh_item = false;
+        }
+    }
+
+    /// Writes source text, escaped for the flavour.
+    fn text(&mut self, s: &str) {
+        if self.mrkdwn() {
+            let escaped = escape_entities(s);
+            self.raw(&escaped);
+        } else {
+            self.raw(s);
+        }
+    }
+
+    fn newline(&mut self) {
+        self.out.push('\n');
+        self.at_line_start = true;
+    }
+
+    fn start_block(&mut self) {
+        if self.fresh_item {
+            self.fresh_item = false;
+            self.blank_pending = false;
+            return;
+        }
+        if self.out.is_empty() {
+            self.blank_pending = false;
+            return;
+        }
+        if !self.at_line_start {
+            self.newline();
+        }
+        if self.blank_pending && self.lists.is_empty() {
+            self.newline();
+        }
+        self.blank_pending = false;
+    }
+
+    fn end_block(&mut self) {
+        self.blank_pending = true;
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Start(tag) => self.start(tag),
+            Event::End(tag) => self.end(tag),
+            Event::Text(t) => self.text(&t),
+            Event::Code(c) => {
+                self.raw("`");
+                self.text(&c);
+                self.raw("`");
+            }
+            Event::InlineMath(m) | Event::DisplayMath(m) => self.text(&m),
+            Event::Html(h) | Event::InlineHtml(h) => self.text(&h),
+            Event::FootnoteReference(f) => {
+                self.raw("[^");
+                self.text(&f);
+                self.raw("]");
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                self.newline();
+            }
+            Event::Rule => {
+                self.start_block();
+                self.raw(if self.mrkdwn() { "———" } else { "----" });
+                self.end_block();
+            }
+            Event::TaskListMarker(done) => self.raw(if done { "[x] " } else { "[ ] " }),
+        }
+    }
+
+    fn start(&mut self, tag: Tag<'_>) {
+        match tag {
+            Tag::Paragraph | Tag::HtmlBlock | Tag::MetadataBlock(_) => self.start_block(),
+            Tag::Heading { .. } => {
+                self.start_block();
+                if self.mrkdwn() {
+                    self.raw("*");
+                }
+            }
+            Tag::BlockQuote(_) => {
+                self.start_block();
+                self.prefixes.push("> ".into());
+            }
+            Tag::CodeBlock(_) => {
+                self.start_block();
+                if self.mrkdwn() {
+                    self.raw("```");
+                    self.newline();
+                } else {
+                    self.prefixes.push("    ".into());
+                }
+            }
+            Tag::List(first) => {
+                if self.lists.is_empty() {
+                    self.start_block();
+                }
+                self.lists.push(first);
+            }
+            Tag::Item => {
+                if !self.at_line_start {
+                    self.newline();
+                }
+                let bullet = match self.lists.last_mut() {
+                    Some(Some(n)) => {
+                        let b = format!("{n}. ");
+                        *n += 1;
+                        b
+                    }
+                    _ => {
+                        if self.mrkdwn() {
+                            "• ".to_owned()
+                        } else {
+                            "- ".to_owned()
+                        }
+                    }
+                };
+                self.raw(&bullet);
+                self.prefixes.push(" ".repeat(bullet.chars().count()));
+                self.fresh_item = true;
+            }
+            Tag::Table(_) => self.start_block(),
+            Tag::TableHead | Tag::TableRow => {
+                if !self.at_line_start {
+                    self.newline();
+                }
+                self.cell = 0;
+            }
+            Tag::TableCell => {
+                if self.cell > 0 {
+                    self.raw(" | ");
+                }
+                self.cell += 1;
+            }
+            Tag::Emphasis => {
+                if self.mrkdwn() {
+                    self.raw("_");
+                }
+            }
+            Tag::Strong => {
+                if self.mrkdwn() {
+                    self.raw("*");
+                }
+            }
+            Tag::Strikethrough => {
+                if self.mrkdwn() {
+                    self.raw("~");
+                }
+            }
+            Tag::Link {
+                link_type,
+                dest_url,
+                ..
+            } => {
+                let dest = if link_type == LinkType::Email {
+                    format!("mailto:{dest_url}")
+                } else {
+                    dest_url.to_string()
+                };
+                self.links.push(OpenLink {
+                    dest,
+                    start: self.out.len(),
+                });
+            }
+            Tag::Image { dest_url, .. } => self.links.push(OpenLink {
+                dest: dest_url.to_string(),
+                start: self.out.len(),
+            }),
+            Tag::FootnoteDefinition(_)
+            | Tag::DefinitionList
+            | Tag::DefinitionListTitle
+            | Tag::DefinitionListDefinition
+            | Tag::Superscript
+            | Tag::Subscript => {}
+        }
+    }
+
+    fn end(&mut self, tag: TagEnd) {
+        match tag {
+            TagEnd::Paragraph | TagEnd::HtmlBlock | TagEnd::MetadataBlock(_) => self.end_block(),
+            TagEnd::Heading(_) => {
+                if self.mrkdwn() {
+                    self.raw("*");
+                }
+                self.end_block();
+            }
+            TagEnd::BlockQuote(_) => {
+                self.prefixes.pop();
+                self.end_block();
+            }
+            TagEnd::CodeBlock => {
+                if self.mrkdwn() {
+                    if !self.at_line_start {
+                        self.newline();
+                    }
+                    self.raw("```");
+                } else {
+                    self.prefixes.pop();
+                }
+                self.end_block();
+            }
+            TagEnd::List(_) => {
+                self.lists.pop();
+                if self.lists.is_empty() {
+                    self.end_block();
+                }
+            }
+            TagEnd::Item => {
+                self.prefixes.pop();
+                self.fresh_item = false;
+            }
+            TagEnd::Table => self.end_block(),
+            TagEnd::TableHead | TagEnd::TableRow => {}
+            TagEnd::TableCell => {}
+            TagEnd::Emphasis => {
+                if self.mrkdwn() {
+                    self.raw("_");
+                }
+            }
+            TagEnd::Strong => {
+                if self.mrkdwn() {
+                    self.raw("*");
+                }
+            }
+            TagEnd::Strikethrough => {
+                if self.mrkdwn() {
+                    self.raw("~");
+                }
+            }
+            TagEnd::Link | TagEnd::Image => self.close_link(),
+            TagEnd::FootnoteDefinition
+            | TagEnd::DefinitionList
+            | TagEnd::DefinitionListTitle
+            | TagEnd::DefinitionListDefinition
+            | TagEnd::Superscript
+            | TagEnd::Subscript => {}
+        }
+    }
+
+    fn close_link(&mut self) {
+        let Some(link) = self.links.pop() else {
+            return;
+        };
+        let start = link.start.min(self.out.len());
+        let label = self.out[start..].to_owned();
+        let dest = link.dest.trim().to_owned();
+        if dest.is_empty() {
+            return;
+        }
+        match self.flavor {
+            Flavor::Mrkdwn if linkable(&dest) => {
+                self.out.truncate(start);
+                let url = escape_entities(&dest).replace('|', "%7C");
+                let plain_label = label.trim();
+                if plain_label.is_empty() || plain_label == escape_entities(&dest) {
+                    self.raw(&format!("<{url}>"));
+                } else {
+                    self.raw(&format!("<{url}|{}>", label.replace('\n', " ")));
+                }
+            }
+            _ => {
+                let shown = if self.mrkdwn() {
+                    escape_entities(&dest)
+                } else {
+                    dest.clone()
+                };
+                if label.trim().is_empty() {
+                    self.raw(&shown);
+                } else if label.trim() != shown {
+                    self.raw(&format!(" ({shown})"));
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        let out = sanitize(self.out.trim_matches('\n').trim_end());
+        match self.flavor {
+            Flavor::Mrkdwn => defuse_mentions(&out),
+            Flavor::Plain => out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mrkdwn_formats_and_escapes() {
+        assert_eq!(to_mrkdwn("**bold** and _it_"), "*bold* and _it_");
+        assert_eq!(to_mrkdwn("a & b < c > d"), "a &amp; b &lt; c &gt; d");
+        assert_eq!(to_mrkdwn("<!channel> hi"), "&lt;!channel&gt; hi");
+        assert_eq!(to_mrkdwn("ping @channel now"), "ping @\u{200B}channel now");
+        assert_eq!(to_mrkdwn("mail ops@here.com"), "mail ops@here.com");
+        assert_eq!(
+            to_mrkdwn("[docs](https://x.example/a?b=1&c=2)"),
+            "<https://x.example/a?b=1&amp;c=2|docs>"
+        );
+        assert_eq!(to_mrkdwn("[x](!here)"), "x (!here)");
+        assert_eq!(to_mrkdwn("<https://a.example>"), "<https://a.example>");
+        assert_eq!(to_mrkdwn("```sh\nls <dir>\n```"), "```\nls &lt;dir&gt;\n```");
+        assert_eq!(to_mrkdwn("- a\n- b"), "• a\n• b");
+        assert_eq!(to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
+    }
+
+    #[test]
+    fn plain_is_plain() {
+        assert_eq!(to_plain("**bold** [docs](https://x.example)"), "bold docs (https://x.example)");
+        assert_eq!(to_plain("one\n\n```\ncode\n```"), "one\n\n    code");
+        assert_eq!(to_plain("1. a\n2. b"), "1. a\n2. b");
+        assert_eq!(to_plain("esc \u{1b}[31m"), "esc \u{FFFD}[31m");
+    }
+
+    #[test]
+    fn escape_markdown_is_literal() {
+        let t = "<!channel> *x* & [a](b) 1. #";
+        assert_eq!(to_plain(&escape_markdown(t)), t);
+        assert_eq!(
+            to_mrkdwn(&escape_markdown(t)),
+            "&lt;!channel&gt; *x* &amp; [a](b) 1. #"
+        );
+    }
+}

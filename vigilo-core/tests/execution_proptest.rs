@@ -1,0 +1,217 @@
+//! 10,000 random command sequences against the state machine — several actors, roles changing
+//! mid-way — checking the invariants after every command.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use vigilo_core::execution::machine::{self, Command, StartParams};
+use vigilo_core::execution::{EventKind, Execution, StepEvent, StepStatus};
+use vigilo_core::fields::Name;
+use vigilo_core::ids::{Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::roles::{RoleRequirement, WorkspaceRole};
+use vigilo_core::runbook::{Runbook, RunbookInput, StepInput};
+use vigilo_core::workspace::{Actor, Membership, Policy, User};
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Actor index, command.
+    Cmd(usize, Command),
+    /// Actor index gets a new rank.
+    SetRole(usize, WorkspaceRole),
+    /// Actor index gains or loses the `dba` team role.
+    ToggleDba(usize),
+}
+
+fn role() -> impl Strategy<Value = WorkspaceRole> {
+    prop::sample::select(WorkspaceRole::ALL.to_vec())
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", " ", "ok", "pager is down", "done by hand"])
+        .prop_map(String::from)
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let step = 0u32..7;
+    prop_oneof![
+        4 => (step.clone(), prop::option::of(text())).prop_map(|(step, note)| Command::Done { step, note }),
+        2 => (step.clone(), text()).prop_map(|(step, reason)| Command::Skip { step, reason }),
+        2 => (step.clone(), text()).prop_map(|(step, note)| Command::Fail { step, note }),
+        3 => step.clone().prop_map(|step| Command::Approve { step }),
+        2 => step.prop_map(|step| Command::Retry { step }),
+        1 => text().prop_map(|reason| Command::Abort { reason }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => (0usize..4, command()).prop_map(|(a, c)| Op::Cmd(a, c)),
+        1 => (0usize..4, role()).prop_map(|(a, r)| Op::SetRole(a, r)),
+        1 => (0usize..4).prop_map(Op::ToggleDba),
+    ]
+}
+
+fn gated_runbook(gates: &[(bool, &'static str)]) -> Runbook {
+    let steps = gates
+        .iter()
+        .enumerate()
+        .map(|(i, (g, r))| StepInput {
+            title: format!("Step {}", i + 1),
+            est_minutes: 5,
+            owner_role: (*r).into(),
+            requires_approval: *g,
+            ..Default::default()
+        })
+        .collect();
+    let body = RunbookInput {
+        title: "Random".into(),
+        steps,
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    Runbook {
+        id: RunbookId::new(),
+        workspace: WorkspaceId::new(),
+        key: Key::new(KeyKind::Runbook, 1),
+        body,
+        version: 1,
+        owner: UserId::new(),
+        is_published: true,
+        archived_at: None,
+        created_at: t,
+        updated_at: t,
+        rev: 1,
+    }
+}
+
+fn actors(roles: &[WorkspaceRole]) -> Vec<Actor> {
+    roles
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = UserId::new();
+            Actor {
+                user: User {
+                    id,
+                    handle: Name::parse_field("h", format!("user{i}")).unwrap(),
+                    display_name: Default::default(),
+                    chat_identities: vec![],
+                    rev: 1,
+                },
+                membership: Membership {
+                    workspace: WorkspaceId::new(),
+                    user: id,
+                    role: *r,
+                    team_roles: BTreeSet::new(),
+                    rev: 1,
+                },
+            }
+        })
+        .collect()
+}
+
+fn gate() -> impl Strategy<Value = (bool, &'static str)> {
+    (
+        any::<bool>(),
+        prop::sample::select(vec!["", "operator", "admin", "owner", "dba"]),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn invariants_hold_for_random_sequences(
+        gates in prop::collection::vec(gate(), 0..6),
+        roles in prop::collection::vec(role(), 4),
+        ops in prop::collection::vec(op(), 0..40),
+        policy_differs in any::<bool>(),
+    ) {
+        let rb = gated_runbook(&gates);
+        let mut people = actors(&roles);
+        let policy = Policy { approver_must_differ: policy_differs };
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let start = machine::start(&rb, StartParams {
+            key: Key::new(KeyKind::Execution, 1),
+            operator: people[0].id(),
+            change: None, incident: None, rehearsal: false, channel: None,
+        }, t0);
+        let mut exec: Execution = start.execution;
+        let mut events: Vec<StepEvent> = vec![start.event];
+        let mut now = t0;
+        for op in ops {
+            now += Duration::seconds(37);
+            match op {
+                Op::SetRole(a, r) => people[a].membership.role = r,
+                Op::ToggleDba(a) => {
+                    let dba = Name::parse_field("t", "dba").unwrap();
+                    if !people[a].membership.team_roles.remove(&dba) {
+                        people[a].membership.team_roles.insert(dba);
+                    }
+                }
+                Op::Cmd(a, cmd) => {
+                    let before = exec.clone();
+                    let actor = &people[a];
+                    match machine::apply(&exec, &cmd, actor, &policy, now) {
+                        Err(_) => {
+                            // Refusals change nothing.
+                            prop_assert_eq!(&exec, &before);
+                        }
+                        Ok(t) => {
+                            // Sealed stays sealed: nothing is accepted after the seal.
+                            prop_assert!(!before.status.is_sealed(), "accepted a command on a sealed execution");
+                            // Exactly one event per accepted command, numbered in order.
+                            prop_assert_eq!(t.execution.rev, before.rev + 1);
+                            prop_assert_eq!(t.event.seq, t.execution.rev);
+                            prop_assert_eq!(t.event.actor, actor.id());
+                            // The command named the step that was current.
+                            if let Some(s) = cmd.step() {
+                                prop_assert_eq!(Some(s as usize - 1), before.current_index());
+                                prop_assert_eq!(t.event.step_order, Some(s));
+                            }
+                            // Every approval satisfied the role at its time, and policy.
+                            if t.event.kind == EventKind::Approved {
+                                let i = t.event.step_order.unwrap() as usize - 1;
+                                let step = &t.execution.steps[i].step;
+                                prop_assert!(step.requires_approval);
+                                let req = RoleRequirement::from_owner_role(step.owner_role.as_str());
+                                prop_assert!(req.satisfied_by(actor.role(), &actor.membership.team_roles));
+                                if policy.approver_must_differ {
+                                    prop_assert_ne!(actor.id(), t.execution.operator);
+                                }
+                            }
+                            // Done on a gated step only with an approval in place.
+                            if t.event.kind == EventKind::Done {
+                                let i = t.event.step_order.unwrap() as usize - 1;
+                                let s = &t.execution.steps[i];
+                                prop_assert!(!s.step.requires_approval || s.approval.is_some());
+                            }
+                            exec = t.execution;
+                            events.push(t.event);
+                        }
+                    }
+                }
+            }
+            // Steps complete in order: no complete step after an incomplete one.
+            let first_open = exec.steps.iter().position(|s| !s.status.is_complete()).unwrap_or(exec.steps.len());
+            prop_assert!(exec.steps[first_open..].iter().skip(1).all(|s| s.status == StepStatus::Pending && s.completed_at.is_none()));
+            // Completed means every step complete; running means one is open.
+            match exec.status {
+                vigilo_core::execution::ExecutionStatus::Completed => prop_assert_eq!(first_open, exec.steps.len()),
+                vigilo_core::execution::ExecutionStatus::Running => prop_assert!(first_open < exec.steps.len()),
+                vigilo_core::execution::ExecutionStatus::Aborted => prop_assert!(exec.abort_reason.is_some()),
+            }
+        }
+        // The event log and the execution agree.
+        prop_assert_eq!(events.len() as u64, exec.rev);
+        for (i, e) in events.iter().enumerate() {
+            prop_assert_eq!(e.seq, i as u64 + 1);
+        }
+        let done_events = events.iter().filter(|e| matches!(e.kind, EventKind::Done | EventKind::Skipped)).count();
+        prop_assert_eq!(done_events, exec.steps.iter().filter(|s| s.status.is_complete()).count());
+    }
+}

@@ -1,0 +1,223 @@
+//! The schema, as embedded migrations counted with `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) takes a database from `user_version = n - 1` to `n`, in one
+//! transaction together with the version bump. Shipped migrations are never edited: a schema
+//! change is a new entry at the end of [`MIGRATIONS`].
+//!
+//! Conventions of the schema: every entity is stored whole as JSON in `doc` (the core struct,
+//! read back with serde), next to real, indexed columns for what queries filter and sort on.
+//! Every table is keyed or indexed by workspace (users and their chat identities, which are
+//! global, excepted). Times in columns are microseconds since the Unix epoch.
+
+use rusqlite::{Connection, TransactionBehavior};
+use tracing::info;
+
+/// `PRAGMA application_id` of a Vigilo database: the ASCII bytes `VGLO` (0x56474C4F).
+pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"VGLO");
+
+/// Every migration, oldest first. Never edit an entry once shipped; append a new one.
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+/// Schema 1: every table, its indexes, the runbook search index and the audit guards.
+const MIGRATION_1: &str = r#"
+PRAGMA application_id = 1447513167;
+
+CREATE TABLE workspaces (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    slug        TEXT    NOT NULL UNIQUE,
+    slack_team  TEXT    UNIQUE,
+    rev         INTEGER NOT NULL,
+    doc         TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE users (
+    id      TEXT    NOT NULL PRIMARY KEY,
+    handle  TEXT    NOT NULL UNIQUE,
+    rev     INTEGER NOT NULL,
+    doc     TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE chat_identities (
+    platform  TEXT NOT NULL,
+    team      TEXT NOT NULL,
+    user      TEXT NOT NULL,
+    user_id   TEXT NOT NULL REFERENCES users (id),
+    PRIMARY KEY (platform, team, user)
+) STRICT;
+CREATE INDEX chat_identities_by_user ON chat_identities (user_id);
+
+CREATE TABLE memberships (
+    workspace_id  TEXT    NOT NULL,
+    user_id       TEXT    NOT NULL REFERENCES users (id),
+    rev           INTEGER NOT NULL,
+    doc           TEXT    NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+) STRICT;
+CREATE INDEX memberships_by_user ON memberships (user_id);
+
+-- `pk` is the stable rowid shared with `runbook_search` (an explicit INTEGER PRIMARY KEY, so
+-- VACUUM cannot renumber it).
+CREATE TABLE runbooks (
+    pk            INTEGER PRIMARY KEY,
+    id            TEXT    NOT NULL UNIQUE,
+    workspace_id  TEXT    NOT NULL,
+    key_number    INTEGER NOT NULL,
+    category      TEXT    NOT NULL,
+    is_published  INTEGER NOT NULL,
+    owner         TEXT    NOT NULL,
+    archived      INTEGER NOT NULL,
+    rev           INTEGER NOT NULL,
+    doc           TEXT    NOT NULL,
+    UNIQUE (workspace_id, key_number)
+) STRICT;
+CREATE INDEX runbooks_published_by_category
+    ON runbooks (workspace_id, category, key_number) WHERE is_published = 1 AND archived = 0;
+CREATE INDEX runbooks_drafts_by_owner
+    ON runbooks (workspace_id, owner, key_number) WHERE is_published = 0 AND archived = 0;
+CREATE INDEX runbooks_archived
+    ON runbooks (workspace_id, category, key_number) WHERE archived = 1;
+
+-- Full-text index of each runbook (rowid = runbooks.pk): its title, its description, and the
+-- title and description of every step. Written in the same transaction as the runbook row.
+CREATE VIRTUAL TABLE runbook_search USING fts5 (
+    title, description, steps,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+CREATE TABLE runbook_versions (
+    runbook_id    TEXT    NOT NULL REFERENCES runbooks (id),
+    version       INTEGER NOT NULL,
+    workspace_id  TEXT    NOT NULL,
+    doc           TEXT    NOT NULL,
+    PRIMARY KEY (runbook_id, version)
+) STRICT;
+CREATE INDEX runbook_versions_by_workspace ON runbook_versions (workspace_id);
+
+CREATE TABLE executions (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    workspace_id      TEXT    NOT NULL,
+    key_number        INTEGER NOT NULL,
+    runbook_id        TEXT    NOT NULL,
+    runbook_version   INTEGER NOT NULL,
+    status            TEXT    NOT NULL,
+    change_id         TEXT,
+    channel_platform  TEXT,
+    channel_id        TEXT,
+    rev               INTEGER NOT NULL,
+    doc               TEXT    NOT NULL,
+    UNIQUE (workspace_id, key_number)
+) STRICT;
+CREATE INDEX executions_by_runbook
+    ON executions (workspace_id, runbook_id, runbook_version, key_number);
+CREATE INDEX executions_open
+    ON executions (workspace_id, key_number) WHERE status = 'running';
+CREATE INDEX executions_by_change
+    ON executions (workspace_id, change_id, key_number) WHERE change_id IS NOT NULL;
+CREATE INDEX executions_by_channel
+    ON executions (workspace_id, channel_platform, channel_id, key_number) WHERE channel_id IS NOT NULL;
+
+CREATE TABLE step_events (
+    execution_id  TEXT    NOT NULL REFERENCES executions (id),
+    seq           INTEGER NOT NULL,
+    workspace_id  TEXT    NOT NULL,
+    doc           TEXT    NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) STRICT;
+CREATE INDEX step_events_by_workspace ON step_events (workspace_id);
+
+CREATE TABLE changes (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    workspace_id  TEXT    NOT NULL,
+    key_number    INTEGER NOT NULL,
+    status        TEXT    NOT NULL,
+    rev           INTEGER NOT NULL,
+    doc           TEXT    NOT NULL,
+    UNIQUE (workspace_id, key_number)
+) STRICT;
+
+CREATE TABLE incidents (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    workspace_id  TEXT    NOT NULL,
+    key_number    INTEGER NOT NULL,
+    status        TEXT    NOT NULL,
+    rev           INTEGER NOT NULL,
+    doc           TEXT    NOT NULL,
+    UNIQUE (workspace_id, key_number)
+) STRICT;
+
+-- The last key number handed out, per workspace and kind (`runbook`, `change`, …).
+CREATE TABLE key_counters (
+    workspace_id  TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    last          INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, kind)
+) STRICT, WITHOUT ROWID;
+
+-- The audit chain: `doc` is the whole sealed entry (what audit::Verifier re-checks); the
+-- other columns are copies for filtering. `at` is in microseconds, the precision of the hash.
+CREATE TABLE audit (
+    workspace_id    TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    id              TEXT    NOT NULL UNIQUE,
+    at              INTEGER NOT NULL,
+    actor           TEXT,
+    action          TEXT    NOT NULL,
+    target          TEXT    NOT NULL,
+    link_runbook    TEXT,
+    link_change     TEXT,
+    link_incident   TEXT,
+    link_execution  TEXT,
+    hash            TEXT    NOT NULL,
+    doc             TEXT    NOT NULL,
+    PRIMARY KEY (workspace_id, seq)
+) STRICT;
+CREATE INDEX audit_by_target    ON audit (workspace_id, target, seq);
+CREATE INDEX audit_by_actor     ON audit (workspace_id, actor, seq) WHERE actor IS NOT NULL;
+CREATE INDEX audit_by_time      ON audit (workspace_id, at);
+CREATE INDEX audit_by_runbook   ON audit (workspace_id, link_runbook, seq)   WHERE link_runbook IS NOT NULL;
+CREATE INDEX audit_by_change    ON audit (workspace_id, link_change, seq)    WHERE link_change IS NOT NULL;
+CREATE INDEX audit_by_incident  ON audit (workspace_id, link_incident, seq)  WHERE link_incident IS NOT NULL;
+CREATE INDEX audit_by_execution ON audit (workspace_id, link_execution, seq) WHERE link_execution IS NOT NULL;
+
+-- The trail is append-only: the store never edits or deletes an entry, and refuses to.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE (ABORT, 'audit entries are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE (ABORT, 'audit entries are append-only'); END;
+"#;
+
+/// The schema version a database is at (`PRAGMA user_version`).
+pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Applies every migration of `migrations` the database lacks, each in its own
+/// `BEGIN IMMEDIATE` transaction with its version bump. A concurrent process migrating the same
+/// file is harmless: the version is read again under the write lock.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
+    for (index, sql) in migrations.iter().enumerate() {
+        let target = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        if schema_version(conn)? >= target {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if schema_version(&tx)? >= target {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", target)?;
+        tx.commit()?;
+        info!(version = target, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_1_sets_the_vigilo_application_id() {
+        assert!(MIGRATION_1.contains(&format!("PRAGMA application_id = {APPLICATION_ID};")));
+    }
+}

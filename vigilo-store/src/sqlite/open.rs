@@ -1,0 +1,201 @@
+//! Opening a database file: refusing what is not ours (before anything is written), setting
+//! the connection pragmas, and migrating.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tracing::debug;
+
+use super::migrations::{APPLICATION_ID, migrate, schema_version};
+use super::options::SqliteOptions;
+
+/// How many prepared statements each connection keeps (reads build a few dozen variants).
+const STATEMENT_CACHE: usize = 128;
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file exists but is not a Vigilo database (another program's SQLite file, or not
+    /// SQLite at all). It was not modified.
+    #[error("{} is not a Vigilo database ({reason}); it was left untouched", .path.display())]
+    NotVigilo {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The file was written by a newer Vigilo whose schema this build does not know. It was
+    /// not modified.
+    #[error(
+        "{} has schema version {found}, newer than the {known} this build of Vigilo knows; \
+         upgrade Vigilo to open it (the file was left untouched)",
+        .path.display()
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        known: usize,
+    },
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite refused an operation while opening.
+    #[error("cannot open {} ({doing}): {source}", .path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What the store was doing.
+        doing: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite would not switch the file to WAL mode (e.g. on a file system without shared
+    /// memory support).
+    #[error("cannot use WAL mode on {} (journal_mode stayed `{mode}`)", .path.display())]
+    NoWal {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the writer thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Wraps a SQLite error met while doing `doing` on `path`.
+fn sqlite(path: &Path, doing: &'static str) -> impl FnOnce(rusqlite::Error) -> OpenError {
+    let path = path.to_path_buf();
+    move |source| OpenError::Sqlite { path, doing, source }
+}
+
+/// Refuses a non-empty file that does not start with the SQLite header, without opening it.
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    file.by_ref()
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(io)?;
+    if header.is_empty() || header.as_slice() == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(OpenError::NotVigilo {
+            path: path.to_path_buf(),
+            reason: "it is not an SQLite database file".into(),
+        })
+    }
+}
+
+/// What an opened file holds.
+enum Found {
+    /// A new, empty database.
+    Empty,
+    /// A Vigilo database at this schema version.
+    Vigilo,
+}
+
+/// Reads the file's identity (reads only) and refuses what is not a Vigilo database of a
+/// schema this build knows.
+fn identify(conn: &Connection, path: &Path, known: usize) -> Result<Found, OpenError> {
+    let not_vigilo = |reason: String| OpenError::NotVigilo {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let read = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => not_vigilo("it is not an SQLite database file".into()),
+        _ => sqlite(path, "reading the schema version")(e),
+    };
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(read)?;
+    let version = schema_version(conn).map_err(read)?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(read)?;
+    debug!(app_id, version, objects, "identified database file");
+    if app_id == 0 && version == 0 && objects == 0 {
+        return Ok(Found::Empty);
+    }
+    if app_id != APPLICATION_ID {
+        return Err(not_vigilo(if app_id == 0 {
+            format!("it is an SQLite database of another program: {objects} schema objects, user_version {version}")
+        } else {
+            format!("its application_id is {app_id:#x}, not Vigilo's {APPLICATION_ID:#x}")
+        }));
+    }
+    if version < 1 {
+        return Err(not_vigilo("it carries Vigilo's application_id but no schema version".into()));
+    }
+    if usize::try_from(version).map_or(true, |v| v > known) {
+        return Err(OpenError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known,
+        });
+    }
+    Ok(Found::Vigilo)
+}
+
+/// Opens the writer connection: refuses a file that is not ours before writing anything, then
+/// switches to WAL, sets the pragmas, and applies `migrations`.
+pub(crate) fn open_writer(path: &Path, options: &SqliteOptions, migrations: &[&str]) -> Result<Connection, OpenError> {
+    check_header(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite(path, "opening the file"))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(sqlite(path, "setting busy_timeout"))?;
+    let found = identify(&conn, path, migrations.len())?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(sqlite(path, "switching to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
+        .map_err(sqlite(path, "setting synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite(path, "enabling foreign keys"))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if matches!(found, Found::Empty) {
+        debug!(path = %path.display(), "creating a new Vigilo database");
+    }
+    migrate(&mut conn, migrations).map_err(sqlite(path, "migrating the schema"))?;
+    Ok(conn)
+}
+
+/// Opens one read connection to a database the writer has already opened and migrated.
+pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}

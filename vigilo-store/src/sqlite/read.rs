@@ -1,0 +1,363 @@
+//! Every read of the [`vigilo_core::store::Store`] trait, as a plain function of a read
+//! connection. Each names the workspace in its `WHERE`, so a row of another workspace is
+//! simply not found.
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use vigilo_core::audit::AuditEntry;
+use vigilo_core::change::ChangeRequest;
+use vigilo_core::execution::{Execution, StepEvent};
+use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::incident::Incident;
+use vigilo_core::runbook::{Runbook, RunbookVersion};
+use vigilo_core::store::{AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult};
+use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
+
+use super::rows::{from_doc, int, many, micros_ceil, one, page, sql_err, text};
+use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, TITLE_WEIGHT, match_query};
+
+/// The page size when a runbook, execution or search query says 0.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+/// The page size when an audit query says 0.
+pub(crate) const DEFAULT_AUDIT_PAGE: usize = 1000;
+
+/// Runs `f` in one read transaction, so its statements see one snapshot.
+fn snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    let tx = conn.unchecked_transaction().map_err(sql_err)?;
+    let out = f(&tx)?;
+    tx.finish().map_err(sql_err)?;
+    Ok(out)
+}
+
+/// `NotFound` for a key of another kind than the table holds.
+fn key_of(key: Key, kind: KeyKind, what: &str) -> StoreResult<i64> {
+    if key.kind == kind {
+        int(key.number, "key number")
+    } else {
+        Err(StoreError::NotFound(format!("{what} {key}")))
+    }
+}
+
+pub(crate) fn workspace(c: &Connection, id: WorkspaceId) -> StoreResult<Workspace> {
+    one(c, "SELECT doc FROM workspaces WHERE id = ?1", [id.to_string()], || {
+        format!("workspace {id}")
+    })
+}
+
+pub(crate) fn workspace_by_slug(c: &Connection, slug: &str) -> StoreResult<Workspace> {
+    one(c, "SELECT doc FROM workspaces WHERE slug = ?1", [slug], || format!("workspace {slug}"))
+}
+
+pub(crate) fn workspace_by_slack_team(c: &Connection, team: &str) -> StoreResult<Workspace> {
+    one(c, "SELECT doc FROM workspaces WHERE slack_team = ?1", [team], || {
+        format!("workspace for Slack team {team}")
+    })
+}
+
+pub(crate) fn list_workspaces(c: &Connection) -> StoreResult<Vec<Workspace>> {
+    many(c, "SELECT doc FROM workspaces ORDER BY slug", [], "workspace")
+}
+
+pub(crate) fn user(c: &Connection, id: UserId) -> StoreResult<User> {
+    one(c, "SELECT doc FROM users WHERE id = ?1", [id.to_string()], || format!("user {id}"))
+}
+
+pub(crate) fn user_by_handle(c: &Connection, handle: &str) -> StoreResult<User> {
+    one(c, "SELECT doc FROM users WHERE handle = ?1", [handle], || format!("user {handle}"))
+}
+
+pub(crate) fn user_by_chat(c: &Connection, identity: &ChatIdentity) -> StoreResult<User> {
+    one(
+        c,
+        "SELECT u.doc FROM chat_identities i JOIN users u ON u.id = i.user_id
+         WHERE i.platform = ?1 AND i.team = ?2 AND i.user = ?3",
+        [&identity.platform, &identity.team, &identity.user],
+        || {
+            format!(
+                "user with chat identity {}/{}/{}",
+                identity.platform, identity.team, identity.user
+            )
+        },
+    )
+}
+
+pub(crate) fn membership(c: &Connection, ws: WorkspaceId, user: UserId) -> StoreResult<Membership> {
+    one(
+        c,
+        "SELECT doc FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
+        [ws.to_string(), user.to_string()],
+        || format!("membership of user {user}"),
+    )
+}
+
+pub(crate) fn list_members(c: &Connection, ws: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT u.doc, m.doc FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.workspace_id = ?1 ORDER BY u.handle",
+        )
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([ws.to_string()]).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let user: String = row.get(0).map_err(sql_err)?;
+        let member: String = row.get(1).map_err(sql_err)?;
+        out.push((from_doc(&user, "user")?, from_doc(&member, "membership")?));
+    }
+    Ok(out)
+}
+
+pub(crate) fn runbook(c: &Connection, ws: WorkspaceId, id: RunbookId) -> StoreResult<Runbook> {
+    one(
+        c,
+        "SELECT doc FROM runbooks WHERE id = ?1 AND workspace_id = ?2",
+        [id.to_string(), ws.to_string()],
+        || format!("runbook {id}"),
+    )
+}
+
+pub(crate) fn runbook_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<Runbook> {
+    let number = key_of(key, KeyKind::Runbook, "runbook")?;
+    one(
+        c,
+        "SELECT doc FROM runbooks WHERE workspace_id = ?1 AND key_number = ?2",
+        [text(ws.to_string()), Value::Integer(number)],
+        || format!("runbook {key}"),
+    )
+}
+
+/// The SQL condition of a draft filter on the `runbooks` table aliased `r`, pushing its
+/// parameter (if any) onto `params`: the SQL uses anonymous `?` parameters in push order.
+/// Booleans are literals, so the planner can use the partial indexes.
+fn drafts_condition(drafts: DraftFilter, params: &mut Vec<Value>) -> &'static str {
+    match drafts {
+        DraftFilter::None => " AND r.is_published = 1",
+        DraftFilter::OwnedBy(user) => {
+            params.push(text(user.to_string()));
+            " AND (r.is_published = 1 OR r.owner = ?)"
+        }
+        DraftFilter::All => "",
+        DraftFilter::Only => " AND r.is_published = 0",
+    }
+}
+
+pub(crate) fn list_runbooks(c: &Connection, ws: WorkspaceId, q: &RunbookQuery) -> StoreResult<Vec<Runbook>> {
+    let mut params = vec![text(ws.to_string())];
+    let mut sql = String::from("SELECT r.doc FROM runbooks r WHERE r.workspace_id = ?");
+    sql.push_str(if q.archived { " AND r.archived = 1" } else { " AND r.archived = 0" });
+    sql.push_str(drafts_condition(q.drafts, &mut params));
+    if let Some(category) = &q.category {
+        sql.push_str(" AND r.category = ?");
+        params.push(text(category.clone()));
+    }
+    if let Some(after) = q.after_number {
+        sql.push_str(" AND r.key_number > ?");
+        params.push(Value::Integer(int(after, "key number")?));
+    }
+    sql.push_str(" ORDER BY r.key_number LIMIT ?");
+    params.push(Value::Integer(page(q.limit, DEFAULT_PAGE)));
+    many(c, &sql, rusqlite::params_from_iter(params), "runbook")
+}
+
+pub(crate) fn search_runbooks(
+    c: &Connection,
+    ws: WorkspaceId,
+    words: &str,
+    drafts: DraftFilter,
+    limit: usize,
+) -> StoreResult<Vec<Runbook>> {
+    let Some(query) = match_query(words) else {
+        // No word to match: every visible runbook matches, in key order.
+        let q = RunbookQuery {
+            drafts,
+            limit,
+            ..RunbookQuery::default()
+        };
+        return list_runbooks(c, ws, &q);
+    };
+    let mut params = vec![text(query), text(ws.to_string())];
+    let mut sql = String::from(
+        "SELECT r.doc FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid
+         WHERE runbook_search MATCH ? AND r.workspace_id = ? AND r.archived = 0",
+    );
+    sql.push_str(drafts_condition(drafts, &mut params));
+    sql.push_str(&format!(
+        " ORDER BY bm25(runbook_search, {TITLE_WEIGHT:.1}, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), r.key_number LIMIT ?"
+    ));
+    params.push(Value::Integer(page(limit, DEFAULT_PAGE)));
+    many(c, &sql, rusqlite::params_from_iter(params), "runbook")
+}
+
+pub(crate) fn runbook_version(c: &Connection, ws: WorkspaceId, id: RunbookId, version: u32) -> StoreResult<RunbookVersion> {
+    snapshot(c, |c| {
+        runbook_exists(c, ws, id)?;
+        one(
+            c,
+            "SELECT doc FROM runbook_versions WHERE runbook_id = ?1 AND version = ?2 AND workspace_id = ?3",
+            [text(id.to_string()), Value::Integer(i64::from(version)), text(ws.to_string())],
+            || format!("version {version} of runbook {id}"),
+        )
+    })
+}
+
+pub(crate) fn runbook_versions(c: &Connection, ws: WorkspaceId, id: RunbookId) -> StoreResult<Vec<RunbookVersion>> {
+    snapshot(c, |c| {
+        runbook_exists(c, ws, id)?;
+        many(
+            c,
+            "SELECT doc FROM runbook_versions WHERE runbook_id = ?1 AND workspace_id = ?2 ORDER BY version",
+            [id.to_string(), ws.to_string()],
+            "runbook version",
+        )
+    })
+}
+
+fn runbook_exists(c: &Connection, ws: WorkspaceId, id: RunbookId) -> StoreResult<()> {
+    if super::rows::exists(
+        c,
+        "SELECT 1 FROM runbooks WHERE id = ?1 AND workspace_id = ?2",
+        [id.to_string(), ws.to_string()],
+    )? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("runbook {id}")))
+    }
+}
+
+pub(crate) fn execution(c: &Connection, ws: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+    one(
+        c,
+        "SELECT doc FROM executions WHERE id = ?1 AND workspace_id = ?2",
+        [id.to_string(), ws.to_string()],
+        || format!("execution {id}"),
+    )
+}
+
+pub(crate) fn execution_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<Execution> {
+    let number = key_of(key, KeyKind::Execution, "execution")?;
+    one(
+        c,
+        "SELECT doc FROM executions WHERE workspace_id = ?1 AND key_number = ?2",
+        [text(ws.to_string()), Value::Integer(number)],
+        || format!("execution {key}"),
+    )
+}
+
+pub(crate) fn list_executions(c: &Connection, ws: WorkspaceId, q: &ExecutionQuery) -> StoreResult<Vec<Execution>> {
+    let mut params = vec![text(ws.to_string())];
+    let mut sql = String::from("SELECT doc FROM executions WHERE workspace_id = ?");
+    if let Some(runbook) = q.runbook {
+        sql.push_str(" AND runbook_id = ?");
+        params.push(text(runbook.to_string()));
+    }
+    if let Some(version) = q.runbook_version {
+        sql.push_str(" AND runbook_version = ?");
+        params.push(Value::Integer(i64::from(version)));
+    }
+    if q.open_only {
+        sql.push_str(" AND status = 'running'");
+    }
+    if let Some(change) = q.change {
+        sql.push_str(" AND change_id = ?");
+        params.push(text(change.to_string()));
+    }
+    if let Some(channel) = &q.channel {
+        sql.push_str(" AND channel_platform = ? AND channel_id = ?");
+        params.push(text(channel.platform.clone()));
+        params.push(text(channel.channel.clone()));
+    }
+    sql.push_str(" ORDER BY key_number DESC LIMIT ?");
+    params.push(Value::Integer(page(q.limit, DEFAULT_PAGE)));
+    many(c, &sql, rusqlite::params_from_iter(params), "execution")
+}
+
+pub(crate) fn step_events(c: &Connection, ws: WorkspaceId, execution: ExecutionId) -> StoreResult<Vec<StepEvent>> {
+    snapshot(c, |c| {
+        if !super::rows::exists(
+            c,
+            "SELECT 1 FROM executions WHERE id = ?1 AND workspace_id = ?2",
+            [execution.to_string(), ws.to_string()],
+        )? {
+            return Err(StoreError::NotFound(format!("execution {execution}")));
+        }
+        many(
+            c,
+            "SELECT doc FROM step_events WHERE execution_id = ?1 AND workspace_id = ?2 ORDER BY seq",
+            [execution.to_string(), ws.to_string()],
+            "step event",
+        )
+    })
+}
+
+pub(crate) fn change(c: &Connection, ws: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
+    one(
+        c,
+        "SELECT doc FROM changes WHERE id = ?1 AND workspace_id = ?2",
+        [id.to_string(), ws.to_string()],
+        || format!("change {id}"),
+    )
+}
+
+pub(crate) fn change_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+    let number = key_of(key, KeyKind::Change, "change")?;
+    one(
+        c,
+        "SELECT doc FROM changes WHERE workspace_id = ?1 AND key_number = ?2",
+        [text(ws.to_string()), Value::Integer(number)],
+        || format!("change {key}"),
+    )
+}
+
+pub(crate) fn list_changes(c: &Connection, ws: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
+    many(
+        c,
+        "SELECT doc FROM changes WHERE workspace_id = ?1 ORDER BY key_number",
+        [ws.to_string()],
+        "change",
+    )
+}
+
+pub(crate) fn incident_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<Incident> {
+    let number = key_of(key, KeyKind::Incident, "incident")?;
+    one(
+        c,
+        "SELECT doc FROM incidents WHERE workspace_id = ?1 AND key_number = ?2",
+        [text(ws.to_string()), Value::Integer(number)],
+        || format!("incident {key}"),
+    )
+}
+
+pub(crate) fn list_incidents(c: &Connection, ws: WorkspaceId) -> StoreResult<Vec<Incident>> {
+    many(
+        c,
+        "SELECT doc FROM incidents WHERE workspace_id = ?1 ORDER BY key_number",
+        [ws.to_string()],
+        "incident",
+    )
+}
+
+pub(crate) fn audit(c: &Connection, ws: WorkspaceId, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    let mut params = vec![text(ws.to_string()), Value::Integer(int(q.after_seq, "seq")?)];
+    let mut sql = String::from("SELECT doc FROM audit WHERE workspace_id = ? AND seq > ?");
+    if let Some(target) = &q.target {
+        sql.push_str(
+            " AND (target = ? OR link_runbook = ? OR link_change = ? OR link_incident = ? OR link_execution = ?)",
+        );
+        params.extend(std::iter::repeat_n(text(target.clone()), 5));
+    }
+    if let Some(actor) = q.actor {
+        sql.push_str(" AND actor = ?");
+        params.push(text(actor.to_string()));
+    }
+    if let Some(since) = q.since {
+        sql.push_str(" AND at >= ?");
+        params.push(Value::Integer(micros_ceil(since)));
+    }
+    if let Some(until) = q.until {
+        sql.push_str(" AND at < ?");
+        params.push(Value::Integer(micros_ceil(until)));
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?");
+    params.push(Value::Integer(page(q.limit, DEFAULT_AUDIT_PAGE)));
+    many(c, &sql, rusqlite::params_from_iter(params), "audit entry")
+}

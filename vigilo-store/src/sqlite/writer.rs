@@ -1,0 +1,246 @@
+//! The writer thread: it owns the one write connection and group-commits.
+//!
+//! Callers send a [`Request`] over a channel and await its answer on a Tokio oneshot. The
+//! thread takes every request queued so far (at most `max_batch`) and runs them in ONE
+//! `BEGIN IMMEDIATE` transaction, each inside its own `SAVEPOINT`: a request that fails is
+//! rolled back to its savepoint alone, and its neighbours go on. Then it commits once (one WAL
+//! sync for the whole batch) and answers every caller only after `COMMIT` returned, so an
+//! `Ok` is durable. Requests that arrive meanwhile form the next batch.
+//!
+//! If a statement error aborted the whole transaction (SQLite does so for I/O errors, a full
+//! disk, or out of memory), the failing request is answered with its error and the batch is
+//! run again without it. If `BEGIN` or `COMMIT` finds the file locked by another process after
+//! `busy_timeout`, it is retried with backoff, and after the last retry every caller of the
+//! batch gets [`StoreError::Unavailable`] with nothing applied.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+use tracing::{debug, error, warn};
+use vigilo_core::audit::AuditEntry;
+use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
+use vigilo_core::store::{Commit, StoreError, StoreResult};
+
+use super::options::SqliteOptions;
+use super::rows::is_busy;
+use super::write::{allocate_key, apply_commit};
+
+/// The first pause before retrying a busy `BEGIN`/`COMMIT`; doubled each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest pause between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A write the thread performs.
+pub(crate) enum Op {
+    /// [`vigilo_core::store::Store::commit`].
+    Commit(Box<Commit>),
+    /// [`vigilo_core::store::Store::allocate_key`].
+    AllocateKey(WorkspaceId, KeyKind),
+}
+
+/// What a performed [`Op`] returns.
+pub(crate) enum Done {
+    /// The sealed audit entry of a commit.
+    Entry(Box<AuditEntry>),
+    /// An allocated key.
+    Key(Key),
+}
+
+/// One queued write and where to answer it.
+pub(crate) struct Request {
+    op: Op,
+    reply: oneshot::Sender<StoreResult<Done>>,
+}
+
+/// The handle callers use to reach the writer thread. Dropping it stops the thread once the
+/// queued requests are done.
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Starts the thread, which takes ownership of `conn`.
+    pub(crate) fn spawn(conn: Connection, options: SqliteOptions) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
+        let (queue, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("vigilo-sqlite-writer".into())
+            .spawn(move || run(conn, rx, &options))?;
+        Ok((Self { queue }, handle))
+    }
+
+    /// Queues `op` and waits (asynchronously) until it is committed or refused.
+    pub(crate) async fn submit(&self, op: Op) -> StoreResult<Done> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable {
+            message: "the SQLite writer thread has stopped".into(),
+            source: None,
+        };
+        self.queue.send(Request { op, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The thread's loop: one batch per wake-up, until every [`Writer`] is dropped.
+fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions) {
+    let max = options.max_batch.max(1);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        process(&conn, batch, options);
+    }
+    debug!("SQLite writer thread stopped");
+}
+
+/// How one attempt at a batch ended.
+enum Attempt {
+    /// Committed: one result per request, in order.
+    Committed(Vec<StoreResult<Done>>),
+    /// The request at this index broke the whole transaction (rolled back); retry without it.
+    Aborted(usize, StoreError),
+    /// Nothing could be committed; every request fails with this.
+    Failed(Failure),
+}
+
+/// A failure shared by a whole batch (errors are not `Clone`, so each caller gets its own).
+struct Failure {
+    busy: bool,
+    message: String,
+}
+
+impl Failure {
+    fn of(doing: &str, e: &rusqlite::Error) -> Self {
+        Self {
+            busy: is_busy(e),
+            message: format!("{doing}: {e}"),
+        }
+    }
+
+    fn to_error(&self) -> StoreError {
+        if self.busy {
+            StoreError::Unavailable {
+                message: format!("the database stayed locked by another process ({})", self.message),
+                source: None,
+            }
+        } else {
+            StoreError::Backend {
+                message: self.message.clone(),
+                source: None,
+            }
+        }
+    }
+}
+
+/// Runs a batch until it is committed or failed, answering every caller once.
+fn process(conn: &Connection, mut batch: Vec<Request>, options: &SqliteOptions) {
+    loop {
+        match attempt(conn, &batch, options) {
+            Attempt::Committed(results) => {
+                debug!(writes = batch.len(), "group commit");
+                for (request, result) in batch.into_iter().zip(results) {
+                    // The caller may have given up waiting; the write stands all the same.
+                    let _ = request.reply.send(result);
+                }
+                return;
+            }
+            Attempt::Aborted(index, err) => {
+                warn!(error = %err, "a write aborted its batch's transaction; retrying the others");
+                let request = batch.remove(index);
+                let _ = request.reply.send(Err(err));
+                if batch.is_empty() {
+                    return;
+                }
+            }
+            Attempt::Failed(failure) => {
+                error!(message = %failure.message, writes = batch.len(), "a batch of writes failed");
+                for request in batch {
+                    let _ = request.reply.send(Err(failure.to_error()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `sql` (a transaction-control statement), retrying while another process holds the lock.
+fn with_busy_retry(conn: &Connection, sql: &str, options: &SqliteOptions) -> rusqlite::Result<()> {
+    let mut pause = FIRST_BACKOFF;
+    let mut tries = 0;
+    loop {
+        match conn.prepare_cached(sql).and_then(|mut s| s.execute([])) {
+            Ok(_) => return Ok(()),
+            Err(e) if is_busy(&e) && tries < options.busy_retries => {
+                tries += 1;
+                warn!(statement = sql, attempt = tries, "database busy; retrying");
+                thread::sleep(pause);
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs a transaction-control statement without retry.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop)
+}
+
+/// Rolls back whatever transaction is open (after a failure).
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = exec(conn, "ROLLBACK")
+    {
+        error!(error = %e, "ROLLBACK failed");
+    }
+}
+
+/// One try at a batch: one transaction, one savepoint per request, one commit.
+fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Attempt {
+    if let Err(e) = with_busy_retry(conn, "BEGIN IMMEDIATE", options) {
+        return Attempt::Failed(Failure::of("BEGIN IMMEDIATE", &e));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (index, request) in batch.iter().enumerate() {
+        if let Err(e) = exec(conn, "SAVEPOINT request") {
+            rollback(conn);
+            return Attempt::Failed(Failure::of("SAVEPOINT", &e));
+        }
+        let outcome = match &request.op {
+            Op::Commit(commit) => apply_commit(conn, commit).map(|e| Done::Entry(Box::new(e))),
+            Op::AllocateKey(ws, kind) => allocate_key(conn, *ws, *kind).map(Done::Key),
+        };
+        match outcome {
+            Ok(done) => {
+                if let Err(e) = exec(conn, "RELEASE request") {
+                    rollback(conn);
+                    return Attempt::Failed(Failure::of("RELEASE", &e));
+                }
+                results.push(Ok(done));
+            }
+            Err(err) => {
+                if conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back: the batch must run again.
+                    return Attempt::Aborted(index, err);
+                }
+                if let Err(e) = exec(conn, "ROLLBACK TO request").and_then(|()| exec(conn, "RELEASE request")) {
+                    rollback(conn);
+                    warn!(error = %e, "ROLLBACK TO a savepoint failed");
+                    return Attempt::Aborted(index, err);
+                }
+                results.push(Err(err));
+            }
+        }
+    }
+    if let Err(e) = with_busy_retry(conn, "COMMIT", options) {
+        rollback(conn);
+        return Attempt::Failed(Failure::of("COMMIT", &e));
+    }
+    Attempt::Committed(results)
+}
