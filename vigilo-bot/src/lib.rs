@@ -1,1 +1,15 @@
-//! placeholder
+//! # vigilo-bot
+//!
+//! Vigilo's chat front ends.
+//!
+//! - [`chat`]: the platform-neutral engine: command parser, reply model, handlers calling
+//!   [`vigilo_core::service::Vigilo`], markdown rendering and platform limits. A surface parses
+//!   nothing itself: it builds a [`chat::ChatContext`], calls [`chat::ChatEngine::handle_text`]
+//!   or [`chat::ChatEngine::click`], and shows the [`chat::Reply`]s it gets back.
+//! - [`console`]: the same conversation in a terminal (`vigilo console`), scriptable through
+//!   standard input.
+//! - [`seed`]: the demo workspace a fresh console database starts with.
+
+pub mod chat;
+pub mod console;
+pub mod seed;

@@ -21,4 +21,4 @@
 
 pub mod sqlite;
 
-pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous, WriteStats};

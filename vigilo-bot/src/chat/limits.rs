@@ -10,7 +10,7 @@
 //! reopened around a split.
 
 use super::markdown::{code_to_mrkdwn, to_mrkdwn};
-use super::reply::Block;
+use super::reply::{Block, Field, Reply, Target};
 
 /// The longest command text accepted (8 KiB); longer input is refused before parsing.
 pub const MAX_INPUT_BYTES: usize = 8 * 1024;
@@ -28,6 +28,12 @@ pub const MAX_FIELD_CHARS: usize = 2_000;
 pub const MAX_BUTTON_LABEL_CHARS: usize = 75;
 /// Characters in a reply's plain-text fallback.
 pub const MAX_FALLBACK_CHARS: usize = 3_000;
+/// Buttons in one buttons block (Slack: 25 elements per actions block).
+pub const MAX_BUTTONS: usize = 25;
+
+/// What a message that had to be shortened says at its end.
+pub const SHORTENED_NOTE: &str =
+    "_This message was shortened to fit; `show RB-…` has the full runbook._";
 
 /// The smallest limit the splitters honour: one character always fits, even escaped.
 const MIN_LIMIT: usize = 16;
@@ -127,6 +133,95 @@ pub fn fit_one_message(mut blocks: Vec<Block>, max_blocks: usize, note: &str) ->
     blocks.extend(buttons);
     blocks.truncate(max_blocks);
     blocks
+}
+
+/// Brings one reply within every limit: headers, fields, sections, code and context are cut or
+/// split, and a reply with more than [`MAX_BLOCKS`] blocks is split into several messages — or,
+/// when it is anchored or an update (one message that must stay one), shortened with
+/// [`SHORTENED_NOTE`].
+pub fn fit_reply(reply: Reply) -> Vec<Reply> {
+    let Reply {
+        blocks,
+        visibility,
+        target,
+        anchor,
+        text,
+    } = reply;
+    let text = truncate(&text, MAX_FALLBACK_CHARS);
+    let blocks: Vec<Block> = blocks.into_iter().flat_map(fit_block).collect();
+    if anchor.is_some() || matches!(target, Target::Update(_)) {
+        return vec![Reply {
+            blocks: fit_one_message(blocks, MAX_BLOCKS, SHORTENED_NOTE),
+            visibility,
+            target,
+            anchor,
+            text,
+        }];
+    }
+    paginate(blocks, MAX_BLOCKS)
+        .into_iter()
+        .map(|page| Reply {
+            blocks: page,
+            visibility,
+            target,
+            anchor: None,
+            text: text.clone(),
+        })
+        .collect()
+}
+
+/// One block within the limits, possibly as several blocks.
+fn fit_block(block: Block) -> Vec<Block> {
+    match block {
+        Block::Header(t) => vec![Block::Header(truncate(&t, MAX_HEADER_CHARS))],
+        Block::Section(md) => split_markdown(&md, MAX_SECTION_CHARS)
+            .into_iter()
+            .map(Block::Section)
+            .collect(),
+        Block::Context(md) => split_markdown(&md, MAX_SECTION_CHARS)
+            .into_iter()
+            .map(Block::Context)
+            .collect(),
+        Block::Code(code) => split_code(&code, MAX_SECTION_CHARS)
+            .into_iter()
+            .map(Block::Code)
+            .collect(),
+        Block::Fields(fields) => fields
+            .chunks(MAX_FIELDS)
+            .map(|chunk| Block::Fields(chunk.iter().map(fit_field).collect()))
+            .collect(),
+        Block::Buttons(buttons) => buttons
+            .chunks(MAX_BUTTONS)
+            .map(|chunk| {
+                Block::Buttons(
+                    chunk
+                        .iter()
+                        .cloned()
+                        .map(|mut b| {
+                            b.label = truncate(&b.label, MAX_BUTTON_LABEL_CHARS);
+                            b
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        Block::Badges(b) => vec![Block::Badges(b)],
+    }
+}
+
+/// A field whose label and rendered value fit [`MAX_FIELD_CHARS`] together.
+fn fit_field(field: &Field) -> Field {
+    let label = truncate(&field.label, 100);
+    let room = MAX_FIELD_CHARS - label.chars().count() - 8;
+    let mut value = field.value.clone();
+    while to_mrkdwn(&value).chars().count() > room {
+        let keep = value.chars().count() / 2;
+        value = truncate(&value, keep.max(1));
+        if keep <= 1 {
+            break;
+        }
+    }
+    Field { label, value }
 }
 
 /// Packs `units` joined by `sep` greedily into chunks of at most `max` measured characters.

@@ -1012,12 +1012,12 @@ mod tests {
         assert_eq!(to.steps.len(), 499);
         let mut best = Duration::MAX;
         let mut d = diff(1, &from, 2, &to);
-        for _ in 0..5 {
+        for _ in 0..10 {
             let start = Instant::now();
             d = diff(1, &from, 2, &to);
             best = best.min(start.elapsed());
         }
-        println!("500-step diff: best of 5 = {best:?}");
+        println!("500-step diff: best of 10 = {best:?}");
         assert_eq!(d.summary.removed, 2);
         assert_eq!(d.summary.added, 1);
         assert_eq!(d.summary.moved, 1);

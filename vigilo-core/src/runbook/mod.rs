@@ -1,6 +1,7 @@
 //! Runbooks, their steps and their saved versions.
 
 pub mod diff;
+pub mod file;
 pub mod render;
 
 use chrono::{DateTime, Utc};

@@ -45,7 +45,7 @@ const CONTEXT_STEPS: usize = 1;
 /// +   10
 /// - step 3 "Old check" (removed)
 /// - description:
-/// -   …
+/// -   Check the old dashboard.
 /// @@ step 6 → 3 "Promote replica" (moved) @@
 /// + step 4 "Verify" (added)
 /// + verification:

@@ -1,14 +1,15 @@
 //! [`SqliteStore`]: Vigilo's storage in one SQLite file.
 //!
-//! - [`open`]: refuses files that are not Vigilo databases or are from a newer schema, before
+//! - `open`: refuses files that are not Vigilo databases or are from a newer schema, before
 //!   writing anything; WAL, `synchronous`, `busy_timeout`, `foreign_keys`.
-//! - [`migrations`]: the schema, as embedded migrations counted with `PRAGMA user_version`.
+//! - `migrations`: the schema ([`MIGRATIONS`]), as embedded migrations counted with
+//!   `PRAGMA user_version`.
 //! - `writer`: the writer thread and its group commit; `write`: one commit's SQL.
 //! - `readers` and `read`: the read pool and every read query; `search`: full-text search.
 //! - `rows`: JSON documents, ids, times and error mapping.
 
-pub mod migrations;
-pub mod open;
+mod migrations;
+mod open;
 mod options;
 mod read;
 mod readers;
@@ -39,6 +40,7 @@ pub use options::{SqliteOptions, Synchronous};
 
 use readers::Readers;
 use writer::{Done, Op, Writer};
+pub use writer::WriteStats;
 
 /// A [`Store`] in one SQLite file.
 ///
@@ -111,6 +113,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the writer thread committed since the store was opened (group-commit efficiency).
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
     }
 
     /// Stops the writer after the writes already queued and waits for it to close the write

@@ -14,7 +14,7 @@ use vigilo_core::store::{AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, 
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::rows::{from_doc, int, many, micros_ceil, one, page, sql_err, text};
-use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, TITLE_WEIGHT, match_query};
+use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, terms};
 
 /// The page size when a runbook, execution or search query says 0.
 pub(crate) const DEFAULT_PAGE: usize = 100;
@@ -166,7 +166,7 @@ pub(crate) fn search_runbooks(
     drafts: DraftFilter,
     limit: usize,
 ) -> StoreResult<Vec<Runbook>> {
-    let Some(query) = match_query(words) else {
+    let Some(terms) = terms(words) else {
         // No word to match: every visible runbook matches, in key order.
         let q = RunbookQuery {
             drafts,
@@ -175,14 +175,24 @@ pub(crate) fn search_runbooks(
         };
         return list_runbooks(c, ws, &q);
     };
-    let mut params = vec![text(query), text(ws.to_string())];
-    let mut sql = String::from(
-        "SELECT r.doc FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid
+    // How many of the words the title holds: one uncorrelated (computed once) subquery each.
+    let mut params = Vec::new();
+    let mut title_hits = Vec::new();
+    for term in terms.in_title() {
+        title_hits.push("(s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?))");
+        params.push(text(term));
+    }
+    let mut sql = format!(
+        "SELECT r.doc, {} AS title_hits FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid
          WHERE runbook_search MATCH ? AND r.workspace_id = ? AND r.archived = 0",
+        title_hits.join(" + ")
     );
+    params.push(text(terms.all()));
+    params.push(text(ws.to_string()));
     sql.push_str(drafts_condition(drafts, &mut params));
     sql.push_str(&format!(
-        " ORDER BY bm25(runbook_search, {TITLE_WEIGHT:.1}, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), r.key_number LIMIT ?"
+        " ORDER BY title_hits DESC, bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), \
+         r.key_number LIMIT ?"
     ));
     params.push(Value::Integer(page(limit, DEFAULT_PAGE)));
     many(c, &sql, rusqlite::params_from_iter(params), "runbook")

@@ -1,13 +1,17 @@
 //! Full-text search of runbooks: what is indexed, and how user words become a safe FTS5 query.
 //!
 //! The `runbook_search` FTS5 table holds, per runbook (rowid = `runbooks.pk`), three columns:
-//! the title, the description, and the title and description of every step. Results are ranked
-//! with `bm25`, a word in the title weighing [`TITLE_WEIGHT`] times one in a step.
+//! the title, the description, and the title and description of every step.
+//!
+//! Ranking, best first: the title outweighs everything, so runbooks whose title holds more of
+//! the words come first; among those with as many title words, `bm25` over the description
+//! (weight [`DESCRIPTION_WEIGHT`]) and the step text (weight [`STEPS_WEIGHT`]) decides; the key
+//! number breaks the remaining ties. (The title is a tier of its own rather than a bm25 weight:
+//! bm25 favours short titles, which would order two runbooks that both name the words in their
+//! title by title length, not by relevance.)
 
 use vigilo_core::runbook::RunbookBody;
 
-/// bm25 weight of the title column.
-pub(crate) const TITLE_WEIGHT: f64 = 10.0;
 /// bm25 weight of the description column.
 pub(crate) const DESCRIPTION_WEIGHT: f64 = 3.0;
 /// bm25 weight of the step text column.
@@ -41,21 +45,35 @@ impl SearchText {
     }
 }
 
-/// Turns user input into an FTS5 query that requires every word, or `None` when the input has
-/// no word at all.
+/// User input as FTS5 terms, one per word, or `None` when the input has no word at all.
 ///
 /// Each whitespace-separated word becomes one double-quoted string (quotes inside doubled), so
 /// nothing the user types is FTS5 syntax: `AND`, `NEAR(…)`, `col:`, `*` and `^` are plain text.
 /// A quoted string is a phrase of the tokens inside it (`foo-bar` finds "foo bar"), and no
 /// string is a prefix query. Words without a letter or digit (`-`, `"`) would be empty phrases
 /// and are dropped.
-pub(crate) fn match_query(words: &str) -> Option<String> {
-    let terms: Vec<String> = words
+pub(crate) fn terms(words: &str) -> Option<Terms> {
+    let quoted: Vec<String> = words
         .split_whitespace()
         .filter(|w| w.chars().any(char::is_alphanumeric))
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect();
-    if terms.is_empty() { None } else { Some(terms.join(" AND ")) }
+    if quoted.is_empty() { None } else { Some(Terms(quoted)) }
+}
+
+/// The quoted terms of a search.
+pub(crate) struct Terms(Vec<String>);
+
+impl Terms {
+    /// The FTS5 query matching runbooks that hold every term, in any column.
+    pub(crate) fn all(&self) -> String {
+        self.0.join(" AND ")
+    }
+
+    /// One FTS5 query per term, matching runbooks whose title holds it.
+    pub(crate) fn in_title(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|t| format!("title : {t}"))
+    }
 }
 
 #[cfg(test)]
@@ -64,11 +82,12 @@ mod tests {
 
     #[test]
     fn every_word_is_quoted_and_required() {
-        assert_eq!(match_query("db restart").as_deref(), Some(r#""db" AND "restart""#));
-        assert_eq!(
-            match_query(r#"a"b NEAR(x) col:y * -- "#).as_deref(),
-            Some(r#""a""b" AND "NEAR(x)" AND "col:y""#)
-        );
-        assert_eq!(match_query("  -- * \" "), None);
+        let t = terms("db restart").map(|t| t.all());
+        assert_eq!(t.as_deref(), Some(r#""db" AND "restart""#));
+        let t = terms(r#"a"b NEAR(x) col:y * -- "#).map(|t| t.all());
+        assert_eq!(t.as_deref(), Some(r#""a""b" AND "NEAR(x)" AND "col:y""#));
+        assert!(terms("  -- * \" ").is_none());
+        let title: Vec<String> = terms("db x").map(|t| t.in_title().collect()).unwrap_or_default();
+        assert_eq!(title, vec![r#"title : "db""#, r#"title : "x""#]);
     }
 }

@@ -13,7 +13,8 @@
 //! `busy_timeout`, it is retried with backoff, and after the last retry every caller of the
 //! batch gets [`StoreError::Unavailable`] with nothing applied.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -55,20 +56,54 @@ pub(crate) struct Request {
     reply: oneshot::Sender<StoreResult<Done>>,
 }
 
+/// Counts of what the writer committed since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed (each one disk sync with `synchronous=FULL`).
+    pub transactions: u64,
+    /// Requests (commits and key allocations) answered from those transactions, successful or
+    /// refused. `writes / transactions` is the average group-commit batch.
+    pub writes: u64,
+}
+
+/// The live counters behind [`WriteStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn get(&self) -> WriteStats {
+        WriteStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The handle callers use to reach the writer thread. Dropping it stops the thread once the
 /// queued requests are done.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
     /// Starts the thread, which takes ownership of `conn`.
     pub(crate) fn spawn(conn: Connection, options: SqliteOptions) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
         let handle = thread::Builder::new()
             .name("vigilo-sqlite-writer".into())
-            .spawn(move || run(conn, rx, &options))?;
-        Ok((Self { queue }, handle))
+            .spawn(move || run(conn, rx, &options, &thread_counters))?;
+        Ok((Self { queue, counters }, handle))
+    }
+
+    /// What the writer committed so far.
+    pub(crate) fn stats(&self) -> WriteStats {
+        self.counters.get()
     }
 
     /// Queues `op` and waits (asynchronously) until it is committed or refused.
@@ -84,7 +119,7 @@ impl Writer {
 }
 
 /// The thread's loop: one batch per wake-up, until every [`Writer`] is dropped.
-fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions) {
+fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions, counters: &Counters) {
     let max = options.max_batch.max(1);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -94,7 +129,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions) {
                 Err(_) => break,
             }
         }
-        process(&conn, batch, options);
+        process(&conn, batch, options, counters);
     }
     debug!("SQLite writer thread stopped");
 }
@@ -139,11 +174,13 @@ impl Failure {
 }
 
 /// Runs a batch until it is committed or failed, answering every caller once.
-fn process(conn: &Connection, mut batch: Vec<Request>, options: &SqliteOptions) {
+fn process(conn: &Connection, mut batch: Vec<Request>, options: &SqliteOptions, counters: &Counters) {
     loop {
         match attempt(conn, &batch, options) {
             Attempt::Committed(results) => {
                 debug!(writes = batch.len(), "group commit");
+                counters.transactions.fetch_add(1, Ordering::Relaxed);
+                counters.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (request, result) in batch.into_iter().zip(results) {
                     // The caller may have given up waiting; the write stands all the same.
                     let _ = request.reply.send(result);

@@ -1,0 +1,485 @@
+//! [`ChatEngine`]: the conversation, platform-neutral. Surfaces hand it parsed commands and
+//! button presses with a [`ChatContext`]; it calls [`Vigilo`] and answers with [`Reply`]s.
+//!
+//! Every handler returns replies and never fails: a refused or failed service call becomes a
+//! private reply that says what to do (a denial names the role needed, a stale click names who
+//! acted first), and nothing else is posted.
+
+use std::collections::HashSet;
+
+use vigilo_core::error::Error;
+use vigilo_core::execution::machine::Command as StepCommand;
+use vigilo_core::execution::{ChannelRef, EventKind, Execution, ExecutionSummary};
+use vigilo_core::ids::{Key, UserId};
+use vigilo_core::service::{ActOutcome, ListRunbooks, StartOptions, Vigilo, Who};
+
+use super::cards::{self, Outcome};
+use super::command::{Command, parse};
+use super::errors::{error_reply, parse_error_reply};
+use super::format::Names;
+use super::limits::fit_reply;
+use super::markdown::escape_markdown;
+use super::reply::{
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Anchor,
+    ButtonValue, Reply, Target,
+};
+use super::views;
+
+/// Who acts, from where: the acting user and the channel the conversation happens in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatContext {
+    /// The acting user in their workspace.
+    pub who: Who,
+    /// The platform (`slack`, `console`).
+    pub platform: String,
+    /// The platform's channel id; executions started here are "open in this channel".
+    pub channel: String,
+}
+
+impl ChatContext {
+    /// A context for `who` in `channel` of `platform`.
+    pub fn new(who: Who, platform: impl Into<String>, channel: impl Into<String>) -> Self {
+        Self {
+            who,
+            platform: platform.into(),
+            channel: channel.into(),
+        }
+    }
+
+    /// The channel as the core records it on executions.
+    pub fn channel_ref(&self) -> ChannelRef {
+        ChannelRef {
+            platform: self.platform.clone(),
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+/// The platform-neutral chat engine.
+#[derive(Clone, Debug)]
+pub struct ChatEngine {
+    vigilo: Vigilo,
+}
+
+impl ChatEngine {
+    /// An engine over `vigilo`.
+    pub fn new(vigilo: Vigilo) -> Self {
+        Self { vigilo }
+    }
+
+    /// The service the engine calls.
+    pub fn vigilo(&self) -> &Vigilo {
+        &self.vigilo
+    }
+
+    /// Parses `text` (with or without `/runbook`) and handles it; a text that does not parse
+    /// gets a private reply with the usage meant.
+    pub async fn handle_text(&self, ctx: &ChatContext, text: &str) -> Vec<Reply> {
+        match parse(text) {
+            Ok(cmd) => self.handle(ctx, cmd).await,
+            Err(e) => finish(vec![parse_error_reply(&e)]),
+        }
+    }
+
+    /// Handles one command.
+    pub async fn handle(&self, ctx: &ChatContext, cmd: Command) -> Vec<Reply> {
+        tracing::debug!(command = %cmd.subcommand(), channel = %ctx.channel, "chat command");
+        let replies = match self.dispatch(ctx, cmd).await {
+            Ok(r) => r,
+            Err(e) => vec![error_reply(&e)],
+        };
+        finish(replies)
+    }
+
+    /// Handles a button press: `action_id` and `value` as the button carried them, `text` the
+    /// reason or note the surface asked for (Skip…, Failed…, Abort…).
+    pub async fn click(
+        &self,
+        ctx: &ChatContext,
+        action_id: &str,
+        value: &str,
+        text: Option<String>,
+    ) -> Vec<Reply> {
+        tracing::debug!(action_id, value, channel = %ctx.channel, "chat click");
+        let Ok(v) = value.parse::<ButtonValue>() else {
+            return finish(vec![private("This button is not valid any more; `status` shows where the execution stands.")]);
+        };
+        let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let step = v.step.unwrap_or(0);
+        let needs_step = action_id != ACTION_ABORT;
+        if needs_step && v.step.is_none() {
+            return finish(vec![private("This button does not name a step; `status` shows where the execution stands.")]);
+        }
+        let cmd = match action_id {
+            ACTION_DONE => StepCommand::Done { step, note: text },
+            ACTION_APPROVE => StepCommand::Approve { step },
+            ACTION_RETRY => StepCommand::Retry { step },
+            ACTION_SKIP => match text {
+                Some(reason) => StepCommand::Skip { step, reason },
+                None => return finish(vec![private("A skip reason is required; press Skip… again and give one. Nothing changed.")]),
+            },
+            ACTION_FAIL => match text {
+                Some(note) => StepCommand::Fail { step, note },
+                None => return finish(vec![private("A failure note is required; press Failed… again and say what went wrong. Nothing changed.")]),
+            },
+            ACTION_ABORT => match text {
+                Some(reason) => StepCommand::Abort { reason },
+                None => return finish(vec![private("An abort reason is required; press Abort… again and give one. Nothing changed.")]),
+            },
+            other => {
+                tracing::debug!(action_id = other, "unknown action");
+                return finish(vec![private("This button is not one Vigilo knows; nothing changed.")]);
+            }
+        };
+        finish(self.act(ctx, v.execution, cmd).await)
+    }
+
+    async fn dispatch(&self, ctx: &ChatContext, cmd: Command) -> Result<Vec<Reply>, Error> {
+        let who = &ctx.who;
+        Ok(match cmd {
+            Command::Help { topic } => vec![views::help(topic)],
+            Command::List { category } => {
+                let ws = self.vigilo.workspace_of(who).await?;
+                let list = self
+                    .vigilo
+                    .list_runbooks(
+                        who,
+                        ListRunbooks {
+                            category: category.clone(),
+                            drafts: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                let (title, empty) = match &category {
+                    Some(c) => (
+                        format!("Runbooks in {c}"),
+                        format!("No runbooks in category `{c}`; `list` shows all of them."),
+                    ),
+                    None => (
+                        format!("Runbooks of {}", ws.slug),
+                        "No runbooks yet.".to_owned(),
+                    ),
+                };
+                vec![views::runbook_list(&title, &list, &empty)]
+            }
+            Command::Search { words } => {
+                let found = self.vigilo.search_runbooks(who, &words, 20).await?;
+                vec![views::runbook_list(
+                    &format!("Search: {words}"),
+                    &found,
+                    "Nothing matches; try other words, or `list`.",
+                )]
+            }
+            Command::Show { runbook } => {
+                let rb = self.vigilo.runbook(who, runbook).await?;
+                let owner = self.handle_of(rb.owner).await;
+                vec![views::runbook(&rb, &owner)]
+            }
+            Command::History { runbook } => {
+                let rb = self.vigilo.runbook(who, runbook).await?;
+                let versions = self.vigilo.runbook_history(who, runbook).await?;
+                vec![views::history(&rb, &versions)]
+            }
+            Command::Diff { runbook, from, to } => {
+                let rb = self.vigilo.runbook(who, runbook).await?;
+                let d = self.vigilo.diff_runbook(who, runbook, from, to).await?;
+                vec![views::diff(&rb, &d)]
+            }
+            Command::Publish { runbook } => self.publish(ctx, runbook).await?,
+            Command::Run {
+                runbook,
+                change,
+                incident,
+                rehearsal,
+            } => {
+                let exec = self
+                    .vigilo
+                    .start_execution(
+                        who,
+                        runbook,
+                        StartOptions {
+                            change,
+                            incident,
+                            rehearsal,
+                            channel: Some(ctx.channel_ref()),
+                        },
+                    )
+                    .await?;
+                self.started(&exec).await
+            }
+            Command::Status { execution } => self.status(ctx, execution).await?,
+            Command::Done { execution, note } => {
+                self.act_on_open(ctx, execution, |step| StepCommand::Done { step, note })
+                    .await?
+            }
+            Command::Skip { execution, reason } => {
+                self.act_on_open(ctx, execution, |step| StepCommand::Skip { step, reason })
+                    .await?
+            }
+            Command::Fail { execution, note } => {
+                self.act_on_open(ctx, execution, |step| StepCommand::Fail { step, note })
+                    .await?
+            }
+            Command::Approve { execution } => {
+                self.act_on_open(ctx, execution, |step| StepCommand::Approve { step })
+                    .await?
+            }
+            Command::Retry { execution } => {
+                self.act_on_open(ctx, execution, |step| StepCommand::Retry { step })
+                    .await?
+            }
+            Command::Abort { execution, reason } => {
+                self.act_on_open(ctx, execution, |_| StepCommand::Abort { reason })
+                    .await?
+            }
+        })
+    }
+
+    async fn publish(&self, ctx: &ChatContext, key: Key) -> Result<Vec<Reply>, Error> {
+        let who = &ctx.who;
+        let before = self.vigilo.runbook(who, key).await?;
+        if before.is_published {
+            return Ok(vec![private(&format!(
+                "{key} is already published (v{}).",
+                before.version
+            ))]);
+        }
+        let rb = self.vigilo.set_published(who, key, true).await?;
+        let actor = self.handle_of(who.user).await;
+        let text = format!(
+            "@{actor} published {key} v{}: {}",
+            rb.version, rb.body.title
+        );
+        Ok(vec![Reply::public(
+            text,
+            vec![super::reply::Block::Section(format!(
+                "{} published **{key}** v{}: {}. `run {key}` starts it.",
+                escape_markdown(&format!("@{actor}")),
+                rb.version,
+                escape_markdown(rb.body.title.as_str())
+            ))],
+        )])
+    }
+
+    /// The header and first step card of a new execution.
+    async fn started(&self, exec: &Execution) -> Vec<Reply> {
+        let names = self.names(exec).await;
+        let summary = ExecutionSummary::of(exec, self.vigilo.now());
+        let mut out = vec![
+            cards::execution_header(exec, &names, &summary)
+                .with_anchor(Anchor::Execution(exec.key)),
+        ];
+        match exec.current_index() {
+            Some(i) => out.push(self.card(exec, i, &names)),
+            None => out.push(
+                cards::summary(exec, &summary, &names)
+                    .with_target(Target::Thread(Anchor::Execution(exec.key))),
+            ),
+        }
+        out
+    }
+
+    /// The active card of step `idx`, threaded under the header.
+    fn card(&self, exec: &Execution, idx: usize, names: &Names) -> Reply {
+        cards::step_card(exec, idx, names)
+            .with_target(Target::Thread(Anchor::Execution(exec.key)))
+            .with_anchor(step_anchor(exec.key, idx))
+    }
+
+    async fn status(&self, ctx: &ChatContext, named: Option<Key>) -> Result<Vec<Reply>, Error> {
+        let execs = match named {
+            Some(k) => vec![self.vigilo.execution(&ctx.who, k).await?],
+            None => {
+                self.vigilo
+                    .executions_in_channel(&ctx.who, ctx.channel_ref())
+                    .await?
+            }
+        };
+        let mut names = Names::default();
+        for e in &execs {
+            self.add_names(&mut names, e).await;
+        }
+        let mut out = vec![views::status(&execs, &names)];
+        // With one execution in view, show its current card again (privately) so its buttons
+        // are at hand; updates still go to the card in the thread.
+        if let [exec] = execs.as_slice()
+            && let Some(i) = exec.current_index()
+        {
+            let mut card = cards::step_card(exec, i, &names);
+            card.visibility = super::reply::Visibility::Private;
+            out.push(card);
+        }
+        Ok(out)
+    }
+
+    /// Finds the execution a typed step command means and applies it to its current step.
+    async fn act_on_open(
+        &self,
+        ctx: &ChatContext,
+        named: Option<Key>,
+        make: impl FnOnce(u32) -> StepCommand,
+    ) -> Result<Vec<Reply>, Error> {
+        let exec = match named {
+            Some(k) => self.vigilo.execution(&ctx.who, k).await?,
+            None => {
+                let mut open = self
+                    .vigilo
+                    .executions_in_channel(&ctx.who, ctx.channel_ref())
+                    .await?;
+                match open.len() {
+                    0 => {
+                        return Ok(vec![private(
+                            "No execution is open in this channel. Start one with `run RB-…`, or name one: `done EX-…`.",
+                        )]);
+                    }
+                    1 => open.remove(0),
+                    _ => {
+                        let mut names = Names::default();
+                        for e in &open {
+                            self.add_names(&mut names, e).await;
+                        }
+                        let lines: Vec<String> =
+                            open.iter().map(|e| views::execution_line(e, &names)).collect();
+                        let first = open.first().map(|e| e.key.to_string()).unwrap_or_default();
+                        let text = format!(
+                            "{} are open in this channel; name the one you mean right after the command word, e.g. `done {first}`.",
+                            views::plural(open.len(), "execution")
+                        );
+                        return Ok(vec![Reply::private(
+                            text.clone(),
+                            vec![
+                                super::reply::Block::Section(text),
+                                super::reply::Block::Section(lines.join("\n\n")),
+                            ],
+                        )]);
+                    }
+                }
+            }
+        };
+        // A sealed execution has no current step; naming its last one lets the service explain.
+        let step = exec
+            .current_index()
+            .map(|i| i as u32 + 1)
+            .unwrap_or(exec.steps.len().max(1) as u32);
+        Ok(self.act(ctx, exec.key, make(step)).await)
+    }
+
+    /// Applies a step command and answers with the updated card, the next card, and on seal the
+    /// summary and the updated header; or with one private error reply.
+    async fn act(&self, ctx: &ChatContext, execution: Key, cmd: StepCommand) -> Vec<Reply> {
+        match self.vigilo.act(&ctx.who, execution, cmd).await {
+            Ok(outcome) => self.after_act(&outcome).await,
+            Err(e) => vec![error_reply(&e)],
+        }
+    }
+
+    async fn after_act(&self, outcome: &ActOutcome) -> Vec<Reply> {
+        let exec = &outcome.execution;
+        let event = &outcome.event;
+        let names = self.names(exec).await;
+        let summary = ExecutionSummary::of(exec, self.vigilo.now());
+        let idx = event.step_order.map(|o| o as usize - 1);
+        let mut out = Vec::new();
+        match (event.kind, idx) {
+            (EventKind::Approved | EventKind::Failed | EventKind::Retried, Some(i)) => {
+                out.push(
+                    cards::step_card(exec, i, &names)
+                        .with_target(Target::Update(step_anchor(exec.key, i)))
+                        .with_anchor(step_anchor(exec.key, i)),
+                );
+            }
+            (EventKind::Done | EventKind::Skipped, Some(i)) => {
+                out.push(
+                    cards::acted_card(exec, i, &names, &summary, Outcome::Finished)
+                        .with_target(Target::Update(step_anchor(exec.key, i)))
+                        .with_anchor(step_anchor(exec.key, i)),
+                );
+                if let Some(next) = exec.current_index() {
+                    out.push(self.card(exec, next, &names));
+                }
+            }
+            (EventKind::Aborted, Some(i)) => {
+                out.push(
+                    cards::acted_card(
+                        exec,
+                        i,
+                        &names,
+                        &summary,
+                        Outcome::Aborted {
+                            by: event.actor,
+                            at: event.at,
+                        },
+                    )
+                    .with_target(Target::Update(step_anchor(exec.key, i)))
+                    .with_anchor(step_anchor(exec.key, i)),
+                );
+            }
+            _ => {}
+        }
+        if exec.status.is_sealed() {
+            out.push(
+                cards::summary(exec, &summary, &names)
+                    .with_target(Target::Thread(Anchor::Execution(exec.key))),
+            );
+            out.push(
+                cards::execution_header(exec, &names, &summary)
+                    .with_target(Target::Update(Anchor::Execution(exec.key)))
+                    .with_anchor(Anchor::Execution(exec.key)),
+            );
+        }
+        out
+    }
+
+    /// `handle` of a user (without `@`), or `someone`.
+    async fn handle_of(&self, user: UserId) -> String {
+        match self.vigilo.store().user(user).await {
+            Ok(u) => u.handle.to_string(),
+            Err(_) => "someone".to_owned(),
+        }
+    }
+
+    async fn names(&self, exec: &Execution) -> Names {
+        let mut names = Names::default();
+        self.add_names(&mut names, exec).await;
+        names
+    }
+
+    /// Resolves the handles of everyone an execution mentions.
+    async fn add_names(&self, names: &mut Names, exec: &Execution) {
+        let mut ids: HashSet<UserId> = HashSet::new();
+        ids.insert(exec.operator);
+        for s in &exec.steps {
+            ids.extend(s.actor);
+            ids.extend(s.approval.as_ref().map(|a| a.by));
+        }
+        for id in ids {
+            if names.contains(id) {
+                continue;
+            }
+            if let Ok(u) = self.vigilo.store().user(id).await {
+                names.insert(id, u.handle.to_string());
+            }
+        }
+    }
+}
+
+fn step_anchor(execution: Key, idx: usize) -> Anchor {
+    Anchor::StepCard {
+        execution,
+        step: idx as u32 + 1,
+    }
+}
+
+/// A private reply of one markdown text (given with backtick code spans).
+fn private(text: &str) -> Reply {
+    Reply::private_markdown(
+        super::markdown::escape_markdown_keeping_code(text),
+        text.to_owned(),
+    )
+}
+
+/// Applies the platform limits to every reply.
+fn finish(replies: Vec<Reply>) -> Vec<Reply> {
+    replies.into_iter().flat_map(fit_reply).collect()
+}

@@ -1,0 +1,147 @@
+//! Full-text search: ranking, the index kept in step with edits (in the same transaction), and
+//! user input that can never be FTS5 syntax.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TempStore, add_runbook, body, commit, new_execution, setup};
+use vigilo_core::runbook::Runbook;
+use vigilo_core::store::{DraftFilter, StoreError, Write};
+
+const NO_STEPS: &[(&str, &str)] = &[];
+
+fn keys(found: &[Runbook]) -> Vec<u64> {
+    found.iter().map(|r| r.key.number).collect()
+}
+
+async fn search(store: &TempStore, ctx: &common::Ctx, words: &str) -> Vec<u64> {
+    keys(&store.search_runbooks(ctx.id(), words, DraftFilter::All, 0).await.unwrap())
+}
+
+#[tokio::test]
+async fn title_hits_rank_first_then_bm25_over_the_text() {
+    let store = TempStore::new().await;
+    let ctx = setup(&*store, "ops").await;
+    // Key order is the reverse of the expected ranking.
+    let once = add_runbook(
+        &*store,
+        &ctx,
+        body(
+            "Network checks",
+            "A long description that mentions the cache only once, among many other words about \
+             routers, switches, cables, firewalls, load balancers and name servers.",
+            NO_STEPS,
+        ),
+    )
+    .await;
+    let often = add_runbook(
+        &*store,
+        &ctx,
+        body("Warm up", "Flush the cache, then warm the cache.", &[("Cache", "fill the cache")]),
+    )
+    .await;
+    let titled = add_runbook(&*store, &ctx, body("Purge the CDN cache", "", &[("Purge", "curl -X PURGE")])).await;
+    let two_in_title = add_runbook(&*store, &ctx, body("Cache purge", "", &[("Purge", "purge the cache")])).await;
+
+    assert_eq!(
+        search(&store, &ctx, "cache").await,
+        vec![titled.key.number, two_in_title.key.number, often.key.number, once.key.number],
+        "title hits first (by key), then the text where the word weighs more"
+    );
+    assert_eq!(
+        search(&store, &ctx, "purge cache").await,
+        vec![titled.key.number, two_in_title.key.number],
+        "both words in both titles: key order"
+    );
+    assert_eq!(
+        search(&store, &ctx, "cache warm").await,
+        vec![often.key.number],
+        "every word is required"
+    );
+}
+
+#[tokio::test]
+async fn the_index_follows_edits_and_only_committed_ones() {
+    let store = TempStore::new().await;
+    let ctx = setup(&*store, "ops").await;
+    let rb = add_runbook(
+        &*store,
+        &ctx,
+        body("Restart the gateway", "When it hangs", &[("Drain", "move traffic away")]),
+    )
+    .await;
+    assert_eq!(search(&store, &ctx, "gateway").await, vec![rb.key.number]);
+    assert_eq!(search(&store, &ctx, "traffic").await, vec![rb.key.number]);
+
+    // An edit replaces every indexed column.
+    let mut edited = rb.clone();
+    edited.body = body("Rotate certificates", "Yearly", &[("Renew", "ask the vault")]);
+    edited.rev = 2;
+    commit(
+        &*store,
+        ctx.id(),
+        vec![Write::Runbook {
+            runbook: edited.clone(),
+            expected_rev: Some(1),
+        }],
+    )
+    .await
+    .unwrap();
+    for old in ["gateway", "hangs", "drain", "traffic"] {
+        assert!(search(&store, &ctx, old).await.is_empty(), "`{old}` is still found");
+    }
+    for new in ["certificates", "yearly", "renew", "vault"] {
+        assert_eq!(search(&store, &ctx, new).await, vec![rb.key.number], "`{new}` is not found");
+    }
+
+    // An edit in a commit that fails later on is rolled back, index included.
+    let mut doomed = edited.clone();
+    doomed.body = body("Doomed words", "", NO_STEPS);
+    doomed.rev = 3;
+    let missing = new_execution(&ctx, 1);
+    let result = commit(
+        &*store,
+        ctx.id(),
+        vec![
+            Write::Runbook {
+                runbook: doomed,
+                expected_rev: Some(2),
+            },
+            Write::Execution {
+                execution: missing,
+                expected_rev: Some(1),
+            },
+        ],
+    )
+    .await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    assert!(search(&store, &ctx, "doomed").await.is_empty());
+    assert_eq!(search(&store, &ctx, "certificates").await, vec![rb.key.number]);
+}
+
+#[tokio::test]
+async fn fts_syntax_in_input_is_plain_text() {
+    let store = TempStore::new().await;
+    let ctx = setup(&*store, "ops").await;
+    let rb = add_runbook(
+        &*store,
+        &ctx,
+        body("Fix NEAR misses", "title: AND OR NOT", &[("Step", "quote \" and star *")]),
+    )
+    .await;
+    for input in [
+        "\"", "\"\"", "*", "NEAR(", "NEAR(a b)", "title:", "AND", "OR NOT", "a OR", "(", ")", "^x", "-x",
+        "col:fix", "{title}: fix", "\u{0}", "ünïcödé", "fix*",
+    ] {
+        let result = store.search_runbooks(ctx.id(), input, DraftFilter::All, 0).await;
+        assert!(result.is_ok(), "`{input}` failed: {result:?}");
+    }
+    assert_eq!(search(&store, &ctx, "near").await, vec![rb.key.number]);
+    assert_eq!(search(&store, &ctx, "NEAR(misses)").await, vec![rb.key.number]);
+    assert_eq!(search(&store, &ctx, "AND OR NOT").await, vec![rb.key.number]);
+    assert!(search(&store, &ctx, "fix*").await.len() <= 1);
+    assert!(search(&store, &ctx, "fi").await.is_empty(), "no prefix matching");
+    // Input without any word matches everything visible, like the in-memory store.
+    assert_eq!(search(&store, &ctx, " * \" ").await, vec![rb.key.number]);
+}
