@@ -194,7 +194,7 @@ fn oversized_input_is_refused_before_parsing() {
     assert!(parse(&just).is_ok());
 }
 
-fn key(kind: KeyKind) -> impl Strategy<Value = Key> {
+fn key(kind: KeyKind) -> impl Strategy<Value = Key> + Clone {
     (1u64..2_000_000).prop_map(move |n| Key::new(kind, n))
 }
 

@@ -107,7 +107,11 @@ fn the_canonical_form_is_stable_and_reads_back() {
     let again = parse_ok(&canonical);
     assert_eq!(again, f);
     assert_eq!(
-        file::write(&body_of(again.input), again.owner.as_deref(), again.published),
+        file::write(
+            &body_of(again.input),
+            again.owner.as_deref(),
+            again.published
+        ),
         canonical
     );
     // Canonical layout: a blank line after the front matter, fields right under headings.
@@ -426,7 +430,7 @@ proptest! {
             s.id = None;
         }
         prop_assert_eq!(&back.input, &expected, "file:\n{}", text);
-        prop_assert_eq!(back.owner, owner);
+        prop_assert_eq!(&back.owner, &owner);
         prop_assert_eq!(back.published, published);
         prop_assert_eq!(back.key, key);
         // And writing what was read gives the same file.

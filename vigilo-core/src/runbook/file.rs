@@ -515,9 +515,9 @@ fn front_matter(
     let first_no = lines.first().map_or(2, |l| l.no);
     let src: String = lines.iter().map(|l| l.full).collect();
     let table: toml::Table = toml::from_str(&src).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(first_no, |r: Range<usize>| first_no + src[..r.start.min(src.len())].matches('\n').count());
+        let line = e.span().map_or(first_no, |r: Range<usize>| {
+            first_no + src[..r.start.min(src.len())].matches('\n').count()
+        });
         cx.err(
             line,
             format!("front matter: {}", e.message().trim_end_matches('\n')),

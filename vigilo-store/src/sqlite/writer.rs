@@ -281,3 +281,107 @@ fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Att
     }
     Attempt::Committed(results)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::Utc;
+    use vigilo_core::audit::{AuditDraft, AuditLinks};
+    use vigilo_core::fields::Name;
+    use vigilo_core::store::Write;
+    use vigilo_core::workspace::{Policy, Workspace};
+
+    use super::super::migrations::MIGRATIONS;
+    use super::super::open::open_writer;
+    use super::*;
+
+    fn commit(ws: WorkspaceId, writes: Vec<Write>, details: serde_json::Value) -> Op {
+        Op::Commit(Box::new(Commit {
+            workspace: ws,
+            writes,
+            audit: AuditDraft {
+                at: Utc::now(),
+                actor: None,
+                actor_handle: None,
+                action: "test".into(),
+                target: "test".into(),
+                details,
+                links: AuditLinks::default(),
+            },
+        }))
+    }
+
+    /// A write that fills the disk (here: the page limit) can make SQLite abandon the whole
+    /// transaction; the writer then fails that write alone and commits its neighbours.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_breaks_the_transaction_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.db");
+        let options = SqliteOptions::default();
+        let conn = open_writer(&path, &options, MIGRATIONS).unwrap();
+        let ws = Workspace {
+            id: WorkspaceId::new(),
+            slug: Name::parse_field("slug", "ops").unwrap(),
+            policy: Policy::default(),
+            slack_team: None,
+            created_at: Utc::now(),
+            rev: 1,
+        };
+        let create = Write::Workspace {
+            workspace: ws.clone(),
+            expected_rev: None,
+        };
+        let Op::Commit(first) = commit(ws.id, vec![create], serde_json::json!({})) else {
+            unreachable!()
+        };
+        apply_commit(&conn, &first).unwrap();
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0)).unwrap();
+        conn.pragma_update(None, "max_page_count", pages + 40).unwrap();
+        let (writer, thread) = Writer::spawn(conn, options).unwrap();
+        let writer = Arc::new(writer);
+
+        // Hold the lock so that the three requests queue into one batch.
+        let lock = Connection::open(&path).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let blocker = {
+            let w = Arc::clone(&writer);
+            tokio::spawn(async move { w.submit(commit(ws.id, vec![], serde_json::json!({}))).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let huge = serde_json::json!({ "blob": "x".repeat(1 << 20) });
+        let tasks: Vec<_> = [serde_json::json!({"n": 1}), huge, serde_json::json!({"n": 3})]
+            .into_iter()
+            .map(|details| {
+                let w = Arc::clone(&writer);
+                tokio::spawn(async move { w.submit(commit(ws.id, vec![], details)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        lock.execute_batch("COMMIT").unwrap();
+
+        assert!(blocker.await.unwrap().is_ok());
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        assert!(results[0].is_ok(), "{:?}", results[0].as_ref().err());
+        assert!(
+            matches!(results[1], Err(StoreError::Unavailable { .. })),
+            "{:?}",
+            results[1].as_ref().err()
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2].as_ref().err());
+        let seqs: Vec<u64> = [&results[0], &results[2]]
+            .iter()
+            .map(|r| match r {
+                Ok(Done::Entry(e)) => e.seq,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(seqs, vec![3, 4], "no gap where the failed entry was");
+
+        drop(writer);
+        thread.join().unwrap();
+    }
+}

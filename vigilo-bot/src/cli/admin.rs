@@ -1,0 +1,260 @@
+//! `init`, `workspace`, `user`, `incident`, `console` and `completions`.
+
+use clap::CommandFactory;
+use serde_json::{Value, json};
+use vigilo_core::ids::KeyKind;
+use vigilo_core::service::NewMember;
+use vigilo_core::workspace::ChatIdentity;
+
+use super::output::{Table, time, time_opt};
+use super::{
+    Cli, CliError, ConsoleArgs, Ctx, IncidentCmd, InitArgs, UserCmd, WorkspaceCmd, views,
+};
+use crate::console::{ConsoleOptions, DEFAULT_CHANNEL};
+
+/// `vigilo init --workspace <slug> --owner <handle>`.
+pub async fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
+    let Some(slug) = ctx.global.workspace.clone() else {
+        return Err(CliError::Usage(
+            "init needs the new workspace's name: `vigilo init --workspace <slug> --owner <handle>`"
+                .into(),
+        ));
+    };
+    create_workspace(ctx, &slug, &a.owner, a.name.as_deref().unwrap_or("")).await
+}
+
+async fn create_workspace(
+    ctx: &Ctx,
+    slug: &str,
+    owner: &str,
+    name: &str,
+) -> Result<(), CliError> {
+    let (ws, user) = ctx.vigilo.create_workspace(slug, owner, name).await?;
+    let mut v = views::workspace(&ws);
+    if let Value::Object(m) = &mut v {
+        m.insert("key".into(), json!(ws.slug.as_str()));
+        m.insert("owner".into(), json!(user.handle.as_str()));
+        m.insert("db".into(), json!(ctx.db_path.display().to_string()));
+    }
+    ctx.out.emit(&v, |p| {
+        format!(
+            "Created workspace {} owned by @{} in {}.\nNext: vigilo --as {} user add <handle> --role operator",
+            p.bold(ws.slug.as_str()),
+            user.handle,
+            ctx.db_path.display(),
+            user.handle
+        )
+    })
+}
+
+/// `vigilo workspace …`.
+pub async fn workspace(ctx: &Ctx, c: WorkspaceCmd) -> Result<(), CliError> {
+    match c {
+        WorkspaceCmd::Create { slug, owner, name } => {
+            create_workspace(ctx, &slug, &owner, name.as_deref().unwrap_or("")).await
+        }
+        WorkspaceCmd::List => {
+            let all = ctx.vigilo.workspaces().await?;
+            let v = Value::Array(all.iter().map(views::workspace).collect());
+            ctx.out.emit(&v, |p| {
+                if all.is_empty() {
+                    return "No workspace yet; create one with `vigilo init --workspace <slug> --owner <handle>`.".into();
+                }
+                let mut t = Table::new(&["SLUG", "SLACK TEAM", "CREATED"]);
+                for w in &all {
+                    t.row(vec![
+                        w.slug.to_string(),
+                        w.slack_team.clone().unwrap_or_else(|| "-".into()),
+                        time(w.created_at),
+                    ]);
+                }
+                t.render(p)
+            })
+        }
+        WorkspaceCmd::LinkSlack { slug, team } => {
+            let ws = ctx.vigilo.workspace_by_slug(&slug).await?;
+            let Some(handle) = &ctx.global.as_user else {
+                return Err(CliError::Usage(
+                    "linking a Slack team acts on behalf of an admin: pass --as <handle>".into(),
+                ));
+            };
+            let (user, _) = ctx.vigilo.member(ws.id, handle).await?;
+            let who = vigilo_core::service::Who::new(ws.id, user.id);
+            let ws = ctx.vigilo.link_slack_team(&who, &team).await?;
+            ctx.out.emit(&views::workspace(&ws), |_| {
+                format!("Linked Slack team {team} to workspace {}.", ws.slug)
+            })
+        }
+    }
+}
+
+/// `vigilo user …`.
+pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
+    let (ws, who, _, _) = ctx.who().await?;
+    match c {
+        UserCmd::Add {
+            handle,
+            role,
+            name,
+            slack_id,
+            slack_team,
+            team_roles,
+        } => {
+            let chat_identity = slack_id.map(|u| ChatIdentity {
+                platform: "slack".into(),
+                team: slack_team
+                    .or_else(|| ws.slack_team.clone())
+                    .unwrap_or_default(),
+                user: u,
+            });
+            let (u, m) = ctx
+                .vigilo
+                .add_member(
+                    &who,
+                    NewMember {
+                        handle,
+                        display_name: name.unwrap_or_default(),
+                        role,
+                        team_roles,
+                        chat_identity,
+                    },
+                )
+                .await?;
+            let mut v = views::member(&u, &m);
+            if let Value::Object(map) = &mut v {
+                map.insert("key".into(), json!(u.handle.as_str()));
+            }
+            ctx.out.emit(&v, |_| {
+                format!("Added @{} as {} of {}.", u.handle, m.role, ws.slug)
+            })
+        }
+        UserCmd::SetRole {
+            handle,
+            role,
+            team_roles,
+            clear_team_roles,
+        } => {
+            let teams = if clear_team_roles {
+                Some(Vec::new())
+            } else if team_roles.is_empty() {
+                None
+            } else {
+                Some(team_roles)
+            };
+            let m = ctx
+                .vigilo
+                .set_member_role(&who, &handle, role, teams)
+                .await?;
+            let (u, _) = ctx.vigilo.member(ws.id, &handle).await?;
+            ctx.out.emit(&views::member(&u, &m), |_| {
+                let teams: Vec<&str> = m.team_roles.iter().map(|n| n.as_str()).collect();
+                if teams.is_empty() {
+                    format!("@{} is now {}.", u.handle, m.role)
+                } else {
+                    format!("@{} is now {} (team roles: {}).", u.handle, m.role, teams.join(", "))
+                }
+            })
+        }
+        UserCmd::List => {
+            let members = ctx.vigilo.members(&who).await?;
+            let v = Value::Array(members.iter().map(|(u, m)| views::member(u, m)).collect());
+            ctx.out.emit(&v, |p| {
+                let mut t = Table::new(&["HANDLE", "NAME", "ROLE", "TEAM ROLES", "SLACK"]);
+                for (u, m) in &members {
+                    let teams: Vec<&str> = m.team_roles.iter().map(|n| n.as_str()).collect();
+                    let slack: Vec<&str> = u
+                        .chat_identities
+                        .iter()
+                        .filter(|c| c.platform == "slack")
+                        .map(|c| c.user.as_str())
+                        .collect();
+                    t.row(vec![
+                        format!("@{}", u.handle),
+                        u.display_name.to_string(),
+                        m.role.to_string(),
+                        teams.join(", "),
+                        slack.join(", "),
+                    ]);
+                }
+                t.render(p)
+            })
+        }
+    }
+}
+
+/// `vigilo incident …`.
+pub async fn incident(ctx: &Ctx, c: IncidentCmd) -> Result<(), CliError> {
+    let (_, who, _, _) = ctx.who().await?;
+    match c {
+        IncidentCmd::Create { title } => {
+            let i = ctx.vigilo.create_incident(&who, &title).await?;
+            let v = views::incident(ctx, &i).await;
+            ctx.out
+                .emit(&v, |p| format!("{} declared: {}", p.bold(&i.key.to_string()), i.title))
+        }
+        IncidentCmd::List => {
+            let all = ctx.vigilo.list_incidents(&who).await?;
+            let mut rows = Vec::new();
+            let mut docs = Vec::new();
+            for i in &all {
+                docs.push(views::incident(ctx, i).await);
+                rows.push(vec![
+                    i.key.to_string(),
+                    i.status.as_str().to_owned(),
+                    i.title.to_string(),
+                    format!("@{}", ctx.handle(i.created_by).await),
+                    time(i.created_at),
+                    time_opt(i.resolved_at),
+                ]);
+            }
+            ctx.out.emit(&Value::Array(docs), |p| {
+                if rows.is_empty() {
+                    return "No incidents.".into();
+                }
+                let mut t =
+                    Table::new(&["KEY", "STATUS", "TITLE", "BY", "CREATED", "RESOLVED"]);
+                for r in rows {
+                    t.row(r);
+                }
+                t.render(p)
+            })
+        }
+        IncidentCmd::Resolve { incident } => {
+            let key = ctx.key(&who, incident, KeyKind::Incident).await?;
+            let i = ctx.vigilo.resolve_incident(&who, key).await?;
+            let v = views::incident(ctx, &i).await;
+            ctx.out.emit(&v, |_| format!("{} resolved.", i.key))
+        }
+    }
+}
+
+/// `vigilo console`: the chat conversation of [`crate::console`] on this database. Without
+/// `--as`, the console picks its own default user.
+pub async fn console(ctx: &Ctx, a: ConsoleArgs) -> Result<(), CliError> {
+    let options = ConsoleOptions {
+        channel: a.channel.unwrap_or_else(|| DEFAULT_CHANNEL.to_owned()),
+        user: ctx.global.as_user.clone(),
+        workspace: ctx.global.workspace.clone(),
+        db_path: Some(ctx.db_path.clone()),
+        ..ConsoleOptions::default()
+    };
+    crate::console::run(ctx.vigilo.clone(), options)
+        .await
+        .map_err(|e| match e {
+            crate::console::ConsoleError::Vigilo(v) => CliError::Service(v),
+            crate::console::ConsoleError::Setup(s) => CliError::Usage(s),
+            other => CliError::Internal(other.to_string()),
+        })
+}
+
+/// `vigilo completions <shell>`.
+pub fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vigilo", &mut buf);
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(&buf)?;
+    o.flush()?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! CLI errors: a kind that maps to the contract's exit code, and a message for people.
+
+use std::io::Write;
+
+use vigilo_core::error::{Error, ErrorKind};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The service refused or failed; its kind decides the exit code.
+    #[error("{0}")]
+    Service(#[from] Error),
+    /// The command line is incomplete or contradictory (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Something named does not exist (exit 3).
+    #[error("{0}")]
+    NotFound(String),
+    /// Permission denied (exit 4).
+    #[error("{0}")]
+    Denied(String),
+    /// A conflict (exit 5).
+    #[error("{0}")]
+    Conflict(String),
+    /// Refused by a rule, e.g. a runbook file with an error (exit 6).
+    #[error("{0}")]
+    Refused(String),
+    /// `audit verify` found tampering (exit 7).
+    #[error("{0}")]
+    Tampered(String),
+    /// The database or the machine failed (exit 1).
+    #[error("{0}")]
+    Internal(String),
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The kind printed as `error.kind` with `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CliError::Service(e) => e.kind().as_str(),
+            CliError::Usage(_) => "usage",
+            CliError::NotFound(_) => ErrorKind::NotFound.as_str(),
+            CliError::Denied(_) => ErrorKind::Denied.as_str(),
+            CliError::Conflict(_) => ErrorKind::Conflict.as_str(),
+            CliError::Refused(_) => ErrorKind::Refused.as_str(),
+            CliError::Tampered(_) => "tampered",
+            CliError::Internal(_) | CliError::Io(_) => ErrorKind::Internal.as_str(),
+        }
+    }
+
+    /// The exit code of the CLI contract.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Service(e) => match e.kind() {
+                ErrorKind::NotFound => 3,
+                ErrorKind::Denied => 4,
+                ErrorKind::Conflict => 5,
+                ErrorKind::Refused => 6,
+                ErrorKind::Internal => 1,
+            },
+            CliError::Usage(_) => 2,
+            CliError::NotFound(_) => 3,
+            CliError::Denied(_) => 4,
+            CliError::Conflict(_) => 5,
+            CliError::Refused(_) => 6,
+            CliError::Tampered(_) => 7,
+            CliError::Internal(_) | CliError::Io(_) => 1,
+        }
+    }
+
+    /// True when the output went to a pipe that was closed (`vigilo audit export | head`):
+    /// not worth reporting.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// Prints the error on stderr: `error: …` for people, `{"error":{…}}` with `--json`.
+    pub fn report(&self, json: bool) {
+        if self.is_broken_pipe() {
+            return;
+        }
+        print_error(self.kind(), &self.to_string(), json);
+    }
+}
+
+fn print_error(kind: &str, message: &str, json: bool) {
+    let mut err = std::io::stderr().lock();
+    let _ = if json {
+        let doc = serde_json::json!({ "error": { "kind": kind, "message": message } });
+        writeln!(err, "{doc}")
+    } else {
+        writeln!(err, "error: {}", message.trim_end())
+    };
+}
+
+/// Reports a command-line parse error: clap's own output (help and version go to stdout with
+/// exit 0), or a `usage` JSON error with `--json`. Returns the exit code.
+pub fn report_usage(e: &clap::Error, json: bool) -> u8 {
+    use clap::error::ErrorKind as K;
+    let informational = matches!(e.kind(), K::DisplayHelp | K::DisplayVersion);
+    if json && !informational {
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid command line")
+            .trim_start_matches("error: ")
+            .to_owned();
+        print_error("usage", &message, true);
+        return 2;
+    }
+    let _ = e.print();
+    if informational {
+        0
+    } else {
+        u8::try_from(e.exit_code()).unwrap_or(2)
+    }
+}
