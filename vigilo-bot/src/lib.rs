@@ -11,5 +11,6 @@
 //! - [`seed`]: the demo workspace a fresh console database starts with.
 
 pub mod chat;
+pub mod cli;
 pub mod console;
 pub mod seed;

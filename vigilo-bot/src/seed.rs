@@ -94,7 +94,11 @@ pub async fn seed_demo(vigilo: &Vigilo) -> Result<Seeded> {
 /// The demo runbooks with their owners' handles: TLS rotation (RB-00001), orders database
 /// restore (RB-00002), checkout deploy rollback (RB-00003).
 pub fn demo_runbooks() -> Vec<(&'static str, RunbookInput)> {
-    vec![("bob", tls_rotation()), ("carol", orders_restore()), ("bob", checkout_rollback())]
+    vec![
+        ("bob", tls_rotation()),
+        ("carol", orders_restore()),
+        ("bob", checkout_rollback()),
+    ]
 }
 
 fn s(text: &str) -> String {
@@ -104,16 +108,20 @@ fn s(text: &str) -> String {
 fn tls_rotation() -> RunbookInput {
     RunbookInput {
         title: s("Rotate the TLS certificate on the edge proxies"),
-        description: s("Replace the `shop.acme.example` certificate on the four edge proxies \
+        description: s(
+            "Replace the `shop.acme.example` certificate on the four edge proxies \
             (`edge-1` … `edge-4`) before it expires. Run it from the bastion host with the \
             `edge-admin` role. Certificates live in Vault under `secret/edge/tls`; the \
-            [certificate inventory](https://wiki.acme.example/ops/cert-inventory) lists expiries."),
+            [certificate inventory](https://wiki.acme.example/ops/cert-inventory) lists expiries.",
+        ),
         category: s("security"),
         steps: vec![
             StepInput {
                 title: s("Announce the rotation"),
-                description: s("Post in `#ops-changes` that the edge TLS rotation starts now, with a \
-                    link to the change request. Ask on-call to keep an eye on the 5xx dashboard."),
+                description: s(
+                    "Post in `#ops-changes` that the edge TLS rotation starts now, with a \
+                    link to the change request. Ask on-call to keep an eye on the 5xx dashboard.",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
                 expected_outcome: s("The announcement is posted and on-call has acknowledged it."),
@@ -128,57 +136,83 @@ fn tls_rotation() -> RunbookInput {
                     matches the certificate."),
                 owner_role: s("sre"),
                 est_minutes: 10,
-                expected_outcome: s("Subject `CN=shop.acme.example`, SANs include `www.shop.acme.example`, \
-                    expiry about 13 months out; both modulus hashes are equal."),
-                verification: s("openssl x509 -in /tmp/edge.pem -noout -subject -enddate -ext subjectAltName && \
+                expected_outcome: s(
+                    "Subject `CN=shop.acme.example`, SANs include `www.shop.acme.example`, \
+                    expiry about 13 months out; both modulus hashes are equal.",
+                ),
+                verification: s(
+                    "openssl x509 -in /tmp/edge.pem -noout -subject -enddate -ext subjectAltName && \
                     diff <(openssl x509 -in /tmp/edge.pem -noout -modulus | sha256sum) \
-                    <(openssl rsa -in /tmp/edge.key -noout -modulus | sha256sum)"),
+                    <(openssl rsa -in /tmp/edge.key -noout -modulus | sha256sum)",
+                ),
                 ..Default::default()
             },
             StepInput {
                 title: s("Back up the current certificate"),
-                description: s("On every edge proxy, copy the live pair next to itself:\n\n\
+                description: s(
+                    "On every edge proxy, copy the live pair next to itself:\n\n\
                     ```sh\nfor h in edge-1 edge-2 edge-3 edge-4; do\n  ssh $h 'sudo cp -a /etc/nginx/tls/edge.pem /etc/nginx/tls/edge.pem.bak && \
-                    sudo cp -a /etc/nginx/tls/edge.key /etc/nginx/tls/edge.key.bak'\ndone\n```"),
+                    sudo cp -a /etc/nginx/tls/edge.key /etc/nginx/tls/edge.key.bak'\ndone\n```",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
-                expected_outcome: s("Each proxy has `edge.pem.bak` and `edge.key.bak` with today's date."),
-                verification: s("for h in edge-1 edge-2 edge-3 edge-4; do ssh $h ls -l /etc/nginx/tls/; done"),
+                expected_outcome: s(
+                    "Each proxy has `edge.pem.bak` and `edge.key.bak` with today's date.",
+                ),
+                verification: s(
+                    "for h in edge-1 edge-2 edge-3 edge-4; do ssh $h ls -l /etc/nginx/tls/; done",
+                ),
                 ..Default::default()
             },
             StepInput {
                 title: s("Install the new certificate and reload the proxies"),
-                description: s("Copy the new pair over the live one on each proxy, test the nginx \
+                description: s(
+                    "Copy the new pair over the live one on each proxy, test the nginx \
                     configuration, and reload **one proxy at a time**, waiting 30 seconds between \
-                    them. This overwrites the live certificate: it is the point of no easy return."),
+                    them. This overwrites the live certificate: it is the point of no easy return.",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 15,
                 expected_outcome: s("`nginx -t` passes on every proxy and each reload returns 0."),
-                verification: s("for h in edge-1 edge-2 edge-3 edge-4; do ssh $h 'sudo nginx -t && sudo systemctl reload nginx'; sleep 30; done"),
-                rollback_note: s("Restore `edge.pem.bak` and `edge.key.bak` over the live files on the \
-                    affected proxies and reload nginx; the old certificate is valid until its expiry."),
+                verification: s(
+                    "for h in edge-1 edge-2 edge-3 edge-4; do ssh $h 'sudo nginx -t && sudo systemctl reload nginx'; sleep 30; done",
+                ),
+                rollback_note: s(
+                    "Restore `edge.pem.bak` and `edge.key.bak` over the live files on the \
+                    affected proxies and reload nginx; the old certificate is valid until its expiry.",
+                ),
                 requires_approval: true,
                 is_destructive: true,
                 ..Default::default()
             },
             StepInput {
                 title: s("Verify the served certificate from outside"),
-                description: s("From a machine outside the VPN, check that every proxy serves the new \
-                    certificate and that browsers see a complete chain."),
+                description: s(
+                    "From a machine outside the VPN, check that every proxy serves the new \
+                    certificate and that browsers see a complete chain.",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
-                expected_outcome: s("The new serial and expiry on all four proxies; `Verify return code: 0 (ok)`."),
-                verification: s("for h in edge-1 edge-2 edge-3 edge-4; do echo | openssl s_client -connect $h.acme.example:443 -servername shop.acme.example 2>/dev/null | openssl x509 -noout -serial -enddate; done"),
+                expected_outcome: s(
+                    "The new serial and expiry on all four proxies; `Verify return code: 0 (ok)`.",
+                ),
+                verification: s(
+                    "for h in edge-1 edge-2 edge-3 edge-4; do echo | openssl s_client -connect $h.acme.example:443 -servername shop.acme.example 2>/dev/null | openssl x509 -noout -serial -enddate; done",
+                ),
                 ..Default::default()
             },
             StepInput {
                 title: s("Update the inventory and close out"),
-                description: s("Record the new serial and expiry in the certificate inventory, delete \
+                description: s(
+                    "Record the new serial and expiry in the certificate inventory, delete \
                     `/tmp/edge.pem` and `/tmp/edge.key` from the bastion, and post the result in \
-                    `#ops-changes`."),
+                    `#ops-changes`.",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
-                expected_outcome: s("The inventory shows the new expiry; no key material is left on the bastion."),
+                expected_outcome: s(
+                    "The inventory shows the new expiry; no key material is left on the bastion.",
+                ),
                 verification: s("ls /tmp/edge.* 2>/dev/null | wc -l   # expect 0"),
                 ..Default::default()
             },
@@ -189,26 +223,34 @@ fn tls_rotation() -> RunbookInput {
 fn orders_restore() -> RunbookInput {
     RunbookInput {
         title: s("Restore the orders database from backup"),
-        description: s("Point-in-time restore of the `orders` PostgreSQL cluster on `db-orders-1` \
+        description: s(
+            "Point-in-time restore of the `orders` PostgreSQL cluster on `db-orders-1` \
             with pgBackRest, for data loss or corruption. Writes are stopped for the whole \
-            procedure; expect about an hour of checkout downtime."),
+            procedure; expect about an hour of checkout downtime.",
+        ),
         category: s("database"),
         steps: vec![
             StepInput {
                 title: s("Stop writes to the orders database"),
-                description: s("Put the shop in maintenance mode so no order is written during the restore:\n\n\
-                    ```sh\nkubectl -n shop scale deploy/orders-api --replicas=0\n```"),
+                description: s(
+                    "Put the shop in maintenance mode so no order is written during the restore:\n\n\
+                    ```sh\nkubectl -n shop scale deploy/orders-api --replicas=0\n```",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
                 expected_outcome: s("The status page shows maintenance; `orders-api` has no pods."),
-                verification: s("kubectl -n shop get deploy orders-api -o jsonpath='{.status.replicas}'"),
+                verification: s(
+                    "kubectl -n shop get deploy orders-api -o jsonpath='{.status.replicas}'",
+                ),
                 rollback_note: s("Scale `orders-api` back to 6 replicas."),
                 ..Default::default()
             },
             StepInput {
                 title: s("Choose the restore point"),
-                description: s("List the backups and agree with the incident lead on the target time: \
-                    the last moment before the data went bad, in UTC."),
+                description: s(
+                    "List the backups and agree with the incident lead on the target time: \
+                    the last moment before the data went bad, in UTC.",
+                ),
                 owner_role: s("dba"),
                 est_minutes: 10,
                 expected_outcome: s("A target time covered by a full backup plus archived WAL."),
@@ -217,37 +259,55 @@ fn orders_restore() -> RunbookInput {
             },
             StepInput {
                 title: s("Stop PostgreSQL and restore"),
-                description: s("Stop the cluster and restore to the chosen time with delta restore. \
+                description: s(
+                    "Stop the cluster and restore to the chosen time with delta restore. \
                     The current data directory is **overwritten**.\n\n\
-                    ```sh\nsudo systemctl stop postgresql@16-main\nsudo -u postgres pgbackrest --stanza=orders --delta \\\n  --type=time \"--target=<restore point>\" --target-action=promote restore\n```"),
+                    ```sh\nsudo systemctl stop postgresql@16-main\nsudo -u postgres pgbackrest --stanza=orders --delta \\\n  --type=time \"--target=<restore point>\" --target-action=promote restore\n```",
+                ),
                 owner_role: s("dba"),
                 est_minutes: 30,
-                expected_outcome: s("pgBackRest ends with `restore command end: completed successfully`."),
+                expected_outcome: s(
+                    "pgBackRest ends with `restore command end: completed successfully`.",
+                ),
                 verification: s("sudo tail -n 20 /var/log/pgbackrest/orders-restore.log"),
-                rollback_note: s("None once started: the data directory is overwritten. If the restore \
-                    fails, restore again from the previous full backup."),
+                rollback_note: s(
+                    "None once started: the data directory is overwritten. If the restore \
+                    fails, restore again from the previous full backup.",
+                ),
                 requires_approval: true,
                 is_destructive: true,
                 ..Default::default()
             },
             StepInput {
                 title: s("Start PostgreSQL and check the data"),
-                description: s("Start the cluster, wait for recovery to finish, and check that the newest \
-                    order is just before the restore point."),
+                description: s(
+                    "Start the cluster, wait for recovery to finish, and check that the newest \
+                    order is just before the restore point.",
+                ),
                 owner_role: s("dba"),
                 est_minutes: 10,
-                expected_outcome: s("`pg_is_in_recovery()` is false; the newest order is from just before the target time."),
-                verification: s("sudo systemctl start postgresql@16-main && psql -h db-orders-1 -U postgres -d orders -c \"select pg_is_in_recovery(), max(created_at) from orders;\""),
+                expected_outcome: s(
+                    "`pg_is_in_recovery()` is false; the newest order is from just before the target time.",
+                ),
+                verification: s(
+                    "sudo systemctl start postgresql@16-main && psql -h db-orders-1 -U postgres -d orders -c \"select pg_is_in_recovery(), max(created_at) from orders;\"",
+                ),
                 ..Default::default()
             },
             StepInput {
                 title: s("Reopen writes"),
-                description: s("Scale `orders-api` back up and take the shop out of maintenance mode; \
-                    place a test order with the internal test card."),
+                description: s(
+                    "Scale `orders-api` back up and take the shop out of maintenance mode; \
+                    place a test order with the internal test card.",
+                ),
                 owner_role: s("sre"),
                 est_minutes: 5,
-                expected_outcome: s("The test order appears in the admin panel; error rates are normal."),
-                verification: s("kubectl -n shop scale deploy/orders-api --replicas=6 && kubectl -n shop rollout status deploy/orders-api"),
+                expected_outcome: s(
+                    "The test order appears in the admin panel; error rates are normal.",
+                ),
+                verification: s(
+                    "kubectl -n shop scale deploy/orders-api --replicas=6 && kubectl -n shop rollout status deploy/orders-api",
+                ),
                 ..Default::default()
             },
         ],
@@ -257,14 +317,18 @@ fn orders_restore() -> RunbookInput {
 fn checkout_rollback() -> RunbookInput {
     RunbookInput {
         title: s("Roll back a bad deploy of the checkout service"),
-        description: s("When a checkout release raises errors or latency, roll back to the previous \
-            revision first and investigate afterwards."),
+        description: s(
+            "When a checkout release raises errors or latency, roll back to the previous \
+            revision first and investigate afterwards.",
+        ),
         category: s("deploy"),
         steps: vec![
             StepInput {
                 title: s("Confirm the bad release"),
-                description: s("Compare the error rate and p95 latency before and after the last rollout \
-                    on the checkout dashboard, and note the bad revision."),
+                description: s(
+                    "Compare the error rate and p95 latency before and after the last rollout \
+                    on the checkout dashboard, and note the bad revision.",
+                ),
                 owner_role: s("operator"),
                 est_minutes: 5,
                 expected_outcome: s("The regression starts with the last rollout."),
@@ -273,7 +337,9 @@ fn checkout_rollback() -> RunbookInput {
             },
             StepInput {
                 title: s("Freeze the pipeline"),
-                description: s("Pause the `checkout` pipeline so no new release goes out during the rollback."),
+                description: s(
+                    "Pause the `checkout` pipeline so no new release goes out during the rollback.",
+                ),
                 owner_role: s("operator"),
                 est_minutes: 2,
                 expected_outcome: s("The pipeline shows *paused*."),
@@ -286,7 +352,9 @@ fn checkout_rollback() -> RunbookInput {
                 est_minutes: 5,
                 expected_outcome: s("The rollout completes and every pod runs the previous image."),
                 verification: s("kubectl -n shop rollout status deploy/checkout --timeout=5m"),
-                rollback_note: s("Roll forward with `kubectl -n shop rollout undo deploy/checkout` again."),
+                rollback_note: s(
+                    "Roll forward with `kubectl -n shop rollout undo deploy/checkout` again.",
+                ),
                 ..Default::default()
             },
             StepInput {
@@ -294,13 +362,17 @@ fn checkout_rollback() -> RunbookInput {
                 description: s("Watch the checkout dashboard for ten minutes."),
                 owner_role: s("operator"),
                 est_minutes: 10,
-                expected_outcome: s("Error rate and p95 latency are back to their level before the release."),
+                expected_outcome: s(
+                    "Error rate and p95 latency are back to their level before the release.",
+                ),
                 ..Default::default()
             },
             StepInput {
                 title: s("Report and unfreeze"),
-                description: s("Post what happened in the incident channel, open a ticket for the fix, \
-                    and unpause the pipeline once a fixed release is ready."),
+                description: s(
+                    "Post what happened in the incident channel, open a ticket for the fix, \
+                    and unpause the pipeline once a fixed release is ready.",
+                ),
                 owner_role: s("operator"),
                 est_minutes: 5,
                 ..Default::default()

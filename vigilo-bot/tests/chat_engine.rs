@@ -11,9 +11,7 @@ use vigilo_bot::chat::markdown::{code_to_mrkdwn, escape_mrkdwn, to_mrkdwn, to_pl
 use vigilo_bot::chat::reply::{
     ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP,
 };
-use vigilo_bot::chat::{
-    Anchor, Badge, Block, ChatContext, ChatEngine, Reply, Target, Visibility,
-};
+use vigilo_bot::chat::{Anchor, Badge, Block, ChatContext, ChatEngine, Reply, Target, Visibility};
 use vigilo_core::clock::ManualClock;
 use vigilo_core::execution::StepStatus;
 use vigilo_core::ids::{Key, KeyKind};
@@ -148,7 +146,11 @@ fn slack_text(reply: &Reply) -> String {
             Block::Section(md) | Block::Context(md) => out.push(to_mrkdwn(md)),
             Block::Fields(fs) => {
                 for f in fs {
-                    out.push(format!("*{}*\n{}", escape_mrkdwn(&f.label), to_mrkdwn(&f.value)));
+                    out.push(format!(
+                        "*{}*\n{}",
+                        escape_mrkdwn(&f.label),
+                        to_mrkdwn(&f.value)
+                    ));
                 }
             }
             Block::Code(c) => out.push(code_to_mrkdwn(c)),
@@ -164,7 +166,10 @@ fn fields(reply: &Reply) -> Vec<(String, String)> {
         .blocks
         .iter()
         .flat_map(|b| match b {
-            Block::Fields(fs) => fs.iter().map(|f| (f.label.clone(), f.value.clone())).collect(),
+            Block::Fields(fs) => fs
+                .iter()
+                .map(|f| (f.label.clone(), f.value.clone()))
+                .collect(),
             _ => Vec::new(),
         })
         .collect()
@@ -235,12 +240,25 @@ async fn run_posts_a_header_and_threads_the_first_card() {
     assert_eq!(field(card, "Estimate"), "5 min");
     assert_eq!(field(card, "Owner role"), "sre");
     assert!(badges(card).is_empty());
-    assert_eq!(button_ids(card), vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]);
+    assert_eq!(
+        button_ids(card),
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+    );
     let labels: Vec<&str> = card.buttons().map(|b| b.label.as_str()).collect();
     assert_eq!(labels, vec!["Done", "Skip…", "Failed…"]);
     assert!(card.buttons().all(|b| b.value == "EX-00001:1"));
-    assert!(card.buttons().find(|b| b.action_id == ACTION_SKIP).unwrap().prompt.is_some());
-    assert!(card.blocks.iter().any(|b| matches!(b, Block::Code(c) if c.starts_with("curl -s"))));
+    assert!(
+        card.buttons()
+            .find(|b| b.action_id == ACTION_SKIP)
+            .unwrap()
+            .prompt
+            .is_some()
+    );
+    assert!(
+        card.blocks
+            .iter()
+            .any(|b| matches!(b, Block::Code(c) if c.starts_with("curl -s")))
+    );
     let text = all_text(card);
     assert!(text.contains("*Expected outcome:* People know."), "{text}");
     assert!(text.contains("*Rollback:* Post a correction."), "{text}");
@@ -253,7 +271,15 @@ async fn user_and_runbook_text_can_never_ping_a_channel() {
     let mut replies = w.say(w.alice, &format!("run {key}")).await;
     replies.extend(w.say(w.alice, &format!("show {key}")).await);
     replies.extend(w.say(w.alice, "list").await);
-    replies.extend(w.click(w.alice, ACTION_DONE, "EX-00001:1", Some("done <!everyone> & @channel")).await);
+    replies.extend(
+        w.click(
+            w.alice,
+            ACTION_DONE,
+            "EX-00001:1",
+            Some("done <!everyone> & @channel"),
+        )
+        .await,
+    );
     for r in &replies {
         let text = slack_text(r);
         for ping in ["<!channel>", "<!here>", "<!everyone>", "<#C123", "<b>"] {
@@ -264,10 +290,16 @@ async fn user_and_runbook_text_can_never_ping_a_channel() {
         }
     }
     let head = slack_text(&replies[0]);
-    assert!(head.contains("Rotate &lt;!channel&gt; &amp; &lt;b&gt;certs&lt;/b&gt;"), "{head}");
+    assert!(
+        head.contains("Rotate &lt;!channel&gt; &amp; &lt;b&gt;certs&lt;/b&gt;"),
+        "{head}"
+    );
     let card = slack_text(&replies[1]);
     assert!(card.contains("Tell *everyone* in &lt;#C123|ops&gt; &amp; see <https://wiki.example/a?b=1&amp;c=2|the doc>."), "{card}");
-    assert!(card.contains("curl -s 'https://status.example/?a=1&amp;b=&lt;2&gt;'"), "{card}");
+    assert!(
+        card.contains("curl -s 'https://status.example/?a=1&amp;b=&lt;2&gt;'"),
+        "{card}"
+    );
 }
 
 #[tokio::test]
@@ -289,7 +321,10 @@ async fn a_gated_step_shows_badges_and_approve_until_approved() {
     assert!(all_text(updated).contains("✔ *Done* by @alice at 2025-05-01 09:00 UTC"));
 
     assert_eq!(header(next), "Step 2/3 · Install the certificate");
-    assert_eq!(badges(next), vec![Badge::Destructive, Badge::ApprovalRequired]);
+    assert_eq!(
+        badges(next),
+        vec![Badge::Destructive, Badge::ApprovalRequired]
+    );
     assert_eq!(
         button_ids(next),
         vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_APPROVE]
@@ -300,7 +335,13 @@ async fn a_gated_step_shows_badges_and_approve_until_approved() {
     let early = w.click(w.bob, ACTION_DONE, "EX-00001:2", None).await;
     assert_eq!(early.len(), 1);
     assert_eq!(early[0].visibility, Visibility::Private);
-    assert!(early[0].text.contains("requires approval by team role `sre`"), "{}", early[0].text);
+    assert!(
+        early[0]
+            .text
+            .contains("requires approval by team role `sre`"),
+        "{}",
+        early[0].text
+    );
 
     let approved = w.click(w.bob, ACTION_APPROVE, "EX-00001:2", None).await;
     assert_eq!(approved.len(), 1, "{approved:#?}");
@@ -313,7 +354,10 @@ async fn a_gated_step_shows_badges_and_approve_until_approved() {
             step: 2
         })
     );
-    assert_eq!(button_ids(card), vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]);
+    assert_eq!(
+        button_ids(card),
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+    );
     assert_eq!(
         badges(card),
         vec![Badge::Destructive, Badge::ApprovalRequired, Badge::Approved]
@@ -341,7 +385,9 @@ async fn a_denied_approval_is_private_names_the_role_and_changes_nothing() {
     assert_eq!(denied[0].target, Target::NewMessage);
     assert!(denied[0].anchor.is_none());
     assert!(
-        denied[0].text.starts_with("Not allowed: approving step 2 needs team role `sre`"),
+        denied[0]
+            .text
+            .starts_with("Not allowed: approving step 2 needs team role `sre`"),
         "{}",
         denied[0].text
     );
@@ -383,7 +429,11 @@ async fn skip_and_fail_need_a_text() {
     let w = world().await;
     let key = tls_runbook(&w).await;
     w.say(w.alice, &format!("run {key}")).await;
-    for (action, text) in [(ACTION_SKIP, None), (ACTION_SKIP, Some("   ")), (ACTION_FAIL, None)] {
+    for (action, text) in [
+        (ACTION_SKIP, None),
+        (ACTION_SKIP, Some("   ")),
+        (ACTION_FAIL, None),
+    ] {
         let r = w.click(w.alice, action, "EX-00001:1", text).await;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].visibility, Visibility::Private);
@@ -391,7 +441,11 @@ async fn skip_and_fail_need_a_text() {
     }
     let typed = w.say(w.alice, "skip").await;
     assert_eq!(typed.len(), 1);
-    assert!(typed[0].text.contains("A skip reason is required. Usage: /runbook skip <reason>"));
+    assert!(
+        typed[0]
+            .text
+            .contains("A skip reason is required. Usage: /runbook skip <reason>")
+    );
     let exec = w.vigilo.execution(&w.alice, ex(1)).await.unwrap();
     assert_eq!(exec.rev, 1);
 }
@@ -409,7 +463,10 @@ async fn fail_retry_and_abort_update_the_card() {
     );
     assert!(all_text(&failed[0]).contains("*Failed*"));
     let retried = w.click(w.alice, ACTION_RETRY, "EX-00001:1", None).await;
-    assert_eq!(button_ids(&retried[0]), vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]);
+    assert_eq!(
+        button_ids(&retried[0]),
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+    );
     let aborted = w.say(w.alice, "abort wrong certificate ordered").await;
     assert_eq!(aborted.len(), 3, "{aborted:#?}");
     assert!(all_text(&aborted[0]).contains("*Aborted* by @alice"));
@@ -424,15 +481,22 @@ async fn the_last_step_posts_a_summary_with_variances() {
     let key = tls_runbook(&w).await;
     w.say(w.alice, &format!("run {key}")).await;
     w.clock.advance(Duration::minutes(7));
-    let r = w.click(w.alice, ACTION_DONE, "EX-00001:1", Some("announced")).await;
+    let r = w
+        .click(w.alice, ACTION_DONE, "EX-00001:1", Some("announced"))
+        .await;
     let done1 = all_text(&r[0]);
-    assert!(done1.contains("7.0 min (estimate 5 min, +2.0 min)"), "{done1}");
+    assert!(
+        done1.contains("7.0 min (estimate 5 min, +2.0 min)"),
+        "{done1}"
+    );
     assert!(done1.contains("*Note:* announced"), "{done1}");
     w.click(w.bob, ACTION_APPROVE, "EX-00001:2", None).await;
     w.clock.advance(Duration::minutes(8));
     w.say(w.bob, "done").await;
     w.clock.advance(Duration::minutes(1));
-    let last = w.say(w.alice, "skip checked by the monitoring already").await;
+    let last = w
+        .say(w.alice, "skip checked by the monitoring already")
+        .await;
     assert_eq!(last.len(), 3, "{last:#?}");
     let (card, summary, head) = (&last[0], &last[1], &last[2]);
     assert!(all_text(card).contains("↷ *Skipped* by @alice"));
@@ -448,14 +512,21 @@ async fn the_last_step_posts_a_summary_with_variances() {
     assert!(text.contains("✔ 1. Announce @\u{200B}here &amp; &lt;!here&gt; — done by @alice · 7.0 min / est 5 min (+2.0 min)"), "{text}");
     assert!(text.contains("↷ 3. Verify — skipped by @alice: checked by the monitoring already · 1.0 min / est 5 min (-4.0 min)"), "{text}");
     assert_eq!(head.target, Target::Update(Anchor::Execution(ex(1))));
-    assert!(field(head, "Status").contains("completed at 2025-05-01 09:16 UTC · 16.0 min (estimate 20 min, -4.0 min)"));
+    assert!(
+        field(head, "Status")
+            .contains("completed at 2025-05-01 09:16 UTC · 16.0 min (estimate 20 min, -4.0 min)")
+    );
 
     // Sealed: nothing more.
     let after = w.say(w.alice, "done EX-00001").await;
     assert_eq!(after.len(), 1);
     assert!(after[0].text.contains("is sealed"), "{}", after[0].text);
     let none = w.say(w.alice, "done").await;
-    assert!(none[0].text.contains("No execution is open in this channel"));
+    assert!(
+        none[0]
+            .text
+            .contains("No execution is open in this channel")
+    );
 }
 
 #[tokio::test]
@@ -468,14 +539,25 @@ async fn typed_commands_find_the_open_execution_or_ask() {
     assert!(all_text(&status[0]).contains("Now: Step 1/3"));
     assert_eq!(status[1].visibility, Visibility::Private);
     assert!(status[1].anchor.is_none());
-    assert_eq!(button_ids(&status[1]), vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]);
+    assert_eq!(
+        button_ids(&status[1]),
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+    );
 
     w.say(w.bob, &format!("run {key} rehearsal")).await;
     let ambiguous = w.say(w.alice, "done").await;
     assert_eq!(ambiguous.len(), 1);
     assert_eq!(ambiguous[0].visibility, Visibility::Private);
-    assert!(ambiguous[0].text.contains("2 executions are open in this channel"));
-    assert!(ambiguous[0].text.contains("`done EX-00002`"), "{}", ambiguous[0].text);
+    assert!(
+        ambiguous[0]
+            .text
+            .contains("2 executions are open in this channel")
+    );
+    assert!(
+        ambiguous[0].text.contains("`done EX-00002`"),
+        "{}",
+        ambiguous[0].text
+    );
 
     let named = w.say(w.alice, "done EX-00001").await;
     assert_eq!(named.len(), 2);
@@ -494,11 +576,16 @@ async fn help_and_unknown_commands() {
     let w = world().await;
     let help = w.say(w.carol, "help").await;
     assert_eq!(help[0].visibility, Visibility::Private);
-    assert!(all_text(&help[0]).contains("/runbook run RB-00012 [CR-00003] [INC-00007] [rehearsal]"));
+    assert!(
+        all_text(&help[0]).contains("/runbook run RB-00012 [CR-00003] [INC-00007] [rehearsal]")
+    );
     let unknown = w.say(w.carol, "/runbook dne").await;
     assert_eq!(unknown.len(), 1);
     let text = all_text(&unknown[0]);
-    assert!(text.contains("Unknown command `dne`; did you mean `done`?"), "{text}");
+    assert!(
+        text.contains("Unknown command `dne`; did you mean `done`?"),
+        "{text}"
+    );
     assert!(text.contains("/runbook done [note]"));
     assert!(text.contains("/runbook publish RB-00012"));
     let huge = w.say(w.carol, &"x".repeat(10_000)).await;
@@ -514,7 +601,11 @@ async fn runbook_views_and_publish() {
     let none = w.say(w.carol, "list gardening").await;
     assert!(all_text(&none[0]).contains("No runbooks in category `gardening`"));
     let found = w.say(w.carol, "search certificate").await;
-    assert!(all_text(&found[0]).contains("RB-00001"), "{}", all_text(&found[0]));
+    assert!(
+        all_text(&found[0]).contains("RB-00001"),
+        "{}",
+        all_text(&found[0])
+    );
     let show = w.say(w.carol, &format!("show {key}")).await;
     let text = all_text(&show[0]);
     assert!(text.contains("*2. Install the certificate* · 10 min · owner role sre · *DESTRUCTIVE* · *APPROVAL REQUIRED*"), "{text}");
@@ -522,7 +613,13 @@ async fn runbook_views_and_publish() {
     let mut input = RunbookInput::from(&w.vigilo.runbook(&w.alice, key).await.unwrap().body);
     input.steps[2].title = "Verify from outside".into();
     w.vigilo
-        .edit_runbook(&w.alice, key, input, Some(1), vigilo_core::runbook::VersionSource::Edit)
+        .edit_runbook(
+            &w.alice,
+            key,
+            input,
+            Some(1),
+            vigilo_core::runbook::VersionSource::Edit,
+        )
         .await
         .unwrap();
     let history = w.say(w.carol, &format!("history {key}")).await;
@@ -534,7 +631,15 @@ async fn runbook_views_and_publish() {
 
     let draft = w
         .vigilo
-        .create_runbook(&w.bob, RunbookInput { title: "Draft".into(), steps: vec![step("One", 1)], ..Default::default() }, CreateRunbook::default())
+        .create_runbook(
+            &w.bob,
+            RunbookInput {
+                title: "Draft".into(),
+                steps: vec![step("One", 1)],
+                ..Default::default()
+            },
+            CreateRunbook::default(),
+        )
         .await
         .unwrap();
     let denied = w.say(w.carol, &format!("publish {}", draft.key)).await;
@@ -567,9 +672,12 @@ fn assert_within_limits(replies: &[Reply]) {
 #[tokio::test]
 async fn long_texts_are_split_within_the_limits() {
     let w = world().await;
-    let paragraph = "Drain the node, wait for the queue to empty & check <the dashboard>. ".repeat(12);
+    let paragraph =
+        "Drain the node, wait for the queue to empty & check <the dashboard>. ".repeat(12);
     let long = vec![paragraph.trim(); 40].join("\n\n");
-    let code: String = (0..300).map(|i| format!("ssh edge-{i} 'sudo nginx -t && sudo systemctl reload nginx'\n")).collect();
+    let code: String = (0..300)
+        .map(|i| format!("ssh edge-{i} 'sudo nginx -t && sudo systemctl reload nginx'\n"))
+        .collect();
     let mut steps = vec![StepInput {
         title: "T".repeat(200),
         description: format!("{long}\n\n```sh\n{code}```\n\n{}", "&".repeat(5_000)),
@@ -599,10 +707,25 @@ async fn long_texts_are_split_within_the_limits() {
     assert_within_limits(&run);
     let card = &run[1];
     assert!(header(card).chars().count() <= 150);
-    assert!(card.blocks.iter().filter(|b| matches!(b, Block::Section(_))).count() > 5);
-    assert!(card.blocks.iter().filter(|b| matches!(b, Block::Code(_))).count() > 2);
+    assert!(
+        card.blocks
+            .iter()
+            .filter(|b| matches!(b, Block::Section(_)))
+            .count()
+            > 5
+    );
+    assert!(
+        card.blocks
+            .iter()
+            .filter(|b| matches!(b, Block::Code(_)))
+            .count()
+            > 2
+    );
     // The card stays one message (it is updated in place) and keeps its buttons.
-    assert_eq!(button_ids(card), vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]);
+    assert_eq!(
+        button_ids(card),
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+    );
 
     let show = w.say(w.alice, &format!("show {}", rb.key)).await;
     assert!(show.len() > 1, "show should spread over several messages");
@@ -614,7 +737,10 @@ async fn long_texts_are_split_within_the_limits() {
         last = w.say(w.alice, "skip not today").await;
     }
     assert_within_limits(&last);
-    assert!(last.iter().any(|r| r.text.starts_with("EX-00001 completed: 0 done, 151 skipped")));
+    assert!(last.iter().any(|r| {
+        r.text
+            .starts_with("EX-00001 completed: 0 done, 151 skipped")
+    }));
     let exec = w.vigilo.execution(&w.alice, ex(1)).await.unwrap();
     assert!(exec.status.is_sealed());
     let status = w.say(w.alice, "status EX-00001").await;

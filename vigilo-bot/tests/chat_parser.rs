@@ -18,7 +18,10 @@ fn ex(n: u64) -> Key {
 
 #[test]
 fn the_grammar_of_the_spec() {
-    assert_eq!(parse("/runbook help").unwrap(), Command::Help { topic: None });
+    assert_eq!(
+        parse("/runbook help").unwrap(),
+        Command::Help { topic: None }
+    );
     assert_eq!(parse("").unwrap(), Command::Help { topic: None });
     assert_eq!(parse("/runbook").unwrap(), Command::Help { topic: None });
     assert_eq!(
@@ -40,8 +43,14 @@ fn the_grammar_of_the_spec() {
             words: "tls  certificate".into()
         }
     );
-    assert_eq!(parse("show RB-00012").unwrap(), Command::Show { runbook: rb(12) });
-    assert_eq!(parse("SHOW rb-12").unwrap(), Command::Show { runbook: rb(12) });
+    assert_eq!(
+        parse("show RB-00012").unwrap(),
+        Command::Show { runbook: rb(12) }
+    );
+    assert_eq!(
+        parse("SHOW rb-12").unwrap(),
+        Command::Show { runbook: rb(12) }
+    );
     assert_eq!(
         parse("/runbook run RB-00012 CR-00003 INC-00007 rehearsal").unwrap(),
         Command::Run {
@@ -60,7 +69,10 @@ fn the_grammar_of_the_spec() {
             rehearsal: true,
         }
     );
-    assert_eq!(parse("status").unwrap(), Command::Status { execution: None });
+    assert_eq!(
+        parse("status").unwrap(),
+        Command::Status { execution: None }
+    );
     assert_eq!(
         parse("status EX-00002").unwrap(),
         Command::Status {
@@ -95,8 +107,16 @@ fn the_grammar_of_the_spec() {
             note: "EX-00003 was the wrong one".into()
         }
     );
-    assert_eq!(parse("approve").unwrap(), Command::Approve { execution: None });
-    assert_eq!(parse("retry EX-1").unwrap(), Command::Retry { execution: Some(ex(1)) });
+    assert_eq!(
+        parse("approve").unwrap(),
+        Command::Approve { execution: None }
+    );
+    assert_eq!(
+        parse("retry EX-1").unwrap(),
+        Command::Retry {
+            execution: Some(ex(1))
+        }
+    );
     assert_eq!(
         parse("abort rollback instead").unwrap(),
         Command::Abort {
@@ -104,7 +124,10 @@ fn the_grammar_of_the_spec() {
             reason: "rollback instead".into()
         }
     );
-    assert_eq!(parse("history RB-00012").unwrap(), Command::History { runbook: rb(12) });
+    assert_eq!(
+        parse("history RB-00012").unwrap(),
+        Command::History { runbook: rb(12) }
+    );
     assert_eq!(
         parse("diff RB-00012 2 3").unwrap(),
         Command::Diff {
@@ -121,7 +144,10 @@ fn the_grammar_of_the_spec() {
             to: 3
         }
     );
-    assert_eq!(parse("/publish RB-00012").unwrap(), Command::Publish { runbook: rb(12) });
+    assert_eq!(
+        parse("/publish RB-00012").unwrap(),
+        Command::Publish { runbook: rb(12) }
+    );
 }
 
 fn message(input: &str) -> String {
@@ -244,14 +270,21 @@ fn command() -> impl Strategy<Value = Command> {
                 incident,
                 rehearsal
             }),
-        opt_ex.clone().prop_map(|execution| Command::Status { execution }),
+        opt_ex
+            .clone()
+            .prop_map(|execution| Command::Status { execution }),
         (opt_ex.clone(), proptest::option::of(free_text()))
             .prop_map(|(execution, note)| Command::Done { execution, note }),
         (opt_ex.clone(), free_text())
             .prop_map(|(execution, reason)| Command::Skip { execution, reason }),
-        (opt_ex.clone(), free_text()).prop_map(|(execution, note)| Command::Fail { execution, note }),
-        opt_ex.clone().prop_map(|execution| Command::Approve { execution }),
-        opt_ex.clone().prop_map(|execution| Command::Retry { execution }),
+        (opt_ex.clone(), free_text())
+            .prop_map(|(execution, note)| Command::Fail { execution, note }),
+        opt_ex
+            .clone()
+            .prop_map(|execution| Command::Approve { execution }),
+        opt_ex
+            .clone()
+            .prop_map(|execution| Command::Retry { execution }),
         (opt_ex, free_text()).prop_map(|(execution, reason)| Command::Abort { execution, reason }),
         key(KeyKind::Runbook).prop_map(|runbook| Command::History { runbook }),
         (key(KeyKind::Runbook), 1u32..1000, 1u32..1000)

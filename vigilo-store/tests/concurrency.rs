@@ -16,7 +16,9 @@ async fn hundred_updates_from_one_revision(hold_lock: bool) {
     let store = Arc::new(TempStore::new().await);
     let ctx = Arc::new(setup(&**store, "ops").await);
     let e = new_execution(&ctx, 1);
-    commit(&**store, ctx.id(), vec![insert_execution(&e)]).await.unwrap();
+    commit(&**store, ctx.id(), vec![insert_execution(&e)])
+        .await
+        .unwrap();
 
     // Optionally hold the write lock while the updates queue, so they land in one batch.
     let lock = hold_lock.then(|| {

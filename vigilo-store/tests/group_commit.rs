@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TempStore, bump_execution, commit, insert_execution, new_execution, setup, verified_chain};
+use common::{
+    TempStore, bump_execution, commit, insert_execution, new_execution, setup, verified_chain,
+};
 use rusqlite::Connection;
 use vigilo_core::ids::KeyKind;
 use vigilo_core::store::{Store, StoreError};
@@ -87,7 +89,9 @@ async fn one_failing_commit_among_concurrent_ones_fails_alone() {
     let store = Arc::new(TempStore::new().await);
     let ctx = Arc::new(setup(&**store, "ops").await);
     let target = new_execution(&ctx, 1000);
-    commit(&**store, ctx.id(), vec![insert_execution(&target)]).await.unwrap();
+    commit(&**store, ctx.id(), vec![insert_execution(&target)])
+        .await
+        .unwrap();
 
     let before = store.sqlite().write_stats();
     let lock = ExternalLock::take(&store.path());
@@ -100,7 +104,11 @@ async fn one_failing_commit_among_concurrent_ones_fails_alone() {
     // …so that everything queued meanwhile lands in the next batch, the bad commit among it.
     let orphan = new_execution(&ctx, 2000);
     let mut stale = bump_execution(&target);
-    if let vigilo_core::store::Write::Execution { expected_rev, execution } = &mut stale {
+    if let vigilo_core::store::Write::Execution {
+        expected_rev,
+        execution,
+    } = &mut stale
+    {
         *expected_rev = Some(7);
         execution.rev = 8;
     }
@@ -113,7 +121,9 @@ async fn one_failing_commit_among_concurrent_ones_fails_alone() {
         } else {
             vec![insert_execution(&new_execution(&ctx, n))]
         };
-        tasks.push(tokio::spawn(async move { commit(&**store, ctx.id(), writes).await }));
+        tasks.push(tokio::spawn(async move {
+            commit(&**store, ctx.id(), writes).await
+        }));
     }
     // A key allocation rides in the same batch.
     let key = {
@@ -161,14 +171,32 @@ async fn a_lock_held_past_the_retries_is_unavailable_and_applies_nothing() {
 
     let lock = ExternalLock::take(&store.path());
     let result = commit(&**store, ctx.id(), vec![insert_execution(&e)]).await;
-    assert!(matches!(result, Err(StoreError::Unavailable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable { .. })),
+        "{result:?}"
+    );
     let key = store.allocate_key(ctx.id(), KeyKind::Change).await;
-    assert!(matches!(key, Err(StoreError::Unavailable { .. })), "{key:?}");
+    assert!(
+        matches!(key, Err(StoreError::Unavailable { .. })),
+        "{key:?}"
+    );
     lock.release();
 
-    assert!(matches!(store.execution(ctx.id(), e.id).await, Err(StoreError::NotFound(_))));
-    commit(&**store, ctx.id(), vec![insert_execution(&e)]).await.unwrap();
-    assert_eq!(store.allocate_key(ctx.id(), KeyKind::Change).await.unwrap().number, 1);
+    assert!(matches!(
+        store.execution(ctx.id(), e.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    commit(&**store, ctx.id(), vec![insert_execution(&e)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .allocate_key(ctx.id(), KeyKind::Change)
+            .await
+            .unwrap()
+            .number,
+        1
+    );
     assert_eq!(verified_chain(&**store, ctx.id()).await, 2);
 }
 
@@ -181,9 +209,13 @@ async fn a_lock_held_briefly_by_another_process_is_waited_out() {
         std::thread::sleep(Duration::from_millis(300));
         lock.release();
     });
-    commit(&*store, ctx.id(), vec![insert_execution(&new_execution(&ctx, 1))])
-        .await
-        .unwrap();
+    commit(
+        &*store,
+        ctx.id(),
+        vec![insert_execution(&new_execution(&ctx, 1))],
+    )
+    .await
+    .unwrap();
     release.join().unwrap();
 }
 
@@ -192,8 +224,16 @@ async fn two_stores_on_one_file_share_counters_and_the_chain() {
     // Two stores = two write connections with their own writer threads, as two processes.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    let first: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).await.unwrap());
-    let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).await.unwrap());
+    let first: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    let second: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
     let ctx = Arc::new(setup(&*first, "ops").await);
 
     let mut tasks = Vec::new();
@@ -201,10 +241,17 @@ async fn two_stores_on_one_file_share_counters_and_the_chain() {
         let ctx = Arc::clone(&ctx);
         let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
         tasks.push(tokio::spawn(async move {
-            let key = store.allocate_key(ctx.id(), KeyKind::Execution).await.unwrap();
-            commit(&*store, ctx.id(), vec![insert_execution(&new_execution(&ctx, key.number))])
+            let key = store
+                .allocate_key(ctx.id(), KeyKind::Execution)
                 .await
                 .unwrap();
+            commit(
+                &*store,
+                ctx.id(),
+                vec![insert_execution(&new_execution(&ctx, key.number))],
+            )
+            .await
+            .unwrap();
             key.number
         }));
     }
@@ -213,7 +260,11 @@ async fn two_stores_on_one_file_share_counters_and_the_chain() {
         numbers.push(t.await.unwrap());
     }
     numbers.sort_unstable();
-    assert_eq!(numbers, (1..=100).collect::<Vec<_>>(), "every key handed out once");
+    assert_eq!(
+        numbers,
+        (1..=100).collect::<Vec<_>>(),
+        "every key handed out once"
+    );
     assert_eq!(verified_chain(&*first, ctx.id()).await, 101);
     assert_eq!(verified_chain(&*second, ctx.id()).await, 101);
 }

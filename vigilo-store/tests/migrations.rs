@@ -27,7 +27,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 fn version(path: &Path) -> i64 {
     let c = Connection::open(path).unwrap();
-    c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    c.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
 }
 
 fn schema(path: &Path) -> Vec<(String, String)> {
@@ -51,8 +52,12 @@ async fn a_new_file_gets_the_schema_wal_and_the_vigilo_application_id() {
     let path = dir.path().join("new.db");
     open(&path).await.unwrap().close().await;
     let c = Connection::open(&path).unwrap();
-    let app: i32 = c.pragma_query_value(None, "application_id", |r| r.get(0)).unwrap();
-    let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let app: i32 = c
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
     assert_eq!(app, APPLICATION_ID);
     assert_eq!(mode, "wal");
     assert_eq!(version(&path), MIGRATIONS.len() as i64);
@@ -77,7 +82,11 @@ async fn migrating_twice_is_a_no_op() {
     let (schema_1, files_1) = (schema(&path), snapshot(dir.path()));
 
     let store = open(&path).await.unwrap();
-    assert_eq!(store.workspace(ctx.id()).await.unwrap(), ctx.ws, "data survives a reopen");
+    assert_eq!(
+        store.workspace(ctx.id()).await.unwrap(),
+        ctx.ws,
+        "data survives a reopen"
+    );
     store.close().await;
     assert_eq!(version(&path), MIGRATIONS.len() as i64);
     assert_eq!(schema(&path), schema_1);
@@ -107,14 +116,18 @@ async fn a_schema_1_database_is_upgraded_and_keeps_its_data() {
     store.close().await;
     assert_eq!(version(&path), 2);
     let c = Connection::open(&path).unwrap();
-    let answer: i64 = c.query_row("SELECT answer FROM upgrade_probe", [], |r| r.get(0)).unwrap();
+    let answer: i64 = c
+        .query_row("SELECT answer FROM upgrade_probe", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(answer, 42);
     drop(c);
 
     // This build knows one migration only: the upgraded file is now from a newer schema.
     let before = snapshot(dir.path());
     match open(&path).await {
-        Err(OpenError::TooNew { found: 2, known, .. }) => assert_eq!(known, MIGRATIONS.len()),
+        Err(OpenError::TooNew {
+            found: 2, known, ..
+        }) => assert_eq!(known, MIGRATIONS.len()),
         other => panic!("expected TooNew, got {other:?}"),
     }
     assert_eq!(snapshot(dir.path()), before);
@@ -128,8 +141,12 @@ async fn a_failing_migration_is_rolled_back_whole() {
         .unwrap()
         .close()
         .await;
-    let broken: &[&str] = &[MIGRATIONS[0], "CREATE TABLE half_done (x INTEGER); SELECT no_such_function();"];
-    let err = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), broken).unwrap_err();
+    let broken: &[&str] = &[
+        MIGRATIONS[0],
+        "CREATE TABLE half_done (x INTEGER); SELECT no_such_function();",
+    ];
+    let err =
+        SqliteStore::open_with_migrations(&path, SqliteOptions::default(), broken).unwrap_err();
     assert!(matches!(err, OpenError::Sqlite { .. }), "{err:?}");
     assert_eq!(version(&path), 1);
     assert!(!schema(&path).iter().any(|(name, _)| name == "half_done"));
@@ -148,7 +165,11 @@ async fn another_programs_sqlite_file_is_refused_untouched() {
     let err = open(&path).await.unwrap_err();
     assert!(matches!(err, OpenError::NotVigilo { .. }), "{err:?}");
     assert!(err.to_string().contains("not a Vigilo database"), "{err}");
-    assert_eq!(snapshot(dir.path()), before, "the file and its directory are unchanged");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "the file and its directory are unchanged"
+    );
 }
 
 #[tokio::test]
@@ -178,7 +199,10 @@ async fn a_garbage_file_is_refused_untouched() {
         std::fs::write(&path, &bytes).unwrap();
         let before = snapshot(dir.path());
         let err = open(&path).await.unwrap_err();
-        assert!(matches!(err, OpenError::NotVigilo { .. }), "{name}: {err:?}");
+        assert!(
+            matches!(err, OpenError::NotVigilo { .. }),
+            "{name}: {err:?}"
+        );
         assert_eq!(snapshot(dir.path()), before, "{name} untouched");
     }
 }

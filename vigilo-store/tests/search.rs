@@ -16,7 +16,12 @@ fn keys(found: &[Runbook]) -> Vec<u64> {
 }
 
 async fn search(store: &TempStore, ctx: &common::Ctx, words: &str) -> Vec<u64> {
-    keys(&store.search_runbooks(ctx.id(), words, DraftFilter::All, 0).await.unwrap())
+    keys(
+        &store
+            .search_runbooks(ctx.id(), words, DraftFilter::All, 0)
+            .await
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -38,15 +43,34 @@ async fn title_hits_rank_first_then_bm25_over_the_text() {
     let often = add_runbook(
         &*store,
         &ctx,
-        body("Warm up", "Flush the cache, then warm the cache.", &[("Cache", "fill the cache")]),
+        body(
+            "Warm up",
+            "Flush the cache, then warm the cache.",
+            &[("Cache", "fill the cache")],
+        ),
     )
     .await;
-    let titled = add_runbook(&*store, &ctx, body("Purge the CDN cache", "", &[("Purge", "curl -X PURGE")])).await;
-    let two_in_title = add_runbook(&*store, &ctx, body("Cache purge", "", &[("Purge", "purge the cache")])).await;
+    let titled = add_runbook(
+        &*store,
+        &ctx,
+        body("Purge the CDN cache", "", &[("Purge", "curl -X PURGE")]),
+    )
+    .await;
+    let two_in_title = add_runbook(
+        &*store,
+        &ctx,
+        body("Cache purge", "", &[("Purge", "purge the cache")]),
+    )
+    .await;
 
     assert_eq!(
         search(&store, &ctx, "cache").await,
-        vec![two_in_title.key.number, titled.key.number, often.key.number, once.key.number],
+        vec![
+            two_in_title.key.number,
+            titled.key.number,
+            often.key.number,
+            once.key.number
+        ],
         "title hits first (the one whose steps also say it ahead), then the text where the word \
          weighs more, whatever the key order"
     );
@@ -69,7 +93,11 @@ async fn the_index_follows_edits_and_only_committed_ones() {
     let rb = add_runbook(
         &*store,
         &ctx,
-        body("Restart the gateway", "When it hangs", &[("Drain", "move traffic away")]),
+        body(
+            "Restart the gateway",
+            "When it hangs",
+            &[("Drain", "move traffic away")],
+        ),
     )
     .await;
     assert_eq!(search(&store, &ctx, "gateway").await, vec![rb.key.number]);
@@ -77,7 +105,11 @@ async fn the_index_follows_edits_and_only_committed_ones() {
 
     // An edit replaces every indexed column.
     let mut edited = rb.clone();
-    edited.body = body("Rotate certificates", "Yearly", &[("Renew", "ask the vault")]);
+    edited.body = body(
+        "Rotate certificates",
+        "Yearly",
+        &[("Renew", "ask the vault")],
+    );
     edited.rev = 2;
     commit(
         &*store,
@@ -90,10 +122,17 @@ async fn the_index_follows_edits_and_only_committed_ones() {
     .await
     .unwrap();
     for old in ["gateway", "hangs", "drain", "traffic"] {
-        assert!(search(&store, &ctx, old).await.is_empty(), "`{old}` is still found");
+        assert!(
+            search(&store, &ctx, old).await.is_empty(),
+            "`{old}` is still found"
+        );
     }
     for new in ["certificates", "yearly", "renew", "vault"] {
-        assert_eq!(search(&store, &ctx, new).await, vec![rb.key.number], "`{new}` is not found");
+        assert_eq!(
+            search(&store, &ctx, new).await,
+            vec![rb.key.number],
+            "`{new}` is not found"
+        );
     }
 
     // An edit in a commit that fails later on is rolled back, index included.
@@ -119,7 +158,10 @@ async fn the_index_follows_edits_and_only_committed_ones() {
     .await;
     assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
     assert!(search(&store, &ctx, "doomed").await.is_empty());
-    assert_eq!(search(&store, &ctx, "certificates").await, vec![rb.key.number]);
+    assert_eq!(
+        search(&store, &ctx, "certificates").await,
+        vec![rb.key.number]
+    );
 }
 
 #[tokio::test]
@@ -129,21 +171,52 @@ async fn fts_syntax_in_input_is_plain_text() {
     let rb = add_runbook(
         &*store,
         &ctx,
-        body("Fix NEAR misses", "title: AND OR NOT", &[("Step", "quote \" and star *")]),
+        body(
+            "Fix NEAR misses",
+            "title: AND OR NOT",
+            &[("Step", "quote \" and star *")],
+        ),
     )
     .await;
     for input in [
-        "\"", "\"\"", "*", "NEAR(", "NEAR(a b)", "title:", "AND", "OR NOT", "a OR", "(", ")", "^x", "-x",
-        "col:fix", "{title}: fix", "\u{0}", "ünïcödé", "fix*",
+        "\"",
+        "\"\"",
+        "*",
+        "NEAR(",
+        "NEAR(a b)",
+        "title:",
+        "AND",
+        "OR NOT",
+        "a OR",
+        "(",
+        ")",
+        "^x",
+        "-x",
+        "col:fix",
+        "{title}: fix",
+        "\u{0}",
+        "ünïcödé",
+        "fix*",
     ] {
-        let result = store.search_runbooks(ctx.id(), input, DraftFilter::All, 0).await;
+        let result = store
+            .search_runbooks(ctx.id(), input, DraftFilter::All, 0)
+            .await;
         assert!(result.is_ok(), "`{input}` failed: {result:?}");
     }
     assert_eq!(search(&store, &ctx, "near").await, vec![rb.key.number]);
-    assert_eq!(search(&store, &ctx, "NEAR(misses)").await, vec![rb.key.number]);
-    assert_eq!(search(&store, &ctx, "AND OR NOT").await, vec![rb.key.number]);
+    assert_eq!(
+        search(&store, &ctx, "NEAR(misses)").await,
+        vec![rb.key.number]
+    );
+    assert_eq!(
+        search(&store, &ctx, "AND OR NOT").await,
+        vec![rb.key.number]
+    );
     assert!(search(&store, &ctx, "fix*").await.len() <= 1);
-    assert!(search(&store, &ctx, "fi").await.is_empty(), "no prefix matching");
+    assert!(
+        search(&store, &ctx, "fi").await.is_empty(),
+        "no prefix matching"
+    );
     // Input without any word matches everything visible, like the in-memory store.
     assert_eq!(search(&store, &ctx, " * \" ").await, vec![rb.key.number]);
 }

@@ -138,13 +138,16 @@ fn verification_code(text: &str) -> String {
         .to_owned()
 }
 
-/// A markdown label followed by markdown text: inline when the text starts as a paragraph.
+/// A markdown label followed by markdown text: inline when the text starts as a paragraph, on
+/// its own line when the text starts with a list, heading, quote, fence or table.
 fn labelled(label: &str, text: &str) -> String {
     let t = text.trim();
-    let starts_block = t
-        .chars()
-        .next()
-        .is_some_and(|c| matches!(c, '-' | '*' | '+' | '#' | '>' | '`' | '~' | '|') || c.is_ascii_digit());
+    let digits = t.trim_start_matches(|c: char| c.is_ascii_digit());
+    let ordered = digits.len() < t.len() && (digits.starts_with(". ") || digits.starts_with(") "));
+    let starts_block = ordered
+        || ["- ", "* ", "+ ", "#", ">", "```", "~~~", "|"]
+            .iter()
+            .any(|m| t.starts_with(m));
     if starts_block {
         format!("**{label}**\n\n{t}")
     } else {
@@ -192,7 +195,13 @@ fn step_fields(step: &ExecStep, names: &Names) -> Block {
     Block::Fields(fields)
 }
 
-fn button(action: &str, label: &str, value: &str, style: ButtonStyle, prompt: Option<Prompt>) -> Button {
+fn button(
+    action: &str,
+    label: &str,
+    value: &str,
+    style: ButtonStyle,
+    prompt: Option<Prompt>,
+) -> Button {
     Button {
         action_id: action.to_owned(),
         label: label.to_owned(),
@@ -233,9 +242,16 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
     blocks.extend(badges(step));
     let failed = step.status == StepStatus::Failed;
     if failed {
-        let by = step.actor.map(|u| names.md(u)).unwrap_or_else(|| "someone".into());
+        let by = step
+            .actor
+            .map(|u| names.md(u))
+            .unwrap_or_else(|| "someone".into());
         let at = step.completed_at.map(time).unwrap_or_default();
-        let note = step.note.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        let note = step
+            .note
+            .as_ref()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         blocks.extend(sections(&format!(
             "✖ **Failed** (marked by {by} at {at}): {note}"
         )));
@@ -254,7 +270,10 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
         blocks.extend(code_blocks(&verification));
     }
     if !step.step.rollback_note.is_blank() {
-        blocks.extend(sections(&labelled("Rollback", step.step.rollback_note.as_str())));
+        blocks.extend(sections(&labelled(
+            "Rollback",
+            step.step.rollback_note.as_str(),
+        )));
     }
     if let Some(line) = approval_line(step, names) {
         blocks.push(Block::Context(line));
@@ -293,7 +312,13 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
             ),
         ];
         if gated_open {
-            b.push(button(ACTION_APPROVE, "Approve", &value, ButtonStyle::Primary, None));
+            b.push(button(
+                ACTION_APPROVE,
+                "Approve",
+                &value,
+                ButtonStyle::Primary,
+                None,
+            ));
         }
         b
     };
@@ -356,14 +381,19 @@ pub fn acted_card(
                 StepStatus::Failed => ("✖", "Failed"),
                 StepStatus::Pending => ("·", "Pending"),
             };
-            let by = step.actor.map(|u| names.md(u)).unwrap_or_else(|| "someone".into());
+            let by = step
+                .actor
+                .map(|u| names.md(u))
+                .unwrap_or_else(|| "someone".into());
             let at = step.completed_at.map(time).unwrap_or_default();
             (
                 format!("{symbol} **{word}** by {by} at {at} · {took}"),
                 format!(
                     "{} by {} ({took})",
                     word.to_lowercase(),
-                    step.actor.map(|u| names.plain(u)).unwrap_or_else(|| "someone".into())
+                    step.actor
+                        .map(|u| names.plain(u))
+                        .unwrap_or_else(|| "someone".into())
                 ),
             )
         }
@@ -496,7 +526,16 @@ mod tests {
 
     #[test]
     fn labels_inline_or_block() {
-        assert_eq!(labelled("Rollback", "Restore it."), "**Rollback:** Restore it.");
+        assert_eq!(
+            labelled("Rollback", "Restore it."),
+            "**Rollback:** Restore it."
+        );
         assert_eq!(labelled("Rollback", "- a\n- b"), "**Rollback**\n\n- a\n- b");
+        assert_eq!(
+            labelled("Outcome", "`nginx -t` passes"),
+            "**Outcome:** `nginx -t` passes"
+        );
+        assert_eq!(labelled("Outcome", "13 months"), "**Outcome:** 13 months");
+        assert_eq!(labelled("Outcome", "1. first"), "**Outcome**\n\n1. first");
     }
 }

@@ -206,7 +206,11 @@ impl Subcommand {
             .map(|(_, s)| s)
             .or_else(|| {
                 (len >= 3)
-                    .then(|| Subcommand::ALL.into_iter().find(|s| s.name().starts_with(&w)))
+                    .then(|| {
+                        Subcommand::ALL
+                            .into_iter()
+                            .find(|s| s.name().starts_with(&w))
+                    })
                     .flatten()
             })
     }
@@ -627,10 +631,7 @@ impl<'a> Args<'a> {
                 }
             };
             if slot.replace(key).is_some_and(|old| old != key) {
-                return Err(self.usage(format!(
-                    "give at most one {} to link",
-                    key.kind.as_str()
-                )));
+                return Err(self.usage(format!("give at most one {} to link", key.kind.as_str())));
             }
         }
         Ok(Command::Run {

@@ -102,13 +102,17 @@ impl ChatEngine {
     ) -> Vec<Reply> {
         tracing::debug!(action_id, value, channel = %ctx.channel, "chat click");
         let Ok(v) = value.parse::<ButtonValue>() else {
-            return finish(vec![private("This button is not valid any more; `status` shows where the execution stands.")]);
+            return finish(vec![private(
+                "This button is not valid any more; `status` shows where the execution stands.",
+            )]);
         };
         let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         let step = v.step.unwrap_or(0);
         let needs_step = action_id != ACTION_ABORT;
         if needs_step && v.step.is_none() {
-            return finish(vec![private("This button does not name a step; `status` shows where the execution stands.")]);
+            return finish(vec![private(
+                "This button does not name a step; `status` shows where the execution stands.",
+            )]);
         }
         let cmd = match action_id {
             ACTION_DONE => StepCommand::Done { step, note: text },
@@ -116,19 +120,33 @@ impl ChatEngine {
             ACTION_RETRY => StepCommand::Retry { step },
             ACTION_SKIP => match text {
                 Some(reason) => StepCommand::Skip { step, reason },
-                None => return finish(vec![private("A skip reason is required; press Skip… again and give one. Nothing changed.")]),
+                None => {
+                    return finish(vec![private(
+                        "A skip reason is required; press Skip… again and give one. Nothing changed.",
+                    )]);
+                }
             },
             ACTION_FAIL => match text {
                 Some(note) => StepCommand::Fail { step, note },
-                None => return finish(vec![private("A failure note is required; press Failed… again and say what went wrong. Nothing changed.")]),
+                None => {
+                    return finish(vec![private(
+                        "A failure note is required; press Failed… again and say what went wrong. Nothing changed.",
+                    )]);
+                }
             },
             ACTION_ABORT => match text {
                 Some(reason) => StepCommand::Abort { reason },
-                None => return finish(vec![private("An abort reason is required; press Abort… again and give one. Nothing changed.")]),
+                None => {
+                    return finish(vec![private(
+                        "An abort reason is required; press Abort… again and give one. Nothing changed.",
+                    )]);
+                }
             },
             other => {
                 tracing::debug!(action_id = other, "unknown action");
-                return finish(vec![private("This button is not one Vigilo knows; nothing changed.")]);
+                return finish(vec![private(
+                    "This button is not one Vigilo knows; nothing changed.",
+                )]);
             }
         };
         finish(self.act(ctx, v.execution, cmd).await)
@@ -339,8 +357,10 @@ impl ChatEngine {
                         for e in &open {
                             self.add_names(&mut names, e).await;
                         }
-                        let lines: Vec<String> =
-                            open.iter().map(|e| views::execution_line(e, &names)).collect();
+                        let lines: Vec<String> = open
+                            .iter()
+                            .map(|e| views::execution_line(e, &names))
+                            .collect();
                         let first = open.first().map(|e| e.key.to_string()).unwrap_or_default();
                         let text = format!(
                             "{} are open in this channel; name the one you mean right after the command word, e.g. `done {first}`.",

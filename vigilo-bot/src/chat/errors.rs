@@ -16,7 +16,9 @@ pub fn error_reply(error: &Error) -> Reply {
         ErrorKind::Denied => format!("Not allowed: {message}"),
         ErrorKind::Internal => {
             tracing::warn!(error = %message, "service call failed");
-            format!("Vigilo could not complete this ({message}). Nothing was changed; try again in a moment.")
+            format!(
+                "Vigilo could not complete this ({message}). Nothing was changed; try again in a moment."
+            )
         }
         ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Refused => capitalize(&message),
     };

@@ -62,12 +62,16 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
         return vec![text.to_owned()];
     }
     let units = paragraphs(text);
-    let chunks = pack(&units, "\n\n", max, &measure, &|unit: &str| {
-        match Fence::of_block(unit) {
+    let chunks = pack(
+        &units,
+        "\n\n",
+        max,
+        &measure,
+        &|unit: &str| match Fence::of_block(unit) {
             Some(fence) => split_fenced(unit, &fence, max),
             None => split_lines(unit, max, &measure),
-        }
-    });
+        },
+    );
     chunks
         .into_iter()
         .map(|c| c.trim_matches('\n').to_owned())
@@ -478,7 +482,10 @@ mod tests {
     fn pages_and_fit() {
         let blocks: Vec<Block> = (0..120).map(|i| Block::Section(i.to_string())).collect();
         let pages = paginate(blocks.clone(), 50);
-        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 50, 20]);
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![50, 50, 20]
+        );
         let mut with_buttons = blocks;
         with_buttons.push(Block::Buttons(Vec::new()));
         let fit = fit_one_message(with_buttons, 50, "cut");

@@ -33,7 +33,8 @@ pub fn to_plain(markdown: &str) -> String {
 
 /// Renders CommonMark `markdown` in `flavor`.
 pub fn render(markdown: &str, flavor: Flavor) -> String {
-    let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
     let mut r = Renderer::new(flavor);
     for event in Parser::new_ext(markdown, options) {
         r.event(event);
@@ -503,14 +504,20 @@ mod tests {
         );
         assert_eq!(to_mrkdwn("[x](!here)"), "x (!here)");
         assert_eq!(to_mrkdwn("<https://a.example>"), "<https://a.example>");
-        assert_eq!(to_mrkdwn("```sh\nls <dir>\n```"), "```\nls &lt;dir&gt;\n```");
+        assert_eq!(
+            to_mrkdwn("```sh\nls <dir>\n```"),
+            "```\nls &lt;dir&gt;\n```"
+        );
         assert_eq!(to_mrkdwn("- a\n- b"), "• a\n• b");
         assert_eq!(to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
     }
 
     #[test]
     fn plain_is_plain() {
-        assert_eq!(to_plain("**bold** [docs](https://x.example)"), "bold docs (https://x.example)");
+        assert_eq!(
+            to_plain("**bold** [docs](https://x.example)"),
+            "bold docs (https://x.example)"
+        );
         assert_eq!(to_plain("one\n\n```\ncode\n```"), "one\n\n    code");
         assert_eq!(to_plain("1. a\n2. b"), "1. a\n2. b");
         assert_eq!(to_plain("esc \u{1b}[31m"), "esc \u{FFFD}[31m");

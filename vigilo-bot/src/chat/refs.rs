@@ -146,14 +146,24 @@ mod tests {
         );
         refs.remember(ws, Anchor::Execution(ex), "ts-header");
         refs.remember(ws, card, "ts-card");
-        assert_eq!(refs.place(ws, &Target::Update(card)), Placement::Update("ts-card"));
+        assert_eq!(
+            refs.place(ws, &Target::Update(card)),
+            Placement::Update("ts-card")
+        );
         assert_eq!(
             refs.place(ws, &Target::Thread(Anchor::Execution(ex))),
             Placement::Post {
                 thread: Some("ts-header")
             }
         );
-        refs.remember(ws, Anchor::StepCard { execution: ex, step: 2 }, "ts-2");
+        refs.remember(
+            ws,
+            Anchor::StepCard {
+                execution: ex,
+                step: 2,
+            },
+            "ts-2",
+        );
         assert_eq!(refs.len(), 2);
         assert_eq!(refs.get(ws, Anchor::Execution(ex)), None);
     }

@@ -102,7 +102,10 @@ pub fn runbook(rb: &Runbook, owner: &str) -> Reply {
     blocks.push(Block::Fields(vec![
         Field::new("Category", category),
         Field::new("Version", rb.version.to_string()),
-        Field::new("Owner", escape_markdown(owner)),
+        Field::new(
+            "Owner",
+            escape_markdown(&format!("@{}", owner.trim_start_matches('@'))),
+        ),
         Field::new("Steps", rb.body.steps.len().to_string()),
         Field::new("Estimated total", estimate(rb.body.est_total_minutes())),
         Field::new("Updated", time(rb.updated_at)),
@@ -113,7 +116,10 @@ pub fn runbook(rb: &Runbook, owner: &str) -> Reply {
     for (i, s) in rb.body.steps.iter().enumerate() {
         let mut flags = vec![estimate(u64::from(s.est_minutes.get()))];
         if !s.owner_role.is_empty() {
-            flags.push(format!("owner role {}", escape_markdown(s.owner_role.as_str())));
+            flags.push(format!(
+                "owner role {}",
+                escape_markdown(s.owner_role.as_str())
+            ));
         }
         if s.is_destructive {
             flags.push("**DESTRUCTIVE**".into());
@@ -128,7 +134,7 @@ pub fn runbook(rb: &Runbook, owner: &str) -> Reply {
             flags.join(" · ")
         );
         if !s.description.is_blank() {
-            text.push_str("\n\n");
+            text.push('\n');
             text.push_str(s.description.as_str());
         }
         blocks.extend(sections(&text));
@@ -155,7 +161,7 @@ pub fn history(rb: &Runbook, versions: &[VersionInfo]) -> Reply {
                 "**v{}** · {} · {} · {} · {} steps · {}",
                 v.version,
                 time(v.saved_at),
-                escape_markdown(&v.author),
+                escape_markdown(&format!("@{}", v.author.trim_start_matches('@'))),
                 escape_markdown(&v.source.to_string()),
                 v.steps,
                 escape_markdown(&v.title)
@@ -203,7 +209,10 @@ pub fn status(executions: &[Execution], names: &Names) -> Reply {
     let title = if executions.is_empty() {
         "No execution is open in this channel".to_owned()
     } else {
-        format!("{} open in this channel", plural(executions.len(), "execution"))
+        format!(
+            "{} open in this channel",
+            plural(executions.len(), "execution")
+        )
     };
     let mut blocks = vec![Block::Header(title.clone())];
     if executions.is_empty() {
@@ -232,7 +241,9 @@ pub fn execution_line(exec: &Execution, names: &Names) -> String {
         Some(i) => {
             let step = &exec.steps[i];
             let state = match step.status {
-                StepStatus::Failed => " — failed; `retry`, `skip <reason>` or `abort <reason>`".to_owned(),
+                StepStatus::Failed => {
+                    " — failed; `retry`, `skip <reason>` or `abort <reason>`".to_owned()
+                }
                 _ if step.step.requires_approval && step.approval.is_none() => format!(
                     " — waiting for approval by {}",
                     escape_markdown_keeping_code(
@@ -244,10 +255,7 @@ pub fn execution_line(exec: &Execution, names: &Names) -> String {
                 ),
                 _ => String::new(),
             };
-            format!(
-                "Now: {}{state}",
-                escape_markdown(&step_title(exec, i))
-            )
+            format!("Now: {}{state}", escape_markdown(&step_title(exec, i)))
         }
         None => format!(
             "{} at {}",

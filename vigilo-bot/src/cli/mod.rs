@@ -57,8 +57,7 @@ Exit codes: 0 ok, 1 internal, 2 usage, 3 not found, 4 denied, 5 conflict, 6 refu
     version,
     about = "Vigilo: versioned runbooks, step-by-step executions, change sync and a verifiable audit trail.",
     after_help = ROOT_AFTER_HELP,
-    arg_required_else_help = true,
-    propagate_version = true
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// Options every command takes.

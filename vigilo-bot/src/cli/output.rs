@@ -98,6 +98,11 @@ impl Paint {
         }
     }
 
+    /// True when colours are on.
+    pub fn enabled(&self) -> bool {
+        self.on
+    }
+
     /// Bold.
     pub fn bold(&self, s: &str) -> String {
         self.wrap("1", s)

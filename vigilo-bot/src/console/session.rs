@@ -39,7 +39,10 @@ fn describe(user: &User, m: &Membership) -> String {
 }
 
 impl Session {
-    pub(super) async fn start(vigilo: Vigilo, options: &ConsoleOptions) -> Result<Self, ConsoleError> {
+    pub(super) async fn start(
+        vigilo: Vigilo,
+        options: &ConsoleOptions,
+    ) -> Result<Self, ConsoleError> {
         let seeded = if options.seed && seed::is_fresh(&vigilo).await? {
             Some(seed::seed_demo(&vigilo).await?)
         } else {
@@ -83,7 +86,11 @@ impl Session {
                     })?
             }
         };
-        let ctx = ChatContext::new(Who::new(workspace.id, user.id), PLATFORM, options.channel.clone());
+        let ctx = ChatContext::new(
+            Who::new(workspace.id, user.id),
+            PLATFORM,
+            options.channel.clone(),
+        );
         let interactive = options.interactive.unwrap_or(false);
         Ok(Self {
             engine: ChatEngine::new(vigilo),
@@ -98,13 +105,21 @@ impl Session {
         })
     }
 
-    async fn write<W: AsyncWrite + Unpin>(&self, out: &mut W, text: &str) -> Result<(), ConsoleError> {
+    async fn write<W: AsyncWrite + Unpin>(
+        &self,
+        out: &mut W,
+        text: &str,
+    ) -> Result<(), ConsoleError> {
         out.write_all(text.as_bytes()).await?;
         out.flush().await?;
         Ok(())
     }
 
-    async fn show<W: AsyncWrite + Unpin>(&mut self, out: &mut W, replies: &[Reply]) -> Result<(), ConsoleError> {
+    async fn show<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+        replies: &[Reply],
+    ) -> Result<(), ConsoleError> {
         let mut text = String::new();
         for r in replies {
             text.push_str(&self.screen.render(r));
@@ -114,11 +129,18 @@ impl Session {
     }
 
     /// A console message (not from the engine): one line, then a blank line.
-    async fn say<W: AsyncWrite + Unpin>(&mut self, out: &mut W, text: &str) -> Result<(), ConsoleError> {
+    async fn say<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+        text: &str,
+    ) -> Result<(), ConsoleError> {
         self.write(out, &format!("{text}\n\n")).await
     }
 
-    pub(super) async fn welcome<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> Result<(), ConsoleError> {
+    pub(super) async fn welcome<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+    ) -> Result<(), ConsoleError> {
         if !self.interactive {
             return Ok(());
         }
@@ -132,7 +154,11 @@ impl Session {
         }
         text.push('\n');
         if let Some(s) = &self.seeded {
-            let books: Vec<String> = s.runbooks.iter().map(|(k, t)| format!("  {k}  {t}")).collect();
+            let books: Vec<String> = s
+                .runbooks
+                .iter()
+                .map(|(k, t)| format!("  {k}  {t}"))
+                .collect();
             text.push_str(&format!(
                 "This is a new database, so it holds a demo: @alice (owner), @bob (operator, sre), @carol (member, dba), @dave (admin), and the runbooks\n{}\n",
                 books.join("\n")
@@ -146,16 +172,27 @@ impl Session {
     }
 
     /// Prints the prompt when interactive; always true (the loop ends on input).
-    pub(super) async fn prompt<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> Result<bool, ConsoleError> {
+    pub(super) async fn prompt<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+    ) -> Result<bool, ConsoleError> {
         if self.interactive {
-            let p = self.screen.style().bold(&format!("{}@{}> ", self.user.handle, self.workspace.slug));
+            let p = self
+                .screen
+                .style()
+                .bold(&format!("{}@{}> ", self.user.handle, self.workspace.slug));
             self.write(out, &p).await?;
         }
         Ok(true)
     }
 
     /// Handles one line; false to stop.
-    pub(super) async fn line<R, W>(&mut self, line: Line, input: &mut R, out: &mut W) -> Result<bool, ConsoleError>
+    pub(super) async fn line<R, W>(
+        &mut self,
+        line: Line,
+        input: &mut R,
+        out: &mut W,
+    ) -> Result<bool, ConsoleError>
     where
         R: AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -199,7 +236,11 @@ impl Session {
         Ok(true)
     }
 
-    async fn switch_user<W: AsyncWrite + Unpin>(&mut self, handle: &str, out: &mut W) -> Result<(), ConsoleError> {
+    async fn switch_user<W: AsyncWrite + Unpin>(
+        &mut self,
+        handle: &str,
+        out: &mut W,
+    ) -> Result<(), ConsoleError> {
         if handle.is_empty() {
             let members = self.engine.vigilo().members(&self.ctx.who).await;
             let msg = match members {
@@ -223,7 +264,12 @@ impl Session {
         }
     }
 
-    async fn press<R, W>(&mut self, number: &str, input: &mut R, out: &mut W) -> Result<(), ConsoleError>
+    async fn press<R, W>(
+        &mut self,
+        number: &str,
+        input: &mut R,
+        out: &mut W,
+    ) -> Result<(), ConsoleError>
     where
         R: AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -234,7 +280,9 @@ impl Session {
             .and_then(|n| self.screen.button(n))
             .cloned();
         let Some(button) = button else {
-            return self.say(out, &format!("There is no choice [{number}] on screen.")).await;
+            return self
+                .say(out, &format!("There is no choice [{number}] on screen."))
+                .await;
         };
         let text = match &button.prompt {
             None => None,
@@ -249,7 +297,11 @@ impl Session {
                         let reply = parse_error_reply(&ParseError::TooLong { len: line.len });
                         return self.show(out, &[reply]).await;
                     }
-                    None => return self.say(out, "Cancelled: the input ended before the reason.").await,
+                    None => {
+                        return self
+                            .say(out, "Cancelled: the input ended before the reason.")
+                            .await;
+                    }
                 }
             }
         };

@@ -601,7 +601,6 @@ fn one_sided(s: &Step, index: usize, side: Side, deadline: Option<Instant>) -> S
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::runbook::{RunbookInput, StepInput};

@@ -460,7 +460,6 @@ fn hidden_lines<'a>(rows: &mut Vec<FieldRow<'a>>, hidden: &mut Vec<&'a DiffLine>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ids::StepId;
@@ -644,7 +643,6 @@ mod tests {
         let r = find("step 2 \"a\"");
         assert_eq!(marker(r), Some(' '));
         assert!(r.starts_with("step 1 \"a\""), "{r}");
-        println!("{text}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ CREATE TABLE executions (
     UNIQUE (workspace_id, key_number)
 ) STRICT;
 CREATE INDEX executions_by_runbook
-    ON executions (workspace_id, runbook_id, runbook_version, key_number);
+    ON executions (workspace_id, runbook_id, key_number);
 CREATE INDEX executions_open
     ON executions (workspace_id, key_number) WHERE status = 'running';
 CREATE INDEX executions_by_change

@@ -39,8 +39,8 @@ pub use open::OpenError;
 pub use options::{SqliteOptions, Synchronous};
 
 use readers::Readers;
-use writer::{Done, Op, Writer};
 pub use writer::WriteStats;
+use writer::{Done, Op, Writer};
 
 /// A [`Store`] in one SQLite file.
 ///
@@ -64,7 +64,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +87,10 @@ impl SqliteStore {
     /// with another program's tables or application id) or that has a newer schema than this
     /// build knows ([`OpenError::TooNew`]) is refused before anything is written to it.
     /// Otherwise missing migrations of [`MIGRATIONS`] are applied, each in one transaction.
-    pub fn open_blocking(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+    pub fn open_blocking(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, OpenError> {
         Self::open_with_migrations(path, options, MIGRATIONS)
     }
 
@@ -179,7 +184,8 @@ impl Store for SqliteStore {
 
     async fn workspace_by_slack_team(&self, team: &str) -> StoreResult<Workspace> {
         let team = team.to_owned();
-        self.read(move |c| read::workspace_by_slack_team(c, &team)).await
+        self.read(move |c| read::workspace_by_slack_team(c, &team))
+            .await
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
@@ -201,7 +207,8 @@ impl Store for SqliteStore {
     }
 
     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {
-        self.read(move |c| read::membership(c, workspace, user)).await
+        self.read(move |c| read::membership(c, workspace, user))
+            .await
     }
 
     async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
@@ -213,12 +220,18 @@ impl Store for SqliteStore {
     }
 
     async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook> {
-        self.read(move |c| read::runbook_by_key(c, workspace, key)).await
+        self.read(move |c| read::runbook_by_key(c, workspace, key))
+            .await
     }
 
-    async fn list_runbooks(&self, workspace: WorkspaceId, query: &RunbookQuery) -> StoreResult<Vec<Runbook>> {
+    async fn list_runbooks(
+        &self,
+        workspace: WorkspaceId,
+        query: &RunbookQuery,
+    ) -> StoreResult<Vec<Runbook>> {
         let query = query.clone();
-        self.read(move |c| read::list_runbooks(c, workspace, &query)).await
+        self.read(move |c| read::list_runbooks(c, workspace, &query))
+            .await
     }
 
     async fn search_runbooks(
@@ -233,12 +246,23 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn runbook_version(&self, workspace: WorkspaceId, id: RunbookId, version: u32) -> StoreResult<RunbookVersion> {
-        self.read(move |c| read::runbook_version(c, workspace, id, version)).await
+    async fn runbook_version(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+        version: u32,
+    ) -> StoreResult<RunbookVersion> {
+        self.read(move |c| read::runbook_version(c, workspace, id, version))
+            .await
     }
 
-    async fn runbook_versions(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Vec<RunbookVersion>> {
-        self.read(move |c| read::runbook_versions(c, workspace, id)).await
+    async fn runbook_versions(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+    ) -> StoreResult<Vec<RunbookVersion>> {
+        self.read(move |c| read::runbook_versions(c, workspace, id))
+            .await
     }
 
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
@@ -246,16 +270,27 @@ impl Store for SqliteStore {
     }
 
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
-        self.read(move |c| read::execution_by_key(c, workspace, key)).await
+        self.read(move |c| read::execution_by_key(c, workspace, key))
+            .await
     }
 
-    async fn list_executions(&self, workspace: WorkspaceId, query: &ExecutionQuery) -> StoreResult<Vec<Execution>> {
+    async fn list_executions(
+        &self,
+        workspace: WorkspaceId,
+        query: &ExecutionQuery,
+    ) -> StoreResult<Vec<Execution>> {
         let query = query.clone();
-        self.read(move |c| read::list_executions(c, workspace, &query)).await
+        self.read(move |c| read::list_executions(c, workspace, &query))
+            .await
     }
 
-    async fn step_events(&self, workspace: WorkspaceId, execution: ExecutionId) -> StoreResult<Vec<StepEvent>> {
-        self.read(move |c| read::step_events(c, workspace, execution)).await
+    async fn step_events(
+        &self,
+        workspace: WorkspaceId,
+        execution: ExecutionId,
+    ) -> StoreResult<Vec<StepEvent>> {
+        self.read(move |c| read::step_events(c, workspace, execution))
+            .await
     }
 
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
@@ -263,7 +298,8 @@ impl Store for SqliteStore {
     }
 
     async fn change_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
-        self.read(move |c| read::change_by_key(c, workspace, key)).await
+        self.read(move |c| read::change_by_key(c, workspace, key))
+            .await
     }
 
     async fn list_changes(&self, workspace: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
@@ -271,14 +307,19 @@ impl Store for SqliteStore {
     }
 
     async fn incident_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Incident> {
-        self.read(move |c| read::incident_by_key(c, workspace, key)).await
+        self.read(move |c| read::incident_by_key(c, workspace, key))
+            .await
     }
 
     async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>> {
         self.read(move |c| read::list_incidents(c, workspace)).await
     }
 
-    async fn audit(&self, workspace: WorkspaceId, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit(
+        &self,
+        workspace: WorkspaceId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEntry>> {
         let query = query.clone();
         self.read(move |c| read::audit(c, workspace, &query)).await
     }

@@ -81,7 +81,11 @@ pub enum OpenError {
 /// Wraps a SQLite error met while doing `doing` on `path`.
 fn sqlite(path: &Path, doing: &'static str) -> impl FnOnce(rusqlite::Error) -> OpenError {
     let path = path.to_path_buf();
-    move |source| OpenError::Sqlite { path, doing, source }
+    move |source| OpenError::Sqlite {
+        path,
+        doing,
+        source,
+    }
 }
 
 /// Refuses a non-empty file that does not start with the SQLite header, without opening it.
@@ -142,13 +146,17 @@ fn identify(conn: &Connection, path: &Path, known: usize) -> Result<Found, OpenE
     }
     if app_id != APPLICATION_ID {
         return Err(not_vigilo(if app_id == 0 {
-            format!("it is an SQLite database of another program: {objects} schema objects, user_version {version}")
+            format!(
+                "it is an SQLite database of another program: {objects} schema objects, user_version {version}"
+            )
         } else {
             format!("its application_id is {app_id:#x}, not Vigilo's {APPLICATION_ID:#x}")
         }));
     }
     if version < 1 {
-        return Err(not_vigilo("it carries Vigilo's application_id but no schema version".into()));
+        return Err(not_vigilo(
+            "it carries Vigilo's application_id but no schema version".into(),
+        ));
     }
     if usize::try_from(version).map_or(true, |v| v > known) {
         return Err(OpenError::TooNew {
@@ -162,10 +170,17 @@ fn identify(conn: &Connection, path: &Path, known: usize) -> Result<Found, OpenE
 
 /// Opens the writer connection: refuses a file that is not ours before writing anything, then
 /// switches to WAL, sets the pragmas, and applies `migrations`.
-pub(crate) fn open_writer(path: &Path, options: &SqliteOptions, migrations: &[&str]) -> Result<Connection, OpenError> {
+pub(crate) fn open_writer(
+    path: &Path,
+    options: &SqliteOptions,
+    migrations: &[&str],
+) -> Result<Connection, OpenError> {
     check_header(path)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite(path, "opening the file"))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn =
+        Connection::open_with_flags(path, flags).map_err(sqlite(path, "opening the file"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(sqlite(path, "setting busy_timeout"))?;
     let found = identify(&conn, path, migrations.len())?;
@@ -187,6 +202,9 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions, migrations: &[&s
         debug!(path = %path.display(), "creating a new Vigilo database");
     }
     migrate(&mut conn, migrations).map_err(sqlite(path, "migrating the schema"))?;
+    // Give the query planner statistics where tables changed enough to need them (bounded work).
+    conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
+        .map_err(sqlite(path, "refreshing planner statistics"))?;
     Ok(conn)
 }
 

@@ -10,7 +10,9 @@ use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
-use vigilo_core::store::{AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult};
+use vigilo_core::store::{
+    AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult,
+};
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::rows::{from_doc, int, many, micros_ceil, one, page, sql_err, text};
@@ -39,31 +41,57 @@ fn key_of(key: Key, kind: KeyKind, what: &str) -> StoreResult<i64> {
 }
 
 pub(crate) fn workspace(c: &Connection, id: WorkspaceId) -> StoreResult<Workspace> {
-    one(c, "SELECT doc FROM workspaces WHERE id = ?1", [id.to_string()], || {
-        format!("workspace {id}")
-    })
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE id = ?1",
+        [id.to_string()],
+        || format!("workspace {id}"),
+    )
 }
 
 pub(crate) fn workspace_by_slug(c: &Connection, slug: &str) -> StoreResult<Workspace> {
-    one(c, "SELECT doc FROM workspaces WHERE slug = ?1", [slug], || format!("workspace {slug}"))
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE slug = ?1",
+        [slug],
+        || format!("workspace {slug}"),
+    )
 }
 
 pub(crate) fn workspace_by_slack_team(c: &Connection, team: &str) -> StoreResult<Workspace> {
-    one(c, "SELECT doc FROM workspaces WHERE slack_team = ?1", [team], || {
-        format!("workspace for Slack team {team}")
-    })
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE slack_team = ?1",
+        [team],
+        || format!("workspace for Slack team {team}"),
+    )
 }
 
 pub(crate) fn list_workspaces(c: &Connection) -> StoreResult<Vec<Workspace>> {
-    many(c, "SELECT doc FROM workspaces ORDER BY slug", [], "workspace")
+    many(
+        c,
+        "SELECT doc FROM workspaces ORDER BY slug",
+        [],
+        "workspace",
+    )
 }
 
 pub(crate) fn user(c: &Connection, id: UserId) -> StoreResult<User> {
-    one(c, "SELECT doc FROM users WHERE id = ?1", [id.to_string()], || format!("user {id}"))
+    one(
+        c,
+        "SELECT doc FROM users WHERE id = ?1",
+        [id.to_string()],
+        || format!("user {id}"),
+    )
 }
 
 pub(crate) fn user_by_handle(c: &Connection, handle: &str) -> StoreResult<User> {
-    one(c, "SELECT doc FROM users WHERE handle = ?1", [handle], || format!("user {handle}"))
+    one(
+        c,
+        "SELECT doc FROM users WHERE handle = ?1",
+        [handle],
+        || format!("user {handle}"),
+    )
 }
 
 pub(crate) fn user_by_chat(c: &Connection, identity: &ChatIdentity) -> StoreResult<User> {
@@ -90,7 +118,10 @@ pub(crate) fn membership(c: &Connection, ws: WorkspaceId, user: UserId) -> Store
     )
 }
 
-pub(crate) fn list_members(c: &Connection, ws: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+pub(crate) fn list_members(
+    c: &Connection,
+    ws: WorkspaceId,
+) -> StoreResult<Vec<(User, Membership)>> {
     let mut stmt = c
         .prepare_cached(
             "SELECT u.doc, m.doc FROM memberships m JOIN users u ON u.id = m.user_id
@@ -141,10 +172,18 @@ fn drafts_condition(drafts: DraftFilter, params: &mut Vec<Value>) -> &'static st
     }
 }
 
-pub(crate) fn list_runbooks(c: &Connection, ws: WorkspaceId, q: &RunbookQuery) -> StoreResult<Vec<Runbook>> {
+pub(crate) fn list_runbooks(
+    c: &Connection,
+    ws: WorkspaceId,
+    q: &RunbookQuery,
+) -> StoreResult<Vec<Runbook>> {
     let mut params = vec![text(ws.to_string())];
     let mut sql = String::from("SELECT r.doc FROM runbooks r WHERE r.workspace_id = ?");
-    sql.push_str(if q.archived { " AND r.archived = 1" } else { " AND r.archived = 0" });
+    sql.push_str(if q.archived {
+        " AND r.archived = 1"
+    } else {
+        " AND r.archived = 0"
+    });
     sql.push_str(drafts_condition(q.drafts, &mut params));
     if let Some(category) = &q.category {
         sql.push_str(" AND r.category = ?");
@@ -179,7 +218,8 @@ pub(crate) fn search_runbooks(
     let mut params = Vec::new();
     let mut title_hits = Vec::new();
     for term in terms.in_title() {
-        title_hits.push("(s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?))");
+        title_hits
+            .push("(s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?))");
         params.push(text(term));
     }
     let mut sql = format!(
@@ -198,19 +238,32 @@ pub(crate) fn search_runbooks(
     many(c, &sql, rusqlite::params_from_iter(params), "runbook")
 }
 
-pub(crate) fn runbook_version(c: &Connection, ws: WorkspaceId, id: RunbookId, version: u32) -> StoreResult<RunbookVersion> {
+pub(crate) fn runbook_version(
+    c: &Connection,
+    ws: WorkspaceId,
+    id: RunbookId,
+    version: u32,
+) -> StoreResult<RunbookVersion> {
     snapshot(c, |c| {
         runbook_exists(c, ws, id)?;
         one(
             c,
             "SELECT doc FROM runbook_versions WHERE runbook_id = ?1 AND version = ?2 AND workspace_id = ?3",
-            [text(id.to_string()), Value::Integer(i64::from(version)), text(ws.to_string())],
+            [
+                text(id.to_string()),
+                Value::Integer(i64::from(version)),
+                text(ws.to_string()),
+            ],
             || format!("version {version} of runbook {id}"),
         )
     })
 }
 
-pub(crate) fn runbook_versions(c: &Connection, ws: WorkspaceId, id: RunbookId) -> StoreResult<Vec<RunbookVersion>> {
+pub(crate) fn runbook_versions(
+    c: &Connection,
+    ws: WorkspaceId,
+    id: RunbookId,
+) -> StoreResult<Vec<RunbookVersion>> {
     snapshot(c, |c| {
         runbook_exists(c, ws, id)?;
         many(
@@ -234,7 +287,11 @@ fn runbook_exists(c: &Connection, ws: WorkspaceId, id: RunbookId) -> StoreResult
     }
 }
 
-pub(crate) fn execution(c: &Connection, ws: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+pub(crate) fn execution(
+    c: &Connection,
+    ws: WorkspaceId,
+    id: ExecutionId,
+) -> StoreResult<Execution> {
     one(
         c,
         "SELECT doc FROM executions WHERE id = ?1 AND workspace_id = ?2",
@@ -243,7 +300,11 @@ pub(crate) fn execution(c: &Connection, ws: WorkspaceId, id: ExecutionId) -> Sto
     )
 }
 
-pub(crate) fn execution_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<Execution> {
+pub(crate) fn execution_by_key(
+    c: &Connection,
+    ws: WorkspaceId,
+    key: Key,
+) -> StoreResult<Execution> {
     let number = key_of(key, KeyKind::Execution, "execution")?;
     one(
         c,
@@ -253,7 +314,11 @@ pub(crate) fn execution_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> Sto
     )
 }
 
-pub(crate) fn list_executions(c: &Connection, ws: WorkspaceId, q: &ExecutionQuery) -> StoreResult<Vec<Execution>> {
+pub(crate) fn list_executions(
+    c: &Connection,
+    ws: WorkspaceId,
+    q: &ExecutionQuery,
+) -> StoreResult<Vec<Execution>> {
     let mut params = vec![text(ws.to_string())];
     let mut sql = String::from("SELECT doc FROM executions WHERE workspace_id = ?");
     if let Some(runbook) = q.runbook {
@@ -281,7 +346,11 @@ pub(crate) fn list_executions(c: &Connection, ws: WorkspaceId, q: &ExecutionQuer
     many(c, &sql, rusqlite::params_from_iter(params), "execution")
 }
 
-pub(crate) fn step_events(c: &Connection, ws: WorkspaceId, execution: ExecutionId) -> StoreResult<Vec<StepEvent>> {
+pub(crate) fn step_events(
+    c: &Connection,
+    ws: WorkspaceId,
+    execution: ExecutionId,
+) -> StoreResult<Vec<StepEvent>> {
     snapshot(c, |c| {
         if !super::rows::exists(
             c,
@@ -308,7 +377,11 @@ pub(crate) fn change(c: &Connection, ws: WorkspaceId, id: ChangeId) -> StoreResu
     )
 }
 
-pub(crate) fn change_by_key(c: &Connection, ws: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+pub(crate) fn change_by_key(
+    c: &Connection,
+    ws: WorkspaceId,
+    key: Key,
+) -> StoreResult<ChangeRequest> {
     let number = key_of(key, KeyKind::Change, "change")?;
     one(
         c,
@@ -346,28 +419,60 @@ pub(crate) fn list_incidents(c: &Connection, ws: WorkspaceId) -> StoreResult<Vec
     )
 }
 
-pub(crate) fn audit(c: &Connection, ws: WorkspaceId, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-    let mut params = vec![text(ws.to_string()), Value::Integer(int(q.after_seq, "seq")?)];
-    let mut sql = String::from("SELECT doc FROM audit WHERE workspace_id = ? AND seq > ?");
-    if let Some(target) = &q.target {
-        sql.push_str(
-            " AND (target = ? OR link_runbook = ? OR link_change = ? OR link_incident = ? OR link_execution = ?)",
-        );
-        params.extend(std::iter::repeat_n(text(target.clone()), 5));
-    }
+/// Pushes `value` and returns its numbered placeholder (`?N`).
+fn bind(params: &mut Vec<Value>, value: Value) -> String {
+    params.push(value);
+    format!("?{}", params.len())
+}
+
+pub(crate) fn audit(
+    c: &Connection,
+    ws: WorkspaceId,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditEntry>> {
+    let mut params = Vec::new();
+    let ws_p = bind(&mut params, text(ws.to_string()));
+    let after = bind(&mut params, Value::Integer(int(q.after_seq, "seq")?));
+    let mut sql = match &q.target {
+        // The entries naming the target or linking to it, found through one index each, then
+        // read by primary key: the cost follows the matches, not the length of the chain.
+        Some(target) => {
+            let t = bind(&mut params, text(target.clone()));
+            let arms: Vec<String> = ["target", "link_runbook", "link_change", "link_incident", "link_execution"]
+                .iter()
+                .map(|col| format!("SELECT seq FROM audit WHERE workspace_id = {ws_p} AND {col} = {t} AND seq > {after}"))
+                .collect();
+            format!(
+                "SELECT a.doc FROM ({}) m JOIN audit a ON a.workspace_id = {ws_p} AND a.seq = m.seq WHERE 1 = 1",
+                arms.join(" UNION ")
+            )
+        }
+        None => {
+            format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}")
+        }
+    };
     if let Some(actor) = q.actor {
-        sql.push_str(" AND actor = ?");
-        params.push(text(actor.to_string()));
+        sql.push_str(&format!(
+            " AND a.actor = {}",
+            bind(&mut params, text(actor.to_string()))
+        ));
     }
     if let Some(since) = q.since {
-        sql.push_str(" AND at >= ?");
-        params.push(Value::Integer(micros_ceil(since)));
+        sql.push_str(&format!(
+            " AND a.at >= {}",
+            bind(&mut params, Value::Integer(micros_ceil(since)))
+        ));
     }
     if let Some(until) = q.until {
-        sql.push_str(" AND at < ?");
-        params.push(Value::Integer(micros_ceil(until)));
+        sql.push_str(&format!(
+            " AND a.at < {}",
+            bind(&mut params, Value::Integer(micros_ceil(until)))
+        ));
     }
-    sql.push_str(" ORDER BY seq LIMIT ?");
-    params.push(Value::Integer(page(q.limit, DEFAULT_AUDIT_PAGE)));
+    let limit = bind(
+        &mut params,
+        Value::Integer(page(q.limit, DEFAULT_AUDIT_PAGE)),
+    );
+    sql.push_str(&format!(" ORDER BY a.seq LIMIT {limit}"));
     many(c, &sql, rusqlite::params_from_iter(params), "audit entry")
 }

@@ -40,10 +40,14 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|e| StoreError::Unavailable {
-            message: "the store is closed".into(),
-            source: Some(Box::new(e)),
-        })?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                message: "the store is closed".into(),
+                source: Some(Box::new(e)),
+            })?;
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = this.checkout()?;
@@ -69,6 +73,9 @@ impl Readers {
             // drop the connection rather than reuse it.
             return;
         }
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
     }
 }

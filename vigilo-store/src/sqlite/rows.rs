@@ -9,7 +9,8 @@ use vigilo_core::store::{StoreError, StoreResult};
 
 /// Serialises a core value into the `doc` column.
 pub(crate) fn to_doc<T: Serialize>(value: &T, what: &str) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::backend(format!("cannot encode {what}"), e))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::backend(format!("cannot encode {what}"), e))
 }
 
 /// Reads a core value back from the `doc` column.
@@ -35,7 +36,8 @@ pub(crate) fn micros_ceil(t: DateTime<Utc>) -> i64 {
 
 /// An integer column value from a `u64`, refusing values SQLite cannot hold.
 pub(crate) fn int(n: u64, what: &str) -> StoreResult<i64> {
-    i64::try_from(n).map_err(|e| StoreError::backend(format!("{what} {n} is too large to store"), e))
+    i64::try_from(n)
+        .map_err(|e| StoreError::backend(format!("{what} {n} is too large to store"), e))
 }
 
 /// A text column value.
@@ -77,10 +79,12 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
             StoreError::Corrupt(format!("SQLite reports the database file is damaged: {e}"))
         }
-        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => StoreError::Unavailable {
-            message: "the database file cannot be written (disk full or I/O error)".into(),
-            source: Some(Box::new(e)),
-        },
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => {
+            StoreError::Unavailable {
+                message: "the database file cannot be written (disk full or I/O error)".into(),
+                source: Some(Box::new(e)),
+            }
+        }
         _ => StoreError::backend("SQLite failed", e),
     }
 }
@@ -105,7 +109,12 @@ pub(crate) fn one<T: DeserializeOwned, P: Params>(
 }
 
 /// The `doc` column of every row `sql` selects, decoded, in order.
-pub(crate) fn many<T: DeserializeOwned, P: Params>(conn: &Connection, sql: &str, params: P, what: &str) -> StoreResult<Vec<T>> {
+pub(crate) fn many<T: DeserializeOwned, P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    what: &str,
+) -> StoreResult<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
     let mut rows = stmt.query(params).map_err(sql_err)?;
     let mut out = Vec::new();

@@ -58,7 +58,11 @@ pub(crate) fn terms(words: &str) -> Option<Terms> {
         .filter(|w| w.chars().any(char::is_alphanumeric))
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect();
-    if quoted.is_empty() { None } else { Some(Terms(quoted)) }
+    if quoted.is_empty() {
+        None
+    } else {
+        Some(Terms(quoted))
+    }
 }
 
 /// The quoted terms of a search.
@@ -87,7 +91,9 @@ mod tests {
         let t = terms(r#"a"b NEAR(x) col:y * -- "#).map(|t| t.all());
         assert_eq!(t.as_deref(), Some(r#""a""b" AND "NEAR(x)" AND "col:y""#));
         assert!(terms("  -- * \" ").is_none());
-        let title: Vec<String> = terms("db x").map(|t| t.in_title().collect()).unwrap_or_default();
+        let title: Vec<String> = terms("db x")
+            .map(|t| t.in_title().collect())
+            .unwrap_or_default();
         assert_eq!(title, vec![r#"title : "db""#, r#"title : "x""#]);
     }
 }

@@ -31,7 +31,11 @@ pub(crate) fn apply_commit(conn: &Connection, commit: &Commit) -> StoreResult<Au
 }
 
 /// Hands out the next key of `kind` in `workspace` from the counters table.
-pub(crate) fn allocate_key(conn: &Connection, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
+pub(crate) fn allocate_key(
+    conn: &Connection,
+    workspace: WorkspaceId,
+    kind: KeyKind,
+) -> StoreResult<Key> {
     ensure_workspace(conn, workspace)?;
     let number: u64 = conn
         .prepare_cached(
@@ -45,7 +49,11 @@ pub(crate) fn allocate_key(conn: &Connection, workspace: WorkspaceId, kind: KeyK
 }
 
 fn ensure_workspace(conn: &Connection, ws: WorkspaceId) -> StoreResult<()> {
-    if exists(conn, "SELECT 1 FROM workspaces WHERE id = ?1", [ws.to_string()])? {
+    if exists(
+        conn,
+        "SELECT 1 FROM workspaces WHERE id = ?1",
+        [ws.to_string()],
+    )? {
         Ok(())
     } else {
         Err(StoreError::NotFound(format!("workspace {ws}")))
@@ -54,21 +62,33 @@ fn ensure_workspace(conn: &Connection, ws: WorkspaceId) -> StoreResult<()> {
 
 fn apply_write(conn: &Connection, ws: WorkspaceId, write: &Write) -> StoreResult<()> {
     match write {
-        Write::Workspace { workspace, expected_rev } => write_workspace(conn, ws, workspace, *expected_rev),
+        Write::Workspace {
+            workspace,
+            expected_rev,
+        } => write_workspace(conn, ws, workspace, *expected_rev),
         Write::User { user, expected_rev } => write_user(conn, user, *expected_rev),
         Write::Membership {
             membership,
             expected_rev,
         } => write_membership(conn, ws, membership, *expected_rev),
-        Write::Runbook { runbook, expected_rev } => write_runbook(conn, ws, runbook, *expected_rev),
+        Write::Runbook {
+            runbook,
+            expected_rev,
+        } => write_runbook(conn, ws, runbook, *expected_rev),
         Write::RunbookVersion(version) => write_version(conn, ws, version),
         Write::Execution {
             execution,
             expected_rev,
         } => write_execution(conn, ws, execution, *expected_rev),
         Write::StepEvent(event) => write_event(conn, ws, event),
-        Write::Change { change, expected_rev } => write_change(conn, ws, change, *expected_rev),
-        Write::Incident { incident, expected_rev } => write_incident(conn, ws, incident, *expected_rev),
+        Write::Change {
+            change,
+            expected_rev,
+        } => write_change(conn, ws, change, *expected_rev),
+        Write::Incident {
+            incident,
+            expected_rev,
+        } => write_incident(conn, ws, incident, *expected_rev),
     }
 }
 
@@ -77,7 +97,9 @@ fn same_workspace(ws: WorkspaceId, row_ws: WorkspaceId, what: &str) -> StoreResu
     if row_ws == ws {
         Ok(())
     } else {
-        Err(StoreError::NotFound(format!("{what} (it belongs to workspace {row_ws})")))
+        Err(StoreError::NotFound(format!(
+            "{what} (it belongs to workspace {row_ws})"
+        )))
     }
 }
 
@@ -108,7 +130,13 @@ fn inserted<T>(result: rusqlite::Result<T>, taken: impl FnOnce(&str) -> String) 
 
 /// After an update that changed no row: `NotFound` when the row is not there (in this
 /// workspace), `Conflict` when its revision moved.
-fn not_updated<P: Params>(conn: &Connection, rev_sql: &str, key: P, what: &str, expected: u64) -> StoreError {
+fn not_updated<P: Params>(
+    conn: &Connection,
+    rev_sql: &str,
+    key: P,
+    what: &str,
+    expected: u64,
+) -> StoreError {
     let current: Result<Option<u64>, rusqlite::Error> = conn
         .prepare_cached(rev_sql)
         .and_then(|mut s| s.query_row(key, |r| r.get(0)).optional());
@@ -130,7 +158,12 @@ fn run_insert<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::R
     conn.prepare_cached(sql)?.execute(params)
 }
 
-fn write_workspace(conn: &Connection, ws: WorkspaceId, w: &Workspace, expected: Option<u64>) -> StoreResult<()> {
+fn write_workspace(
+    conn: &Connection,
+    ws: WorkspaceId,
+    w: &Workspace,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("workspace {}", w.slug);
     same_workspace(ws, w.id, &what)?;
     new_rev(&what, w.rev, expected)?;
@@ -139,7 +172,10 @@ fn write_workspace(conn: &Connection, ws: WorkspaceId, w: &Workspace, expected: 
         if msg.contains("workspaces.slug") {
             format!("workspace slug `{}`", w.slug)
         } else if msg.contains("workspaces.slack_team") {
-            format!("a workspace linked to Slack team `{}`", w.slack_team.as_deref().unwrap_or_default())
+            format!(
+                "a workspace linked to Slack team `{}`",
+                w.slack_team.as_deref().unwrap_or_default()
+            )
         } else {
             what.clone()
         }
@@ -206,7 +242,13 @@ fn write_user(conn: &Connection, u: &User, expected: Option<u64>) -> StoreResult
                 taken,
             )?;
             if !changed {
-                return Err(not_updated(conn, "SELECT rev FROM users WHERE id = ?1", [&id], &what, r));
+                return Err(not_updated(
+                    conn,
+                    "SELECT rev FROM users WHERE id = ?1",
+                    [&id],
+                    &what,
+                    r,
+                ));
             }
             conn.prepare_cached("DELETE FROM chat_identities WHERE user_id = ?1")
                 .and_then(|mut s| s.execute([&id]))
@@ -227,7 +269,12 @@ fn write_user(conn: &Connection, u: &User, expected: Option<u64>) -> StoreResult
     Ok(())
 }
 
-fn write_membership(conn: &Connection, ws: WorkspaceId, m: &Membership, expected: Option<u64>) -> StoreResult<()> {
+fn write_membership(
+    conn: &Connection,
+    ws: WorkspaceId,
+    m: &Membership,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("membership of user {}", m.user);
     same_workspace(ws, m.workspace, &what)?;
     new_rev(&what, m.rev, expected)?;
@@ -269,7 +316,12 @@ fn write_membership(conn: &Connection, ws: WorkspaceId, m: &Membership, expected
     }
 }
 
-fn write_runbook(conn: &Connection, ws: WorkspaceId, rb: &Runbook, expected: Option<u64>) -> StoreResult<()> {
+fn write_runbook(
+    conn: &Connection,
+    ws: WorkspaceId,
+    rb: &Runbook,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("runbook {}", rb.key);
     same_workspace(ws, rb.workspace, &what)?;
     new_rev(&what, rb.rev, expected)?;
@@ -326,14 +378,21 @@ fn write_runbook(conn: &Connection, ws: WorkspaceId, rb: &Runbook, expected: Opt
         }
     };
     let text = SearchText::of(&rb.body);
-    conn.prepare_cached("INSERT INTO runbook_search (rowid, title, description, steps) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![pk, text.title, text.description, text.steps]))
-        .map_err(sql_err)?;
+    conn.prepare_cached(
+        "INSERT INTO runbook_search (rowid, title, description, steps) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![pk, text.title, text.description, text.steps]))
+    .map_err(sql_err)?;
     Ok(())
 }
 
 /// The workspace of a parent row (`parent_sql` selects its `workspace_id`), or `NotFound`.
-fn parent_workspace(conn: &Connection, parent_sql: &str, parent_id: &str, parent_what: String) -> StoreResult<WorkspaceId> {
+fn parent_workspace(
+    conn: &Connection,
+    parent_sql: &str,
+    parent_id: &str,
+    parent_what: String,
+) -> StoreResult<WorkspaceId> {
     let found: Option<String> = conn
         .prepare_cached(parent_sql)
         .and_then(|mut s| s.query_row([parent_id], |r| r.get(0)).optional())
@@ -341,8 +400,9 @@ fn parent_workspace(conn: &Connection, parent_sql: &str, parent_id: &str, parent
     let Some(ws) = found else {
         return Err(StoreError::NotFound(parent_what));
     };
-    ws.parse()
-        .map_err(|e| StoreError::Corrupt(format!("{parent_what} has a malformed workspace id: {e}")))
+    ws.parse().map_err(|e| {
+        StoreError::Corrupt(format!("{parent_what} has a malformed workspace id: {e}"))
+    })
 }
 
 fn write_version(conn: &Connection, ws: WorkspaceId, v: &RunbookVersion) -> StoreResult<()> {
@@ -367,7 +427,12 @@ fn write_version(conn: &Connection, ws: WorkspaceId, v: &RunbookVersion) -> Stor
     .map(drop)
 }
 
-fn write_execution(conn: &Connection, ws: WorkspaceId, e: &Execution, expected: Option<u64>) -> StoreResult<()> {
+fn write_execution(
+    conn: &Connection,
+    ws: WorkspaceId,
+    e: &Execution,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("execution {}", e.key);
     same_workspace(ws, e.workspace, &what)?;
     new_rev(&what, e.rev, expected)?;
@@ -483,13 +548,21 @@ fn write_keyed(
     let number = int(key.number, "key number")?;
     match expected {
         None => inserted(
-            run_insert(conn, table.insert_sql(), params![id, wsid, number, status, rev, doc]),
+            run_insert(
+                conn,
+                table.insert_sql(),
+                params![id, wsid, number, status, rev, doc],
+            ),
             |_| what.to_owned(),
         )
         .map(drop),
         Some(r) => {
             let changed = inserted(
-                run_update(conn, table.update_sql(), params![id, wsid, number, status, rev, doc, r]),
+                run_update(
+                    conn,
+                    table.update_sql(),
+                    params![id, wsid, number, status, rev, doc, r],
+                ),
                 |_| what.to_owned(),
             )?;
             if changed {
@@ -536,12 +609,19 @@ impl KeyedTable {
     fn rev_sql(self) -> &'static str {
         match self {
             KeyedTable::Changes => "SELECT rev FROM changes WHERE id = ?1 AND workspace_id = ?2",
-            KeyedTable::Incidents => "SELECT rev FROM incidents WHERE id = ?1 AND workspace_id = ?2",
+            KeyedTable::Incidents => {
+                "SELECT rev FROM incidents WHERE id = ?1 AND workspace_id = ?2"
+            }
         }
     }
 }
 
-fn write_change(conn: &Connection, ws: WorkspaceId, c: &ChangeRequest, expected: Option<u64>) -> StoreResult<()> {
+fn write_change(
+    conn: &Connection,
+    ws: WorkspaceId,
+    c: &ChangeRequest,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("change {}", c.key);
     same_workspace(ws, c.workspace, &what)?;
     new_rev(&what, c.rev, expected)?;
@@ -560,7 +640,12 @@ fn write_change(conn: &Connection, ws: WorkspaceId, c: &ChangeRequest, expected:
     )
 }
 
-fn write_incident(conn: &Connection, ws: WorkspaceId, i: &Incident, expected: Option<u64>) -> StoreResult<()> {
+fn write_incident(
+    conn: &Connection,
+    ws: WorkspaceId,
+    i: &Incident,
+    expected: Option<u64>,
+) -> StoreResult<()> {
     let what = format!("incident {}", i.key);
     same_workspace(ws, i.workspace, &what)?;
     new_rev(&what, i.rev, expected)?;
@@ -584,12 +669,21 @@ fn write_incident(conn: &Connection, ws: WorkspaceId, i: &Incident, expected: Op
 fn append_audit(conn: &Connection, ws: WorkspaceId, draft: &AuditDraft) -> StoreResult<AuditEntry> {
     let wsid = ws.to_string();
     let prev: Option<(u64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit WHERE workspace_id = ?1 ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([&wsid], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .prepare_cached(
+            "SELECT seq, hash FROM audit WHERE workspace_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([&wsid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(sql_err)?;
     let mut draft = draft.clone();
     draft.at = to_micros(draft.at);
-    let entry = audit::seal(ws, draft, prev.as_ref().map(|(seq, hash)| (*seq, hash.as_str())));
+    let entry = audit::seal(
+        ws,
+        draft,
+        prev.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+    );
     let doc = to_doc(&entry, "audit entry")?;
     let link = |k: Option<Key>| k.map(|k| k.to_string());
     run_insert(

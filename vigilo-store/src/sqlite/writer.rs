@@ -33,6 +33,8 @@ use super::write::{allocate_key, apply_commit};
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// The longest pause between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How many committed transactions between two `PRAGMA optimize` (planner statistics).
+const OPTIMIZE_EVERY: u64 = 1000;
 
 /// A write the thread performs.
 pub(crate) enum Op {
@@ -91,7 +93,10 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread, which takes ownership of `conn`.
-    pub(crate) fn spawn(conn: Connection, options: SqliteOptions) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
+    pub(crate) fn spawn(
+        conn: Connection,
+        options: SqliteOptions,
+    ) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
@@ -113,13 +118,20 @@ impl Writer {
             message: "the SQLite writer thread has stopped".into(),
             source: None,
         };
-        self.queue.send(Request { op, reply }).map_err(|_| stopped())?;
+        self.queue
+            .send(Request { op, reply })
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
 /// The thread's loop: one batch per wake-up, until every [`Writer`] is dropped.
-fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions, counters: &Counters) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Request>,
+    options: &SqliteOptions,
+    counters: &Counters,
+) {
     let max = options.max_batch.max(1);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -129,9 +141,22 @@ fn run(conn: Connection, rx: mpsc::Receiver<Request>, options: &SqliteOptions, c
                 Err(_) => break,
             }
         }
+        let before = counters.get().transactions;
         process(&conn, batch, options, counters);
+        let after = counters.get().transactions;
+        if after != before && after.is_multiple_of(OPTIMIZE_EVERY) {
+            optimize(&conn);
+        }
     }
+    optimize(&conn);
     debug!("SQLite writer thread stopped");
+}
+
+/// Refreshes planner statistics where tables changed a lot (cheap when none did).
+fn optimize(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+        warn!(error = %e, "PRAGMA optimize failed");
+    }
 }
 
 /// How one attempt at a batch ended.
@@ -161,7 +186,10 @@ impl Failure {
     fn to_error(&self) -> StoreError {
         if self.busy {
             StoreError::Unavailable {
-                message: format!("the database stayed locked by another process ({})", self.message),
+                message: format!(
+                    "the database stayed locked by another process ({})",
+                    self.message
+                ),
                 source: None,
             }
         } else {
@@ -174,13 +202,20 @@ impl Failure {
 }
 
 /// Runs a batch until it is committed or failed, answering every caller once.
-fn process(conn: &Connection, mut batch: Vec<Request>, options: &SqliteOptions, counters: &Counters) {
+fn process(
+    conn: &Connection,
+    mut batch: Vec<Request>,
+    options: &SqliteOptions,
+    counters: &Counters,
+) {
     loop {
         match attempt(conn, &batch, options) {
             Attempt::Committed(results) => {
                 debug!(writes = batch.len(), "group commit");
                 counters.transactions.fetch_add(1, Ordering::Relaxed);
-                counters.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                counters
+                    .writes
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (request, result) in batch.into_iter().zip(results) {
                     // The caller may have given up waiting; the write stands all the same.
                     let _ = request.reply.send(result);
@@ -226,7 +261,9 @@ fn with_busy_retry(conn: &Connection, sql: &str, options: &SqliteOptions) -> rus
 
 /// Runs a transaction-control statement without retry.
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop)
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
 }
 
 /// Rolls back whatever transaction is open (after a failure).
@@ -266,7 +303,9 @@ fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Att
                     // SQLite rolled the whole transaction back: the batch must run again.
                     return Attempt::Aborted(index, err);
                 }
-                if let Err(e) = exec(conn, "ROLLBACK TO request").and_then(|()| exec(conn, "RELEASE request")) {
+                if let Err(e) =
+                    exec(conn, "ROLLBACK TO request").and_then(|()| exec(conn, "RELEASE request"))
+                {
                     rollback(conn);
                     warn!(error = %e, "ROLLBACK TO a savepoint failed");
                     return Attempt::Aborted(index, err);
@@ -336,8 +375,11 @@ mod tests {
             unreachable!()
         };
         apply_commit(&conn, &first).unwrap();
-        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0)).unwrap();
-        conn.pragma_update(None, "max_page_count", pages + 40).unwrap();
+        let pages: i64 = conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages + 40)
+            .unwrap();
         let (writer, thread) = Writer::spawn(conn, options).unwrap();
         let writer = Arc::new(writer);
 
@@ -346,17 +388,23 @@ mod tests {
         lock.execute_batch("BEGIN IMMEDIATE").unwrap();
         let blocker = {
             let w = Arc::clone(&writer);
-            tokio::spawn(async move { w.submit(commit(ws.id, vec![], serde_json::json!({}))).await })
+            tokio::spawn(
+                async move { w.submit(commit(ws.id, vec![], serde_json::json!({}))).await },
+            )
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
         let huge = serde_json::json!({ "blob": "x".repeat(1 << 20) });
-        let tasks: Vec<_> = [serde_json::json!({"n": 1}), huge, serde_json::json!({"n": 3})]
-            .into_iter()
-            .map(|details| {
-                let w = Arc::clone(&writer);
-                tokio::spawn(async move { w.submit(commit(ws.id, vec![], details)).await })
-            })
-            .collect();
+        let tasks: Vec<_> = [
+            serde_json::json!({"n": 1}),
+            huge,
+            serde_json::json!({"n": 3}),
+        ]
+        .into_iter()
+        .map(|details| {
+            let w = Arc::clone(&writer);
+            tokio::spawn(async move { w.submit(commit(ws.id, vec![], details)).await })
+        })
+        .collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
         lock.execute_batch("COMMIT").unwrap();
 

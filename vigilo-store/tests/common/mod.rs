@@ -82,7 +82,11 @@ pub fn draft(action: &str, target: &str) -> AuditDraft {
 }
 
 /// Commits `writes` in `ws` with a test audit entry.
-pub async fn commit(store: &dyn Store, ws: WorkspaceId, writes: Vec<Write>) -> StoreResult<AuditEntry> {
+pub async fn commit(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    writes: Vec<Write>,
+) -> StoreResult<AuditEntry> {
     store
         .commit(Commit {
             workspace: ws,
@@ -162,7 +166,10 @@ pub fn body(title: &str, description: &str, steps: &[(&str, &str)]) -> RunbookBo
 
 /// Allocates a key and commits a published runbook.
 pub async fn add_runbook(store: &dyn Store, ctx: &Ctx, body: RunbookBody) -> Runbook {
-    let key = store.allocate_key(ctx.id(), KeyKind::Runbook).await.unwrap();
+    let key = store
+        .allocate_key(ctx.id(), KeyKind::Runbook)
+        .await
+        .unwrap();
     let at = now();
     let rb = Runbook {
         id: RunbookId::new(),

@@ -1,0 +1,258 @@
+//! `vigilo audit …`: list, export (streamed page by page, JSON lines or CSV) and verify the
+//! hash chain (exit 7 naming the first bad entry).
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+use vigilo_core::audit::AuditEntry;
+use vigilo_core::service::{AuditFilter, AuditVerdict};
+use vigilo_core::store::AuditQuery;
+
+use super::output::{Table, cut, time};
+use super::{AuditCmd, CliError, Ctx, ExportFormat};
+
+/// Entries fetched per page.
+const PAGE: usize = 1000;
+
+/// Runs an `audit` subcommand.
+pub async fn dispatch(ctx: &Ctx, c: AuditCmd) -> Result<(), CliError> {
+    match c {
+        AuditCmd::List {
+            target,
+            actor,
+            since,
+            until,
+            limit,
+        } => {
+            let (_, who, _, _) = ctx.who().await?;
+            let mut entries = Vec::new();
+            let mut after = 0;
+            loop {
+                let want = if limit == 0 {
+                    PAGE
+                } else {
+                    (limit - entries.len()).min(PAGE)
+                };
+                let page = ctx
+                    .vigilo
+                    .audit_entries(
+                        &who,
+                        AuditFilter {
+                            target: target.clone(),
+                            actor: actor.clone(),
+                            since,
+                            until,
+                            after_seq: after,
+                            limit: want,
+                        },
+                    )
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                let short = page.len() < want;
+                entries.extend(page);
+                if short || (limit != 0 && entries.len() >= limit) {
+                    break;
+                }
+            }
+            let docs: Vec<Value> = entries.iter().map(entry_json).collect();
+            ctx.out.emit(&Value::Array(docs), |p| {
+                if entries.is_empty() {
+                    return "No audit entries.".into();
+                }
+                let mut t = Table::new(&["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"]);
+                for e in &entries {
+                    t.row(vec![
+                        e.seq.to_string(),
+                        time(e.at),
+                        e.actor_handle
+                            .as_ref()
+                            .map_or("-".into(), |h| format!("@{h}")),
+                        e.action.clone(),
+                        e.target.clone(),
+                        cut(&details(e), 60),
+                    ]);
+                }
+                t.render(p)
+            })
+        }
+        AuditCmd::Export { format, output } => export(ctx, format, output).await,
+        AuditCmd::Verify => verify(ctx).await,
+    }
+}
+
+fn entry_json(e: &AuditEntry) -> Value {
+    serde_json::to_value(e).unwrap_or_else(|_| json!({ "seq": e.seq }))
+}
+
+fn details(e: &AuditEntry) -> String {
+    match &e.details {
+        Value::Object(m) if m.is_empty() => String::new(),
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// The CSV columns of `audit export --format csv`.
+pub const CSV_COLUMNS: [&str; 16] = [
+    "seq",
+    "at",
+    "actor",
+    "actor_handle",
+    "action",
+    "target",
+    "details",
+    "runbook",
+    "runbook_version",
+    "change",
+    "incident",
+    "execution",
+    "id",
+    "workspace",
+    "prev_hash",
+    "hash",
+];
+
+/// One CSV field, quoted when it holds a comma, a quote, or a line break (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv_row(e: &AuditEntry) -> String {
+    let opt = |o: Option<String>| o.unwrap_or_default();
+    let cells = [
+        e.seq.to_string(),
+        e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        opt(e.actor.map(|a| a.to_string())),
+        opt(e.actor_handle.clone()),
+        e.action.clone(),
+        e.target.clone(),
+        e.details.to_string(),
+        opt(e.links.runbook.map(|k| k.to_string())),
+        opt(e.links.runbook_version.map(|v| v.to_string())),
+        opt(e.links.change.map(|k| k.to_string())),
+        opt(e.links.incident.map(|k| k.to_string())),
+        opt(e.links.execution.map(|k| k.to_string())),
+        e.id.to_string(),
+        e.workspace.to_string(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    let mut line = cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// Streams the whole trail page by page: memory stays flat whatever its length. Reading needs
+/// no acting user (like verify); with `--as`, the user must be a member.
+async fn export(
+    ctx: &Ctx,
+    format: ExportFormat,
+    output: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let ws = ctx.workspace().await?;
+    if ctx.global.as_user.is_some() {
+        ctx.who().await?;
+    }
+    let mut sink: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
+            |e| CliError::Internal(format!("cannot create {}: {e}", path.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if format == ExportFormat::Csv {
+        sink.write_all(CSV_COLUMNS.join(",").as_bytes())?;
+        sink.write_all(b"\r\n")?;
+    }
+    let mut after = 0;
+    let mut count: u64 = 0;
+    loop {
+        let page = ctx
+            .store()
+            .audit(
+                ws.id,
+                &AuditQuery {
+                    after_seq: after,
+                    limit: PAGE,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(vigilo_core::error::Error::from)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            match format {
+                ExportFormat::Jsonl => {
+                    serde_json::to_writer(&mut sink, e)
+                        .map_err(|err| CliError::Internal(format!("cannot write JSON: {err}")))?;
+                    sink.write_all(b"\n")?;
+                }
+                ExportFormat::Csv => sink.write_all(csv_row(e).as_bytes())?,
+            }
+        }
+        count += page.len() as u64;
+        sink.flush()?;
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    sink.flush()?;
+    drop(sink);
+    if let Some(path) = output {
+        let doc = json!({ "file": path.display().to_string(), "entries": count, "workspace": ws.slug.as_str() });
+        ctx.out.emit(&doc, |_| {
+            format!("Wrote {count} audit entries of {} to {}.", ws.slug, path.display())
+        })?;
+    }
+    Ok(())
+}
+
+async fn verify(ctx: &Ctx) -> Result<(), CliError> {
+    let ws = ctx.workspace().await?;
+    match ctx.vigilo.verify_audit(ws.id).await? {
+        AuditVerdict::Intact { entries, head } => {
+            let doc = json!({
+                "workspace": ws.slug.as_str(),
+                "result": "intact",
+                "entries": entries,
+                "head": head,
+            });
+            ctx.out.emit(&doc, |p| {
+                format!(
+                    "{} audit chain of {}: {entries} entries; head {}",
+                    p.green("intact"),
+                    ws.slug,
+                    head.as_deref().unwrap_or("-")
+                )
+            })
+        }
+        AuditVerdict::Tampered(t) => {
+            let doc = json!({
+                "workspace": ws.slug.as_str(),
+                "result": "tampered",
+                "seq": t.seq,
+                "problem": t.problem,
+            });
+            if ctx.out.json {
+                ctx.out.json(&doc)?;
+            }
+            Err(CliError::Tampered(format!(
+                "audit chain of {} broken at entry {}: {}",
+                ws.slug, t.seq, t.problem
+            )))
+        }
+    }
+}

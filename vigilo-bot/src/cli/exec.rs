@@ -1,0 +1,363 @@
+//! `vigilo exec …`: start an execution, act on its steps (`--step N` names the step meant; when
+//! it is not the current one nothing changes and the exit code is 5), show and list.
+
+use serde_json::{Value, json};
+use vigilo_core::execution::{Command, Execution, ExecutionStatus, ExecutionSummary, StepStatus};
+use vigilo_core::ids::{Key, KeyKind};
+use vigilo_core::service::{ActOutcome, StartOptions, Who};
+use vigilo_core::store::ExecutionQuery;
+
+use super::output::{Paint, Table, signed_minutes, time, time_opt};
+use super::{CliError, Ctx, ExecCmd, Ref, views};
+
+/// Runs an `exec` subcommand.
+pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {
+    let (_, who, _, _) = ctx.who().await?;
+    match c {
+        ExecCmd::Start {
+            runbook,
+            change,
+            incident,
+            rehearsal,
+        } => {
+            let exec = start(ctx, &who, runbook, change, incident, rehearsal).await?;
+            let (exec, summary) = ctx.vigilo.execution_summary(&who, exec.key).await?;
+            let doc = views::execution(ctx, &exec, &summary).await;
+            ctx.out.emit(&doc, |p| {
+                let mut s = format!(
+                    "Started {} of {} v{}: {}",
+                    p.bold(&exec.key.to_string()),
+                    exec.runbook_key,
+                    exec.runbook_version,
+                    exec.title
+                );
+                if exec.rehearsal {
+                    s.push_str(" (rehearsal)");
+                }
+                s.push('\n');
+                s.push_str(&next_line(&exec));
+                s
+            })
+        }
+        ExecCmd::Done {
+            execution,
+            step,
+            note,
+        } => {
+            act(ctx, &who, execution, step, |step| Command::Done { step, note }).await
+        }
+        ExecCmd::Skip {
+            execution,
+            step,
+            reason,
+        } => {
+            act(ctx, &who, execution, step, |step| Command::Skip {
+                step,
+                reason: reason.unwrap_or_default(),
+            })
+            .await
+        }
+        ExecCmd::Fail {
+            execution,
+            step,
+            note,
+        } => {
+            act(ctx, &who, execution, step, |step| Command::Fail {
+                step,
+                note: note.unwrap_or_default(),
+            })
+            .await
+        }
+        ExecCmd::Approve { execution, step } => {
+            act(ctx, &who, execution, step, |step| Command::Approve { step }).await
+        }
+        ExecCmd::Retry { execution, step } => {
+            act(ctx, &who, execution, step, |step| Command::Retry { step }).await
+        }
+        ExecCmd::Abort { execution, reason } => {
+            act(ctx, &who, execution, None, |_| Command::Abort {
+                reason: reason.unwrap_or_default(),
+            })
+            .await
+        }
+        ExecCmd::Show { execution } => {
+            let key = ctx.key(&who, execution, KeyKind::Execution).await?;
+            let (exec, summary) = ctx.vigilo.execution_summary(&who, key).await?;
+            let doc = views::execution(ctx, &exec, &summary).await;
+            let text = render(ctx, &ctx.out.paint(), &exec, &summary).await;
+            ctx.out.emit(&doc, |_| text)
+        }
+        ExecCmd::List {
+            runbook,
+            open,
+            limit,
+        } => {
+            let rb = ctx.key_opt(&who, runbook, KeyKind::Runbook).await?;
+            let list = ctx
+                .vigilo
+                .list_executions(
+                    &who,
+                    rb,
+                    ExecutionQuery {
+                        open_only: open,
+                        limit: limit.clamp(1, 10_000),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let mut docs = Vec::new();
+            let mut t = Table::new(&[
+                "KEY", "RUNBOOK", "STATUS", "STEP", "OPERATOR", "STARTED", "LINKS", "TITLE",
+            ]);
+            for e in &list {
+                docs.push(views::execution_summary(ctx, e).await);
+                let mut links = Vec::new();
+                if let Some(c) = e.change {
+                    links.push(c.to_string());
+                }
+                if let Some(i) = e.incident {
+                    links.push(i.to_string());
+                }
+                if e.rehearsal {
+                    links.push("rehearsal".into());
+                }
+                t.row(vec![
+                    e.key.to_string(),
+                    format!("{} v{}", e.runbook_key, e.runbook_version),
+                    e.status.as_str().to_owned(),
+                    e.current_index()
+                        .map_or("-".into(), |i| format!("{}/{}", i + 1, e.steps.len())),
+                    format!("@{}", ctx.handle(e.operator).await),
+                    time(e.started_at),
+                    links.join(" "),
+                    e.title.clone(),
+                ]);
+            }
+            ctx.out.emit(&Value::Array(docs), |p| {
+                if t.is_empty() {
+                    "No executions.".into()
+                } else {
+                    t.render(p)
+                }
+            })
+        }
+    }
+}
+
+/// Starts an execution (shared with `vigilo run`).
+pub async fn start(
+    ctx: &Ctx,
+    who: &Who,
+    runbook: Ref,
+    change: Option<Ref>,
+    incident: Option<Ref>,
+    rehearsal: bool,
+) -> Result<Execution, CliError> {
+    let runbook = ctx.key(who, runbook, KeyKind::Runbook).await?;
+    let change = ctx.key_opt(who, change, KeyKind::Change).await?;
+    let incident = ctx.key_opt(who, incident, KeyKind::Incident).await?;
+    Ok(ctx
+        .vigilo
+        .start_execution(
+            who,
+            runbook,
+            StartOptions {
+                change,
+                incident,
+                rehearsal,
+                channel: None,
+            },
+        )
+        .await?)
+}
+
+/// The step a command is meant for: `--step N`, else the current step.
+pub fn step_for(exec: &Execution, step: Option<u32>) -> u32 {
+    step.unwrap_or_else(|| {
+        exec.current_index()
+            .map_or(exec.steps.len().max(1) as u32, |i| i as u32 + 1)
+    })
+}
+
+/// Applies a step command and reports the outcome.
+async fn act(
+    ctx: &Ctx,
+    who: &Who,
+    r: Ref,
+    step: Option<u32>,
+    cmd: impl FnOnce(u32) -> Command,
+) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Execution).await?;
+    let exec = ctx.vigilo.execution(who, key).await?;
+    let cmd = cmd(step_for(&exec, step));
+    let outcome = ctx.vigilo.act(who, key, cmd).await?;
+    report(ctx, who, key, &outcome).await
+}
+
+/// Prints what a step command did, then what comes next.
+pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<(), CliError> {
+    let (exec, summary) = ctx.vigilo.execution_summary(who, key).await?;
+    let mut doc = views::execution(ctx, &exec, &summary).await;
+    if let Value::Object(m) = &mut doc {
+        m.insert(
+            "event".into(),
+            json!({
+                "kind": o.event.kind.as_str(),
+                "step": o.event.step_order,
+                "note": o.event.note.as_ref().map(|n| n.as_str()),
+                "at": o.event.at,
+                "actor": ctx.handle(o.event.actor).await,
+            }),
+        );
+    }
+    let actor = ctx.handle(o.event.actor).await;
+    ctx.out.emit(&doc, |p| {
+        let mut s = event_line(p, &exec, o, &actor);
+        s.push('\n');
+        if exec.status.is_sealed() {
+            s.push_str(&sealed_line(p, &exec, &summary));
+        } else {
+            s.push_str(&next_line(&exec));
+        }
+        s
+    })
+}
+
+/// `EX-00001: step 2 "Swap" done by @bob.`
+pub fn event_line(p: &Paint, exec: &Execution, o: &ActOutcome, actor: &str) -> String {
+    let step = o
+        .event
+        .step_order
+        .and_then(|n| exec.steps.get(n as usize - 1).map(|s| (n, s)));
+    let what = o.event.kind.as_str();
+    match step {
+        Some((n, s)) if o.event.kind != vigilo_core::execution::EventKind::Aborted => format!(
+            "{}: step {n} \"{}\" {} by @{actor}.",
+            exec.key,
+            s.step.title,
+            p.bold(what)
+        ),
+        _ => format!("{}: {} by @{actor}.", exec.key, p.bold(what)),
+    }
+}
+
+/// What is current now.
+pub fn next_line(exec: &Execution) -> String {
+    match exec.current_index() {
+        Some(i) => {
+            let s = &exec.steps[i];
+            let mut line = format!(
+                "Current: step {} of {} \"{}\"",
+                i + 1,
+                exec.steps.len(),
+                s.step.title
+            );
+            if s.status == StepStatus::Failed {
+                line.push_str(" (failed: retry, skip with a reason, or abort)");
+            } else if s.step.requires_approval && s.approval.is_none() {
+                line.push_str(" (needs approval before done)");
+            }
+            line
+        }
+        None => format!("{} is {}.", exec.key, exec.status.as_str()),
+    }
+}
+
+/// `EX-… completed in 12.3 min vs 17 min estimated (-4.7 min).`
+pub fn sealed_line(p: &Paint, exec: &Execution, s: &ExecutionSummary) -> String {
+    let status = match exec.status {
+        ExecutionStatus::Completed => p.green("completed"),
+        ExecutionStatus::Aborted => p.red("aborted"),
+        ExecutionStatus::Running => "running".into(),
+    };
+    let mut line = format!(
+        "{} {status} in {:.1} min vs {} min estimated ({} min); {} done, {} skipped",
+        exec.key,
+        s.actual_minutes,
+        s.est_minutes,
+        signed_minutes(s.variance_minutes),
+        s.done,
+        s.skipped
+    );
+    if let Some(r) = &exec.abort_reason {
+        line.push_str(&format!("; reason: {}", crate::chat::markdown::sanitize(r.as_str())));
+    }
+    line.push('.');
+    line
+}
+
+/// The execution with its step table, for people.
+pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary) -> String {
+    let mut out = format!(
+        "{}  {}\n",
+        p.bold(&exec.key.to_string()),
+        p.bold(&exec.title)
+    );
+    let mut meta = vec![
+        format!("{} v{}", exec.runbook_key, exec.runbook_version),
+        exec.status.as_str().to_owned(),
+        format!("operator @{}", ctx.handle(exec.operator).await),
+        format!("started {}", time(exec.started_at)),
+    ];
+    if let Some(c) = exec.change {
+        meta.push(format!("change {c}"));
+    }
+    if let Some(i) = exec.incident {
+        meta.push(format!("incident {i}"));
+    }
+    if exec.rehearsal {
+        meta.push("rehearsal".into());
+    }
+    out.push_str(&p.dim(&meta.join(" · ")));
+    out.push('\n');
+    let mut t = Table::new(&[
+        "#", "STEP", "STATUS", "EST", "ACTUAL", "VAR", "BY", "APPROVED", "COMPLETED", "NOTE",
+    ]);
+    for (i, (es, timing)) in exec.steps.iter().zip(&s.steps).enumerate() {
+        let current = exec.current_index() == Some(i);
+        t.row(vec![
+            if current {
+                format!("▶{}", i + 1)
+            } else {
+                (i + 1).to_string()
+            },
+            es.step.title.to_string(),
+            es.status.as_str().to_owned(),
+            es.step.est_minutes.get().to_string(),
+            timing
+                .actual_minutes
+                .map_or("-".into(), |a| format!("{a:.1}")),
+            timing
+                .variance_minutes
+                .map_or("-".into(), signed_minutes),
+            match ctx.handle_opt(es.actor).await {
+                Some(h) => format!("@{h}"),
+                None => "-".into(),
+            },
+            match ctx.handle_opt(es.approval.as_ref().map(|a| a.by)).await {
+                Some(h) => format!("@{h}"),
+                None => "-".into(),
+            },
+            time_opt(es.completed_at),
+            es.note.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render(p));
+    out.push_str(&format!(
+        "Total: est {} min · actual {:.1} min · variance {} min · {} done, {} skipped, {} failed, {} pending\n",
+        s.est_minutes,
+        s.actual_minutes,
+        signed_minutes(s.variance_minutes),
+        s.done,
+        s.skipped,
+        s.failed,
+        s.pending
+    ));
+    if let Some(r) = &exec.abort_reason {
+        out.push_str(&format!(
+            "Aborted: {}\n",
+            crate::chat::markdown::sanitize(r.as_str())
+        ));
+    }
+    out
+}

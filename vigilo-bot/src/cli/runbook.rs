@@ -1,0 +1,924 @@
+//! `vigilo runbook …`: files in and out (import, export, sync), list, show, publish,
+//! unpublish, archive, history, diff, search.
+//!
+//! Import and sync check every file, then every target and permission, before saving any:
+//! a file with an error, or a refusal found up front, changes nothing at all.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use vigilo_core::authz::{self, Action, Subject, Visibility};
+use vigilo_core::ids::{Key, KeyKind, UserId};
+use vigilo_core::runbook::file::{self, RunbookFile};
+use vigilo_core::runbook::render;
+use vigilo_core::runbook::{Runbook, RunbookBody, VersionSource, adopt_step_ids};
+use vigilo_core::service::{CreateRunbook, ListRunbooks, Who};
+use vigilo_core::workspace::Actor;
+
+use super::context::display_name;
+use super::output::{Paint, Table, cut, indent, markdown, terminal_width, time};
+use super::{CliError, Ctx, Ref, RunbookCmd, views};
+
+/// Runs a `runbook` subcommand.
+pub async fn dispatch(ctx: &Ctx, c: RunbookCmd) -> Result<(), CliError> {
+    let (_, who, _, _) = ctx.who().await?;
+    match c {
+        RunbookCmd::Import {
+            files,
+            into,
+            expect_version,
+            publish,
+        } => import(ctx, &who, files, into, expect_version, publish).await,
+        RunbookCmd::Export {
+            runbook,
+            version,
+            output,
+        } => export(ctx, &who, runbook, version, output).await,
+        RunbookCmd::Sync { dir, dry_run } => sync(ctx, &who, &dir, dry_run).await,
+        RunbookCmd::List {
+            category,
+            drafts,
+            archived,
+        } => list(ctx, &who, category, drafts, archived).await,
+        RunbookCmd::Show { runbook, version } => show(ctx, &who, runbook, version).await,
+        RunbookCmd::Publish { runbook } => publish_cmd(ctx, &who, runbook, Some(true)).await,
+        RunbookCmd::Unpublish { runbook } => publish_cmd(ctx, &who, runbook, Some(false)).await,
+        RunbookCmd::Archive { runbook } => publish_cmd(ctx, &who, runbook, None).await,
+        RunbookCmd::History { runbook } => history(ctx, &who, runbook).await,
+        RunbookCmd::Diff {
+            runbook,
+            from,
+            to,
+            side_by_side,
+            width,
+        } => diff(ctx, &who, runbook, from, to, side_by_side, width).await,
+        RunbookCmd::Search { words, limit } => search(ctx, &who, &words.join(" "), limit).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files in: import and sync
+// ---------------------------------------------------------------------------------------------
+
+/// A file read and parsed.
+struct Parsed {
+    name: String,
+    file: RunbookFile,
+}
+
+/// What saving one file will do.
+enum Target {
+    Create { owner: Option<UserId> },
+    Update { runbook: Box<Runbook>, changed: bool },
+}
+
+struct Item {
+    name: String,
+    file: RunbookFile,
+    target: Target,
+    publish: Option<bool>,
+}
+
+/// Reads and parses every file; all errors are reported together and nothing is saved.
+fn read_all(paths: &[(PathBuf, String)]) -> Result<Vec<Parsed>, CliError> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (path, name) in paths {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    errors.push(format!("{name}:1: the file is not UTF-8 text"));
+                    continue;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CliError::NotFound(format!("{name}: no such file")));
+            }
+            Err(e) => return Err(CliError::Internal(format!("cannot read {name}: {e}"))),
+        };
+        match file::parse(name, &text) {
+            Ok(file) => out.push(Parsed {
+                name: name.clone(),
+                file,
+            }),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        let n = errors.len();
+        errors.push(format!(
+            "nothing was changed ({n} file{} with errors)",
+            if n == 1 { "" } else { "s" }
+        ));
+        Err(CliError::Refused(errors.join("\n")))
+    }
+}
+
+fn subject(rb: &Runbook) -> Subject {
+    Subject {
+        owner: Some(rb.owner),
+        visibility: Some(match (rb.archived_at, rb.is_published) {
+            (Some(_), p) => Visibility::Archived { was_published: p },
+            (None, true) => Visibility::Published,
+            (None, false) => Visibility::Draft,
+        }),
+    }
+}
+
+fn allowed(actor: &Actor, action: Action, s: &Subject, name: &str) -> Result<(), CliError> {
+    authz::authorize(actor.id(), actor.role(), action, s)
+        .map_err(|d| CliError::Denied(format!("{name}: {d}")))
+}
+
+/// Every runbook the actor can see (published and visible drafts), for matching by title.
+async fn visible_runbooks(ctx: &Ctx, who: &Who) -> Result<Vec<Runbook>, CliError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ctx
+            .vigilo
+            .list_runbooks(
+                who,
+                ListRunbooks {
+                    drafts: true,
+                    after,
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key);
+        let full = page.len() < 500;
+        all.extend(page);
+        if full {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// True when saving `f` over `rb` would change the body.
+fn changes(rb: &Runbook, f: &RunbookFile) -> bool {
+    let mut input = f.input.clone();
+    adopt_step_ids(&rb.body.steps, &mut input.steps);
+    match input.validate() {
+        Ok(body) => body != rb.body,
+        Err(_) => true,
+    }
+}
+
+/// Decides what each file does and checks every permission and rule that can be checked
+/// before saving anything.
+async fn plan(
+    ctx: &Ctx,
+    who: &Who,
+    parsed: Vec<Parsed>,
+    into: Option<Key>,
+    expect_version: Option<u32>,
+    publish: bool,
+    by_title: bool,
+) -> Result<Vec<Item>, CliError> {
+    let actor = ctx.vigilo.actor(who).await?;
+    let existing = if by_title {
+        visible_runbooks(ctx, who).await?
+    } else {
+        Vec::new()
+    };
+    let mut titles: HashMap<&str, Vec<&Runbook>> = HashMap::new();
+    for rb in &existing {
+        titles.entry(rb.body.title.as_str()).or_default().push(rb);
+    }
+    let mut items = Vec::new();
+    let mut claimed: HashMap<Key, String> = HashMap::new();
+    let mut new_titles: HashSet<String> = HashSet::new();
+    for p in parsed {
+        let name = p.name;
+        let wanted_key = into.or(p.file.key);
+        let target_rb = match wanted_key {
+            Some(k) => Some(ctx.vigilo.runbook(who, k).await.map_err(|e| {
+                let msg = format!("{name}: {e}");
+                match e.kind() {
+                    vigilo_core::error::ErrorKind::NotFound => CliError::NotFound(format!(
+                        "{msg} (remove the `key` line from the file to create a new runbook)"
+                    )),
+                    vigilo_core::error::ErrorKind::Denied => CliError::Denied(msg),
+                    _ => CliError::Service(e),
+                }
+            })?),
+            None if by_title => match titles.get(p.file.input.title.trim()).map(Vec::as_slice) {
+                Some([one]) => Some((*one).clone()),
+                Some(many) if many.len() > 1 => {
+                    let keys: Vec<String> = many.iter().map(|r| r.key.to_string()).collect();
+                    return Err(CliError::Refused(format!(
+                        "{name}: several runbooks are titled {:?} ({}); add `key = \"RB-…\"` to the file's front matter to say which; nothing was changed",
+                        p.file.input.title,
+                        keys.join(", ")
+                    )));
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        let target = match target_rb {
+            Some(rb) => {
+                if let Some(other) = claimed.insert(rb.key, name.clone()) {
+                    return Err(CliError::Refused(format!(
+                        "{name} and {other} both update {}; nothing was changed",
+                        rb.key
+                    )));
+                }
+                if rb.archived_at.is_some() {
+                    return Err(CliError::Refused(format!(
+                        "{name}: {} is archived and cannot be edited; nothing was changed",
+                        rb.key
+                    )));
+                }
+                if let Some(v) = expect_version
+                    && v != rb.version
+                {
+                    return Err(CliError::Conflict(format!(
+                        "{} is at version {}, but --expect-version is {v}; nothing was changed (`runbook history {}` shows who saved what)",
+                        rb.key, rb.version, rb.key
+                    )));
+                }
+                let changed = changes(&rb, &p.file);
+                if changed {
+                    allowed(&actor, Action::EditRunbook, &subject(&rb), &name)?;
+                }
+                Target::Update {
+                    runbook: Box::new(rb),
+                    changed,
+                }
+            }
+            None => {
+                allowed(&actor, Action::CreateRunbook, &Subject::NONE, &name)?;
+                if by_title && !new_titles.insert(p.file.input.title.trim().to_owned()) {
+                    return Err(CliError::Refused(format!(
+                        "{name}: another file also creates a runbook titled {:?}; titles tell runbooks apart in a sync, so make them differ; nothing was changed",
+                        p.file.input.title
+                    )));
+                }
+                let owner = match &p.file.owner {
+                    Some(h) => Some(
+                        ctx.vigilo
+                            .member(who.workspace, h)
+                            .await
+                            .map_err(|e| CliError::NotFound(format!("{name}: owner: {e}")))?
+                            .0
+                            .id,
+                    ),
+                    None => None,
+                };
+                Target::Create { owner }
+            }
+        };
+        let desired = if publish { Some(true) } else { p.file.published };
+        if let (Target::Update { runbook, .. }, Some(want)) = (&target, desired)
+            && runbook.is_published != want
+        {
+            allowed(&actor, Action::PublishRunbook, &subject(runbook), &name)?;
+        }
+        items.push(Item {
+            name,
+            file: p.file,
+            target,
+            publish: desired,
+        });
+    }
+    Ok(items)
+}
+
+/// The outcome of one file.
+struct Saved {
+    name: String,
+    key: Key,
+    id: String,
+    title: String,
+    action: &'static str,
+    version: u32,
+    previous_version: Option<u32>,
+    is_published: bool,
+}
+
+impl Saved {
+    fn json(&self) -> Value {
+        json!({
+            "file": self.name,
+            "key": self.key,
+            "id": self.id,
+            "title": self.title,
+            "action": self.action,
+            "changed": self.action != "unchanged",
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "is_published": self.is_published,
+        })
+    }
+
+    fn line(&self, p: &Paint) -> String {
+        let what = match self.action {
+            "created" => p.green(&format!("created v{}", self.version)),
+            "updated" => p.yellow(&format!(
+                "updated v{} → v{}",
+                self.previous_version.unwrap_or(0),
+                self.version
+            )),
+            "would create" => p.green("would create"),
+            "would update" => p.yellow(&format!(
+                "would update v{} → v{}",
+                self.version,
+                self.version + 1
+            )),
+            other => format!("{other} (v{})", self.version),
+        };
+        let published = if self.is_published {
+            "published"
+        } else {
+            "draft"
+        };
+        format!(
+            "{}  {}  {}  {}  {}",
+            self.name,
+            p.bold(&self.key.to_string()),
+            what,
+            published,
+            cut(&self.title, 60)
+        )
+    }
+}
+
+async fn apply(ctx: &Ctx, who: &Who, items: Vec<Item>, expect_version: Option<u32>) -> Result<Vec<Saved>, CliError> {
+    let mut saved = Vec::new();
+    for item in items {
+        let source = VersionSource::FileSync {
+            file: item.name.clone(),
+        };
+        let s = match item.target {
+            Target::Create { owner } => {
+                let rb = ctx
+                    .vigilo
+                    .create_runbook(
+                        who,
+                        item.file.input,
+                        CreateRunbook {
+                            owner,
+                            publish: item.publish.unwrap_or(false),
+                            source,
+                        },
+                    )
+                    .await?;
+                Saved {
+                    name: item.name,
+                    key: rb.key,
+                    id: rb.id.to_string(),
+                    title: rb.body.title.to_string(),
+                    action: "created",
+                    version: rb.version,
+                    previous_version: None,
+                    is_published: rb.is_published,
+                }
+            }
+            Target::Update { runbook, .. } => {
+                let key = runbook.key;
+                let out = ctx
+                    .vigilo
+                    .edit_runbook(who, key, item.file.input, expect_version, source)
+                    .await?;
+                let mut rb = out.runbook;
+                if let Some(want) = item.publish
+                    && rb.is_published != want
+                {
+                    rb = ctx.vigilo.set_published(who, key, want).await?;
+                }
+                Saved {
+                    name: item.name,
+                    key,
+                    id: rb.id.to_string(),
+                    title: rb.body.title.to_string(),
+                    action: if out.changed { "updated" } else { "unchanged" },
+                    version: rb.version,
+                    previous_version: Some(runbook.version),
+                    is_published: rb.is_published,
+                }
+            }
+        };
+        saved.push(s);
+    }
+    Ok(saved)
+}
+
+async fn import(
+    ctx: &Ctx,
+    who: &Who,
+    files: Vec<PathBuf>,
+    into: Option<Ref>,
+    expect_version: Option<u32>,
+    publish: bool,
+) -> Result<(), CliError> {
+    if into.is_some() && files.len() > 1 {
+        return Err(CliError::Usage(
+            "--into takes exactly one file; import the others separately".into(),
+        ));
+    }
+    let into = ctx.key_opt(who, into, KeyKind::Runbook).await?;
+    let paths: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|p| {
+            let name = display_name(&p, None);
+            (p, name)
+        })
+        .collect();
+    let parsed = read_all(&paths)?;
+    let items = plan(ctx, who, parsed, into, expect_version, publish, false).await?;
+    let saved = apply(ctx, who, items, expect_version).await?;
+    let v = match saved.as_slice() {
+        [one] => one.json(),
+        many => Value::Array(many.iter().map(Saved::json).collect()),
+    };
+    ctx.out.emit(&v, |p| {
+        saved
+            .iter()
+            .map(|s| s.line(p))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Every `*.md` file under `dir`, sorted; hidden entries and README.md are skipped.
+fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+        if depth > 32 {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                walk(&path, out, depth + 1)?;
+            } else if (ft.is_file() || ft.is_symlink())
+                && name.to_ascii_lowercase().ends_with(".md")
+                && !name.eq_ignore_ascii_case("readme.md")
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    if !dir.is_dir() {
+        return Err(CliError::NotFound(format!(
+            "{} is not a folder",
+            dir.display()
+        )));
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out, 0)
+        .map_err(|e| CliError::Internal(format!("cannot read {}: {e}", dir.display())))?;
+    out.sort();
+    Ok(out)
+}
+
+async fn sync(ctx: &Ctx, who: &Who, dir: &Path, dry_run: bool) -> Result<(), CliError> {
+    let files = markdown_files(dir)?;
+    let paths: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|p| {
+            let name = display_name(&p, Some(dir));
+            (p, name)
+        })
+        .collect();
+    let parsed = read_all(&paths)?;
+    let items = plan(ctx, who, parsed, None, None, false, true).await?;
+    let saved = if dry_run {
+        items
+            .into_iter()
+            .map(|i| {
+                let (key, id, version, action, published) = match &i.target {
+                    Target::Create { .. } => (
+                        Key::new(KeyKind::Runbook, 0),
+                        String::new(),
+                        0,
+                        "would create",
+                        i.publish.unwrap_or(false),
+                    ),
+                    Target::Update { runbook, changed } => (
+                        runbook.key,
+                        runbook.id.to_string(),
+                        runbook.version,
+                        if *changed { "would update" } else { "unchanged" },
+                        i.publish.unwrap_or(runbook.is_published),
+                    ),
+                };
+                Saved {
+                    title: i.file.input.title.clone(),
+                    name: i.name,
+                    key,
+                    id,
+                    action,
+                    version,
+                    previous_version: None,
+                    is_published: published,
+                }
+            })
+            .collect()
+    } else {
+        apply(ctx, who, items, None).await?
+    };
+    let count = |a: &str| saved.iter().filter(|s| s.action == a).count();
+    let (created, updated, unchanged) = (count("created"), count("updated"), count("unchanged"));
+    let v = json!({
+        "dir": dir.display().to_string(),
+        "dry_run": dry_run,
+        "created": created,
+        "updated": updated,
+        "unchanged": unchanged,
+        "runbooks": saved.iter().map(Saved::json).collect::<Vec<_>>(),
+    });
+    ctx.out.emit(&v, |p| {
+        let mut s: Vec<String> = saved.iter().map(|x| x.line(p)).collect();
+        if saved.is_empty() {
+            s.push(format!("No runbook files (*.md) in {}.", dir.display()));
+        }
+        if dry_run {
+            s.push("Dry run: nothing was saved.".into());
+        } else {
+            s.push(format!(
+                "{created} created, {updated} updated, {unchanged} unchanged."
+            ));
+            if saved.iter().any(|x| x.action == "created") {
+                s.push(
+                    "Tip: add `key = \"RB-…\"` to a file's front matter so it stays linked when its title changes (`runbook export` writes it)."
+                        .into(),
+                );
+            }
+        }
+        s.join("\n")
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files out, and reading
+// ---------------------------------------------------------------------------------------------
+
+async fn export(
+    ctx: &Ctx,
+    who: &Who,
+    r: Ref,
+    version: Option<u32>,
+    output: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Runbook).await?;
+    let rb = ctx.vigilo.runbook(who, key).await?;
+    let (v, body) = match version {
+        Some(n) => (n, ctx.vigilo.runbook_version(who, key, n).await?.body),
+        None => (rb.version, rb.body.clone()),
+    };
+    let owner = ctx.handle(rb.owner).await;
+    let text = file::write_keyed(Some(key), &body, Some(&owner), Some(rb.is_published));
+    match output {
+        Some(path) => {
+            std::fs::write(&path, &text).map_err(|e| {
+                CliError::Internal(format!("cannot write {}: {e}", path.display()))
+            })?;
+            let doc = json!({ "key": key, "id": rb.id, "version": v, "file": path.display().to_string() });
+            ctx.out.emit(&doc, |_| {
+                format!("Wrote {key} v{v} to {}.", path.display())
+            })
+        }
+        None if ctx.out.json => ctx.out.json(&json!({
+            "key": key,
+            "id": rb.id,
+            "version": v,
+            "markdown": text,
+        })),
+        None => ctx.out.text(&text),
+    }
+}
+
+fn status_word(rb: &Runbook) -> &'static str {
+    if rb.archived_at.is_some() {
+        "archived"
+    } else if rb.is_published {
+        "published"
+    } else {
+        "draft"
+    }
+}
+
+async fn list(
+    ctx: &Ctx,
+    who: &Who,
+    category: Option<String>,
+    drafts: bool,
+    archived: bool,
+) -> Result<(), CliError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ctx
+            .vigilo
+            .list_runbooks(
+                who,
+                ListRunbooks {
+                    category: category.clone(),
+                    drafts,
+                    archived,
+                    after,
+                    limit: 500,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key);
+        let done = page.len() < 500;
+        all.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut docs = Vec::with_capacity(all.len());
+    let mut rows = Vec::with_capacity(all.len());
+    for rb in &all {
+        docs.push(views::runbook_summary(ctx, rb).await);
+        rows.push(vec![
+            rb.key.to_string(),
+            format!("v{}", rb.version),
+            status_word(rb).to_owned(),
+            rb.body.category.to_string(),
+            rb.body.steps.len().to_string(),
+            format!("{} min", rb.body.est_total_minutes()),
+            format!("@{}", ctx.handle(rb.owner).await),
+            rb.body.title.to_string(),
+        ]);
+    }
+    ctx.out.emit(&Value::Array(docs), |p| {
+        if rows.is_empty() {
+            return if drafts || archived {
+                "No runbooks.".into()
+            } else {
+                "No published runbooks (drafts are listed with --drafts).".into()
+            };
+        }
+        let mut t = Table::new(&[
+            "KEY", "VERSION", "STATUS", "CATEGORY", "STEPS", "EST", "OWNER", "TITLE",
+        ]);
+        for r in rows {
+            t.row(r);
+        }
+        t.render(p)
+    })
+}
+
+/// Badges of a step for people.
+pub fn badges(p: &Paint, destructive: bool, approval: bool) -> String {
+    let badge = |text: &str, f: fn(&Paint, &str) -> String| {
+        if p.enabled() {
+            f(p, &format!(" {text} "))
+        } else {
+            format!("[{text}]")
+        }
+    };
+    let mut b = Vec::new();
+    if destructive {
+        b.push(badge("DESTRUCTIVE", Paint::danger));
+    }
+    if approval {
+        b.push(badge("APPROVAL REQUIRED", Paint::warn));
+    }
+    b.join(" ")
+}
+
+fn render_body(p: &Paint, key: Key, version: u32, rb: &Runbook, owner: &str, body: &RunbookBody) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{}  {}\n",
+        p.bold(&key.to_string()),
+        p.bold(body.title.as_str())
+    ));
+    let mut meta = vec![format!("version {version}")];
+    if version != rb.version {
+        meta.push(format!("current is v{}", rb.version));
+    }
+    if !body.category.is_empty() {
+        meta.push(body.category.to_string());
+    }
+    meta.push(format!("owner @{owner}"));
+    meta.push(status_word(rb).to_owned());
+    meta.push(format!(
+        "{} steps, est {} min",
+        body.steps.len(),
+        body.est_total_minutes()
+    ));
+    s.push_str(&p.dim(&meta.join(" · ")));
+    s.push('\n');
+    if !body.description.is_blank() {
+        s.push('\n');
+        s.push_str(&markdown(body.description.as_str()));
+        s.push('\n');
+    }
+    for (i, st) in body.steps.iter().enumerate() {
+        s.push('\n');
+        let mut head = format!("{}. {}", i + 1, st.title);
+        let b = badges(p, st.is_destructive, st.requires_approval);
+        if !b.is_empty() {
+            head.push_str("  ");
+            head.push_str(&b);
+        }
+        s.push_str(&p.bold(&head));
+        s.push('\n');
+        let mut facts = Vec::new();
+        if !st.owner_role.is_empty() {
+            facts.push(format!("role {}", st.owner_role));
+        }
+        facts.push(format!("est {} min", st.est_minutes.get()));
+        s.push_str(&indent(&p.dim(&facts.join(" · ")), 3));
+        s.push('\n');
+        if !st.description.is_blank() {
+            s.push_str(&indent(&markdown(st.description.as_str()), 3));
+            s.push('\n');
+        }
+        for (label, text) in [
+            ("Expected", &st.expected_outcome),
+            ("Verification", &st.verification),
+            ("Rollback", &st.rollback_note),
+        ] {
+            if !text.is_blank() {
+                s.push_str(&indent(
+                    &format!("{}: {}", p.cyan(label), markdown(text.as_str())),
+                    3,
+                ));
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+async fn show(ctx: &Ctx, who: &Who, r: Ref, version: Option<u32>) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Runbook).await?;
+    let rb = ctx.vigilo.runbook(who, key).await?;
+    let (v, body, saved) = match version {
+        Some(n) => {
+            let ver = ctx.vigilo.runbook_version(who, key, n).await?;
+            (n, ver.body, Some((ver.author, ver.saved_at, ver.source)))
+        }
+        None => (rb.version, rb.body.clone(), None),
+    };
+    let owner = ctx.handle(rb.owner).await;
+    let mut doc = views::runbook(ctx, &rb, v, &body).await;
+    if let (Value::Object(m), Some((author, at, source))) = (&mut doc, &saved) {
+        m.insert("saved_by".into(), json!(ctx.handle(*author).await));
+        m.insert("saved_at".into(), json!(at));
+        m.insert("source".into(), json!(source.to_string()));
+    }
+    ctx.out
+        .emit(&doc, |p| render_body(p, key, v, &rb, &owner, &body))
+}
+
+async fn publish_cmd(ctx: &Ctx, who: &Who, r: Ref, publish: Option<bool>) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Runbook).await?;
+    let rb = match publish {
+        Some(p) => ctx.vigilo.set_published(who, key, p).await?,
+        None => ctx.vigilo.archive_runbook(who, key).await?,
+    };
+    let doc = views::runbook_summary(ctx, &rb).await;
+    ctx.out.emit(&doc, |p| {
+        let what = match publish {
+            Some(true) => p.green("published"),
+            Some(false) => "unpublished (draft)".to_owned(),
+            None => p.yellow("archived"),
+        };
+        format!("{} v{} is {what}: {}", rb.key, rb.version, rb.body.title)
+    })
+}
+
+async fn history(ctx: &Ctx, who: &Who, r: Ref) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Runbook).await?;
+    let versions = ctx.vigilo.runbook_history(who, key).await?;
+    let docs: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "version": v.version,
+                "author": v.author,
+                "saved_at": v.saved_at,
+                "source": v.source.to_string(),
+                "source_detail": v.source,
+                "title": v.title,
+                "step_count": v.steps,
+            })
+        })
+        .collect();
+    ctx.out.emit(&Value::Array(docs), |p| {
+        let mut t = Table::new(&["VERSION", "AUTHOR", "SAVED", "SOURCE", "STEPS", "TITLE"]);
+        for v in &versions {
+            t.row(vec![
+                format!("v{}", v.version),
+                format!("@{}", v.author),
+                time(v.saved_at),
+                v.source.to_string(),
+                v.steps.to_string(),
+                v.title.clone(),
+            ]);
+        }
+        format!("{key}\n{}", t.render(p))
+    })
+}
+
+async fn diff(
+    ctx: &Ctx,
+    who: &Who,
+    r: Ref,
+    from: Option<u32>,
+    to: Option<u32>,
+    side_by_side: bool,
+    width: Option<usize>,
+) -> Result<(), CliError> {
+    let key = ctx.key(who, r, KeyKind::Runbook).await?;
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (f, t) => {
+            let rb = ctx.vigilo.runbook(who, key).await?;
+            let t = t.unwrap_or(rb.version);
+            (f.unwrap_or(t.saturating_sub(1).max(1)), t)
+        }
+    };
+    let d = ctx.vigilo.diff_runbook(who, key, from, to).await?;
+    if ctx.out.json {
+        let mut v = serde_json::to_value(&d)
+            .map_err(|e| CliError::Internal(format!("cannot print the diff: {e}")))?;
+        if let Value::Object(m) = &mut v {
+            m.insert("key".into(), json!(key));
+        }
+        return ctx.out.json(&v);
+    }
+    let p = ctx.out.paint();
+    let text = if side_by_side {
+        let w = width.unwrap_or_else(|| terminal_width(120)).max(20);
+        let col = w.saturating_sub(3) / 2;
+        render::side_by_side(&d, w)
+            .lines()
+            .map(|l| match l.chars().nth(col + 1) {
+                Some('<') => p.red(l),
+                Some('>') => p.green(l),
+                Some('|') => p.yellow(l),
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        render::unified(&d)
+            .lines()
+            .map(|l| {
+                if l.starts_with("---") || l.starts_with("+++") {
+                    p.bold(l)
+                } else if l.starts_with('-') {
+                    p.red(l)
+                } else if l.starts_with('+') {
+                    p.green(l)
+                } else if l.starts_with('@') {
+                    p.cyan(l)
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    ctx.out.text(&format!("{key}\n{text}"))
+}
+
+async fn search(ctx: &Ctx, who: &Who, words: &str, limit: usize) -> Result<(), CliError> {
+    let found = ctx.vigilo.search_runbooks(who, words, limit).await?;
+    let mut docs = Vec::new();
+    let mut rows = Vec::new();
+    for rb in &found {
+        docs.push(views::runbook_summary(ctx, rb).await);
+        rows.push(vec![
+            rb.key.to_string(),
+            format!("v{}", rb.version),
+            status_word(rb).to_owned(),
+            rb.body.category.to_string(),
+            rb.body.title.to_string(),
+        ]);
+    }
+    ctx.out.emit(&Value::Array(docs), |p| {
+        if rows.is_empty() {
+            return format!("No runbook matches {words:?}.");
+        }
+        let mut t = Table::new(&["KEY", "VERSION", "STATUS", "CATEGORY", "TITLE"]);
+        for r in rows {
+            t.row(r);
+        }
+        t.render(p)
+    })
+}
