@@ -746,3 +746,25 @@ async fn long_texts_are_split_within_the_limits() {
     let status = w.say(w.alice, "status EX-00001").await;
     assert_within_limits(&status);
 }
+
+#[tokio::test]
+async fn engine_futures_can_be_spawned() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let w = world().await;
+    let ctx = w.ctx(w.alice);
+    let engine = w.engine.clone();
+    let handle = tokio::spawn(async move {
+        let a = assert_send(engine.handle_text(&ctx, "list")).await;
+        let b = assert_send(engine.click(&ctx, ACTION_DONE, "EX-00001:1", None)).await;
+        (a, b)
+    });
+    let (list, click) = handle.await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(
+        click[0].text.contains("no execution EX-00001"),
+        "{}",
+        click[0].text
+    );
+}

@@ -1,5 +1,6 @@
 //! The Markdown runbook file format: the spec's example, every kind of error with its line,
 //! exact round trips over generated runbooks, and a parser that never panics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use vigilo_core::ids::{Key, KeyKind};

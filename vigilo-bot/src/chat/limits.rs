@@ -4,8 +4,7 @@
 //! per message, 150 characters per header, 10 fields of 2,000 characters each. The engine splits
 //! every markdown text with [`split_markdown`] and every code text with [`split_code`], measuring
 //! the *rendered* `mrkdwn` (escaping included), so a surface that renders one
-//! [`Block::Section`](super::reply::Block::Section) with
-//! [`to_mrkdwn`](super::markdown::to_mrkdwn) always stays within [`MAX_SECTION_CHARS`].
+//! [`Block::Section`] with [`to_mrkdwn`] always stays within [`MAX_SECTION_CHARS`].
 //! Splits prefer paragraph boundaries, then lines, then spaces; code fences are closed and
 //! reopened around a split.
 

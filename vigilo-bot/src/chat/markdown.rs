@@ -48,6 +48,15 @@ pub fn escape_mrkdwn(text: &str) -> String {
     defuse_mentions(&sanitize(&escape_entities(text)))
 }
 
+/// Decodes the three entities Slack puts in the text it sends (`&amp;`, `&lt;`, `&gt;`), so a
+/// slash command's text or a modal's input reaches the engine as the user typed it. Apply it to
+/// text coming *from* Slack, never to text going to it.
+pub fn decode_slack_entities(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// A code block in `mrkdwn`: fenced, escaped, with any triple backtick inside broken up.
 pub fn code_to_mrkdwn(code: &str) -> String {
     let body = escape_mrkdwn(code.trim_end_matches('\n')).replace("```", "`\u{200B}``");
@@ -510,6 +519,16 @@ mod tests {
         );
         assert_eq!(to_mrkdwn("- a\n- b"), "• a\n• b");
         assert_eq!(to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
+    }
+
+    #[test]
+    fn slack_entities_decode_once() {
+        assert_eq!(
+            decode_slack_entities("a &amp;lt; b &lt;x&gt; &amp;"),
+            "a &lt; b <x> &"
+        );
+        let t = "R&D <ops> & more";
+        assert_eq!(decode_slack_entities(&escape_mrkdwn(t)), t);
     }
 
     #[test]

@@ -10,6 +10,28 @@
 //! - [`limits`]: platform limits and the splitting that keeps replies inside them.
 //! - [`refs`]: [`MessageRefs`], resolving symbolic targets to a surface's message ids.
 //! - [`errors`]: service and parse errors as private replies.
+//!
+//! # How a surface drives the engine
+//!
+//! 1. Work out who is acting: a [`vigilo_core::service::Who`] (Slack: the team through
+//!    `Vigilo::workspace_for_slack_team`, the user through `Vigilo::user_for_chat`; when either
+//!    fails, show [`errors::error_reply`] of the error privately — it says how to get access).
+//! 2. Build a [`ChatContext`] with the platform name and the channel id.
+//! 3. A typed command: [`ChatEngine::handle_text`] with the text (with or without `/runbook`;
+//!    Slack: decode its entities first with [`markdown::decode_slack_entities`]).
+//!    A button press: [`ChatEngine::click`] with the button's `action_id` and `value`. When the
+//!    [`Button`] has a [`Prompt`] (Skip…, Failed…, Abort…), ask for the text first (Slack: a
+//!    modal) and pass it; the engine refuses an empty one.
+//! 4. Show every returned [`Reply`] in order: [`Visibility::Private`] only to the actor (Slack:
+//!    ephemeral); place it with [`MessageRefs::place`] (new message, thread reply, or in-place
+//!    update) and, after posting, [`MessageRefs::remember`] its [`Reply::anchor`]. Render
+//!    sections, field values and context with [`markdown::to_mrkdwn`], code with
+//!    [`markdown::code_to_mrkdwn`], headers, labels and [`Reply::text`] with
+//!    [`markdown::escape_mrkdwn`]: then nothing can ping a channel, and every block is within
+//!    Slack's limits ([`limits`]).
+//!
+//! The engine never fails: errors come back as private replies. It holds no state besides the
+//! service, so one engine (it is `Clone`) serves every channel and workspace concurrently.
 
 pub mod cards;
 pub mod command;

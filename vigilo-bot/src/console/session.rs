@@ -1,6 +1,7 @@
 //! One console session: who is acting, in which channel, and what is on screen.
 
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+use vigilo_core::error::ErrorKind;
 use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::service::{Vigilo, Who};
 use vigilo_core::workspace::{Membership, User, Workspace};
@@ -44,7 +45,12 @@ impl Session {
         options: &ConsoleOptions,
     ) -> Result<Self, ConsoleError> {
         let seeded = if options.seed && seed::is_fresh(&vigilo).await? {
-            Some(seed::seed_demo(&vigilo).await?)
+            match seed::seed_demo(&vigilo).await {
+                Ok(s) => Some(s),
+                // Another console seeded the same fresh database a moment ago.
+                Err(e) if e.kind() == ErrorKind::Conflict => None,
+                Err(e) => return Err(e.into()),
+            }
         } else {
             None
         };

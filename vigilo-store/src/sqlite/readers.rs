@@ -73,9 +73,11 @@ impl Readers {
             // drop the connection rather than reuse it.
             return;
         }
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // A read whose caller gave up releases its permit before its connection comes back, so
+        // a few extra connections may exist for a moment: keep no more than the pool size.
+        if idle.len() < self.options.read_connections.max(1) {
+            idle.push(conn);
+        }
     }
 }
