@@ -763,7 +763,9 @@ async fn engine_futures_can_be_spawned() {
     let (list, click) = handle.await.unwrap();
     assert_eq!(list.len(), 1);
     assert!(
-        click[0].text.contains("no execution EX-00001"),
+        click[0]
+            .text
+            .contains("No execution EX-00001 in this workspace"),
         "{}",
         click[0].text
     );

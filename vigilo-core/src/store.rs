@@ -248,7 +248,10 @@ pub trait Store: Send + Sync + 'static {
         query: &RunbookQuery,
     ) -> StoreResult<Vec<Runbook>>;
     /// Runbooks (not archived) matching every word in title, description or step text, best
-    /// match first. `drafts` filters like [`RunbookQuery::drafts`].
+    /// match first: runbooks whose title holds more of the words come first; the order within
+    /// such a tier is the adapter's relevance ranking (SQLite: bm25), then the key. Words match
+    /// whole words at least (an adapter may also match inside words). `drafts` filters like
+    /// [`RunbookQuery::drafts`]; `limit` 0 means 100.
     async fn search_runbooks(
         &self,
         workspace: WorkspaceId,

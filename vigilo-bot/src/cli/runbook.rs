@@ -64,6 +64,9 @@ pub async fn dispatch(ctx: &Ctx, c: RunbookCmd) -> Result<(), CliError> {
 /// A file read and parsed.
 struct Parsed {
     name: String,
+    /// How the version source names the file (its name for import, its path in the folder
+    /// for sync).
+    source: String,
     file: RunbookFile,
 }
 
@@ -75,16 +78,17 @@ enum Target {
 
 struct Item {
     name: String,
+    source: String,
     file: RunbookFile,
     target: Target,
     publish: Option<bool>,
 }
 
 /// Reads and parses every file; all errors are reported together and nothing is saved.
-fn read_all(paths: &[(PathBuf, String)]) -> Result<Vec<Parsed>, CliError> {
+fn read_all(paths: &[(PathBuf, String, String)]) -> Result<Vec<Parsed>, CliError> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (path, name) in paths {
+    for (path, name, source) in paths {
         let text = match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
@@ -101,6 +105,7 @@ fn read_all(paths: &[(PathBuf, String)]) -> Result<Vec<Parsed>, CliError> {
         match file::parse(name, &text) {
             Ok(file) => out.push(Parsed {
                 name: name.clone(),
+                source: source.clone(),
                 file,
             }),
             Err(e) => errors.push(e.to_string()),
@@ -285,6 +290,7 @@ async fn plan(
         }
         items.push(Item {
             name,
+            source: p.source,
             file: p.file,
             target,
             publish: desired,
@@ -296,7 +302,7 @@ async fn plan(
 /// The outcome of one file.
 struct Saved {
     name: String,
-    key: Key,
+    key: Option<Key>,
     id: String,
     title: String,
     action: &'static str,
@@ -344,7 +350,7 @@ impl Saved {
         format!(
             "{}  {}  {}  {}  {}",
             self.name,
-            p.bold(&self.key.to_string()),
+            p.bold(&self.key.map_or_else(|| "(new)".to_owned(), |k| k.to_string())),
             what,
             published,
             cut(&self.title, 60)
@@ -356,7 +362,7 @@ async fn apply(ctx: &Ctx, who: &Who, items: Vec<Item>, expect_version: Option<u3
     let mut saved = Vec::new();
     for item in items {
         let source = VersionSource::FileSync {
-            file: item.name.clone(),
+            file: item.source.clone(),
         };
         let s = match item.target {
             Target::Create { owner } => {
@@ -374,7 +380,7 @@ async fn apply(ctx: &Ctx, who: &Who, items: Vec<Item>, expect_version: Option<u3
                     .await?;
                 Saved {
                     name: item.name,
-                    key: rb.key,
+                    key: Some(rb.key),
                     id: rb.id.to_string(),
                     title: rb.body.title.to_string(),
                     action: "created",
@@ -397,7 +403,7 @@ async fn apply(ctx: &Ctx, who: &Who, items: Vec<Item>, expect_version: Option<u3
                 }
                 Saved {
                     name: item.name,
-                    key,
+                    key: Some(key),
                     id: rb.id.to_string(),
                     title: rb.body.title.to_string(),
                     action: if out.changed { "updated" } else { "unchanged" },
@@ -426,11 +432,14 @@ async fn import(
         ));
     }
     let into = ctx.key_opt(who, into, KeyKind::Runbook).await?;
-    let paths: Vec<(PathBuf, String)> = files
+    let paths: Vec<(PathBuf, String, String)> = files
         .into_iter()
         .map(|p| {
             let name = display_name(&p, None);
-            (p, name)
+            let source = p
+                .file_name()
+                .map_or_else(|| name.clone(), |f| f.to_string_lossy().into_owned());
+            (p, name, source)
         })
         .collect();
     let parsed = read_all(&paths)?;
@@ -489,11 +498,11 @@ fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
 
 async fn sync(ctx: &Ctx, who: &Who, dir: &Path, dry_run: bool) -> Result<(), CliError> {
     let files = markdown_files(dir)?;
-    let paths: Vec<(PathBuf, String)> = files
+    let paths: Vec<(PathBuf, String, String)> = files
         .into_iter()
         .map(|p| {
             let name = display_name(&p, Some(dir));
-            (p, name)
+            (p, name.clone(), name)
         })
         .collect();
     let parsed = read_all(&paths)?;
@@ -504,14 +513,14 @@ async fn sync(ctx: &Ctx, who: &Who, dir: &Path, dry_run: bool) -> Result<(), Cli
             .map(|i| {
                 let (key, id, version, action, published) = match &i.target {
                     Target::Create { .. } => (
-                        Key::new(KeyKind::Runbook, 0),
+                        None,
                         String::new(),
                         0,
                         "would create",
                         i.publish.unwrap_or(false),
                     ),
                     Target::Update { runbook, changed } => (
-                        runbook.key,
+                        Some(runbook.key),
                         runbook.id.to_string(),
                         runbook.version,
                         if *changed { "would update" } else { "unchanged" },
