@@ -104,6 +104,11 @@ impl Vigilo {
         Ok(self.store.workspace(who.workspace).await?)
     }
 
+    /// A user by id (for front ends that show who acted).
+    pub async fn user(&self, id: UserId) -> Result<crate::workspace::User> {
+        Ok(self.store.user(id).await?)
+    }
+
     /// A user's handle for messages (`@alice`), or `someone` when unknown.
     pub(crate) async fn handle_of(&self, user: UserId) -> String {
         match self.store.user(user).await {
