@@ -13,7 +13,13 @@ fn busy_env() -> Env {
     env.ok(Some("bob"), &["exec", "start", "RB-00001"]);
     env.ok(
         Some("bob"),
-        &["exec", "done", "EX-00001", "--note", "said \"hi\", then left\nsecond line"],
+        &[
+            "exec",
+            "done",
+            "EX-00001",
+            "--note",
+            "said \"hi\", then left\nsecond line",
+        ],
     );
     env
 }
@@ -27,17 +33,36 @@ fn list_and_export() {
     assert_eq!(entries.len() as i64, n);
     assert_eq!(entries[0]["seq"], 1);
     assert_eq!(entries[0]["action"], "workspace.created");
-    for k in ["seq", "at", "actor_handle", "action", "target", "details", "links", "hash", "prev_hash"] {
+    for k in [
+        "seq",
+        "at",
+        "actor_handle",
+        "action",
+        "target",
+        "details",
+        "links",
+        "hash",
+        "prev_hash",
+    ] {
         assert!(entries[0].get(k).is_some(), "{k}");
     }
     let by_bob = env.json(Some("dave"), &["audit", "list", "--actor", "bob"]);
-    assert!(by_bob.as_array().unwrap().iter().all(|e| e["actor_handle"] == "bob"));
+    assert!(
+        by_bob
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_handle"] == "bob")
+    );
     assert_eq!(by_bob.as_array().unwrap().len(), 2);
     let ex = env.json(Some("dave"), &["audit", "list", "--target", "EX-00001"]);
     assert_eq!(ex.as_array().unwrap().len(), 2);
     let two = env.json(Some("dave"), &["audit", "list", "--limit", "2"]);
     assert_eq!(two.as_array().unwrap().len(), 2);
-    let future = env.json(Some("dave"), &["audit", "list", "--since", "2999-01-01T00:00:00Z"]);
+    let future = env.json(
+        Some("dave"),
+        &["audit", "list", "--since", "2999-01-01T00:00:00Z"],
+    );
     assert_eq!(future.as_array().unwrap().len(), 0);
     env.fails(Some("dave"), &["audit", "list", "--since", "yesterday"], 2);
     env.fails(Some("dave"), &["audit", "list", "--actor", "nobody"], 3);
@@ -52,20 +77,33 @@ fn list_and_export() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len() as i64, n);
-    assert!(lines.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64())
+    );
     assert_eq!(lines, entries.to_vec());
 
     // CSV: a header and one record per entry; fields with quotes, commas and line breaks are
     // quoted, so a CSV reader gets the note back intact.
     let out = env.path("trail.csv");
-    let doc = env.json(None, &["audit", "export", "--format", "csv", "-o", path_str(&out)]);
+    let doc = env.json(
+        None,
+        &["audit", "export", "--format", "csv", "-o", path_str(&out)],
+    );
     assert_eq!(doc["entries"].as_i64(), Some(n));
     let csv = std::fs::read_to_string(&out).unwrap();
-    assert!(csv.starts_with("seq,at,actor,actor_handle,action,target,details,"), "{csv}");
+    assert!(
+        csv.starts_with("seq,at,actor,actor_handle,action,target,details,"),
+        "{csv}"
+    );
     let records = parse_csv(&csv);
     assert_eq!(records.len() as i64, n + 1);
     assert!(records.iter().all(|r| r.len() == records[0].len()));
-    let done = records.iter().find(|r| r[4] == "execution.step_done").unwrap();
+    let done = records
+        .iter()
+        .find(|r| r[4] == "execution.step_done")
+        .unwrap();
     let details: serde_json::Value = serde_json::from_str(&done[6]).unwrap();
     assert_eq!(details["note"], "said \"hi\", then left\nsecond line");
     assert_eq!(done[11], "EX-00001");

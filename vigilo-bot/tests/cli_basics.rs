@@ -12,7 +12,10 @@ fn setup_workspaces_and_users() {
     // No database yet: not found, and nothing is created.
     let e = env.fails(Some("alice"), &["runbook", "list"], 3);
     assert_eq!(e["kind"], "not_found");
-    assert!(e["message"].as_str().unwrap().contains("vigilo init"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("vigilo init"),
+        "{e}"
+    );
     assert!(!env.db.exists());
 
     // init prints the workspace (its key is the slug) and creates the file.
@@ -27,27 +30,65 @@ fn setup_workspaces_and_users() {
         "conflict"
     );
     // init without --workspace: usage.
-    assert_eq!(env.fails(None, &["init", "--owner", "x"], 2)["kind"], "usage");
+    assert_eq!(
+        env.fails(None, &["init", "--owner", "x"], 2)["kind"],
+        "usage"
+    );
 
     // Users.
     let bob = env.json(
         Some("alice"),
-        &["user", "add", "bob", "--role", "operator", "--name", "Bob", "--slack-id", "U1"],
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "operator",
+            "--name",
+            "Bob",
+            "--slack-id",
+            "U1",
+        ],
     );
     has_keys(&bob, &["id", "key", "handle", "role", "team_roles"]);
     assert_eq!(bob["role"], "operator");
     assert_eq!(bob["chat_identities"][0]["user"], "U1");
-    env.ok(Some("alice"), &["user", "add", "carol", "--role", "admin", "--team-role", "sre"]);
+    env.ok(
+        Some("alice"),
+        &[
+            "user",
+            "add",
+            "carol",
+            "--role",
+            "admin",
+            "--team-role",
+            "sre",
+        ],
+    );
     // Adding twice is a conflict; a member may not add users; a bad role is a usage error.
     assert_eq!(
-        env.fails(Some("alice"), &["user", "add", "bob", "--role", "member"], 5)["kind"],
+        env.fails(
+            Some("alice"),
+            &["user", "add", "bob", "--role", "member"],
+            5
+        )["kind"],
         "conflict"
     );
     let denied = env.fails(Some("bob"), &["user", "add", "eve", "--role", "member"], 4);
     assert_eq!(denied["kind"], "denied");
-    assert!(denied["message"].as_str().unwrap().contains("admin"), "{denied}");
-    env.fails(Some("alice"), &["user", "add", "eve", "--role", "wizard"], 2);
-    let m = env.json(Some("alice"), &["user", "set-role", "bob", "admin", "--team-role", "dba"]);
+    assert!(
+        denied["message"].as_str().unwrap().contains("admin"),
+        "{denied}"
+    );
+    env.fails(
+        Some("alice"),
+        &["user", "add", "eve", "--role", "wizard"],
+        2,
+    );
+    let m = env.json(
+        Some("alice"),
+        &["user", "set-role", "bob", "admin", "--team-role", "dba"],
+    );
     assert_eq!(m["role"], "admin");
     assert_eq!(m["team_roles"][0], "dba");
     let list = env.json(Some("bob"), &["user", "list"]);
@@ -71,7 +112,10 @@ fn setup_workspaces_and_users() {
     let ws2 = env.json(None, &["workspace", "create", "beta", "--owner", "zed"]);
     assert_eq!(ws2["slug"], "beta");
     let e = env.fails(Some("alice"), &["runbook", "list"], 2);
-    assert!(e["message"].as_str().unwrap().contains("--workspace"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("--workspace"),
+        "{e}"
+    );
     env.ok(Some("alice"), &["--workspace", "acme", "runbook", "list"]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigilo"))
         .current_dir(env.dir.path())
@@ -81,12 +125,24 @@ fn setup_workspaces_and_users() {
         .args(["--json", "user", "list"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let members: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(members[0]["handle"], "zed");
     // Workspace isolation: alice is not a member of beta.
-    env.fails(Some("alice"), &["--workspace", "beta", "runbook", "list"], 3);
-    env.fails(Some("alice"), &["--workspace", "gamma", "runbook", "list"], 3);
+    env.fails(
+        Some("alice"),
+        &["--workspace", "beta", "runbook", "list"],
+        3,
+    );
+    env.fails(
+        Some("alice"),
+        &["--workspace", "gamma", "runbook", "list"],
+        3,
+    );
     let all = env.json(None, &["workspace", "list"]);
     assert_eq!(all.as_array().unwrap().len(), 2);
     let linked = env.json(
@@ -94,13 +150,20 @@ fn setup_workspaces_and_users() {
         &["workspace", "link-slack", "acme", "--team", "T0123"],
     );
     assert_eq!(linked["slack_team"], "T0123");
-    env.fails(Some("zed"), &["workspace", "link-slack", "acme", "--team", "T9"], 3);
+    env.fails(
+        Some("zed"),
+        &["workspace", "link-slack", "acme", "--team", "T9"],
+        3,
+    );
 }
 
 #[test]
 fn incidents_and_error_shapes() {
     let env = Env::seeded();
-    let inc = env.json(Some("dave"), &["incident", "create", "--title", "Edge 5xx spike"]);
+    let inc = env.json(
+        Some("dave"),
+        &["incident", "create", "--title", "Edge 5xx spike"],
+    );
     has_keys(&inc, &["id", "key", "title", "status", "created_at"]);
     assert_eq!(inc["key"], "INC-00001");
     assert_eq!(inc["status"], "open");
@@ -120,7 +183,10 @@ fn incidents_and_error_shapes() {
     let list = env.json(Some("dave"), &["incident", "list"]);
     assert_eq!(list[0]["key"], "INC-00001");
     let text = env.ok(Some("dave"), &["incident", "list"]);
-    assert!(text.contains("INC-00001") && text.contains("resolved"), "{text}");
+    assert!(
+        text.contains("INC-00001") && text.contains("resolved"),
+        "{text}"
+    );
 
     // A malformed key is a usage error (exit 2), also as JSON.
     let e = env.fails(Some("bob"), &["runbook", "show", "XX-1"], 2);
@@ -134,7 +200,11 @@ fn incidents_and_error_shapes() {
     // Without --json, errors are one `error:` line on stderr.
     let r = env.run(Some("bob"), &["runbook", "show", "RB-00042"]);
     assert_eq!(r.code, 3);
-    assert!(r.stderr.starts_with("error: no runbook RB-00042"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: no runbook RB-00042"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.is_empty());
 }
 
@@ -150,7 +220,11 @@ fn help_completions_and_backends() {
     ] {
         let r = env.run(None, &args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
-        assert!(r.stdout.contains("Example"), "{args:?} help has no example:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains("Example"),
+            "{args:?} help has no example:\n{}",
+            r.stdout
+        );
     }
     let r = env.run(None, &["--version"]);
     assert_eq!(r.code, 0);
@@ -168,7 +242,13 @@ fn help_completions_and_backends() {
         1,
     );
     assert_eq!(e["kind"], "internal");
-    assert!(e["message"].as_str().unwrap().contains("PostgreSQL support is not built"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL support is not built"),
+        "{e}"
+    );
     // A file that is not a Vigilo database is refused and left alone.
     let junk = env.write("junk.db", "not a database at all");
     let e = env.fails(
@@ -176,11 +256,26 @@ fn help_completions_and_backends() {
         &["--db", junk.to_str().unwrap(), "runbook", "list"],
         1,
     );
-    assert!(e["message"].as_str().unwrap().contains("not a Vigilo database"), "{e}");
-    assert_eq!(std::fs::read_to_string(&junk).unwrap(), "not a database at all");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a Vigilo database"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&junk).unwrap(),
+        "not a database at all"
+    );
     // serve slack is not wired in this build yet.
     let e = env.fails(None, &["serve", "slack"], 1);
-    assert!(e["message"].as_str().unwrap().contains("not available in this build yet"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available in this build yet"),
+        "{e}"
+    );
 }
 
 #[test]

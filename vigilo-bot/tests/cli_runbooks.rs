@@ -28,16 +28,31 @@ fn import_export_round_trip() {
     assert_eq!(again["key"], "RB-00001");
     assert_eq!(again["action"], "unchanged");
     assert_eq!(again["version"], 1);
-    assert_eq!(env.audit_count(), before, "an unchanged import writes nothing");
+    assert_eq!(
+        env.audit_count(),
+        before,
+        "an unchanged import writes nothing"
+    );
     // The original file into the same runbook: unchanged too.
     let into = env.json(
         Some("alice"),
-        &["runbook", "import", path_str(&f), "--into", "RB-00001", "--expect-version", "1"],
+        &[
+            "runbook",
+            "import",
+            path_str(&f),
+            "--into",
+            "RB-00001",
+            "--expect-version",
+            "1",
+        ],
     );
     assert_eq!(into["action"], "unchanged");
     // Export of the export is identical (canonical), also through -o.
     let out = env.path("again.md");
-    env.ok(Some("alice"), &["runbook", "export", "RB-00001", "-o", path_str(&out)]);
+    env.ok(
+        Some("alice"),
+        &["runbook", "export", "RB-00001", "-o", path_str(&out)],
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), exported);
     let j = env.json(Some("bob"), &["runbook", "export", "RB-00001"]);
     assert_eq!(j["markdown"].as_str().unwrap(), exported);
@@ -46,12 +61,28 @@ fn import_export_round_trip() {
     let show = env.json(Some("bob"), &["runbook", "show", "RB-00001"]);
     has_keys(
         &show,
-        &["key", "id", "version", "title", "category", "is_published", "archived_at", "steps"],
+        &[
+            "key",
+            "id",
+            "version",
+            "title",
+            "category",
+            "is_published",
+            "archived_at",
+            "steps",
+        ],
     );
     let s2 = &show["steps"][1];
     has_keys(
         s2,
-        &["order", "title", "owner_role", "est_minutes", "requires_approval", "is_destructive"],
+        &[
+            "order",
+            "title",
+            "owner_role",
+            "est_minutes",
+            "requires_approval",
+            "is_destructive",
+        ],
     );
     assert_eq!(s2["order"], 2);
     assert_eq!(s2["owner_role"], "sre");
@@ -63,7 +94,10 @@ fn import_export_round_trip() {
         "Run the deploy job with the new bundle:\n\n    deploy-cert --bundle new.pem --all"
     );
     let text = env.ok(Some("bob"), &["runbook", "show", "RB-00001"]);
-    assert!(text.contains("[DESTRUCTIVE]") && text.contains("[APPROVAL REQUIRED]"), "{text}");
+    assert!(
+        text.contains("[DESTRUCTIVE]") && text.contains("[APPROVAL REQUIRED]"),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}'), "no colour off a terminal");
 
     // Edit the file: a new version; --expect-version of a stale version is a conflict.
@@ -74,19 +108,37 @@ fn import_export_round_trip() {
     assert_eq!(v2["version"], 2);
     let conflict = env.fails(
         Some("alice"),
-        &["runbook", "import", path_str(&f), "--into", "RB-00001", "--expect-version", "1"],
+        &[
+            "runbook",
+            "import",
+            path_str(&f),
+            "--into",
+            "RB-00001",
+            "--expect-version",
+            "1",
+        ],
         5,
     );
     assert_eq!(conflict["kind"], "conflict");
     let show = env.json(Some("bob"), &["runbook", "show", "RB-00001"]);
     assert_eq!(show["version"], 2, "the conflict changed nothing");
     // Old versions are exported and shown on request.
-    let old = env.ok(Some("alice"), &["runbook", "export", "RB-00001", "--version", "1"]);
+    let old = env.ok(
+        Some("alice"),
+        &["runbook", "export", "RB-00001", "--version", "1"],
+    );
     assert_eq!(old, exported);
-    let v1 = env.json(Some("bob"), &["runbook", "show", "RB-00001", "--version", "1"]);
+    let v1 = env.json(
+        Some("bob"),
+        &["runbook", "show", "RB-00001", "--version", "1"],
+    );
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["steps"][1]["est_minutes"], 10);
-    env.fails(Some("bob"), &["runbook", "show", "RB-00001", "--version", "9"], 3);
+    env.fails(
+        Some("bob"),
+        &["runbook", "show", "RB-00001", "--version", "9"],
+        3,
+    );
 
     // A bad file: exit 6 naming file:line, nothing changed.
     let bad = env.write(
@@ -97,28 +149,69 @@ fn import_export_round_trip() {
     let err = env.fails(Some("alice"), &["runbook", "import", path_str(&bad)], 6);
     assert_eq!(err["kind"], "refused");
     let msg = err["message"].as_str().unwrap();
-    assert!(msg.contains("bad.md:6: unknown field \"estimate\" (did you mean \"est\"?)"), "{msg}");
+    assert!(
+        msg.contains("bad.md:6: unknown field \"estimate\" (did you mean \"est\"?)"),
+        "{msg}"
+    );
     // Several files, one bad: none imported.
     let good = env.write("good.md", &simple("Good one", &[("a", 1)]));
-    env.fails(Some("alice"), &["runbook", "import", path_str(&good), path_str(&bad)], 6);
+    env.fails(
+        Some("alice"),
+        &["runbook", "import", path_str(&good), path_str(&bad)],
+        6,
+    );
     assert_eq!(env.audit_count(), before);
     env.fails(Some("alice"), &["runbook", "import", "missing.md"], 3);
     // Permissions: a member cannot create runbooks; bob cannot edit alice's.
     env.fails(Some("dave"), &["runbook", "import", path_str(&good)], 4);
-    env.fails(Some("bob"), &["runbook", "import", path_str(&e2), "--into", "RB-00001"], 4);
-    env.fails(Some("alice"), &["runbook", "import", path_str(&good), "--into", "RB-00077"], 3);
+    env.fails(
+        Some("bob"),
+        &["runbook", "import", path_str(&e2), "--into", "RB-00001"],
+        4,
+    );
+    env.fails(
+        Some("alice"),
+        &["runbook", "import", path_str(&good), "--into", "RB-00077"],
+        3,
+    );
+    // --publish publishes what it imports.
+    let published = env.json(
+        Some("bob"),
+        &["runbook", "import", path_str(&good), "--publish"],
+    );
+    assert_eq!(published["action"], "created");
+    assert_eq!(published["is_published"], true);
     // --expect-version without --into is a usage error.
-    env.fails(Some("alice"), &["runbook", "import", path_str(&good), "--expect-version", "1"], 2);
+    env.fails(
+        Some("alice"),
+        &[
+            "runbook",
+            "import",
+            path_str(&good),
+            "--expect-version",
+            "1",
+        ],
+        2,
+    );
 }
 
 #[test]
 fn sync_is_all_or_nothing() {
     let env = Env::seeded();
     let dir = env.path("runbooks");
-    env.write("runbooks/restart.md", &simple("Restart the API", &[("Drain", 2), ("Restart", 3)]));
-    env.write("runbooks/db/failover.md", &simple("Fail over the database", &[("Promote", 5)]));
+    env.write(
+        "runbooks/restart.md",
+        &simple("Restart the API", &[("Drain", 2), ("Restart", 3)]),
+    );
+    env.write(
+        "runbooks/db/failover.md",
+        &simple("Fail over the database", &[("Promote", 5)]),
+    );
     env.write("runbooks/README.md", "# Our runbooks\n");
-    env.write("runbooks/broken.md", "+++\ntitle = \"Broken\"\n+++\n\n## 1. a\n\n## 3. c\n");
+    env.write(
+        "runbooks/broken.md",
+        "+++\ntitle = \"Broken\"\n+++\n\n## 1. a\n\n## 3. c\n",
+    );
     let before = env.audit_count();
     let err = env.fails(Some("alice"), &["runbook", "sync", path_str(&dir)], 6);
     let msg = err["message"].as_str().unwrap();
@@ -128,7 +221,10 @@ fn sync_is_all_or_nothing() {
     assert_eq!(list.as_array().unwrap().len(), 0);
 
     std::fs::remove_file(dir.join("broken.md")).unwrap();
-    let dry = env.json(Some("alice"), &["runbook", "sync", path_str(&dir), "--dry-run"]);
+    let dry = env.json(
+        Some("alice"),
+        &["runbook", "sync", path_str(&dir), "--dry-run"],
+    );
     assert_eq!(dry["runbooks"].as_array().unwrap().len(), 2);
     assert_eq!(env.audit_count(), before, "a dry run saves nothing");
     let s = env.json(Some("alice"), &["runbook", "sync", path_str(&dir)]);
@@ -144,8 +240,18 @@ fn sync_is_all_or_nothing() {
 
     // Again: nothing changes. Then edit one file: only that one gets a new version.
     let s = env.json(Some("alice"), &["runbook", "sync", path_str(&dir)]);
-    assert_eq!((s["created"].as_u64(), s["updated"].as_u64(), s["unchanged"].as_u64()), (Some(0), Some(0), Some(2)));
-    env.write("runbooks/restart.md", &simple("Restart the API", &[("Drain", 2), ("Restart", 4)]));
+    assert_eq!(
+        (
+            s["created"].as_u64(),
+            s["updated"].as_u64(),
+            s["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(2))
+    );
+    env.write(
+        "runbooks/restart.md",
+        &simple("Restart the API", &[("Drain", 2), ("Restart", 4)]),
+    );
     let s = env.json(Some("alice"), &["runbook", "sync", path_str(&dir)]);
     assert_eq!(s["updated"], 1);
     assert_eq!(s["unchanged"], 1);
@@ -160,32 +266,65 @@ fn sync_is_all_or_nothing() {
     // An exported file (with its key) follows the runbook through a title change.
     let key = restart["key"].as_str().unwrap().to_owned();
     let exported = env.ok(Some("alice"), &["runbook", "export", &key]);
-    env.write("runbooks/restart.md", &exported.replace("Restart the API", "Restart the API server"));
+    env.write(
+        "runbooks/restart.md",
+        &exported.replace("Restart the API", "Restart the API server"),
+    );
     let s = env.json(Some("alice"), &["runbook", "sync", path_str(&dir)]);
     assert_eq!(s["created"], 0);
     assert_eq!(s["updated"], 1);
     // Two files for one runbook are refused.
     env.write("runbooks/copy.md", &exported);
     let e = env.fails(Some("alice"), &["runbook", "sync", path_str(&dir)], 6);
-    assert!(e["message"].as_str().unwrap().contains("both update"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("both update"),
+        "{e}"
+    );
     env.fails(Some("alice"), &["runbook", "sync", "no-such-dir"], 3);
     let text = {
         std::fs::remove_file(dir.join("copy.md")).unwrap();
         env.ok(Some("alice"), &["runbook", "sync", path_str(&dir)])
     };
-    assert!(text.contains("0 created, 0 updated, 2 unchanged."), "{text}");
+    assert!(
+        text.contains("0 created, 0 updated, 2 unchanged."),
+        "{text}"
+    );
 }
 
 #[test]
 fn list_show_publish_history_diff_search() {
     let env = Env::seeded();
-    let a = env.write("a.md", &simple("Restart the API", &[("Drain", 2), ("Restart", 3)]));
+    let a = env.write(
+        "a.md",
+        &simple("Restart the API", &[("Drain", 2), ("Restart", 3)]),
+    );
     let b = env.write("b.md", &simple("Rotate keys", &[("Rotate", 5)]));
-    env.ok(Some("bob"), &["runbook", "import", path_str(&a), path_str(&b)]);
+    env.ok(
+        Some("bob"),
+        &["runbook", "import", path_str(&a), path_str(&b)],
+    );
     // Drafts: visible to their owner and admins with --drafts, not to others.
-    assert_eq!(env.json(Some("bob"), &["runbook", "list"]).as_array().unwrap().len(), 0);
-    assert_eq!(env.json(Some("bob"), &["runbook", "list", "--drafts"]).as_array().unwrap().len(), 2);
-    assert_eq!(env.json(Some("dave"), &["runbook", "list", "--drafts"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        env.json(Some("bob"), &["runbook", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        env.json(Some("bob"), &["runbook", "list", "--drafts"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        env.json(Some("dave"), &["runbook", "list", "--drafts"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     env.fails(Some("dave"), &["runbook", "show", "RB-00001"], 4);
     // Publish (owner), unpublish, publish again; a member cannot.
     let p = env.json(Some("bob"), &["runbook", "publish", "RB-00001"]);
@@ -196,15 +335,41 @@ fn list_show_publish_history_diff_search() {
     env.ok(Some("bob"), &["runbook", "publish", "RB-00001"]);
     let list = env.json(Some("dave"), &["runbook", "list"]);
     let only = &list.as_array().unwrap()[0];
-    has_keys(only, &["key", "id", "version", "title", "category", "is_published", "archived_at"]);
+    has_keys(
+        only,
+        &[
+            "key",
+            "id",
+            "version",
+            "title",
+            "category",
+            "is_published",
+            "archived_at",
+        ],
+    );
     assert_eq!(only["key"], "RB-00001");
-    assert_eq!(env.json(Some("dave"), &["runbook", "list", "--category", "nope"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        env.json(Some("dave"), &["runbook", "list", "--category", "nope"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let text = env.ok(Some("dave"), &["runbook", "list"]);
     assert!(text.starts_with("KEY"), "{text}");
 
     // Edit twice and read the history and diffs.
-    let v2 = env.write("a2.md", &simple("Restart the API", &[("Drain", 2), ("Restart", 5), ("Verify", 1)]));
-    env.ok(Some("bob"), &["runbook", "import", path_str(&v2), "--into", "RB-00001"]);
+    let v2 = env.write(
+        "a2.md",
+        &simple(
+            "Restart the API",
+            &[("Drain", 2), ("Restart", 5), ("Verify", 1)],
+        ),
+    );
+    env.ok(
+        Some("bob"),
+        &["runbook", "import", path_str(&v2), "--into", "RB-00001"],
+    );
     let hist = env.json(Some("dave"), &["runbook", "history", "RB-00001"]);
     let h = hist.as_array().unwrap();
     assert_eq!(h.len(), 2);
@@ -212,24 +377,54 @@ fn list_show_publish_history_diff_search() {
     assert_eq!(h[1]["author"], "bob");
     assert_eq!(h[1]["source"], "file sync (a2.md)");
     let text = env.ok(Some("dave"), &["runbook", "history", "RB-00001"]);
-    assert!(text.contains("VERSION") && text.contains("@bob") && text.contains("file sync"), "{text}");
-    let d = env.json(Some("dave"), &["runbook", "diff", "RB-00001", "--from", "1", "--to", "2"]);
+    assert!(
+        text.contains("VERSION") && text.contains("@bob") && text.contains("file sync"),
+        "{text}"
+    );
+    let d = env.json(
+        Some("dave"),
+        &["runbook", "diff", "RB-00001", "--from", "1", "--to", "2"],
+    );
     assert_eq!(d["summary"]["added"], 1);
     assert_eq!(d["summary"]["changed"], 1);
-    let unified = env.ok(Some("dave"), &["runbook", "diff", "RB-00001", "--from", "1", "--to", "2"]);
-    assert!(unified.contains("--- v1") && unified.contains("+++ v2"), "{unified}");
+    let unified = env.ok(
+        Some("dave"),
+        &["runbook", "diff", "RB-00001", "--from", "1", "--to", "2"],
+    );
+    assert!(
+        unified.contains("--- v1") && unified.contains("+++ v2"),
+        "{unified}"
+    );
     assert!(unified.contains("+ step 3 \"Verify\" (added)"), "{unified}");
     assert!(unified.contains("-   3\n+   5"), "{unified}");
     let sbs = env.ok(
         Some("dave"),
-        &["runbook", "diff", "RB-00001", "--from", "1", "--to", "2", "--side-by-side", "--width", "80"],
+        &[
+            "runbook",
+            "diff",
+            "RB-00001",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--side-by-side",
+            "--width",
+            "80",
+        ],
     );
-    assert!(sbs.lines().skip(1).all(|l| l.chars().count() <= 80), "{sbs}");
+    assert!(
+        sbs.lines().skip(1).all(|l| l.chars().count() <= 80),
+        "{sbs}"
+    );
     assert!(sbs.contains(" > ") && sbs.contains(" | "), "{sbs}");
     // Defaults: the last change.
     let last = env.ok(Some("dave"), &["runbook", "diff", "RB-00001"]);
     assert!(last.contains("--- v1") && last.contains("+++ v2"), "{last}");
-    env.fails(Some("dave"), &["runbook", "diff", "RB-00001", "--from", "1", "--to", "7"], 3);
+    env.fails(
+        Some("dave"),
+        &["runbook", "diff", "RB-00001", "--from", "1", "--to", "7"],
+        3,
+    );
 
     // Search.
     let found = env.json(Some("dave"), &["runbook", "search", "restart"]);
@@ -241,12 +436,22 @@ fn list_show_publish_history_diff_search() {
     env.fails(Some("bob"), &["runbook", "archive", "RB-00001"], 4);
     let ar = env.json(Some("carol"), &["runbook", "archive", "RB-00001"]);
     assert!(ar["archived_at"].is_string());
-    assert_eq!(env.json(Some("dave"), &["runbook", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        env.json(Some("dave"), &["runbook", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let archived = env.json(Some("carol"), &["runbook", "list", "--archived"]);
     assert_eq!(archived[0]["key"], "RB-00001");
     env.fails(Some("dave"), &["runbook", "list", "--archived"], 4);
     env.fails(Some("carol"), &["runbook", "archive", "RB-00001"], 6);
-    env.fails(Some("carol"), &["runbook", "import", path_str(&a), "--into", "RB-00001"], 6);
+    env.fails(
+        Some("carol"),
+        &["runbook", "import", path_str(&a), "--into", "RB-00001"],
+        6,
+    );
     env.fails(Some("bob"), &["exec", "start", "RB-00001"], 6);
     // An id works where the key does.
     let id = ar["id"].as_str().unwrap();

@@ -6,6 +6,8 @@
 //! - [`sqlite::SqliteStore`]: one SQLite file (bundled SQLite through rusqlite) in WAL mode,
 //!   with a dedicated writer thread that group-commits concurrent writes and a small pool of
 //!   read connections used from [`tokio::task::spawn_blocking`].
+//! - `postgres::PgStore` (feature `postgres`): a PostgreSQL database shared by any number of
+//!   replicas, through a pool of tokio-postgres connections.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vigilo_store::sqlite::OpenError> {
@@ -19,6 +21,10 @@
 //! # }
 //! ```
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PgError, PgOptions, PgStore};
 pub use sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous, WriteStats};

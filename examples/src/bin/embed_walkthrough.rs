@@ -18,7 +18,9 @@ use vigilo_core::testkit::memory::MemoryStore;
 async fn main() -> Result<()> {
     let vigilo = Vigilo::new(Arc::new(MemoryStore::new()));
 
-    let (ws, alice) = vigilo.create_workspace("acme", "alice", "Alice Martin").await?;
+    let (ws, alice) = vigilo
+        .create_workspace("acme", "alice", "Alice Martin")
+        .await?;
     let alice = Who::new(ws.id, alice.id);
     let member = |handle: &str, role, teams: &[&str]| NewMember {
         handle: handle.into(),
@@ -27,8 +29,12 @@ async fn main() -> Result<()> {
         team_roles: teams.iter().map(|t| t.to_string()).collect(),
         chat_identity: None,
     };
-    let (bob, _) = vigilo.add_member(&alice, member("bob", WorkspaceRole::Operator, &[])).await?;
-    let (carol, _) = vigilo.add_member(&alice, member("carol", WorkspaceRole::Member, &["sre"])).await?;
+    let (bob, _) = vigilo
+        .add_member(&alice, member("bob", WorkspaceRole::Operator, &[]))
+        .await?;
+    let (carol, _) = vigilo
+        .add_member(&alice, member("carol", WorkspaceRole::Member, &["sre"]))
+        .await?;
     let bob = Who::new(ws.id, bob.id);
     let carol = Who::new(ws.id, carol.id);
 
@@ -63,13 +69,36 @@ async fn main() -> Result<()> {
         ],
     };
     let rb = vigilo
-        .create_runbook(&bob, runbook, CreateRunbook { publish: true, ..Default::default() })
+        .create_runbook(
+            &bob,
+            runbook,
+            CreateRunbook {
+                publish: true,
+                ..Default::default()
+            },
+        )
         .await?;
-    println!("created {} v{} ({} steps)", rb.key, rb.version, rb.body.steps.len());
+    println!(
+        "created {} v{} ({} steps)",
+        rb.key,
+        rb.version,
+        rb.body.steps.len()
+    );
 
-    let ex = vigilo.start_execution(&bob, rb.key, StartOptions::default()).await?;
+    let ex = vigilo
+        .start_execution(&bob, rb.key, StartOptions::default())
+        .await?;
     println!("started {} as @bob", ex.key);
-    vigilo.act(&bob, ex.key, Command::Done { step: 1, note: None }).await?;
+    vigilo
+        .act(
+            &bob,
+            ex.key,
+            Command::Done {
+                step: 1,
+                note: None,
+            },
+        )
+        .await?;
     println!("step 1 done");
 
     // Bob started the execution, so he may not approve its gated step (four eyes).
@@ -77,11 +106,29 @@ async fn main() -> Result<()> {
         Ok(_) => anyhow::bail!("the operator approved their own gated step"),
         Err(e) => println!("approve as @bob refused: {e}"),
     }
-    vigilo.act(&carol, ex.key, Command::Approve { step: 2 }).await?;
+    vigilo
+        .act(&carol, ex.key, Command::Approve { step: 2 })
+        .await?;
     println!("step 2 approved by @carol (team role sre)");
-    vigilo.act(&bob, ex.key, Command::Done { step: 2, note: Some("rolled out".into()) }).await?;
+    vigilo
+        .act(
+            &bob,
+            ex.key,
+            Command::Done {
+                step: 2,
+                note: Some("rolled out".into()),
+            },
+        )
+        .await?;
     let out = vigilo
-        .act(&bob, ex.key, Command::Skip { step: 3, reason: "monitoring checks expiry".into() })
+        .act(
+            &bob,
+            ex.key,
+            Command::Skip {
+                step: 3,
+                reason: "monitoring checks expiry".into(),
+            },
+        )
         .await?;
     println!("{} is {}", ex.key, out.execution.status.as_str());
 

@@ -7,9 +7,7 @@ use vigilo_core::service::NewMember;
 use vigilo_core::workspace::ChatIdentity;
 
 use super::output::{Table, time, time_opt};
-use super::{
-    Cli, CliError, ConsoleArgs, Ctx, IncidentCmd, InitArgs, UserCmd, WorkspaceCmd, views,
-};
+use super::{Cli, CliError, ConsoleArgs, Ctx, IncidentCmd, InitArgs, UserCmd, WorkspaceCmd, views};
 use crate::console::{ConsoleOptions, DEFAULT_CHANNEL};
 
 /// `vigilo init --workspace <slug> --owner <handle>`.
@@ -23,12 +21,7 @@ pub async fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
     create_workspace(ctx, &slug, &a.owner, a.name.as_deref().unwrap_or("")).await
 }
 
-async fn create_workspace(
-    ctx: &Ctx,
-    slug: &str,
-    owner: &str,
-    name: &str,
-) -> Result<(), CliError> {
+async fn create_workspace(ctx: &Ctx, slug: &str, owner: &str, name: &str) -> Result<(), CliError> {
     let (ws, user) = ctx.vigilo.create_workspace(slug, owner, name).await?;
     let mut v = views::workspace(&ws);
     if let Value::Object(m) = &mut v {
@@ -151,7 +144,12 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
                 if teams.is_empty() {
                     format!("@{} is now {}.", u.handle, m.role)
                 } else {
-                    format!("@{} is now {} (team roles: {}).", u.handle, m.role, teams.join(", "))
+                    format!(
+                        "@{} is now {} (team roles: {}).",
+                        u.handle,
+                        m.role,
+                        teams.join(", ")
+                    )
                 }
             })
         }
@@ -189,8 +187,9 @@ pub async fn incident(ctx: &Ctx, c: IncidentCmd) -> Result<(), CliError> {
         IncidentCmd::Create { title } => {
             let i = ctx.vigilo.create_incident(&who, &title).await?;
             let v = views::incident(ctx, &i).await;
-            ctx.out
-                .emit(&v, |p| format!("{} declared: {}", p.bold(&i.key.to_string()), i.title))
+            ctx.out.emit(&v, |p| {
+                format!("{} declared: {}", p.bold(&i.key.to_string()), i.title)
+            })
         }
         IncidentCmd::List => {
             let all = ctx.vigilo.list_incidents(&who).await?;
@@ -211,8 +210,7 @@ pub async fn incident(ctx: &Ctx, c: IncidentCmd) -> Result<(), CliError> {
                 if rows.is_empty() {
                     return "No incidents.".into();
                 }
-                let mut t =
-                    Table::new(&["KEY", "STATUS", "TITLE", "BY", "CREATED", "RESOLVED"]);
+                let mut t = Table::new(&["KEY", "STATUS", "TITLE", "BY", "CREATED", "RESOLVED"]);
                 for r in rows {
                     t.row(r);
                 }

@@ -150,7 +150,11 @@ fn csv_row(e: &AuditEntry) -> String {
         e.prev_hash.clone(),
         e.hash.clone(),
     ];
-    let mut line = cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+    let mut line = cells
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -167,9 +171,11 @@ async fn export(
         ctx.who().await?;
     }
     let mut sink: Box<dyn Write> = match &output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
-            |e| CliError::Internal(format!("cannot create {}: {e}", path.display())),
-        )?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| {
+                CliError::Internal(format!("cannot create {}: {e}", path.display()))
+            })?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     if format == ExportFormat::Csv {
@@ -214,7 +220,11 @@ async fn export(
     if let Some(path) = output {
         let doc = json!({ "file": path.display().to_string(), "entries": count, "workspace": ws.slug.as_str() });
         ctx.out.emit(&doc, |_| {
-            format!("Wrote {count} audit entries of {} to {}.", ws.slug, path.display())
+            format!(
+                "Wrote {count} audit entries of {} to {}.",
+                ws.slug,
+                path.display()
+            )
         })?;
     }
     Ok(())

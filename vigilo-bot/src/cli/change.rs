@@ -152,13 +152,19 @@ async fn show_after(
     })
 }
 
-async fn mv(ctx: &Ctx, who: &Who, change: super::Ref, action: ChangeAction) -> Result<(), CliError> {
+async fn mv(
+    ctx: &Ctx,
+    who: &Who,
+    change: super::Ref,
+    action: ChangeAction,
+) -> Result<(), CliError> {
     let key = ctx.key(who, change, KeyKind::Change).await?;
     let c = ctx.vigilo.move_change(who, key, action).await?;
     let v = ctx.vigilo.change(who, key).await?;
     let doc = views::change(ctx, &v).await;
-    ctx.out
-        .emit(&doc, |p| format!("{key} is now {}.", p.bold(c.status.as_str())))
+    ctx.out.emit(&doc, |p| {
+        format!("{key} is now {}.", p.bold(c.status.as_str()))
+    })
 }
 
 fn merge(mut base: StepInput, f: TaskFields) -> StepInput {
@@ -214,15 +220,15 @@ async fn task(ctx: &Ctx, who: &Who, t: TaskCmd) -> Result<(), CliError> {
             };
             let input = merge(existing.to_input(n), fields);
             // A task keeps an empty title as empty (to_input would title it).
-            let input = if existing.title.trim().is_empty() && input.title == existing.to_input(n).title
-            {
-                StepInput {
-                    title: String::new(),
-                    ..input
-                }
-            } else {
-                input
-            };
+            let input =
+                if existing.title.trim().is_empty() && input.title == existing.to_input(n).title {
+                    StepInput {
+                        title: String::new(),
+                        ..input
+                    }
+                } else {
+                    input
+                };
             ctx.vigilo.edit_change_task(who, key, n, input).await?;
             show_after(ctx, who, key, |_| format!("Edited task {n} of {key}.")).await
         }
@@ -264,7 +270,9 @@ fn render(p: &Paint, v: &ChangeView, owner: &str) -> String {
     }
     s.push('\n');
     if c.tasks.is_empty() {
-        s.push_str("Implementation plan: no tasks (`change import` a runbook or `change task add`).\n");
+        s.push_str(
+            "Implementation plan: no tasks (`change import` a runbook or `change task add`).\n",
+        );
         return s;
     }
     s.push_str(&p.bold("Implementation plan"));

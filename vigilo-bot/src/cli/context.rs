@@ -199,7 +199,12 @@ impl Ctx {
             Ref::Id(id) => id,
         };
         let ws = who.workspace;
-        let not_found = || CliError::NotFound(format!("no {} with id {id} in this workspace", kind.as_str()));
+        let not_found = || {
+            CliError::NotFound(format!(
+                "no {} with id {id} in this workspace",
+                kind.as_str()
+            ))
+        };
         let found: Result<Key, StoreError> = match kind {
             KeyKind::Runbook => self.store().runbook(ws, RunbookId(id)).await.map(|r| r.key),
             KeyKind::Execution => self

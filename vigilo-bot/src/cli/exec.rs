@@ -44,7 +44,11 @@ pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {
             step,
             note,
         } => {
-            act(ctx, &who, execution, step, |step| Command::Done { step, note }).await
+            act(ctx, &who, execution, step, |step| Command::Done {
+                step,
+                note,
+            })
+            .await
         }
         ExecCmd::Skip {
             execution,
@@ -280,7 +284,10 @@ pub fn sealed_line(p: &Paint, exec: &Execution, s: &ExecutionSummary) -> String 
         s.skipped
     );
     if let Some(r) = &exec.abort_reason {
-        line.push_str(&format!("; reason: {}", crate::chat::markdown::sanitize(r.as_str())));
+        line.push_str(&format!(
+            "; reason: {}",
+            crate::chat::markdown::sanitize(r.as_str())
+        ));
     }
     line.push('.');
     line
@@ -311,7 +318,16 @@ pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary
     out.push_str(&p.dim(&meta.join(" · ")));
     out.push('\n');
     let mut t = Table::new(&[
-        "#", "STEP", "STATUS", "EST", "ACTUAL", "VAR", "BY", "APPROVED", "COMPLETED", "NOTE",
+        "#",
+        "STEP",
+        "STATUS",
+        "EST",
+        "ACTUAL",
+        "VAR",
+        "BY",
+        "APPROVED",
+        "COMPLETED",
+        "NOTE",
     ]);
     for (i, (es, timing)) in exec.steps.iter().zip(&s.steps).enumerate() {
         let current = exec.current_index() == Some(i);
@@ -327,9 +343,7 @@ pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary
             timing
                 .actual_minutes
                 .map_or("-".into(), |a| format!("{a:.1}")),
-            timing
-                .variance_minutes
-                .map_or("-".into(), signed_minutes),
+            timing.variance_minutes.map_or("-".into(), signed_minutes),
             match ctx.handle_opt(es.actor).await {
                 Some(h) => format!("@{h}"),
                 None => "-".into(),

@@ -98,7 +98,9 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the database's first workspace and its owner.
-    #[command(after_help = "Example:\n  vigilo init --workspace acme --owner alice --name 'Alice Martin'")]
+    #[command(
+        after_help = "Example:\n  vigilo init --workspace acme --owner alice --name 'Alice Martin'"
+    )]
     Init(InitArgs),
     /// Workspaces: create, list, link a Slack team.
     #[command(subcommand)]
@@ -113,7 +115,9 @@ pub enum Command {
     #[command(subcommand)]
     Exec(ExecCmd),
     /// Walk a runbook step by step in the terminal (reads standard input when piped).
-    #[command(after_help = "Examples:\n  vigilo --as bob run RB-00001 --incident INC-00002\n  vigilo --as bob run EX-00004          # resume an open execution\n  printf 'd\\ns\\nnot needed\\n' | vigilo --as bob run RB-00001")]
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob run RB-00001 --incident INC-00002\n  vigilo --as bob run EX-00004          # resume an open execution\n  printf 'd\\ns\\nnot needed\\n' | vigilo --as bob run RB-00001"
+    )]
     Run(RunArgs),
     /// Change requests: plan from a runbook, move through approve/start/complete, save back.
     #[command(subcommand)]
@@ -128,7 +132,9 @@ pub enum Command {
     #[command(subcommand)]
     Serve(ServeCmd),
     /// The chat bot in the terminal (reads standard input when it is not a terminal).
-    #[command(after_help = "Examples:\n  vigilo console\n  printf 'list\\n' | vigilo console --channel ops")]
+    #[command(
+        after_help = "Examples:\n  vigilo console\n  printf 'list\\n' | vigilo console --channel ops"
+    )]
     Console(ConsoleArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  vigilo completions bash > /etc/bash_completion.d/vigilo")]
@@ -168,7 +174,9 @@ pub enum WorkspaceCmd {
     #[command(after_help = "Example:\n  vigilo workspace list --json")]
     List,
     /// Link a Slack team to a workspace (admins and the owner).
-    #[command(after_help = "Example:\n  vigilo --as alice workspace link-slack acme --team T0123ABCD")]
+    #[command(
+        after_help = "Example:\n  vigilo --as alice workspace link-slack acme --team T0123ABCD"
+    )]
     LinkSlack {
         /// The workspace.
         slug: String,
@@ -186,7 +194,9 @@ fn parse_role(s: &str) -> Result<WorkspaceRole, String> {
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
     /// Add a member (admins and the owner).
-    #[command(after_help = "Example:\n  vigilo --as alice user add carol --role admin --name 'Carol D.' --team-role dba --slack-id U024BE7LH")]
+    #[command(
+        after_help = "Example:\n  vigilo --as alice user add carol --role admin --name 'Carol D.' --team-role dba --slack-id U024BE7LH"
+    )]
     Add {
         /// The user's handle (created if new).
         handle: String,
@@ -271,7 +281,9 @@ fn run_ref(s: &str) -> Result<Ref, String> {
 #[derive(Debug, Subcommand)]
 pub enum RunbookCmd {
     /// Create or update runbooks from Markdown files (every file is checked before any is saved).
-    #[command(after_help = "Examples:\n  vigilo --as alice runbook import rotate-cert.md --publish\n  vigilo --as alice runbook import rotate-cert.md --into RB-00003 --expect-version 4\n\nA file whose front matter has `key = \"RB-…\"` updates that runbook; others create new ones.\nImporting an unchanged file changes nothing (no new version).")]
+    #[command(
+        after_help = "Examples:\n  vigilo --as alice runbook import rotate-cert.md --publish\n  vigilo --as alice runbook import rotate-cert.md --into RB-00003 --expect-version 4\n\nA file whose front matter has `key = \"RB-…\"` updates that runbook; others create new ones.\nImporting an unchanged file changes nothing (no new version)."
+    )]
     Import {
         /// The files (the format of `runbook export`).
         #[arg(required = true, value_name = "file.md")]
@@ -287,7 +299,9 @@ pub enum RunbookCmd {
         publish: bool,
     },
     /// Print a runbook as a Markdown file (the format `import` and `sync` read).
-    #[command(after_help = "Examples:\n  vigilo --as alice runbook export RB-00001 > rotate-cert.md\n  vigilo --as alice runbook export RB-00001 --version 2 -o old.md")]
+    #[command(
+        after_help = "Examples:\n  vigilo --as alice runbook export RB-00001 > rotate-cert.md\n  vigilo --as alice runbook export RB-00001 --version 2 -o old.md"
+    )]
     Export {
         /// The runbook.
         #[arg(value_parser = rb_ref, value_name = "RB-…")]
@@ -300,7 +314,9 @@ pub enum RunbookCmd {
         output: Option<PathBuf>,
     },
     /// Create or update runbooks from every `*.md` file under a folder; only what changed gets a new version.
-    #[command(after_help = "Example:\n  vigilo --as alice runbook sync ./runbooks\n\nFiles are matched to runbooks by their `key = \"RB-…\"` front-matter field, else by exact\ntitle; the others create new runbooks. README.md files are skipped. If any file has an\nerror, nothing at all is changed (exit 6, naming file:line).")]
+    #[command(
+        after_help = "Example:\n  vigilo --as alice runbook sync ./runbooks\n\nFiles are matched to runbooks by their `key = \"RB-…\"` front-matter field, else by exact\ntitle; the others create new runbooks. README.md files are skipped. If any file has an\nerror, nothing at all is changed (exit 6, naming file:line)."
+    )]
     Sync {
         /// The folder (searched recursively; hidden folders and README.md are skipped).
         dir: PathBuf,
@@ -360,7 +376,9 @@ pub enum RunbookCmd {
         runbook: Ref,
     },
     /// The step-level diff between two versions.
-    #[command(after_help = "Examples:\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3 --side-by-side")]
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3 --side-by-side"
+    )]
     Diff {
         /// The runbook.
         #[arg(value_parser = rb_ref, value_name = "RB-…")]
@@ -410,7 +428,9 @@ pub enum ExecCmd {
         rehearsal: bool,
     },
     /// Mark the current step done.
-    #[command(after_help = "Example:\n  vigilo --as bob exec done EX-00001 --step 2 --note 'all green'\n\nWith --step N, nothing changes (exit 5) unless step N is the current step.")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec done EX-00001 --step 2 --note 'all green'\n\nWith --step N, nothing changes (exit 5) unless step N is the current step."
+    )]
     Done {
         /// The execution.
         #[arg(value_parser = ex_ref, value_name = "EX-…")]
@@ -423,7 +443,9 @@ pub enum ExecCmd {
         note: Option<String>,
     },
     /// Skip the current step, with a reason.
-    #[command(after_help = "Example:\n  vigilo --as bob exec skip EX-00001 --step 3 --reason 'cache already empty'")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec skip EX-00001 --step 3 --reason 'cache already empty'"
+    )]
     Skip {
         /// The execution.
         #[arg(value_parser = ex_ref, value_name = "EX-…")]
@@ -436,7 +458,9 @@ pub enum ExecCmd {
         reason: Option<String>,
     },
     /// Mark the current step failed, with a note.
-    #[command(after_help = "Example:\n  vigilo --as bob exec fail EX-00001 --note 'proxy 3 refused the bundle'")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec fail EX-00001 --note 'proxy 3 refused the bundle'"
+    )]
     Fail {
         /// The execution.
         #[arg(value_parser = ex_ref, value_name = "EX-…")]
@@ -469,7 +493,9 @@ pub enum ExecCmd {
         step: Option<u32>,
     },
     /// Abort the execution, with a reason (seals it).
-    #[command(after_help = "Example:\n  vigilo --as bob exec abort EX-00001 --reason 'change window closed'")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec abort EX-00001 --reason 'change window closed'"
+    )]
     Abort {
         /// The execution.
         #[arg(value_parser = ex_ref, value_name = "EX-…")]
@@ -561,7 +587,9 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
 #[derive(Debug, Subcommand)]
 pub enum TaskCmd {
     /// Add a task to the plan.
-    #[command(after_help = "Example:\n  vigilo --as bob change task add CR-00001 --title 'Drain node 3' --est 5 --role sre --at 2")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change task add CR-00001 --title 'Drain node 3' --est 5 --role sre --at 2"
+    )]
     Add {
         /// The change.
         #[arg(value_parser = cr_ref, value_name = "CR-…")]
@@ -574,7 +602,9 @@ pub enum TaskCmd {
         at: Option<usize>,
     },
     /// Change fields of task N (the others stay).
-    #[command(after_help = "Example:\n  vigilo --as bob change task edit CR-00001 2 --est 15 --approval")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change task edit CR-00001 2 --est 15 --approval"
+    )]
     Edit {
         /// The change.
         #[arg(value_parser = cr_ref, value_name = "CR-…")]
@@ -600,7 +630,9 @@ pub enum TaskCmd {
 #[derive(Debug, Subcommand)]
 pub enum ChangeCmd {
     /// Create a change request (draft).
-    #[command(after_help = "Example:\n  vigilo --as bob change create --title 'Rotate edge certs' --description 'Expires Friday'")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change create --title 'Rotate edge certs' --description 'Expires Friday'"
+    )]
     Create {
         /// Title.
         #[arg(long)]
@@ -675,7 +707,9 @@ pub enum ChangeCmd {
         change: Ref,
     },
     /// Save a completed change's plan as a new runbook, or as a new version of a published one.
-    #[command(after_help = "Examples:\n  vigilo --as bob change save-as-runbook CR-00001 --new --title 'Rotate edge certs' --category security\n  vigilo --as bob change save-as-runbook CR-00001 --into RB-00003")]
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob change save-as-runbook CR-00001 --new --title 'Rotate edge certs' --category security\n  vigilo --as bob change save-as-runbook CR-00001 --into RB-00003"
+    )]
     SaveAsRunbook {
         /// The change.
         #[arg(value_parser = cr_ref, value_name = "CR-…")]
@@ -736,7 +770,9 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// List audit entries, oldest first.
-    #[command(after_help = "Example:\n  vigilo --as bob audit list --target RB-00001 --since 2026-05-01T00:00:00Z")]
+    #[command(
+        after_help = "Example:\n  vigilo --as bob audit list --target RB-00001 --since 2026-05-01T00:00:00Z"
+    )]
     List {
         /// Entries about this key or handle, or linking to it (`RB-00001`, `@alice`).
         #[arg(long)]
@@ -755,7 +791,9 @@ pub enum AuditCmd {
         limit: usize,
     },
     /// Write the whole trail, streamed page by page.
-    #[command(after_help = "Examples:\n  vigilo audit export > trail.jsonl\n  vigilo audit export --format csv -o trail.csv")]
+    #[command(
+        after_help = "Examples:\n  vigilo audit export > trail.jsonl\n  vigilo audit export --format csv -o trail.csv"
+    )]
     Export {
         /// jsonl (default) or csv.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
@@ -773,7 +811,9 @@ pub enum AuditCmd {
 #[derive(Debug, Subcommand)]
 pub enum ServeCmd {
     /// The Slack bot.
-    #[command(after_help = "Example:\n  SLACK_BOT_TOKEN=… SLACK_SIGNING_SECRET=… vigilo serve slack --listen 127.0.0.1:3000")]
+    #[command(
+        after_help = "Example:\n  SLACK_BOT_TOKEN=… SLACK_SIGNING_SECRET=… vigilo serve slack --listen 127.0.0.1:3000"
+    )]
     Slack {
         /// Address to listen on for Slack's HTTP requests.
         #[arg(long, default_value = "127.0.0.1:3000")]
@@ -841,5 +881,58 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command people run has a short example in its help.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", c.get_name());
+            if c.has_subcommands() {
+                for s in c.get_subcommands() {
+                    walk(s, &path, missing);
+                }
+            } else if !c
+                .get_after_help()
+                .is_some_and(|h| h.to_string().contains("Example"))
+            {
+                missing.push(path);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no example in the help of: {missing:?}");
+    }
+
+    #[test]
+    fn database_urls() {
+        use context::DbUrl;
+        use std::path::PathBuf;
+        let sqlite = |p: &str| DbUrl::Sqlite(PathBuf::from(p));
+        assert_eq!(
+            "./vigilo.db".parse::<DbUrl>().ok(),
+            Some(sqlite("./vigilo.db"))
+        );
+        assert_eq!(
+            "sqlite:/tmp/x.db".parse::<DbUrl>().ok(),
+            Some(sqlite("/tmp/x.db"))
+        );
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse::<DbUrl>().ok(),
+            Some(sqlite("/tmp/x.db"))
+        );
+        assert!(matches!(
+            "postgres://u@h/db".parse::<DbUrl>(),
+            Ok(DbUrl::Postgres(_))
+        ));
+        assert!("sqlite:".parse::<DbUrl>().is_err());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted() {
+        assert_eq!(audit::csv_field("plain"), "plain");
+        assert_eq!(audit::csv_field("a,b"), "\"a,b\"");
+        assert_eq!(audit::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(audit::csv_field("two\nlines"), "\"two\nlines\"");
     }
 }

@@ -155,7 +155,8 @@ impl Table {
 
     /// Adds a row (cells are sanitised and cut to one line).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.into_iter().map(|c| one_line(&c)).collect());
+        self.rows
+            .push(cells.into_iter().map(|c| one_line(&c)).collect());
     }
 
     /// True when there is no row.
@@ -264,6 +265,9 @@ mod tests {
         t.row(vec!["RB-00001".into(), "Restart".into()]);
         t.row(vec!["RB-10".into(), "Multi\nline".into()]);
         let s = t.render(&Paint::new(false));
-        assert_eq!(s, "KEY       TITLE\nRB-00001  Restart\nRB-10     Multi line\n");
+        assert_eq!(
+            s,
+            "KEY       TITLE\nRB-00001  Restart\nRB-10     Multi line\n"
+        );
     }
 }

@@ -71,14 +71,17 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             let exec =
                 super::exec::start(ctx, &who, target, a.change, a.incident, a.rehearsal).await?;
             let p = ctx.out.paint();
-            say(ctx, &format!(
-                "Started {} of {} v{}: {}{}",
-                p.bold(&exec.key.to_string()),
-                exec.runbook_key,
-                exec.runbook_version,
-                exec.title,
-                if exec.rehearsal { " (rehearsal)" } else { "" }
-            ))?;
+            say(
+                ctx,
+                &format!(
+                    "Started {} of {} v{}: {}{}",
+                    p.bold(&exec.key.to_string()),
+                    exec.runbook_key,
+                    exec.runbook_version,
+                    exec.title,
+                    if exec.rehearsal { " (rehearsal)" } else { "" }
+                ),
+            )?;
             exec.key
         }
     };
@@ -155,16 +158,20 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 continue;
             }
             other => {
-                say(ctx, &p.red(&format!(
-                    "✗ `{other}` is not an answer; type ? for help"
-                )))?;
+                say(
+                    ctx,
+                    &p.red(&format!("✗ `{other}` is not an answer; type ? for help")),
+                )?;
                 continue;
             }
         };
         match ctx.vigilo.act(&actor, key, cmd).await {
             Ok(o) => {
                 let by = ctx.handle(o.event.actor).await;
-                say(ctx, &p.green(&format!("✓ {}", event_line(&p, &o.execution, &o, &by))))?;
+                say(
+                    ctx,
+                    &p.green(&format!("✓ {}", event_line(&p, &o.execution, &o, &by))),
+                )?;
             }
             Err(e) => {
                 let hint = match e.kind() {
@@ -256,7 +263,10 @@ pub fn card(p: &Paint, exec: &Execution, idx: usize, now: chrono::DateTime<chron
     let width = terminal_width(80).min(100);
     let title = format!("── Step {} of {total} · {} ", idx + 1, step.step.title);
     let rule_len = width.saturating_sub(title.chars().count());
-    let mut s = format!("\n{}\n", p.bold(&format!("{title}{}", "─".repeat(rule_len))));
+    let mut s = format!(
+        "\n{}\n",
+        p.bold(&format!("{title}{}", "─".repeat(rule_len)))
+    );
     let b = badges(p, step.step.is_destructive, step.step.requires_approval);
     let mut facts = Vec::new();
     if !step.step.owner_role.is_empty() {
@@ -273,11 +283,17 @@ pub fn card(p: &Paint, exec: &Execution, idx: usize, now: chrono::DateTime<chron
         let req = RoleRequirement::from_owner_role(step.step.owner_role.as_str());
         match &step.approval {
             Some(_) => s.push_str(&p.green("Approved.\n")),
-            None => s.push_str(&format!("Needs approval by {req} before it can be marked done.\n")),
+            None => s.push_str(&format!(
+                "Needs approval by {req} before it can be marked done.\n"
+            )),
         }
     }
     if step.status == StepStatus::Failed {
-        let note = step.note.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        let note = step
+            .note
+            .as_ref()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         s.push_str(&p.red(&format!(
             "FAILED: {}\n",
             crate::chat::markdown::sanitize(&note)

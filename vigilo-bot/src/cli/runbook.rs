@@ -72,8 +72,13 @@ struct Parsed {
 
 /// What saving one file will do.
 enum Target {
-    Create { owner: Option<UserId> },
-    Update { runbook: Box<Runbook>, changed: bool },
+    Create {
+        owner: Option<UserId>,
+    },
+    Update {
+        runbook: Box<Runbook>,
+        changed: bool,
+    },
 }
 
 struct Item {
@@ -282,7 +287,11 @@ async fn plan(
                 Target::Create { owner }
             }
         };
-        let desired = if publish { Some(true) } else { p.file.published };
+        let desired = if publish {
+            Some(true)
+        } else {
+            p.file.published
+        };
         if let (Target::Update { runbook, .. }, Some(want)) = (&target, desired)
             && runbook.is_published != want
         {
@@ -350,7 +359,11 @@ impl Saved {
         format!(
             "{}  {}  {}  {}  {}",
             self.name,
-            p.bold(&self.key.map_or_else(|| "(new)".to_owned(), |k| k.to_string())),
+            p.bold(
+                &self
+                    .key
+                    .map_or_else(|| "(new)".to_owned(), |k| k.to_string())
+            ),
             what,
             published,
             cut(&self.title, 60)
@@ -358,7 +371,12 @@ impl Saved {
     }
 }
 
-async fn apply(ctx: &Ctx, who: &Who, items: Vec<Item>, expect_version: Option<u32>) -> Result<Vec<Saved>, CliError> {
+async fn apply(
+    ctx: &Ctx,
+    who: &Who,
+    items: Vec<Item>,
+    expect_version: Option<u32>,
+) -> Result<Vec<Saved>, CliError> {
     let mut saved = Vec::new();
     for item in items {
         let source = VersionSource::FileSync {
@@ -523,7 +541,11 @@ async fn sync(ctx: &Ctx, who: &Who, dir: &Path, dry_run: bool) -> Result<(), Cli
                         Some(runbook.key),
                         runbook.id.to_string(),
                         runbook.version,
-                        if *changed { "would update" } else { "unchanged" },
+                        if *changed {
+                            "would update"
+                        } else {
+                            "unchanged"
+                        },
                         i.publish.unwrap_or(runbook.is_published),
                     ),
                 };
@@ -595,13 +617,11 @@ async fn export(
     let text = file::write_keyed(Some(key), &body, Some(&owner), Some(rb.is_published));
     match output {
         Some(path) => {
-            std::fs::write(&path, &text).map_err(|e| {
-                CliError::Internal(format!("cannot write {}: {e}", path.display()))
-            })?;
+            std::fs::write(&path, &text)
+                .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))?;
             let doc = json!({ "key": key, "id": rb.id, "version": v, "file": path.display().to_string() });
-            ctx.out.emit(&doc, |_| {
-                format!("Wrote {key} v{v} to {}.", path.display())
-            })
+            ctx.out
+                .emit(&doc, |_| format!("Wrote {key} v{v} to {}.", path.display()))
         }
         None if ctx.out.json => ctx.out.json(&json!({
             "key": key,
@@ -706,7 +726,14 @@ pub fn badges(p: &Paint, destructive: bool, approval: bool) -> String {
     b.join(" ")
 }
 
-fn render_body(p: &Paint, key: Key, version: u32, rb: &Runbook, owner: &str, body: &RunbookBody) -> String {
+fn render_body(
+    p: &Paint,
+    key: Key,
+    version: u32,
+    rb: &Runbook,
+    owner: &str,
+    body: &RunbookBody,
+) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "{}  {}\n",

@@ -31,7 +31,13 @@ pub fn step(order: usize, s: &Step) -> Value {
 
 /// The steps of a body.
 pub fn steps(b: &RunbookBody) -> Value {
-    Value::Array(b.steps.iter().enumerate().map(|(i, s)| step(i + 1, s)).collect())
+    Value::Array(
+        b.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| step(i + 1, s))
+            .collect(),
+    )
 }
 
 /// A runbook without its steps (lists).
@@ -184,7 +190,13 @@ pub async fn change(ctx: &Ctx, v: &ChangeView) -> Value {
         );
         m.insert(
             "tasks".into(),
-            Value::Array(c.tasks.iter().enumerate().map(|(i, t)| task(i + 1, t)).collect()),
+            Value::Array(
+                c.tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| task(i + 1, t))
+                    .collect(),
+            ),
         );
     }
     out

@@ -32,8 +32,12 @@ impl Run {
 
     /// stdout as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// stderr as the `{"error":{…}}` document.
@@ -57,11 +61,30 @@ impl Env {
     /// and dave (member).
     pub fn seeded() -> Env {
         let env = Env::empty();
-        env.ok(None, &["init", "--workspace", "acme", "--owner", "alice", "--name", "Alice"]);
+        env.ok(
+            None,
+            &[
+                "init",
+                "--workspace",
+                "acme",
+                "--owner",
+                "alice",
+                "--name",
+                "Alice",
+            ],
+        );
         env.ok(Some("alice"), &["user", "add", "bob", "--role", "operator"]);
         env.ok(
             Some("alice"),
-            &["user", "add", "carol", "--role", "admin", "--team-role", "sre"],
+            &[
+                "user",
+                "add",
+                "carol",
+                "--role",
+                "admin",
+                "--team-role",
+                "sre",
+            ],
         );
         env.ok(Some("alice"), &["user", "add", "dave", "--role", "member"]);
         env
@@ -211,9 +234,13 @@ Run the deploy job with the new bundle:
 
 /// A small runbook file.
 pub fn simple(title: &str, steps: &[(&str, u32)]) -> String {
-    let mut s = format!("+++\ntitle = \"{title}\"\ncategory = \"ops\"\n+++\n\nWhat {title} does.\n");
+    let mut s =
+        format!("+++\ntitle = \"{title}\"\ncategory = \"ops\"\n+++\n\nWhat {title} does.\n");
     for (i, (t, est)) in steps.iter().enumerate() {
-        s.push_str(&format!("\n## {}. {t}\n- role: operator\n- est: {est}\n\nDo {t}.\n", i + 1));
+        s.push_str(&format!(
+            "\n## {}. {t}\n- role: operator\n- est: {est}\n\nDo {t}.\n",
+            i + 1
+        ));
     }
     s
 }

@@ -1,0 +1,240 @@
+//! Prometheus metrics of the Slack surface, served as text on `GET /metrics`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `vigilo_slack_requests_total` | `endpoint`, `status` | requests answered, by HTTP status |
+//! | `vigilo_slack_acks_total` | `endpoint` | requests accepted and acknowledged (2xx) |
+//! | `vigilo_slack_ack_seconds` | `endpoint` | receipt to acknowledgement |
+//! | `vigilo_slack_click_committed_seconds` | | receipt of a click to the engine's committed answer |
+//! | `vigilo_slack_store_errors_total` | | service calls that failed in storage |
+//! | `vigilo_slack_duplicates_total` | | redeliveries ignored (same body seen before) |
+//! | `vigilo_slack_web_api_calls_total` | `method`, `outcome` | Web API calls (`ok`, `error`) |
+//! | `vigilo_slack_web_api_rate_limited_total` | `method` | 429 answers honoured |
+//! | `vigilo_slack_in_flight` | | background tasks (store write and follow-ups) running |
+
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    status: u16,
+}
+
+/// Labels naming an endpoint.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+/// Labels of a Web API call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: &'static str,
+    outcome: &'static str,
+}
+
+/// Labels naming a Web API method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+/// Latency buckets in seconds, fine below 25 ms where the targets are.
+const LATENCY_BUCKETS: [f64; 20] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.004, 0.005, 0.007_5, 0.01, 0.012_5, 0.015, 0.02,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The Slack surface's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    acks: Family<EndpointLabels, Counter>,
+    ack_seconds: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    committed_seconds: Histogram,
+    store_errors: Counter,
+    duplicates: Counter,
+    web_api_calls: Family<CallLabels, Counter>,
+    rate_limited: Family<MethodLabels, Counter>,
+    in_flight: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered under the `vigilo_slack` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vigilo_slack");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let acks = Family::<EndpointLabels, Counter>::default();
+        let ack_seconds =
+            Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let committed_seconds = latency_histogram();
+        let store_errors = Counter::default();
+        let duplicates = Counter::default();
+        let web_api_calls = Family::<CallLabels, Counter>::default();
+        let rate_limited = Family::<MethodLabels, Counter>::default();
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by endpoint and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "acks",
+            "Requests accepted and acknowledged",
+            acks.clone(),
+        );
+        registry.register(
+            "ack_seconds",
+            "Time from receiving a request to acknowledging it",
+            ack_seconds.clone(),
+        );
+        registry.register(
+            "click_committed_seconds",
+            "Time from receiving a click to the engine's committed answer",
+            committed_seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Service calls that failed in storage",
+            store_errors.clone(),
+        );
+        registry.register(
+            "duplicates",
+            "Redelivered requests ignored",
+            duplicates.clone(),
+        );
+        registry.register(
+            "web_api_calls",
+            "Slack Web API calls by method and outcome",
+            web_api_calls.clone(),
+        );
+        registry.register(
+            "web_api_rate_limited",
+            "Slack Web API 429 answers honoured",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "Background tasks running (store write and follow-up messages)",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            acks,
+            ack_seconds,
+            committed_seconds,
+            store_errors,
+            duplicates,
+            web_api_calls,
+            rate_limited,
+            in_flight,
+        }
+    }
+
+    /// Counts an answered request; a 2xx also counts as an acknowledgement with its latency.
+    pub fn answered(&self, endpoint: &'static str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, status })
+            .inc();
+        if (200..300).contains(&status) {
+            let labels = EndpointLabels { endpoint };
+            self.acks.get_or_create(&labels).inc();
+            self.ack_seconds.get_or_create(&labels).observe(seconds);
+        }
+    }
+
+    /// Records the time from a click's receipt to the engine's committed answer.
+    pub fn committed(&self, seconds: f64) {
+        self.committed_seconds.observe(seconds);
+    }
+
+    /// Counts a service call that failed in storage.
+    pub fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    /// Counts an ignored redelivery.
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
+    /// Counts a Web API call.
+    pub fn web_api_call(&self, method: &'static str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.web_api_calls
+            .get_or_create(&CallLabels { method, outcome })
+            .inc();
+    }
+
+    /// Counts a 429 answer that was waited out.
+    pub fn rate_limited(&self, method: &'static str) {
+        self.rate_limited
+            .get_or_create(&MethodLabels { method })
+            .inc();
+    }
+
+    /// One more background task.
+    pub fn task_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// One background task fewer.
+    pub fn task_finished(&self) {
+        self.in_flight.dec();
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_families() {
+        let m = Metrics::new();
+        m.answered("interactions", 200, 0.001);
+        m.answered("interactions", 401, 0.0001);
+        m.committed(0.004);
+        m.web_api_call("chat.postMessage", true);
+        let text = m.encode();
+        assert!(text.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="401"} 1"#), "{text}");
+        assert!(text.contains(r#"vigilo_slack_acks_total{endpoint="interactions"} 1"#), "{text}");
+        assert!(text.contains("vigilo_slack_click_committed_seconds_count 1"), "{text}");
+        assert!(text.contains("vigilo_slack_ack_seconds_bucket"), "{text}");
+    }
+}

@@ -1,0 +1,297 @@
+//! [`Bot`]: what every handler shares — the engine, the Web API client, message references,
+//! metrics, redelivery memory — and the steps every request goes through after it was
+//! acknowledged: who is acting, one task at a time per channel, showing the engine's replies.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
+use vigilo_core::error::ErrorKind;
+use vigilo_core::ids::WorkspaceId;
+use vigilo_core::service::Who;
+use vigilo_core::workspace::ChatIdentity;
+
+use super::blocks;
+use super::dedupe::Dedupe;
+use super::metrics::Metrics;
+use super::web_api::WebApi;
+use crate::chat::errors::error_reply;
+use crate::chat::{ChatContext, ChatEngine, MessageRefs, Placement, Reply, Visibility};
+
+/// The platform name recorded on executions started from Slack.
+pub const PLATFORM: &str = "slack";
+
+/// A Slack message: channel and `ts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlackRef {
+    /// The channel.
+    pub channel: String,
+    /// The message's `ts`.
+    pub ts: String,
+}
+
+/// Where a request came from: the Slack team, user and channel, and the thread when the click
+/// came from a threaded card (private answers go there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The Slack team (`T…`).
+    pub team: String,
+    /// The Slack user (`U…`).
+    pub user: String,
+    /// The channel (`C…`).
+    pub channel: String,
+    /// The thread of the message clicked, if any.
+    pub thread_ts: Option<String>,
+}
+
+/// The acting user, resolved: their workspace and Vigilo user, and the chat context.
+#[derive(Clone, Debug)]
+pub struct Acting {
+    /// The workspace of the Slack team.
+    pub workspace: WorkspaceId,
+    /// The engine's context.
+    pub ctx: ChatContext,
+}
+
+/// The shared state of the Slack surface.
+pub struct Bot {
+    /// The chat engine.
+    pub engine: ChatEngine,
+    /// The Web API client.
+    pub web: WebApi,
+    /// Anchors to Slack messages.
+    pub refs: MessageRefs<SlackRef>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Bodies already accepted.
+    pub dedupe: Dedupe,
+    /// The signing secret; empty refuses every signed request.
+    pub signing_secret: String,
+    channels: ChannelLocks,
+    running: AtomicUsize,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot")
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bot {
+    /// The shared state.
+    pub fn new(
+        engine: ChatEngine,
+        web: WebApi,
+        metrics: Arc<Metrics>,
+        signing_secret: String,
+    ) -> Self {
+        Self {
+            engine,
+            web,
+            refs: MessageRefs::new(),
+            metrics,
+            dedupe: Dedupe::default(),
+            signing_secret,
+            channels: ChannelLocks::default(),
+            running: AtomicUsize::new(0),
+        }
+    }
+
+    /// Resolves the Slack team to its workspace and the Slack user to a Vigilo user. On
+    /// failure, the private reply to show (it says how to get access).
+    pub async fn identify(&self, origin: &Origin) -> Result<Acting, Reply> {
+        let vigilo = self.engine.vigilo();
+        let failed = |e: vigilo_core::error::Error| {
+            if e.kind() == ErrorKind::Internal {
+                self.metrics.store_error();
+            }
+            error_reply(&e)
+        };
+        let ws = vigilo
+            .workspace_for_slack_team(&origin.team)
+            .await
+            .map_err(failed)?;
+        let user = vigilo
+            .user_for_chat(&ChatIdentity {
+                platform: PLATFORM.to_owned(),
+                team: origin.team.clone(),
+                user: origin.user.clone(),
+            })
+            .await
+            .map_err(failed)?;
+        Ok(Acting {
+            workspace: ws.id,
+            ctx: ChatContext::new(Who::new(ws.id, user.id), PLATFORM, origin.channel.clone()),
+        })
+    }
+
+    /// Runs `work` in the background, tracked for graceful shutdown.
+    pub fn spawn(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
+        struct Running(Arc<Bot>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.running.fetch_sub(1, Ordering::SeqCst);
+                self.0.metrics.task_finished();
+            }
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.metrics.task_started();
+        let guard = Running(self.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            work.await;
+        });
+    }
+
+    /// Waits until no background task runs, at most `limit`; true when they all finished.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.running.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Waits for the channel's turn: work for one channel runs one at a time, so its messages
+    /// are posted and updated in order.
+    pub async fn channel_turn(&self, team: &str, channel: &str) -> ChannelTurn {
+        self.channels.lock(format!("{team}/{channel}")).await
+    }
+
+    /// Shows one private reply to the user of `origin`.
+    pub async fn tell(&self, workspace: Option<WorkspaceId>, origin: &Origin, reply: &Reply) {
+        let rendered = blocks::render(reply, workspace.unwrap_or(WorkspaceId(uuid::Uuid::nil())));
+        let _ = self
+            .web
+            .post_ephemeral(
+                &origin.channel,
+                &origin.user,
+                origin.thread_ts.as_deref(),
+                rendered.content(),
+            )
+            .await;
+    }
+
+    /// Shows the engine's replies in order: private ones to the actor only, public ones as new
+    /// messages, thread replies or in-place updates, remembering the messages that are anchored.
+    pub async fn deliver(&self, workspace: WorkspaceId, origin: &Origin, replies: &[Reply]) {
+        for reply in replies {
+            if is_store_failure(reply) {
+                self.metrics.store_error();
+            }
+            if reply.visibility == Visibility::Private {
+                self.tell(Some(workspace), origin, reply).await;
+                continue;
+            }
+            let content = blocks::render(reply, workspace).content();
+            let posted = match self.refs.place(workspace, &reply.target) {
+                Placement::Post { thread } => {
+                    let channel = thread.as_ref().map_or(origin.channel.as_str(), |t| &t.channel);
+                    let thread_ts = thread.as_ref().map(|t| t.ts.as_str());
+                    self.web
+                        .post_message(channel, thread_ts, content)
+                        .await
+                        .ok()
+                        .map(|p| SlackRef {
+                            channel: p.channel,
+                            ts: p.ts,
+                        })
+                }
+                Placement::Update(r) => self
+                    .web
+                    .update(&r.channel, &r.ts, content)
+                    .await
+                    .ok()
+                    .map(|()| r),
+            };
+            if let (Some(anchor), Some(r)) = (reply.anchor, posted) {
+                self.refs.remember(workspace, anchor, r);
+            }
+        }
+    }
+}
+
+/// True when the engine's reply reports a storage failure (the wording of
+/// [`error_reply`] for [`ErrorKind::Internal`]).
+pub fn is_store_failure(reply: &Reply) -> bool {
+    reply.visibility == Visibility::Private && reply.text.starts_with("Vigilo could not complete")
+}
+
+/// True when the replies show that the engine changed something: it answers a refused or failed
+/// call with private replies only.
+pub fn committed(replies: &[Reply]) -> bool {
+    replies.iter().any(|r| r.visibility == Visibility::Public)
+}
+
+/// One async lock per channel, created on demand and dropped when nobody holds or waits for it.
+#[derive(Debug, Default)]
+struct ChannelLocks {
+    map: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl ChannelLocks {
+    async fn lock(&self, key: String) -> ChannelTurn {
+        let lock = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        ChannelTurn {
+            guard: Some(guard),
+            key,
+            map: self.map.clone(),
+        }
+    }
+}
+
+/// A channel's turn; dropping it lets the next task for the channel run.
+#[derive(Debug)]
+pub struct ChannelTurn {
+    guard: Option<OwnedMutexGuard<()>>,
+    key: String,
+    map: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Drop for ChannelTurn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&self.key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigilo_core::error::Error;
+    use vigilo_core::store::StoreError;
+
+    use super::*;
+
+    #[test]
+    fn recognises_store_failures() {
+        let e = Error::Store(StoreError::Corrupt("page 7".into()));
+        assert!(is_store_failure(&error_reply(&e)));
+        assert!(!is_store_failure(&error_reply(&Error::Denied("no".into()))));
+    }
+
+    #[tokio::test]
+    async fn channel_locks_are_dropped() {
+        let locks = ChannelLocks::default();
+        let a = locks.lock("T/C1".into()).await;
+        let b = locks.lock("T/C2".into()).await;
+        assert_eq!(locks.map.lock().unwrap().len(), 2);
+        drop(a);
+        drop(b);
+        assert!(locks.map.lock().unwrap().is_empty());
+    }
+}

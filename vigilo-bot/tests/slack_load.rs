@@ -1,0 +1,228 @@
+//! Load generator for the Slack surface (ignored by default; a measurement, not a check):
+//! signed Done clicks at a fixed rate over loopback against a bot on a real SQLite file, each
+//! click on the current step of one of many executions.
+//!
+//! ```text
+//! cargo test --release -p vigilo-bot --test slack_load -- --ignored --nocapture
+//! ```
+//!
+//! Settings (environment): `VIGILO_LOAD_RATE` clicks per second (500), `VIGILO_LOAD_SECS`
+//! (10), `VIGILO_LOAD_STEPS` steps per execution (10), `VIGILO_LOAD_SYNC` `full` (default) or
+//! `normal` (SQLite `synchronous`).
+//!
+//! Reported: the acknowledgement latency seen by the client (send → complete response, p50,
+//! p99, max), click → committed measured inside the bot (`vigilo_slack_click_committed_seconds`,
+//! quantiles interpolated within its buckets), and click → card updated as the fake Slack API
+//! saw it (exact; committed plus posting the update).
+//!
+//! The client, the bot and the fake Slack API all run in this one process, on the same cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::sync::Mutex;
+use vigilo_bot::slack::blocks::ButtonPayload;
+use vigilo_core::execution::ChannelRef;
+use vigilo_core::roles::WorkspaceRole;
+use vigilo_core::service::StartOptions;
+use vigilo_store::{SqliteOptions, Synchronous};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Quantile `q` of a Prometheus histogram named `name` in `text`, interpolated linearly within
+/// the bucket that holds it (as `histogram_quantile` does).
+fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (le, rest) = l.split_once("\"}")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, rest.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let Some(&(_, total)) = buckets.last() else {
+        return f64::NAN;
+    };
+    let target = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in &buckets {
+        if count >= target {
+            if le.is_infinite() {
+                return prev.0;
+            }
+            let in_bucket = count - prev.1;
+            let frac = if in_bucket > 0.0 { (target - prev.1) / in_bucket } else { 1.0 };
+            return prev.0 + (le - prev.0) * frac;
+        }
+        prev = (le, count);
+    }
+    f64::NAN
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn ms(seconds: f64) -> String {
+    format!("{:.2} ms", seconds * 1000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a load measurement: run with --ignored --nocapture, in release mode"]
+async fn clicks_at_a_fixed_rate() {
+    let rate: u64 = env("VIGILO_LOAD_RATE", 500);
+    let secs: u64 = env("VIGILO_LOAD_SECS", 10);
+    let steps: u64 = env("VIGILO_LOAD_STEPS", 10);
+    let sync = match std::env::var("VIGILO_LOAD_SYNC").as_deref() {
+        Ok("normal") => Synchronous::Normal,
+        _ => Synchronous::Full,
+    };
+    let total = rate * secs;
+    let executions = total.div_ceil(steps);
+
+    // The world: one workspace, one operator, a runbook of `steps` plain steps, and one
+    // execution per channel, started directly through the service.
+    let dir = tempfile::tempdir().unwrap();
+    let vigilo = open_sqlite(dir.path(), SqliteOptions::default().synchronous(sync)).await;
+    let acme = space(&vigilo, "acme", "T0LOAD", &[("op", WorkspaceRole::Operator, &["sre"], "U0OP")]).await;
+    let op = acme.members["op"];
+    let titles: Vec<String> = (1..=steps).map(|i| format!("Step number {i}")).collect();
+    let spec: Vec<(&str, bool)> = titles.iter().map(|t| (t.as_str(), false)).collect();
+    let rb = runbook(&vigilo, &acme.owner, "Load", &spec).await;
+    let setup = Instant::now();
+    for i in 0..executions {
+        vigilo
+            .start_execution(
+                &op,
+                rb,
+                StartOptions {
+                    channel: Some(ChannelRef {
+                        platform: "slack".into(),
+                        channel: format!("C{i:06}"),
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    eprintln!("set up {executions} executions of {steps} steps in {:?}", setup.elapsed());
+
+    let fake = FakeSlack::start().await;
+    let server = start_bot(vigilo.clone(), &fake).await;
+    let client = SlackClient::new(server.local_addr(), SECRET);
+
+    // Click i: a Done on step (i / executions) + 1 of execution (i % executions) + 1, so one
+    // execution gets one click every `executions / rate` seconds.
+    let bodies: Vec<(String, String)> = (0..total)
+        .map(|i| {
+            let e = i % executions + 1;
+            let step = i / executions + 1;
+            let user = SlackUser::new("T0LOAD", "U0OP", &format!("C{:06}", e - 1));
+            let value = ButtonPayload {
+                workspace: acme.id,
+                value: format!("EX-{e:05}:{step}"),
+                prompt: None,
+            }
+            .encode();
+            let card_ts = format!("1600000000.{e:06}{step:03}");
+            let header_ts = format!("1600000000.{e:06}000");
+            let body = form(&user.click_payload("vigilo.done", &value, &card_ts, Some(&header_ts)));
+            (card_ts, body)
+        })
+        .collect();
+
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let acks: Arc<Mutex<Vec<(f64, u16)>>> = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let period = Duration::from_nanos(1_000_000_000 / rate);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for (card_ts, body) in bodies {
+        tick.tick().await;
+        let client = client.clone();
+        let sent = sent.clone();
+        let acks = acks.clone();
+        tasks.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let a = client.post("/slack/interactions", &body).await;
+            let took = t0.elapsed().as_secs_f64();
+            sent.lock().await.insert(card_ts, t0);
+            acks.lock().await.push((took, a.status));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let sending = started.elapsed();
+
+    // Wait for every click to be committed and its card updated.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let metrics = loop {
+        let m = client.get("/metrics").await.body;
+        let committed = metric(&m, "vigilo_slack_click_committed_seconds_count");
+        let in_flight = metric(&m, "vigilo_slack_in_flight");
+        if (committed as u64 >= total && in_flight == 0.0) || Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let mut ack: Vec<f64> = acks.lock().await.iter().map(|a| a.0).collect();
+    ack.sort_by(f64::total_cmp);
+    let non_200 = acks.lock().await.iter().filter(|a| a.1 != 200).count();
+    let sent = sent.lock().await;
+    let mut seen: Vec<f64> = fake
+        .calls_of("chat.update")
+        .iter()
+        .filter_map(|c| {
+            let t0 = sent.get(c.body["ts"].as_str()?)?;
+            Some(c.at.duration_since(*t0).as_secs_f64())
+        })
+        .collect();
+    seen.sort_by(f64::total_cmp);
+    let committed = metric(&metrics, "vigilo_slack_click_committed_seconds_count");
+    let ephemeral = fake.calls_of("chat.postEphemeral").len();
+    let store_errors = metric(&metrics, "vigilo_slack_store_errors_total");
+    let q = |p| histogram_quantile(&metrics, "vigilo_slack_click_committed_seconds", p);
+
+    println!();
+    println!("## Slack load: {total} Done clicks at {rate}/s over {secs} s ({executions} executions × {steps} steps, SQLite synchronous={sync:?})");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| sending took | {:.2} s ({:.0} clicks/s offered) |", sending.as_secs_f64(), total as f64 / sending.as_secs_f64());
+    println!("| acknowledged 200 | {} of {total} ({non_200} other) |", total as usize - non_200);
+    println!("| committed | {committed} (private refusals: {ephemeral}, store errors: {store_errors}) |");
+    println!("| ack latency p50 / p99 / max (client) | {} / {} / {} |", ms(percentile(&ack, 50.0)), ms(percentile(&ack, 99.0)), ms(percentile(&ack, 100.0)));
+    println!("| click → committed p50 / p99 (bot histogram) | {} / {} |", ms(q(0.5)), ms(q(0.99)));
+    println!("| click → card updated p50 / p99 / max (fake Slack) | {} / {} / {} |", ms(percentile(&seen, 50.0)), ms(percentile(&seen, 99.0)), ms(percentile(&seen, 100.0)));
+    println!();
+    server.shutdown().await.unwrap();
+    assert_eq!(non_200, 0, "every click acknowledged");
+}

@@ -1,0 +1,297 @@
+//! The schema, as embedded migrations recorded in the `vigilo_schema_version` table.
+//!
+//! Migration `n` (1-based) takes a database from version `n - 1` to `n`, in one transaction
+//! together with its row in `vigilo_schema_version`. Shipped migrations are never edited: a
+//! schema change is a new entry at the end of [`MIGRATIONS`].
+//!
+//! Replicas may start at the same moment: each migration transaction first takes a
+//! transaction-scoped advisory lock ([`MIGRATION_LOCK`], per database), then reads the version
+//! again, so exactly one replica applies each migration and the others see it applied.
+//!
+//! Conventions of the schema (those of the SQLite adapter): every entity is stored whole as
+//! JSON text in `doc` (the core struct, read back with serde; `text` rather than `jsonb` so it
+//! reads back byte for byte), next to real, indexed columns for what queries filter and sort
+//! on. Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
+//! `timestamptz` (microseconds, the precision every store keeps). Text that queries compare or
+//! sort is `COLLATE "C"`: byte order, like the in-memory reference store, whatever the
+//! database's locale. Every table but `users` and `chat_identities` (global) is keyed or
+//! indexed by workspace.
+
+use tokio_postgres::Client;
+use tracing::info;
+
+use super::error::PgError;
+
+/// The key of the advisory lock that serialises migrations (per database): the ASCII bytes
+/// `VGLOmigr`.
+pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
+
+/// Every migration, oldest first. Never edit an entry once shipped; append a new one.
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+/// Schema 1: every table, its indexes, the runbook search columns and the audit guards.
+const MIGRATION_1: &str = r#"
+CREATE TABLE workspaces (
+    id          uuid    NOT NULL PRIMARY KEY,
+    slug        text    COLLATE "C" NOT NULL,
+    slack_team  text    COLLATE "C",
+    rev         bigint  NOT NULL,
+    doc         text    NOT NULL,
+    CONSTRAINT workspaces_slug_key UNIQUE (slug),
+    CONSTRAINT workspaces_slack_team_key UNIQUE (slack_team)
+);
+
+-- The head of each workspace's audit chain: the last entry's seq (0 before the first) and
+-- hash. Created with the workspace. Every commit locks its workspace's row (FOR UPDATE) just
+-- before it appends its entry, which serialises the chain across every connection and process
+-- while the row writes before it run concurrently.
+CREATE TABLE audit_heads (
+    workspace_id  uuid    NOT NULL PRIMARY KEY REFERENCES workspaces (id),
+    seq           bigint  NOT NULL,
+    hash          text    NOT NULL
+);
+
+CREATE TABLE users (
+    id      uuid    NOT NULL PRIMARY KEY,
+    handle  text    COLLATE "C" NOT NULL,
+    rev     bigint  NOT NULL,
+    doc     text    NOT NULL,
+    CONSTRAINT users_handle_key UNIQUE (handle)
+);
+
+CREATE TABLE chat_identities (
+    platform  text  COLLATE "C" NOT NULL,
+    team      text  COLLATE "C" NOT NULL,
+    "user"    text  COLLATE "C" NOT NULL,
+    user_id   uuid  NOT NULL REFERENCES users (id),
+    CONSTRAINT chat_identities_pkey PRIMARY KEY (platform, team, "user")
+);
+CREATE INDEX chat_identities_by_user ON chat_identities (user_id);
+
+CREATE TABLE memberships (
+    workspace_id  uuid    NOT NULL,
+    user_id       uuid    NOT NULL REFERENCES users (id),
+    rev           bigint  NOT NULL,
+    doc           text    NOT NULL,
+    CONSTRAINT memberships_pkey PRIMARY KEY (workspace_id, user_id)
+);
+CREATE INDEX memberships_by_user ON memberships (user_id);
+
+-- `search` is the weighted full-text vector (title 'A', description 'B', step titles and
+-- descriptions 'C'); `title_search` the title's alone, for the title-hit tier of the ranking.
+-- Both are written with the row, in the same statement.
+CREATE TABLE runbooks (
+    id            uuid      NOT NULL PRIMARY KEY,
+    workspace_id  uuid      NOT NULL,
+    key_number    bigint    NOT NULL,
+    category      text      COLLATE "C" NOT NULL,
+    is_published  boolean   NOT NULL,
+    owner         uuid      NOT NULL,
+    archived      boolean   NOT NULL,
+    rev           bigint    NOT NULL,
+    search        tsvector  NOT NULL,
+    title_search  tsvector  NOT NULL,
+    doc           text      NOT NULL,
+    CONSTRAINT runbooks_key UNIQUE (workspace_id, key_number)
+);
+CREATE INDEX runbooks_published_by_category
+    ON runbooks (workspace_id, category, key_number) WHERE is_published AND NOT archived;
+CREATE INDEX runbooks_drafts_by_owner
+    ON runbooks (workspace_id, owner, key_number) WHERE NOT is_published AND NOT archived;
+CREATE INDEX runbooks_archived
+    ON runbooks (workspace_id, category, key_number) WHERE archived;
+CREATE INDEX runbooks_search ON runbooks USING gin (search);
+
+CREATE TABLE runbook_versions (
+    runbook_id    uuid    NOT NULL REFERENCES runbooks (id),
+    version       bigint  NOT NULL,
+    workspace_id  uuid    NOT NULL,
+    doc           text    NOT NULL,
+    CONSTRAINT runbook_versions_pkey PRIMARY KEY (runbook_id, version)
+);
+CREATE INDEX runbook_versions_by_workspace ON runbook_versions (workspace_id);
+
+CREATE TABLE executions (
+    id                uuid    NOT NULL PRIMARY KEY,
+    workspace_id      uuid    NOT NULL,
+    key_number        bigint  NOT NULL,
+    runbook_id        uuid    NOT NULL,
+    runbook_version   bigint  NOT NULL,
+    status            text    COLLATE "C" NOT NULL,
+    change_id         uuid,
+    channel_platform  text    COLLATE "C",
+    channel_id        text    COLLATE "C",
+    rev               bigint  NOT NULL,
+    doc               text    NOT NULL,
+    CONSTRAINT executions_key UNIQUE (workspace_id, key_number)
+);
+CREATE INDEX executions_by_runbook
+    ON executions (workspace_id, runbook_id, key_number);
+CREATE INDEX executions_open
+    ON executions (workspace_id, key_number) WHERE status = 'running';
+CREATE INDEX executions_by_change
+    ON executions (workspace_id, change_id, key_number) WHERE change_id IS NOT NULL;
+CREATE INDEX executions_by_channel
+    ON executions (workspace_id, channel_platform, channel_id, key_number) WHERE channel_id IS NOT NULL;
+
+CREATE TABLE step_events (
+    execution_id  uuid    NOT NULL REFERENCES executions (id),
+    seq           bigint  NOT NULL,
+    workspace_id  uuid    NOT NULL,
+    doc           text    NOT NULL,
+    CONSTRAINT step_events_pkey PRIMARY KEY (execution_id, seq)
+);
+CREATE INDEX step_events_by_workspace ON step_events (workspace_id);
+
+CREATE TABLE changes (
+    id            uuid    NOT NULL PRIMARY KEY,
+    workspace_id  uuid    NOT NULL,
+    key_number    bigint  NOT NULL,
+    status        text    COLLATE "C" NOT NULL,
+    rev           bigint  NOT NULL,
+    doc           text    NOT NULL,
+    CONSTRAINT changes_key UNIQUE (workspace_id, key_number)
+);
+
+CREATE TABLE incidents (
+    id            uuid    NOT NULL PRIMARY KEY,
+    workspace_id  uuid    NOT NULL,
+    key_number    bigint  NOT NULL,
+    status        text    COLLATE "C" NOT NULL,
+    rev           bigint  NOT NULL,
+    doc           text    NOT NULL,
+    CONSTRAINT incidents_key UNIQUE (workspace_id, key_number)
+);
+
+-- The last key number handed out, per workspace and kind (`runbook`, `change`, …). Bumped by
+-- one autocommitted INSERT … ON CONFLICT DO UPDATE … RETURNING, which takes the row lock:
+-- concurrent callers in any process get distinct, increasing numbers.
+CREATE TABLE key_counters (
+    workspace_id  uuid    NOT NULL,
+    kind          text    COLLATE "C" NOT NULL,
+    last          bigint  NOT NULL,
+    CONSTRAINT key_counters_pkey PRIMARY KEY (workspace_id, kind)
+);
+
+-- The audit chain: `doc` is the whole sealed entry (what audit::Verifier re-checks); the
+-- other columns are copies for filtering.
+CREATE TABLE audit (
+    workspace_id    uuid         NOT NULL,
+    seq             bigint       NOT NULL,
+    id              uuid         NOT NULL,
+    at              timestamptz  NOT NULL,
+    actor           uuid,
+    action          text         COLLATE "C" NOT NULL,
+    target          text         COLLATE "C" NOT NULL,
+    link_runbook    text         COLLATE "C",
+    link_change     text         COLLATE "C",
+    link_incident   text         COLLATE "C",
+    link_execution  text         COLLATE "C",
+    hash            text         NOT NULL,
+    doc             text         NOT NULL,
+    CONSTRAINT audit_pkey PRIMARY KEY (workspace_id, seq),
+    CONSTRAINT audit_id_key UNIQUE (id)
+);
+CREATE INDEX audit_by_target    ON audit (workspace_id, target, seq);
+CREATE INDEX audit_by_actor     ON audit (workspace_id, actor, seq) WHERE actor IS NOT NULL;
+CREATE INDEX audit_by_time      ON audit (workspace_id, at);
+CREATE INDEX audit_by_runbook   ON audit (workspace_id, link_runbook, seq)   WHERE link_runbook IS NOT NULL;
+CREATE INDEX audit_by_change    ON audit (workspace_id, link_change, seq)    WHERE link_change IS NOT NULL;
+CREATE INDEX audit_by_incident  ON audit (workspace_id, link_incident, seq)  WHERE link_incident IS NOT NULL;
+CREATE INDEX audit_by_execution ON audit (workspace_id, link_execution, seq) WHERE link_execution IS NOT NULL;
+
+-- The trail is append-only: the store never edits or deletes an entry, and refuses to.
+CREATE FUNCTION vigilo_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit entries are append-only';
+END;
+$$;
+CREATE TRIGGER audit_no_update_or_delete BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION vigilo_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION vigilo_audit_append_only();
+"#;
+
+/// The schema version the database is at (0 when it has no Vigilo schema yet).
+async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i32, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('vigilo_schema_version') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM vigilo_schema_version",
+            &[],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// Refuses a database whose schema is newer than `migrations` know.
+fn check_not_newer(found: i32, migrations: &[&str]) -> Result<(), PgError> {
+    if usize::try_from(found).unwrap_or(usize::MAX) > migrations.len() {
+        Err(PgError::TooNew {
+            found,
+            known: migrations.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Applies every migration of `migrations` the database lacks, each in its own transaction
+/// under the advisory lock [`MIGRATION_LOCK`], with its version row. A database already up to
+/// date is only read (no lock, no write).
+pub(crate) async fn migrate(client: &mut Client, migrations: &[&str]) -> Result<(), PgError> {
+    let found = current_version(&*client)
+        .await
+        .map_err(|source| PgError::Migration { version: 0, source })?;
+    check_not_newer(found, migrations)?;
+    for (index, sql) in migrations.iter().enumerate() {
+        let target = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        if found >= target {
+            continue;
+        }
+        let failed = |source| PgError::Migration {
+            version: target,
+            source,
+        };
+        let tx = client.transaction().await.map_err(failed)?;
+        tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(failed)?;
+        // Read again under the lock: another replica may have migrated meanwhile.
+        let now = current_version(&tx).await.map_err(failed)?;
+        check_not_newer(now, migrations)?;
+        if now >= target {
+            tx.commit().await.map_err(failed)?;
+            continue;
+        }
+        if now == 0 {
+            tx.batch_execute(
+                "CREATE TABLE vigilo_schema_version (
+                     version     integer      NOT NULL PRIMARY KEY,
+                     applied_at  timestamptz  NOT NULL DEFAULT now()
+                 )",
+            )
+            .await
+            .map_err(failed)?;
+        }
+        tx.batch_execute(sql).await.map_err(failed)?;
+        tx.execute(
+            "INSERT INTO vigilo_schema_version (version) VALUES ($1)",
+            &[&target],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        info!(version = target, "applied PostgreSQL schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! [`PgStore`]: Vigilo's storage in PostgreSQL (feature `postgres`), for running several
+//! replicas of the service against one database.
+//!
+//! - `migrations`: the schema ([`MIGRATIONS`]), applied by [`PgStore::connect`] under an
+//!   advisory lock and recorded in `vigilo_schema_version`.
+//! - `write`: one commit's SQL (row writes, then the audit chain head lock and the append);
+//!   `read`: every read query; `search`: full-text search with `tsvector`.
+//! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
+//!   become [`StoreError`]s.
+//! - `scratch`: [`ScratchDatabase`], a throw-away database for tests.
+//!
+//! The design mirrors the SQLite adapter (same logical schema, same checks in the same
+//! order), with PostgreSQL's concurrency doing what SQLite's single writer did:
+//!
+//! - **Commits** run in one `READ COMMITTED` transaction each, on a pooled connection.
+//!   Revisions are checked by the `UPDATE … WHERE rev = $expected` itself, unique values by the
+//!   unique constraints (`23505` becomes [`StoreError::AlreadyExists`]), so concurrent writers
+//!   in any number of processes get exactly one winner.
+//! - **The audit chain** of each workspace is serialised by a row lock on the workspace's
+//!   `audit_heads` row, taken as the commit's last lock and held until `COMMIT`: two replicas
+//!   can never seal two entries after the same head (and the `(workspace_id, seq)` primary key
+//!   of `audit` would refuse it anyway).
+//! - **Keys** come from one autocommitted `INSERT … ON CONFLICT DO UPDATE SET last = last + 1
+//!   RETURNING last` per call: the row lock makes it race-free across processes.
+//! - **Deadlocks and serialization failures** (`40P01`, `40001`) abort the whole transaction,
+//!   which is then run again with backoff ([`PgOptions::max_retries`]); callers never see them.
+//! - **A lost connection** before `COMMIT` was sent means nothing was applied: the caller gets
+//!   [`StoreError::Unavailable`] and may simply retry. If the connection breaks while `COMMIT`
+//!   is on its way, the outcome is in doubt; the store then asks the server, on another
+//!   connection, for the status of that transaction (`txid_status`) and answers accordingly:
+//!   the sealed entry if it committed, `Unavailable` if it did not.
+//!
+//! TLS is not supported yet: connect over loopback or a private network (`sslmode=disable` or
+//! the default `prefer`); a URL with `sslmode=require` is refused with
+//! [`PgError::TlsUnsupported`].
+
+mod error;
+mod migrations;
+mod options;
+mod read;
+mod rows;
+mod scratch;
+mod search;
+mod write;
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tracing::{debug, info, warn};
+use vigilo_core::audit::AuditEntry;
+use vigilo_core::change::ChangeRequest;
+use vigilo_core::execution::{Execution, StepEvent};
+use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::incident::Incident;
+use vigilo_core::runbook::{Runbook, RunbookVersion};
+use vigilo_core::store::{
+    AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError, StoreResult,
+};
+use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
+
+pub use error::PgError;
+pub use migrations::{MIGRATION_LOCK, MIGRATIONS};
+pub use options::PgOptions;
+pub use scratch::ScratchDatabase;
+
+use error::{Fail, fail, is_connection_loss, pool_err, store_err, unavailable};
+use write::Sealed;
+
+/// The first pause before running a deadlocked commit again; doubled each time (with jitter).
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest pause between two tries of a commit.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A [`Store`] in a PostgreSQL database, shared safely by any number of processes.
+///
+/// Cheap to share behind an `Arc`; every call takes a connection from the store's pool for the
+/// duration of one statement (reads, key allocation) or one transaction (commits). See the
+/// [module documentation](self) for how commits, the audit chain and keys stay correct across
+/// replicas.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), vigilo_store::postgres::PgError> {
+/// use std::sync::Arc;
+/// use vigilo_core::store::Store;
+/// use vigilo_store::postgres::{PgOptions, PgStore};
+///
+/// let store: Arc<dyn Store> = Arc::new(
+///     PgStore::connect("postgres://vigilo@127.0.0.1:5432/vigilo", PgOptions::default()).await?,
+/// );
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PgStore {
+    pool: Pool,
+    options: PgOptions,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("connections", &status.size)
+            .field("max_connections", &status.max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database?…`, or
+    /// a `key=value` connection string) and brings its schema up to date.
+    ///
+    /// Must be called within a Tokio runtime: each pooled connection is driven by a task
+    /// spawned on it. Missing migrations of [`MIGRATIONS`] are applied, each in one
+    /// transaction under an advisory lock, so replicas starting at the same moment are safe; a
+    /// database whose schema is newer than this build knows is refused
+    /// ([`PgError::TooNew`]) without being modified.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self, PgError> {
+        Self::connect_with_migrations(url, options, MIGRATIONS).await
+    }
+
+    /// Like [`PgStore::connect`], with another list of migrations: for tests of the upgrade
+    /// path. Production code uses [`MIGRATIONS`].
+    pub async fn connect_with_migrations(
+        url: &str,
+        options: PgOptions,
+        migrations: &[&str],
+    ) -> Result<Self, PgError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(PgError::TlsUnsupported);
+        }
+        config.connect_timeout(options.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name(options.application_name.clone());
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| PgError::Connect(Box::new(e)))?;
+        migrations::migrate(&mut client, migrations).await?;
+        drop(client);
+        info!(max_connections = options.max_connections, "connected PostgreSQL store");
+        Ok(Self { pool, options })
+    }
+
+    /// The options the store was connected with.
+    pub fn options(&self) -> &PgOptions {
+        &self.options
+    }
+
+    /// Closes the pool: connections in use are closed when returned, later calls get
+    /// [`StoreError::Unavailable`].
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// A pooled connection, or `Unavailable`.
+    async fn client(&self) -> StoreResult<Client> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// One try at a commit: one transaction on one connection.
+    async fn commit_once(&self, commit: &Commit) -> Result<AuditEntry, Fail> {
+        let mut client = self.pool.get().await.map_err(|e| Fail::done(pool_err(e)))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| fail("starting a transaction", e))?;
+        // Any error here drops `tx`, which rolls the transaction back (or the server does,
+        // if the connection is gone): nothing of this try stays applied.
+        let sealed = write::apply_commit(&tx, commit).await?;
+        match tx.commit().await {
+            Ok(()) => Ok(sealed.entry),
+            Err(e) if is_connection_loss(&e) => {
+                drop(client);
+                self.resolve_in_doubt(sealed, e).await
+            }
+            Err(e) => Err(fail("committing", e)),
+        }
+    }
+
+    /// The connection broke while `COMMIT` was on its way: asks the server, on other
+    /// connections, whether the transaction committed, until it knows or
+    /// [`PgOptions::in_doubt_timeout`] passes.
+    async fn resolve_in_doubt(
+        &self,
+        sealed: Sealed,
+        cause: tokio_postgres::Error,
+    ) -> Result<AuditEntry, Fail> {
+        warn!(txid = sealed.txid, error = %cause, "connection lost during COMMIT; asking the server whether it committed");
+        let deadline = Instant::now() + self.options.in_doubt_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.txid_status(sealed.txid).await {
+                Ok(Some(status)) if status == "committed" => {
+                    info!(txid = sealed.txid, "the in-doubt commit had committed");
+                    return Ok(sealed.entry);
+                }
+                Ok(Some(status)) if status == "aborted" => {
+                    info!(txid = sealed.txid, "the in-doubt commit had not committed");
+                    return Err(Fail::done(unavailable(
+                        "the connection to PostgreSQL was lost while committing; nothing was applied",
+                        cause,
+                    )));
+                }
+                // "in progress": the server has not finished with the old connection yet.
+                Ok(status) => debug!(?status, "in-doubt commit not resolved yet"),
+                Err(e) => debug!(error = %e, "cannot ask about the in-doubt commit yet"),
+            }
+            if Instant::now() >= deadline {
+                return Err(Fail::done(StoreError::Backend {
+                    message: format!(
+                        "the connection to PostgreSQL was lost while committing, and whether the \
+                         commit was applied could not be learned within {:?}; read the data \
+                         again before retrying",
+                        self.options.in_doubt_timeout
+                    ),
+                    source: Some(Box::new(cause)),
+                }));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// `txid_status` of a transaction: `committed`, `aborted`, `in progress`, or `None` when
+    /// the server no longer knows it.
+    async fn txid_status(&self, txid: i64) -> StoreResult<Option<String>> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT txid_status($1)", &[&txid])
+            .await
+            .map_err(|e| store_err("asking for a transaction's status", e))?;
+        row.try_get(0)
+            .map_err(|e| store_err("reading a transaction's status", e))
+    }
+}
+
+/// `pause`, plus or minus up to half of it, so that retrying callers spread out.
+fn jittered(pause: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let half = pause / 2;
+    let spread = u32::try_from(random % 1000).unwrap_or(0);
+    half + pause * spread / 1000
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry> {
+        let mut pause = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            match self.commit_once(&commit).await {
+                Ok(entry) => return Ok(entry),
+                Err(f) if f.retry && tries < self.options.max_retries => {
+                    tries += 1;
+                    debug!(attempt = tries, error = %f.error, "commit lost a lock race; running it again");
+                    tokio::time::sleep(jittered(pause)).await;
+                    pause = (pause * 2).min(MAX_BACKOFF);
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO key_counters (workspace_id, kind, last)
+                 SELECT $1::uuid, $2::text, 1 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1::uuid)
+                 ON CONFLICT (workspace_id, kind) DO UPDATE SET last = key_counters.last + 1
+                 RETURNING last",
+            )
+            .await
+            .map_err(|e| store_err("preparing key allocation", e))?;
+        let row = client
+            .query_opt(&stmt, &[&workspace.0, &kind.as_str()])
+            .await
+            .map_err(|e| store_err("allocating a key", e))?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("workspace {workspace}")));
+        };
+        let last: i64 = row
+            .try_get(0)
+            .map_err(|e| store_err("reading an allocated key", e))?;
+        Ok(Key::new(kind, rows::uint(last, "key counter")?))
+    }
+
+    async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        read::workspace(&self.client().await?, id).await
+    }
+
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace> {
+        read::workspace_by_slug(&self.client().await?, slug).await
+    }
+
+    async fn workspace_by_slack_team(&self, team: &str) -> StoreResult<Workspace> {
+        read::workspace_by_slack_team(&self.client().await?, team).await
+    }
+
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        read::list_workspaces(&self.client().await?).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<User> {
+        read::user(&self.client().await?, id).await
+    }
+
+    async fn user_by_handle(&self, handle: &str) -> StoreResult<User> {
+        read::user_by_handle(&self.client().await?, handle).await
+    }
+
+    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User> {
+        read::user_by_chat(&self.client().await?, identity).await
+    }
+
+    async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {
+        read::membership(&self.client().await?, workspace, user).await
+    }
+
+    async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+        read::list_members(&self.client().await?, workspace).await
+    }
+
+    async fn runbook(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Runbook> {
+        read::runbook(&self.client().await?, workspace, id).await
+    }
+
+    async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook> {
+        read::runbook_by_key(&self.client().await?, workspace, key).await
+    }
+
+    async fn list_runbooks(
+        &self,
+        workspace: WorkspaceId,
+        query: &RunbookQuery,
+    ) -> StoreResult<Vec<Runbook>> {
+        read::list_runbooks(&self.client().await?, workspace, query).await
+    }
+
+    async fn search_runbooks(
+        &self,
+        workspace: WorkspaceId,
+        words: &str,
+        drafts: DraftFilter,
+        limit: usize,
+    ) -> StoreResult<Vec<Runbook>> {
+        read::search_runbooks(&self.client().await?, workspace, words, drafts, limit).await
+    }
+
+    async fn runbook_version(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+        version: u32,
+    ) -> StoreResult<RunbookVersion> {
+        read::runbook_version(&self.client().await?, workspace, id, version).await
+    }
+
+    async fn runbook_versions(
+        &self,
+        workspace: WorkspaceId,
+        id: RunbookId,
+    ) -> StoreResult<Vec<RunbookVersion>> {
+        read::runbook_versions(&self.client().await?, workspace, id).await
+    }
+
+    async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+        read::execution(&self.client().await?, workspace, id).await
+    }
+
+    async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
+        read::execution_by_key(&self.client().await?, workspace, key).await
+    }
+
+    async fn list_executions(
+        &self,
+        workspace: WorkspaceId,
+        query: &ExecutionQuery,
+    ) -> StoreResult<Vec<Execution>> {
+        read::list_executions(&self.client().await?, workspace, query).await
+    }
+
+    async fn step_events(
+        &self,
+        workspace: WorkspaceId,
+        execution: ExecutionId,
+    ) -> StoreResult<Vec<StepEvent>> {
+        read::step_events(&self.client().await?, workspace, execution).await
+    }
+
+    async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
+        read::change(&self.client().await?, workspace, id).await
+    }
+
+    async fn change_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+        read::change_by_key(&self.client().await?, workspace, key).await
+    }
+
+    async fn list_changes(&self, workspace: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
+        read::list_changes(&self.client().await?, workspace).await
+    }
+
+    async fn incident_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Incident> {
+        read::incident_by_key(&self.client().await?, workspace, key).await
+    }
+
+    async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>> {
+        read::list_incidents(&self.client().await?, workspace).await
+    }
+
+    async fn audit(
+        &self,
+        workspace: WorkspaceId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        read::audit(&self.client().await?, workspace, query).await
+    }
+}

@@ -1,0 +1,83 @@
+//! How a [`super::PgStore`] connects: pool size, timeouts, retries.
+
+use std::time::Duration;
+
+/// Settings for [`super::PgStore::connect`]. `PgOptions::default()` suits production.
+///
+/// Everything about *where* to connect (host, port, user, password, database, `options`
+/// such as `-c search_path=…`) comes from the URL given to `connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The most connections the store keeps open to the server; commits and reads share them.
+    /// Each replica of the service has its own pool, so mind the server's `max_connections`.
+    /// Default: 16.
+    pub max_connections: usize,
+    /// How long opening one connection (TCP connect plus startup) may take. Default: 5 seconds.
+    pub connect_timeout: Duration,
+    /// How long a call waits for a free connection of the pool (including opening a new one)
+    /// before it gets [`vigilo_core::store::StoreError::Unavailable`]. Default: 10 seconds.
+    pub acquire_timeout: Duration,
+    /// How many times a commit that PostgreSQL aborted as a deadlock victim or serialization
+    /// failure (SQLSTATE `40P01`, `40001`) is run again, with exponential backoff, before the
+    /// caller gets [`vigilo_core::store::StoreError::Unavailable`]. Nothing of an aborted try
+    /// stays applied. Default: 10.
+    pub max_retries: u32,
+    /// How long a commit whose connection broke while `COMMIT` was on its way keeps asking the
+    /// server (on another connection) whether that transaction committed, before it gives up
+    /// and reports an outcome it could not learn. Default: 30 seconds.
+    pub in_doubt_timeout: Duration,
+    /// The `application_name` the connections report (seen in `pg_stat_activity`).
+    /// Default: `vigilo`.
+    pub application_name: String,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(10),
+            max_retries: 10,
+            in_doubt_timeout: Duration::from_secs(30),
+            application_name: "vigilo".into(),
+        }
+    }
+}
+
+impl PgOptions {
+    /// These options with another pool size (at least 1).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// These options with another connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// These options with another wait for a pooled connection.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// These options with another number of retries of deadlocked commits.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// These options with another limit on resolving an in-doubt commit.
+    pub fn in_doubt_timeout(mut self, timeout: Duration) -> Self {
+        self.in_doubt_timeout = timeout;
+        self
+    }
+
+    /// These options with another `application_name`.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+}

@@ -1,0 +1,522 @@
+//! Every read of the [`vigilo_core::store::Store`] trait, as a function of a pooled
+//! connection. Each names the workspace in its `WHERE`, so a row of another workspace is simply
+//! not found, and each is one statement, so it reads one snapshot.
+
+use deadpool_postgres::Client;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+use vigilo_core::audit::AuditEntry;
+use vigilo_core::change::ChangeRequest;
+use vigilo_core::execution::{Execution, StepEvent};
+use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::incident::Incident;
+use vigilo_core::runbook::{Runbook, RunbookVersion};
+use vigilo_core::store::{
+    AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult,
+};
+use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
+
+use super::error::store_err;
+use super::rows::{Params, doc_at, int, micros_ceil, page};
+use super::search::words;
+
+/// The page size when a runbook, execution or search query says 0.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+/// The page size when an audit query says 0.
+pub(crate) const DEFAULT_AUDIT_PAGE: usize = 1000;
+
+/// A parameter list built alongside dynamic SQL.
+#[derive(Default)]
+struct Binds(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Binds {
+    /// Adds `value` and returns its placeholder (`$n`).
+    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(value));
+        format!("${}", self.0.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|b| &**b as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// Runs `sql` (prepared once per connection) and returns its rows.
+async fn rows(c: &Client, sql: &str, params: &Params<'_>) -> StoreResult<Vec<Row>> {
+    let stmt = c
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| store_err("preparing a read", e))?;
+    c.query(&stmt, params)
+        .await
+        .map_err(|e| store_err("reading", e))
+}
+
+/// The `doc` of the one row `sql` selects, decoded; `NotFound(what)` without a row.
+async fn one<T: serde::de::DeserializeOwned>(
+    c: &Client,
+    sql: &str,
+    params: &Params<'_>,
+    what: impl FnOnce() -> String,
+) -> StoreResult<T> {
+    match rows(c, sql, params).await?.first() {
+        Some(row) => doc_at(row, 0, &what()),
+        None => Err(StoreError::NotFound(what())),
+    }
+}
+
+/// The `doc` of every row `sql` selects, decoded, in order.
+async fn many<T: serde::de::DeserializeOwned>(
+    c: &Client,
+    sql: &str,
+    params: &Params<'_>,
+    what: &str,
+) -> StoreResult<Vec<T>> {
+    rows(c, sql, params)
+        .await?
+        .iter()
+        .map(|row| doc_at(row, 0, what))
+        .collect()
+}
+
+/// `NotFound` for a key of another kind than the table holds.
+fn key_of(key: Key, kind: KeyKind, what: &str) -> StoreResult<i64> {
+    if key.kind == kind {
+        int(key.number, "key number")
+    } else {
+        Err(StoreError::NotFound(format!("{what} {key}")))
+    }
+}
+
+pub(crate) async fn workspace(c: &Client, id: WorkspaceId) -> StoreResult<Workspace> {
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE id = $1",
+        &[&id.0],
+        || format!("workspace {id}"),
+    )
+    .await
+}
+
+pub(crate) async fn workspace_by_slug(c: &Client, slug: &str) -> StoreResult<Workspace> {
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE slug = $1",
+        &[&slug],
+        || format!("workspace {slug}"),
+    )
+    .await
+}
+
+pub(crate) async fn workspace_by_slack_team(c: &Client, team: &str) -> StoreResult<Workspace> {
+    one(
+        c,
+        "SELECT doc FROM workspaces WHERE slack_team = $1",
+        &[&team],
+        || format!("workspace for Slack team {team}"),
+    )
+    .await
+}
+
+pub(crate) async fn list_workspaces(c: &Client) -> StoreResult<Vec<Workspace>> {
+    many(
+        c,
+        "SELECT doc FROM workspaces ORDER BY slug",
+        &[],
+        "workspace",
+    )
+    .await
+}
+
+pub(crate) async fn user(c: &Client, id: UserId) -> StoreResult<User> {
+    one(c, "SELECT doc FROM users WHERE id = $1", &[&id.0], || {
+        format!("user {id}")
+    })
+    .await
+}
+
+pub(crate) async fn user_by_handle(c: &Client, handle: &str) -> StoreResult<User> {
+    one(
+        c,
+        "SELECT doc FROM users WHERE handle = $1",
+        &[&handle],
+        || format!("user {handle}"),
+    )
+    .await
+}
+
+pub(crate) async fn user_by_chat(c: &Client, identity: &ChatIdentity) -> StoreResult<User> {
+    one(
+        c,
+        r#"SELECT u.doc FROM chat_identities i JOIN users u ON u.id = i.user_id
+           WHERE i.platform = $1 AND i.team = $2 AND i."user" = $3"#,
+        &[&identity.platform, &identity.team, &identity.user],
+        || {
+            format!(
+                "user with chat identity {}/{}/{}",
+                identity.platform, identity.team, identity.user
+            )
+        },
+    )
+    .await
+}
+
+pub(crate) async fn membership(c: &Client, ws: WorkspaceId, user: UserId) -> StoreResult<Membership> {
+    one(
+        c,
+        "SELECT doc FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+        &[&ws.0, &user.0],
+        || format!("membership of user {user}"),
+    )
+    .await
+}
+
+pub(crate) async fn list_members(c: &Client, ws: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+    rows(
+        c,
+        "SELECT u.doc, m.doc FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1 ORDER BY u.handle",
+        &[&ws.0],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((doc_at(row, 0, "user")?, doc_at(row, 1, "membership")?)))
+    .collect()
+}
+
+pub(crate) async fn runbook(c: &Client, ws: WorkspaceId, id: RunbookId) -> StoreResult<Runbook> {
+    one(
+        c,
+        "SELECT doc FROM runbooks WHERE id = $1 AND workspace_id = $2",
+        &[&id.0, &ws.0],
+        || format!("runbook {id}"),
+    )
+    .await
+}
+
+pub(crate) async fn runbook_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<Runbook> {
+    let number = key_of(key, KeyKind::Runbook, "runbook")?;
+    one(
+        c,
+        "SELECT doc FROM runbooks WHERE workspace_id = $1 AND key_number = $2",
+        &[&ws.0, &number],
+        || format!("runbook {key}"),
+    )
+    .await
+}
+
+/// The SQL condition of a draft filter on the `runbooks` table aliased `r`, binding its
+/// parameter (if any). Booleans are literals, so the planner can use the partial indexes.
+fn drafts_condition(drafts: DraftFilter, binds: &mut Binds) -> String {
+    match drafts {
+        DraftFilter::None => " AND r.is_published".into(),
+        DraftFilter::OwnedBy(user) => {
+            format!(" AND (r.is_published OR r.owner = {})", binds.bind(user.0))
+        }
+        DraftFilter::All => String::new(),
+        DraftFilter::Only => " AND NOT r.is_published".into(),
+    }
+}
+
+pub(crate) async fn list_runbooks(
+    c: &Client,
+    ws: WorkspaceId,
+    q: &RunbookQuery,
+) -> StoreResult<Vec<Runbook>> {
+    let mut b = Binds::default();
+    let mut sql = format!(
+        "SELECT r.doc FROM runbooks r WHERE r.workspace_id = {}",
+        b.bind(ws.0)
+    );
+    sql.push_str(if q.archived {
+        " AND r.archived"
+    } else {
+        " AND NOT r.archived"
+    });
+    sql.push_str(&drafts_condition(q.drafts, &mut b));
+    if let Some(category) = &q.category {
+        sql.push_str(&format!(" AND r.category = {}", b.bind(category.clone())));
+    }
+    if let Some(after) = q.after_number {
+        sql.push_str(&format!(
+            " AND r.key_number > {}",
+            b.bind(int(after, "key number")?)
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY r.key_number LIMIT {}",
+        b.bind(page(q.limit, DEFAULT_PAGE))
+    ));
+    many(c, &sql, &b.refs(), "runbook").await
+}
+
+pub(crate) async fn search_runbooks(
+    c: &Client,
+    ws: WorkspaceId,
+    input: &str,
+    drafts: DraftFilter,
+    limit: usize,
+) -> StoreResult<Vec<Runbook>> {
+    let Some(words) = words(input) else {
+        // No word to match: every visible runbook matches, in key order.
+        let q = RunbookQuery {
+            drafts,
+            limit,
+            ..RunbookQuery::default()
+        };
+        return list_runbooks(c, ws, &q).await;
+    };
+    let mut b = Binds::default();
+    let ws_p = b.bind(ws.0);
+    let all = b.bind(words.join(" "));
+    let each = b.bind(words);
+    let mut sql = format!(
+        "SELECT r.doc FROM runbooks r, plainto_tsquery('simple'::regconfig, {all}::text) q
+         WHERE r.workspace_id = {ws_p} AND NOT r.archived AND r.search @@ q"
+    );
+    sql.push_str(&drafts_condition(drafts, &mut b));
+    sql.push_str(&format!(
+        " ORDER BY (SELECT count(*) FROM unnest({each}::text[]) w
+                    WHERE r.title_search @@ plainto_tsquery('simple'::regconfig, w)) DESC,
+                   ts_rank(r.search, q) DESC, r.key_number
+          LIMIT {}",
+        b.bind(page(limit, DEFAULT_PAGE))
+    ));
+    many(c, &sql, &b.refs(), "runbook").await
+}
+
+pub(crate) async fn runbook_version(
+    c: &Client,
+    ws: WorkspaceId,
+    id: RunbookId,
+    version: u32,
+) -> StoreResult<RunbookVersion> {
+    // The runbook (in this workspace) and, if saved, the version: one snapshot.
+    let found = rows(
+        c,
+        "SELECT v.doc FROM runbooks r
+         LEFT JOIN runbook_versions v ON v.runbook_id = r.id AND v.version = $3
+         WHERE r.id = $1 AND r.workspace_id = $2",
+        &[&id.0, &ws.0, &i64::from(version)],
+    )
+    .await?;
+    let Some(row) = found.first() else {
+        return Err(StoreError::NotFound(format!("runbook {id}")));
+    };
+    let what = format!("version {version} of runbook {id}");
+    let doc: Option<String> = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+    match doc {
+        Some(doc) => super::rows::from_doc(&doc, &what),
+        None => Err(StoreError::NotFound(what)),
+    }
+}
+
+pub(crate) async fn runbook_versions(
+    c: &Client,
+    ws: WorkspaceId,
+    id: RunbookId,
+) -> StoreResult<Vec<RunbookVersion>> {
+    children(
+        c,
+        "SELECT v.doc FROM runbooks r
+         LEFT JOIN runbook_versions v ON v.runbook_id = r.id
+         WHERE r.id = $1 AND r.workspace_id = $2 ORDER BY v.version",
+        id.0,
+        ws,
+        || format!("runbook {id}"),
+        "runbook version",
+    )
+    .await
+}
+
+/// The rows of a parent (selected with a `LEFT JOIN`, so the parent's one row with a `NULL`
+/// doc means "no children"); `NotFound` when the parent is not in the workspace.
+async fn children<T: serde::de::DeserializeOwned>(
+    c: &Client,
+    sql: &str,
+    parent: Uuid,
+    ws: WorkspaceId,
+    parent_what: impl FnOnce() -> String,
+    what: &str,
+) -> StoreResult<Vec<T>> {
+    let found = rows(c, sql, &[&parent, &ws.0]).await?;
+    if found.is_empty() {
+        return Err(StoreError::NotFound(parent_what()));
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for row in &found {
+        let doc: Option<String> = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+        if let Some(doc) = doc {
+            out.push(super::rows::from_doc(&doc, what)?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn execution(c: &Client, ws: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+    one(
+        c,
+        "SELECT doc FROM executions WHERE id = $1 AND workspace_id = $2",
+        &[&id.0, &ws.0],
+        || format!("execution {id}"),
+    )
+    .await
+}
+
+pub(crate) async fn execution_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<Execution> {
+    let number = key_of(key, KeyKind::Execution, "execution")?;
+    one(
+        c,
+        "SELECT doc FROM executions WHERE workspace_id = $1 AND key_number = $2",
+        &[&ws.0, &number],
+        || format!("execution {key}"),
+    )
+    .await
+}
+
+pub(crate) async fn list_executions(
+    c: &Client,
+    ws: WorkspaceId,
+    q: &ExecutionQuery,
+) -> StoreResult<Vec<Execution>> {
+    let mut b = Binds::default();
+    let mut sql = format!(
+        "SELECT doc FROM executions WHERE workspace_id = {}",
+        b.bind(ws.0)
+    );
+    if let Some(runbook) = q.runbook {
+        sql.push_str(&format!(" AND runbook_id = {}", b.bind(runbook.0)));
+    }
+    if let Some(version) = q.runbook_version {
+        sql.push_str(&format!(
+            " AND runbook_version = {}",
+            b.bind(i64::from(version))
+        ));
+    }
+    if q.open_only {
+        sql.push_str(" AND status = 'running'");
+    }
+    if let Some(change) = q.change {
+        sql.push_str(&format!(" AND change_id = {}", b.bind(change.0)));
+    }
+    if let Some(channel) = &q.channel {
+        let platform = b.bind(channel.platform.clone());
+        let id = b.bind(channel.channel.clone());
+        sql.push_str(&format!(
+            " AND channel_platform = {platform} AND channel_id = {id}"
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY key_number DESC LIMIT {}",
+        b.bind(page(q.limit, DEFAULT_PAGE))
+    ));
+    many(c, &sql, &b.refs(), "execution").await
+}
+
+pub(crate) async fn step_events(
+    c: &Client,
+    ws: WorkspaceId,
+    execution: ExecutionId,
+) -> StoreResult<Vec<StepEvent>> {
+    children(
+        c,
+        "SELECT s.doc FROM executions e
+         LEFT JOIN step_events s ON s.execution_id = e.id
+         WHERE e.id = $1 AND e.workspace_id = $2 ORDER BY s.seq",
+        execution.0,
+        ws,
+        || format!("execution {execution}"),
+        "step event",
+    )
+    .await
+}
+
+pub(crate) async fn change(c: &Client, ws: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
+    one(
+        c,
+        "SELECT doc FROM changes WHERE id = $1 AND workspace_id = $2",
+        &[&id.0, &ws.0],
+        || format!("change {id}"),
+    )
+    .await
+}
+
+pub(crate) async fn change_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+    let number = key_of(key, KeyKind::Change, "change")?;
+    one(
+        c,
+        "SELECT doc FROM changes WHERE workspace_id = $1 AND key_number = $2",
+        &[&ws.0, &number],
+        || format!("change {key}"),
+    )
+    .await
+}
+
+pub(crate) async fn list_changes(c: &Client, ws: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
+    many(
+        c,
+        "SELECT doc FROM changes WHERE workspace_id = $1 ORDER BY key_number",
+        &[&ws.0],
+        "change",
+    )
+    .await
+}
+
+pub(crate) async fn incident_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<Incident> {
+    let number = key_of(key, KeyKind::Incident, "incident")?;
+    one(
+        c,
+        "SELECT doc FROM incidents WHERE workspace_id = $1 AND key_number = $2",
+        &[&ws.0, &number],
+        || format!("incident {key}"),
+    )
+    .await
+}
+
+pub(crate) async fn list_incidents(c: &Client, ws: WorkspaceId) -> StoreResult<Vec<Incident>> {
+    many(
+        c,
+        "SELECT doc FROM incidents WHERE workspace_id = $1 ORDER BY key_number",
+        &[&ws.0],
+        "incident",
+    )
+    .await
+}
+
+pub(crate) async fn audit(c: &Client, ws: WorkspaceId, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    let mut b = Binds::default();
+    let ws_p = b.bind(ws.0);
+    let after = b.bind(int(q.after_seq, "seq")?);
+    let mut sql = format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}");
+    if let Some(target) = &q.target {
+        // The entries naming the target or linking to it (each column has its index; the
+        // planner ORs them).
+        let t = b.bind(target.clone());
+        sql.push_str(&format!(
+            " AND (a.target = {t} OR a.link_runbook = {t} OR a.link_change = {t}
+                   OR a.link_incident = {t} OR a.link_execution = {t})"
+        ));
+    }
+    if let Some(actor) = q.actor {
+        sql.push_str(&format!(" AND a.actor = {}", b.bind(actor.0)));
+    }
+    if let Some(since) = q.since {
+        sql.push_str(&format!(" AND a.at >= {}", b.bind(micros_ceil(since))));
+    }
+    if let Some(until) = q.until {
+        sql.push_str(&format!(" AND a.at < {}", b.bind(micros_ceil(until))));
+    }
+    sql.push_str(&format!(
+        " ORDER BY a.seq LIMIT {}",
+        b.bind(page(q.limit, DEFAULT_AUDIT_PAGE))
+    ));
+    many(c, &sql, &b.refs(), "audit entry").await
+}

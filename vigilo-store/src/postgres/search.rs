@@ -1,0 +1,78 @@
+//! Full-text search of runbooks: what is indexed, and how user words become a query that can
+//! never fail.
+//!
+//! Each runbook row carries two `tsvector` columns, written with the row under the `simple`
+//! configuration (lower-cased words, no stemming, no stop words — runbooks are full of
+//! commands and names that a language dictionary would mangle):
+//!
+//! - `search`: the title (weight `A`), the description (`B`) and the title and description of
+//!   every step (`C`);
+//! - `title_search`: the title alone.
+//!
+//! User text reaches PostgreSQL only as bound parameters of `plainto_tsquery('simple', …)`,
+//! which treats every character as text (no operators, no syntax errors) and ANDs the words.
+//!
+//! Ranking, best first: runbooks whose title holds more of the words (one `@@` per word
+//! against `title_search`); then `ts_rank` over the weighted vector; then the key number.
+//! (The title is a tier of its own, as in the SQLite adapter: a rank alone would favour short
+//! titles.)
+
+use vigilo_core::runbook::RunbookBody;
+
+/// The text of a runbook as indexed.
+pub(crate) struct SearchText {
+    /// The title.
+    pub title: String,
+    /// The description.
+    pub description: String,
+    /// Every step's title and description, one after the other.
+    pub steps: String,
+}
+
+impl SearchText {
+    /// The indexed text of `body`.
+    pub(crate) fn of(body: &RunbookBody) -> Self {
+        let mut steps = String::new();
+        for step in &body.steps {
+            steps.push_str(step.title.as_str());
+            steps.push('\n');
+            steps.push_str(step.description.as_str());
+            steps.push('\n');
+        }
+        Self {
+            title: body.title.to_string(),
+            description: body.description.to_string(),
+            steps,
+        }
+    }
+}
+
+/// The words of a search, or `None` when the input has no word at all (then every visible
+/// runbook matches, in key order, as in the SQLite adapter). Words without a letter or digit
+/// (`-`, `*`) can match nothing and are dropped.
+pub(crate) fn words(input: &str) -> Option<Vec<String>> {
+    let words: Vec<String> = input
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(str::to_owned)
+        .collect();
+    if words.is_empty() { None } else { Some(words) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_without_letters_are_dropped() {
+        assert_eq!(
+            words(" db  restart ").as_deref(),
+            Some(&["db".to_owned(), "restart".to_owned()][..])
+        );
+        assert_eq!(
+            words(r#"a"b & !x -- *"#).as_deref(),
+            Some(&[r#"a"b"#.to_owned(), "!x".to_owned()][..])
+        );
+        assert!(words("  -- * & | ").is_none());
+    }
+}

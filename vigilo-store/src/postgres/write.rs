@@ -1,0 +1,748 @@
+//! One commit's row writes and its audit entry, run inside the transaction
+//! [`super::PgStore`] opened for it. Any error leaves the transaction to be rolled back.
+//!
+//! The rules are those of [`vigilo_core::store::Write`], checked in the order of the SQLite
+//! adapter (and so of the in-memory reference store): a row of another workspace is
+//! `NotFound`; an insert of an existing id or unique value is `AlreadyExists` (the unique
+//! constraints decide, under PostgreSQL's own locking, so two replicas inserting the same
+//! handle at once get one winner); an update of a moved revision is `Conflict` (`UPDATE …
+//! WHERE id AND workspace_id AND rev`, then a look at the stored revision to tell `Conflict`
+//! from `NotFound`); the written value must carry its new revision.
+//!
+//! The audit chain: after the row writes, the commit locks its workspace's row of
+//! `audit_heads` (`SELECT … FOR UPDATE`, which also proves the workspace exists), seals its
+//! entry after that head, appends it and moves the head, all in the same transaction. The lock
+//! is held until `COMMIT`, so appends to one chain are serialised across every connection and
+//! process; a concurrent appender waits and then reads the head as committed (PostgreSQL
+//! re-reads a row locked `FOR UPDATE` after the wait). The head lock is always the last lock a
+//! commit takes, so it adds no deadlock.
+
+use std::collections::BTreeSet;
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+use vigilo_core::audit::{self, AuditEntry};
+use vigilo_core::change::ChangeRequest;
+use vigilo_core::execution::{Execution, StepEvent};
+use vigilo_core::ids::{Key, WorkspaceId};
+use vigilo_core::incident::Incident;
+use vigilo_core::runbook::{Runbook, RunbookVersion};
+use vigilo_core::store::{Commit, StoreError, Write};
+use vigilo_core::workspace::{Membership, User, Workspace};
+
+use super::error::{Fail, fail, violated};
+use super::rows::{Params, int, micros, to_doc, uint};
+use super::search::SearchText;
+
+/// A sealed entry, and the id of the transaction that appends it (to learn, if the connection
+/// breaks during `COMMIT`, whether it committed).
+pub(crate) struct Sealed {
+    /// The entry as appended.
+    pub entry: AuditEntry,
+    /// `txid_current()` of the transaction.
+    pub txid: i64,
+}
+
+/// Runs `sql` (prepared once per connection) and returns how many rows it changed.
+async fn exec(tx: &Transaction<'_>, sql: &str, params: &Params<'_>) -> Result<u64, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(&stmt, params).await
+}
+
+/// Runs `sql` (prepared once per connection) and returns its row, if any.
+async fn query_opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.query_opt(&stmt, params).await
+}
+
+/// Applies every write of `commit` in order, then seals and appends its audit entry.
+pub(crate) async fn apply_commit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, Fail> {
+    let ws = commit.workspace;
+    for write in &commit.writes {
+        apply_write(tx, ws, write).await?;
+    }
+    append_audit(tx, commit).await
+}
+
+async fn apply_write(tx: &Transaction<'_>, ws: WorkspaceId, write: &Write) -> Result<(), Fail> {
+    match write {
+        Write::Workspace {
+            workspace,
+            expected_rev,
+        } => write_workspace(tx, ws, workspace, *expected_rev).await,
+        Write::User { user, expected_rev } => write_user(tx, user, *expected_rev).await,
+        Write::Membership {
+            membership,
+            expected_rev,
+        } => write_membership(tx, ws, membership, *expected_rev).await,
+        Write::Runbook {
+            runbook,
+            expected_rev,
+        } => write_runbook(tx, ws, runbook, *expected_rev).await,
+        Write::RunbookVersion(version) => write_version(tx, ws, version).await,
+        Write::Execution {
+            execution,
+            expected_rev,
+        } => write_execution(tx, ws, execution, *expected_rev).await,
+        Write::StepEvent(event) => write_event(tx, ws, event).await,
+        Write::Change {
+            change,
+            expected_rev,
+        } => write_change(tx, ws, change, *expected_rev).await,
+        Write::Incident {
+            incident,
+            expected_rev,
+        } => write_incident(tx, ws, incident, *expected_rev).await,
+    }
+}
+
+/// Refuses a row written into another workspace's commit: from here it does not exist.
+fn same_workspace(ws: WorkspaceId, row_ws: WorkspaceId, what: &str) -> Result<(), Fail> {
+    if row_ws == ws {
+        Ok(())
+    } else {
+        Err(Fail::done(StoreError::NotFound(format!(
+            "{what} (it belongs to workspace {row_ws})"
+        ))))
+    }
+}
+
+/// Refuses a value that does not carry its new revision (1 on insert, `expected + 1` on update).
+fn new_rev(what: &str, rev: u64, expected: Option<u64>) -> Result<i64, Fail> {
+    let want = expected.map_or(Some(1), |r| r.checked_add(1));
+    if Some(rev) == want {
+        Ok(int(rev, "revision")?)
+    } else {
+        Err(Fail::done(StoreError::Backend {
+            message: format!(
+                "{what} must be written with its new revision ({}), not {rev}",
+                want.map_or_else(|| "none".to_owned(), |w| w.to_string()),
+            ),
+            source: None,
+        }))
+    }
+}
+
+/// Maps the error of an insert or update: a unique violation is `AlreadyExists`, named by
+/// `taken` from the constraint's name.
+fn written(e: tokio_postgres::Error, taken: impl FnOnce(&str) -> String) -> Fail {
+    match violated(&e, &SqlState::UNIQUE_VIOLATION) {
+        Some(constraint) => Fail::done(StoreError::AlreadyExists(taken(&constraint))),
+        None => fail("writing a row", e),
+    }
+}
+
+/// After an update that changed no row: `NotFound` when the row is not there (in this
+/// workspace), `Conflict` when its revision moved.
+async fn not_updated(
+    tx: &Transaction<'_>,
+    rev_sql: &str,
+    key: &Params<'_>,
+    what: &str,
+    expected: u64,
+) -> Fail {
+    match query_opt(tx, rev_sql, key).await {
+        Ok(None) => Fail::done(StoreError::NotFound(what.to_owned())),
+        Ok(Some(row)) => {
+            let stored: Option<i64> = row.try_get(0).ok();
+            Fail::done(StoreError::Conflict(format!(
+                "{what} was changed by someone else (revision {} is stored, {expected} was read)",
+                stored.map_or_else(|| "?".to_owned(), |s| s.to_string())
+            )))
+        }
+        Err(e) => fail("reading a revision", e),
+    }
+}
+
+/// Rejects an update that changed nothing, explaining why.
+async fn updated(
+    tx: &Transaction<'_>,
+    changed: u64,
+    rev_sql: &str,
+    key: &Params<'_>,
+    what: &str,
+    expected: u64,
+) -> Result<(), Fail> {
+    if changed > 0 {
+        Ok(())
+    } else {
+        Err(not_updated(tx, rev_sql, key, what, expected).await)
+    }
+}
+
+async fn write_workspace(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    w: &Workspace,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("workspace {}", w.slug);
+    same_workspace(ws, w.id, &what)?;
+    let rev = new_rev(&what, w.rev, expected)?;
+    let doc = to_doc(w, &what)?;
+    let taken = |constraint: &str| match constraint {
+        "workspaces_slug_key" => format!("workspace slug `{}`", w.slug),
+        "workspaces_slack_team_key" => format!(
+            "a workspace linked to Slack team `{}`",
+            w.slack_team.as_deref().unwrap_or_default()
+        ),
+        _ => what.clone(),
+    };
+    let slug = w.slug.as_str();
+    match expected {
+        None => exec(
+            tx,
+            // The workspace and the head of its audit chain (seq 0: no entry yet).
+            "WITH w AS (
+                 INSERT INTO workspaces (id, slug, slack_team, rev, doc) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id
+             )
+             INSERT INTO audit_heads (workspace_id, seq, hash) SELECT id, 0, '' FROM w",
+            &[&w.id.0, &slug, &w.slack_team, &rev, &doc],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| written(e, taken)),
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                "UPDATE workspaces SET slug = $2, slack_team = $3, rev = $4, doc = $5
+                 WHERE id = $1 AND rev = $6",
+                &[&w.id.0, &slug, &w.slack_team, &rev, &doc, &expected],
+            )
+            .await
+            .map_err(|e| written(e, taken))?;
+            updated(
+                tx,
+                changed,
+                "SELECT rev FROM workspaces WHERE id = $1",
+                &[&w.id.0],
+                &what,
+                r,
+            )
+            .await
+        }
+    }
+}
+
+async fn write_user(tx: &Transaction<'_>, u: &User, expected: Option<u64>) -> Result<(), Fail> {
+    let what = format!("user {}", u.handle);
+    let rev = new_rev(&what, u.rev, expected)?;
+    let doc = to_doc(u, &what)?;
+    let taken = |constraint: &str| match constraint {
+        "users_handle_key" => format!("user handle `{}`", u.handle),
+        _ => what.clone(),
+    };
+    let handle = u.handle.as_str();
+    match expected {
+        None => {
+            exec(
+                tx,
+                "INSERT INTO users (id, handle, rev, doc) VALUES ($1, $2, $3, $4)",
+                &[&u.id.0, &handle, &rev, &doc],
+            )
+            .await
+            .map_err(|e| written(e, taken))?;
+        }
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                "UPDATE users SET handle = $2, rev = $3, doc = $4 WHERE id = $1 AND rev = $5",
+                &[&u.id.0, &handle, &rev, &doc, &expected],
+            )
+            .await
+            .map_err(|e| written(e, taken))?;
+            updated(
+                tx,
+                changed,
+                "SELECT rev FROM users WHERE id = $1",
+                &[&u.id.0],
+                &what,
+                r,
+            )
+            .await?;
+            exec(
+                tx,
+                "DELETE FROM chat_identities WHERE user_id = $1",
+                &[&u.id.0],
+            )
+            .await
+            .map_err(|e| fail("replacing chat identities", e))?;
+        }
+    }
+    let identities: BTreeSet<_> = u.chat_identities.iter().collect();
+    for c in identities {
+        exec(
+            tx,
+            r#"INSERT INTO chat_identities (platform, team, "user", user_id) VALUES ($1, $2, $3, $4)"#,
+            &[&c.platform, &c.team, &c.user, &u.id.0],
+        )
+        .await
+        .map_err(|e| {
+            written(e, |_| {
+                format!("chat identity {}/{}/{}", c.platform, c.team, c.user)
+            })
+        })?;
+    }
+    Ok(())
+}
+
+async fn write_membership(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    m: &Membership,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("membership of user {}", m.user);
+    same_workspace(ws, m.workspace, &what)?;
+    let rev = new_rev(&what, m.rev, expected)?;
+    let doc = to_doc(m, &what)?;
+    match expected {
+        None => exec(
+            tx,
+            "INSERT INTO memberships (workspace_id, user_id, rev, doc) VALUES ($1, $2, $3, $4)",
+            &[&ws.0, &m.user.0, &rev, &doc],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| {
+            if violated(&e, &SqlState::FOREIGN_KEY_VIOLATION).is_some() {
+                Fail::done(StoreError::NotFound(format!("user {}", m.user)))
+            } else {
+                written(e, |_| what.clone())
+            }
+        }),
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                "UPDATE memberships SET rev = $3, doc = $4
+                 WHERE workspace_id = $1 AND user_id = $2 AND rev = $5",
+                &[&ws.0, &m.user.0, &rev, &doc, &expected],
+            )
+            .await
+            .map_err(|e| fail("updating a membership", e))?;
+            updated(
+                tx,
+                changed,
+                "SELECT rev FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                &[&ws.0, &m.user.0],
+                &what,
+                r,
+            )
+            .await
+        }
+    }
+}
+
+async fn write_runbook(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    rb: &Runbook,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("runbook {}", rb.key);
+    same_workspace(ws, rb.workspace, &what)?;
+    let rev = new_rev(&what, rb.rev, expected)?;
+    let doc = to_doc(rb, &what)?;
+    let number = int(rb.key.number, "key number")?;
+    let category = rb.body.category.as_str();
+    let archived = rb.archived_at.is_some();
+    let text = SearchText::of(&rb.body);
+    match expected {
+        None => exec(
+            tx,
+            "INSERT INTO runbooks (id, workspace_id, key_number, category, is_published, owner,
+                 archived, rev, search, title_search, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                 setweight(to_tsvector('simple'::regconfig, $9::text), 'A')
+                 || setweight(to_tsvector('simple'::regconfig, $10::text), 'B')
+                 || setweight(to_tsvector('simple'::regconfig, $11::text), 'C'),
+                 to_tsvector('simple'::regconfig, $9::text), $12)",
+            &[
+                &rb.id.0,
+                &ws.0,
+                &number,
+                &category,
+                &rb.is_published,
+                &rb.owner.0,
+                &archived,
+                &rev,
+                &text.title,
+                &text.description,
+                &text.steps,
+                &doc,
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| written(e, |_| what.clone())),
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                "UPDATE runbooks SET key_number = $3, category = $4, is_published = $5,
+                     owner = $6, archived = $7, rev = $8,
+                     search = setweight(to_tsvector('simple'::regconfig, $9::text), 'A')
+                         || setweight(to_tsvector('simple'::regconfig, $10::text), 'B')
+                         || setweight(to_tsvector('simple'::regconfig, $11::text), 'C'),
+                     title_search = to_tsvector('simple'::regconfig, $9::text),
+                     doc = $12
+                 WHERE id = $1 AND workspace_id = $2 AND rev = $13",
+                &[
+                    &rb.id.0,
+                    &ws.0,
+                    &number,
+                    &category,
+                    &rb.is_published,
+                    &rb.owner.0,
+                    &archived,
+                    &rev,
+                    &text.title,
+                    &text.description,
+                    &text.steps,
+                    &doc,
+                    &expected,
+                ],
+            )
+            .await
+            .map_err(|e| written(e, |_| what.clone()))?;
+            updated(
+                tx,
+                changed,
+                "SELECT rev FROM runbooks WHERE id = $1 AND workspace_id = $2",
+                &[&rb.id.0, &ws.0],
+                &what,
+                r,
+            )
+            .await
+        }
+    }
+}
+
+async fn write_version(tx: &Transaction<'_>, ws: WorkspaceId, v: &RunbookVersion) -> Result<(), Fail> {
+    let what = format!("version {} of runbook {}", v.version, v.runbook);
+    let doc = to_doc(v, &what)?;
+    let version = i64::from(v.version);
+    // Inserted only if the runbook is there, in this workspace.
+    let inserted = exec(
+        tx,
+        "INSERT INTO runbook_versions (runbook_id, version, workspace_id, doc)
+         SELECT id, $2::bigint, workspace_id, $4::text FROM runbooks
+         WHERE id = $1 AND workspace_id = $3",
+        &[&v.runbook.0, &version, &ws.0, &doc],
+    )
+    .await
+    .map_err(|e| written(e, |_| what.clone()))?;
+    if inserted == 0 {
+        return Err(Fail::done(StoreError::NotFound(format!(
+            "runbook {}",
+            v.runbook
+        ))));
+    }
+    Ok(())
+}
+
+async fn write_execution(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    e: &Execution,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("execution {}", e.key);
+    same_workspace(ws, e.workspace, &what)?;
+    let rev = new_rev(&what, e.rev, expected)?;
+    let doc = to_doc(e, &what)?;
+    let number = int(e.key.number, "key number")?;
+    let version = i64::from(e.runbook_version);
+    let change = e.change_id.map(|c| c.0);
+    let platform = e.channel.as_ref().map(|c| c.platform.as_str());
+    let channel = e.channel.as_ref().map(|c| c.channel.as_str());
+    let status = e.status.as_str();
+    match expected {
+        None => exec(
+            tx,
+            "INSERT INTO executions (id, workspace_id, key_number, runbook_id, runbook_version,
+                 status, change_id, channel_platform, channel_id, rev, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &e.id.0,
+                &ws.0,
+                &number,
+                &e.runbook.0,
+                &version,
+                &status,
+                &change,
+                &platform,
+                &channel,
+                &rev,
+                &doc,
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(|err| written(err, |_| what.clone())),
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                "UPDATE executions SET key_number = $3, runbook_id = $4, runbook_version = $5,
+                     status = $6, change_id = $7, channel_platform = $8, channel_id = $9,
+                     rev = $10, doc = $11
+                 WHERE id = $1 AND workspace_id = $2 AND rev = $12",
+                &[
+                    &e.id.0,
+                    &ws.0,
+                    &number,
+                    &e.runbook.0,
+                    &version,
+                    &status,
+                    &change,
+                    &platform,
+                    &channel,
+                    &rev,
+                    &doc,
+                    &expected,
+                ],
+            )
+            .await
+            .map_err(|err| written(err, |_| what.clone()))?;
+            updated(
+                tx,
+                changed,
+                "SELECT rev FROM executions WHERE id = $1 AND workspace_id = $2",
+                &[&e.id.0, &ws.0],
+                &what,
+                r,
+            )
+            .await
+        }
+    }
+}
+
+async fn write_event(tx: &Transaction<'_>, ws: WorkspaceId, ev: &StepEvent) -> Result<(), Fail> {
+    let what = format!("event {} of execution {}", ev.seq, ev.execution);
+    let doc = to_doc(ev, &what)?;
+    let seq = int(ev.seq, "event seq")?;
+    // Inserted only if the execution is there, in this workspace.
+    let inserted = exec(
+        tx,
+        "INSERT INTO step_events (execution_id, seq, workspace_id, doc)
+         SELECT id, $2::bigint, workspace_id, $4::text FROM executions
+         WHERE id = $1 AND workspace_id = $3",
+        &[&ev.execution.0, &seq, &ws.0, &doc],
+    )
+    .await
+    .map_err(|e| written(e, |_| what.clone()))?;
+    if inserted == 0 {
+        return Err(Fail::done(StoreError::NotFound(format!(
+            "execution {}",
+            ev.execution
+        ))));
+    }
+    Ok(())
+}
+
+/// The tables [`write_keyed`] writes: rows with the columns
+/// `(id, workspace_id, key_number, status, rev, doc)`.
+#[derive(Clone, Copy)]
+enum KeyedTable {
+    Changes,
+    Incidents,
+}
+
+impl KeyedTable {
+    fn insert_sql(self) -> &'static str {
+        match self {
+            KeyedTable::Changes => {
+                "INSERT INTO changes (id, workspace_id, key_number, status, rev, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            }
+            KeyedTable::Incidents => {
+                "INSERT INTO incidents (id, workspace_id, key_number, status, rev, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            }
+        }
+    }
+
+    fn update_sql(self) -> &'static str {
+        match self {
+            KeyedTable::Changes => {
+                "UPDATE changes SET key_number = $3, status = $4, rev = $5, doc = $6
+                 WHERE id = $1 AND workspace_id = $2 AND rev = $7"
+            }
+            KeyedTable::Incidents => {
+                "UPDATE incidents SET key_number = $3, status = $4, rev = $5, doc = $6
+                 WHERE id = $1 AND workspace_id = $2 AND rev = $7"
+            }
+        }
+    }
+
+    fn rev_sql(self) -> &'static str {
+        match self {
+            KeyedTable::Changes => "SELECT rev FROM changes WHERE id = $1 AND workspace_id = $2",
+            KeyedTable::Incidents => {
+                "SELECT rev FROM incidents WHERE id = $1 AND workspace_id = $2"
+            }
+        }
+    }
+}
+
+/// One row of a [`KeyedTable`].
+struct KeyedRow<'a> {
+    what: &'a str,
+    id: Uuid,
+    key: Key,
+    status: &'a str,
+    rev: i64,
+    doc: String,
+}
+
+async fn write_keyed(
+    tx: &Transaction<'_>,
+    table: KeyedTable,
+    ws: WorkspaceId,
+    row: KeyedRow<'_>,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let number = int(row.key.number, "key number")?;
+    match expected {
+        None => exec(
+            tx,
+            table.insert_sql(),
+            &[&row.id, &ws.0, &number, &row.status, &row.rev, &row.doc],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| written(e, |_| row.what.to_owned())),
+        Some(r) => {
+            let expected = int(r, "revision")?;
+            let changed = exec(
+                tx,
+                table.update_sql(),
+                &[
+                    &row.id,
+                    &ws.0,
+                    &number,
+                    &row.status,
+                    &row.rev,
+                    &row.doc,
+                    &expected,
+                ],
+            )
+            .await
+            .map_err(|e| written(e, |_| row.what.to_owned()))?;
+            updated(tx, changed, table.rev_sql(), &[&row.id, &ws.0], row.what, r).await
+        }
+    }
+}
+
+async fn write_change(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    c: &ChangeRequest,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("change {}", c.key);
+    same_workspace(ws, c.workspace, &what)?;
+    let rev = new_rev(&what, c.rev, expected)?;
+    let doc = to_doc(c, &what)?;
+    let row = KeyedRow {
+        what: &what,
+        id: c.id.0,
+        key: c.key,
+        status: c.status.as_str(),
+        rev,
+        doc,
+    };
+    write_keyed(tx, KeyedTable::Changes, ws, row, expected).await
+}
+
+async fn write_incident(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    i: &Incident,
+    expected: Option<u64>,
+) -> Result<(), Fail> {
+    let what = format!("incident {}", i.key);
+    same_workspace(ws, i.workspace, &what)?;
+    let rev = new_rev(&what, i.rev, expected)?;
+    let doc = to_doc(i, &what)?;
+    let row = KeyedRow {
+        what: &what,
+        id: i.id.0,
+        key: i.key,
+        status: i.status.as_str(),
+        rev,
+        doc,
+    };
+    write_keyed(tx, KeyedTable::Incidents, ws, row, expected).await
+}
+
+/// Locks the workspace's chain head, seals the commit's entry after it (its time truncated to
+/// the microsecond, the precision every store keeps), appends it and moves the head.
+async fn append_audit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, Fail> {
+    let ws = commit.workspace;
+    let head = query_opt(
+        tx,
+        "SELECT seq, hash, txid_current() FROM audit_heads WHERE workspace_id = $1 FOR UPDATE",
+        &[&ws.0],
+    )
+    .await
+    .map_err(|e| fail("locking the audit chain", e))?;
+    // No head: the workspace does not exist (neither before nor in this commit).
+    let Some(head) = head else {
+        return Err(Fail::done(StoreError::NotFound(format!("workspace {ws}"))));
+    };
+    let corrupt = |e: tokio_postgres::Error| {
+        Fail::done(StoreError::Corrupt(format!(
+            "the audit chain head of workspace {ws} is unreadable: {e}"
+        )))
+    };
+    let seq: i64 = head.try_get(0).map_err(corrupt)?;
+    let hash: String = head.try_get(1).map_err(corrupt)?;
+    let txid: i64 = head.try_get(2).map_err(corrupt)?;
+    let seq = uint(seq, "audit head seq")?;
+    let prev = (seq > 0).then_some((seq, hash.as_str()));
+    let mut draft = commit.audit.clone();
+    draft.at = micros(draft.at);
+    let entry = audit::seal(ws, draft, prev);
+    let doc = to_doc(&entry, "audit entry")?;
+    let link = |k: Option<Key>| k.map(|k| k.to_string());
+    let new_seq = int(entry.seq, "audit seq")?;
+    exec(
+        tx,
+        "WITH appended AS (
+             INSERT INTO audit (workspace_id, seq, id, at, actor, action, target,
+                 link_runbook, link_change, link_incident, link_execution, hash, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         )
+         UPDATE audit_heads SET seq = $2, hash = $12 WHERE workspace_id = $1",
+        &[
+            &ws.0,
+            &new_seq,
+            &entry.id.0,
+            &entry.at,
+            &entry.actor.map(|a| a.0),
+            &entry.action,
+            &entry.target,
+            &link(entry.links.runbook),
+            &link(entry.links.change),
+            &link(entry.links.incident),
+            &link(entry.links.execution),
+            &entry.hash,
+            &doc,
+        ],
+    )
+    .await
+    .map_err(|e| fail("appending the audit entry", e))?;
+    Ok(Sealed { entry, txid })
+}
