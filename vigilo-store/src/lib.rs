@@ -6,8 +6,6 @@
 //! - [`sqlite::SqliteStore`]: one SQLite file (bundled SQLite through rusqlite) in WAL mode,
 //!   with a dedicated writer thread that group-commits concurrent writes and a small pool of
 //!   read connections used from [`tokio::task::spawn_blocking`].
-//! - `postgres::PgStore` (feature `postgres`): a PostgreSQL database shared by any number of
-//!   replicas, through a pool of tokio-postgres connections.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vigilo_store::sqlite::OpenError> {
