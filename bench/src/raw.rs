@@ -65,12 +65,18 @@ impl Raw {
     /// Creates (or opens) the baseline file at `path`; `template` is an execution doc as the
     /// service stores it.
     pub fn create(path: &Path, template: Value) -> Result<Self> {
+        Self::create_with(path, template, "FULL")
+    }
+
+    /// Like [`Raw::create`] with another `PRAGMA synchronous` (the file-size run uses `OFF`:
+    /// durability does not change what is stored).
+    pub fn create_with(path: &Path, template: Value, synchronous: &str) -> Result<Self> {
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             bail!("journal_mode stayed {mode}");
         }
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.execute_batch(SCHEMA)?;
         let workspace = template["workspace"].as_str().unwrap_or("ws").to_owned();
         let actor = template["operator"].as_str().unwrap_or("user").to_owned();

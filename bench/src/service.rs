@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use vigilo_core::execution::Execution;
 use vigilo_core::execution::machine::Command;
-use vigilo_core::ids::Key;
+use vigilo_core::ids::{Key, KeyKind};
 use vigilo_core::runbook::{RunbookInput, StepInput};
 use vigilo_core::service::{CreateRunbook, StartOptions, Vigilo, Who};
+use vigilo_core::store::Store as _;
 use vigilo_store::{SqliteOptions, SqliteStore, WriteStats};
 
 use crate::stats::Latencies;
@@ -85,6 +86,24 @@ impl Service {
             vigilo,
             who,
             runbook: rb.key,
+        })
+    }
+
+    /// Opens a file made by [`Service::create`] again.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let store = Arc::new(
+            SqliteStore::open(path, SqliteOptions::default())
+                .await
+                .with_context(|| format!("opening {}", path.display()))?,
+        );
+        let ws = store.workspace_by_slug("bench").await?;
+        let owner = store.user_by_handle("alice").await?;
+        let vigilo = Vigilo::new(store.clone());
+        Ok(Self {
+            store,
+            vigilo,
+            who: Who::new(ws.id, owner.id),
+            runbook: Key::new(KeyKind::Runbook, 1),
         })
     }
 
