@@ -19,36 +19,175 @@ use vigilo_store::{SqliteOptions, SqliteStore, WriteStats};
 use crate::stats::Latencies;
 
 const VERBS: &[&str] = &[
-    "restart", "drain", "rotate", "failover", "promote", "rollback", "scale", "flush", "purge",
-    "reindex", "vacuum", "upgrade", "patch", "cordon", "migrate", "restore", "snapshot", "resize",
-    "rebalance", "throttle", "renew", "revoke", "disable", "enable", "reload", "compact", "evict",
-    "replay", "pause", "resume",
+    "restart",
+    "drain",
+    "rotate",
+    "failover",
+    "promote",
+    "rollback",
+    "scale",
+    "flush",
+    "purge",
+    "reindex",
+    "vacuum",
+    "upgrade",
+    "patch",
+    "cordon",
+    "migrate",
+    "restore",
+    "snapshot",
+    "resize",
+    "rebalance",
+    "throttle",
+    "renew",
+    "revoke",
+    "disable",
+    "enable",
+    "reload",
+    "compact",
+    "evict",
+    "replay",
+    "pause",
+    "resume",
 ];
 const TECH: &[&str] = &[
-    "postgres", "mysql", "redis", "kafka", "nginx", "kubernetes", "elasticsearch", "rabbitmq",
-    "cassandra", "mongodb", "haproxy", "envoy", "consul", "vault", "etcd", "zookeeper",
-    "memcached", "clickhouse", "prometheus", "grafana", "terraform", "ansible", "jenkins", "docker",
-    "ceph", "minio", "nats", "traefik", "istio", "coredns",
+    "postgres",
+    "mysql",
+    "redis",
+    "kafka",
+    "nginx",
+    "kubernetes",
+    "elasticsearch",
+    "rabbitmq",
+    "cassandra",
+    "mongodb",
+    "haproxy",
+    "envoy",
+    "consul",
+    "vault",
+    "etcd",
+    "zookeeper",
+    "memcached",
+    "clickhouse",
+    "prometheus",
+    "grafana",
+    "terraform",
+    "ansible",
+    "jenkins",
+    "docker",
+    "ceph",
+    "minio",
+    "nats",
+    "traefik",
+    "istio",
+    "coredns",
 ];
 const NOUNS: &[&str] = &[
-    "cluster", "node", "pool", "replica", "primary", "certificate", "cache", "queue", "topic",
-    "partition", "index", "shard", "volume", "disk", "bucket", "gateway", "listener", "route",
-    "secret", "token", "lease", "backup", "schema", "table", "connection", "worker", "cron",
-    "deployment", "service", "ingress", "firewall", "tunnel", "mirror", "quota", "tenant",
-    "region", "zone", "endpoint", "balancer", "namespace",
+    "cluster",
+    "node",
+    "pool",
+    "replica",
+    "primary",
+    "certificate",
+    "cache",
+    "queue",
+    "topic",
+    "partition",
+    "index",
+    "shard",
+    "volume",
+    "disk",
+    "bucket",
+    "gateway",
+    "listener",
+    "route",
+    "secret",
+    "token",
+    "lease",
+    "backup",
+    "schema",
+    "table",
+    "connection",
+    "worker",
+    "cron",
+    "deployment",
+    "service",
+    "ingress",
+    "firewall",
+    "tunnel",
+    "mirror",
+    "quota",
+    "tenant",
+    "region",
+    "zone",
+    "endpoint",
+    "balancer",
+    "namespace",
 ];
 const FILLER: &[&str] = &[
-    "check", "verify", "ensure", "metrics", "dashboard", "alert", "latency", "errors", "logs",
-    "before", "after", "wait", "until", "healthy", "confirm", "owner", "ticket", "channel",
-    "announce", "carefully", "slowly", "traffic", "load", "capacity", "threshold", "percent",
-    "minutes", "status", "page", "oncall", "rollout", "canary", "window", "maintenance",
-    "customer", "impact", "expected", "output", "command", "the",
+    "check",
+    "verify",
+    "ensure",
+    "metrics",
+    "dashboard",
+    "alert",
+    "latency",
+    "errors",
+    "logs",
+    "before",
+    "after",
+    "wait",
+    "until",
+    "healthy",
+    "confirm",
+    "owner",
+    "ticket",
+    "channel",
+    "announce",
+    "carefully",
+    "slowly",
+    "traffic",
+    "load",
+    "capacity",
+    "threshold",
+    "percent",
+    "minutes",
+    "status",
+    "page",
+    "oncall",
+    "rollout",
+    "canary",
+    "window",
+    "maintenance",
+    "customer",
+    "impact",
+    "expected",
+    "output",
+    "command",
+    "the",
 ];
 /// 20 categories: a category filter selects 5% of the runbooks.
 pub const CATEGORIES: &[&str] = &[
-    "database", "network", "kubernetes", "security", "storage", "messaging", "observability",
-    "ci", "dns", "cdn", "billing", "auth", "search", "cache", "backup", "compute", "edge",
-    "payments", "identity", "platform",
+    "database",
+    "network",
+    "kubernetes",
+    "security",
+    "storage",
+    "messaging",
+    "observability",
+    "ci",
+    "dns",
+    "cdn",
+    "billing",
+    "auth",
+    "search",
+    "cache",
+    "backup",
+    "compute",
+    "edge",
+    "payments",
+    "identity",
+    "platform",
 ];
 const SERVICE_PREFIXES: &[&str] = &[
     "ledger", "pay", "auth", "search", "media", "mail", "geo", "cart", "order", "stock", "price",
@@ -293,44 +432,38 @@ impl Query {
 
     async fn store(&self, store: &dyn Store, who: Who) -> Result<usize> {
         Ok(match self {
-            Query::List { category, limit } => {
-                store
-                    .list_runbooks(
-                        who.workspace,
-                        &RunbookQuery {
-                            category: Some((*category).to_owned()),
-                            drafts: DraftFilter::None,
-                            limit: *limit,
-                            ..RunbookQuery::default()
-                        },
-                    )
-                    .await?
-                    .len()
-            }
-            Query::Search { words, limit } => {
-                store
-                    .search_runbooks(who.workspace, words, DraftFilter::All, *limit)
-                    .await?
-                    .len()
-            }
+            Query::List { category, limit } => store
+                .list_runbooks(
+                    who.workspace,
+                    &RunbookQuery {
+                        category: Some((*category).to_owned()),
+                        drafts: DraftFilter::None,
+                        limit: *limit,
+                        ..RunbookQuery::default()
+                    },
+                )
+                .await?
+                .len(),
+            Query::Search { words, limit } => store
+                .search_runbooks(who.workspace, words, DraftFilter::All, *limit)
+                .await?
+                .len(),
         })
     }
 
     async fn service(&self, vigilo: &Vigilo, who: Who) -> Result<usize> {
         Ok(match self {
-            Query::List { category, limit } => {
-                vigilo
-                    .list_runbooks(
-                        &who,
-                        ListRunbooks {
-                            category: Some((*category).to_owned()),
-                            limit: *limit,
-                            ..ListRunbooks::default()
-                        },
-                    )
-                    .await?
-                    .len()
-            }
+            Query::List { category, limit } => vigilo
+                .list_runbooks(
+                    &who,
+                    ListRunbooks {
+                        category: Some((*category).to_owned()),
+                        limit: *limit,
+                        ..ListRunbooks::default()
+                    },
+                )
+                .await?
+                .len(),
             Query::Search { words, limit } => {
                 vigilo.search_runbooks(&who, words, *limit).await?.len()
             }
@@ -455,7 +588,10 @@ pub async fn measure(
 }
 
 /// Opens (or reuses) the corpus at `db`: seeds `n` runbooks unless the file already holds them.
-pub async fn open_or_seed(db: &Path, n: usize) -> Result<(crate::service::Service, Option<Seeded>)> {
+pub async fn open_or_seed(
+    db: &Path,
+    n: usize,
+) -> Result<(crate::service::Service, Option<Seeded>)> {
     if db.exists() {
         let store = Arc::new(SqliteStore::open(db, SqliteOptions::default()).await?);
         let ws = store.workspace_by_slug("bench").await?;

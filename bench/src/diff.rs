@@ -68,7 +68,12 @@ pub fn measure(runs: usize) -> Result<Latencies> {
     let (from, to) = big_pair()?;
     let d = diff(1, &from, 2, &to);
     ensure!(
-        (d.summary.removed, d.summary.added, d.summary.moved, d.summary.changed) == (2, 1, 1, 50),
+        (
+            d.summary.removed,
+            d.summary.added,
+            d.summary.moved,
+            d.summary.changed
+        ) == (2, 1, 1, 50),
         "unexpected diff summary {:?}",
         d.summary
     );

@@ -73,7 +73,10 @@ fn parse_args() -> Result<Args> {
         }
     }
     if args.benches.is_empty() {
-        bail!("name the benchmarks to run: all, or some of {}", BENCHES.join(", "));
+        bail!(
+            "name the benchmarks to run: all, or some of {}",
+            BENCHES.join(", ")
+        );
     }
     Ok(args)
 }
@@ -185,7 +188,12 @@ fn machine(dir: &Path) -> String {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4 && canonical.starts_with(f[1])).then(|| (f[1].len(), format!("{} {} on {} ({})", f[2], f[0], f[1], f[3])))
+            (f.len() >= 4 && canonical.starts_with(f[1])).then(|| {
+                (
+                    f[1].len(),
+                    format!("{} {} on {} ({})", f[2], f[0], f[1], f[3]),
+                )
+            })
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, s)| s)
@@ -195,7 +203,11 @@ fn machine(dir: &Path) -> String {
         kernel.trim(),
         canonical.display(),
         rusqlite::version(),
-        if cfg!(debug_assertions) { "DEBUG (numbers meaningless)" } else { "release" },
+        if cfg!(debug_assertions) {
+            "DEBUG (numbers meaningless)"
+        } else {
+            "release"
+        },
     )
 }
 
@@ -332,7 +344,9 @@ async fn bench_concurrent(dir: &Path, rounds: usize) -> Result<Row> {
     svc.close().await?;
     raw.close()?;
     Ok(Row {
-        name: format!("{TASKS} concurrent executions (`Vigilo::act`, group commit) vs raw sequential one-fsync-per-action"),
+        name: format!(
+            "{TASKS} concurrent executions (`Vigilo::act`, group commit) vs raw sequential one-fsync-per-action"
+        ),
         measured: format!(
             "{:.0} transitions/s ({:.1} commits per transaction)",
             median(&vigilo_rates),
@@ -346,7 +360,9 @@ async fn bench_concurrent(dir: &Path, rounds: usize) -> Result<Row> {
 }
 
 fn bench_diff(runs: usize) -> Result<Row> {
-    say(&format!("## runbook::diff::diff of two 500-step versions ({runs} runs)"));
+    say(&format!(
+        "## runbook::diff::diff of two 500-step versions ({runs} runs)"
+    ));
     let lat = diff::measure(runs)?;
     say(&format!("  {}", lat.describe()));
     Ok(Row {
@@ -395,14 +411,19 @@ async fn bench_size(dir: &Path) -> Result<Row> {
             r.raw_per_execution() * 1000.0 / 1e6,
             r.raw_per_execution()
         ),
-        ratio: format!("{:.2}× the bytes", r.per_execution() / r.raw_per_execution()),
+        ratio: format!(
+            "{:.2}× the bytes",
+            r.per_execution() / r.raw_per_execution()
+        ),
         target: "report".into(),
         met: true,
     })
 }
 
 async fn bench_corpus(dir: &Path, n: usize, rounds: usize) -> Result<Vec<Row>> {
-    say(&format!("## {n} runbooks: seeding, list by category, search ({rounds} interleaved rounds)"));
+    say(&format!(
+        "## {n} runbooks: seeding, list by category, search ({rounds} interleaved rounds)"
+    ));
     let db = dir.join(if n == 100_000 {
         "corpus.db".to_owned()
     } else {
@@ -422,7 +443,11 @@ async fn bench_corpus(dir: &Path, n: usize, rounds: usize) -> Result<Vec<Row>> {
             ));
             rows.push(Row {
                 name: format!("Seeding {n} runbooks (key + commit each, 256 tasks)"),
-                measured: format!("{:.1?} ({:.0} runbooks/s)", s.elapsed, rate(s.runbooks, s.elapsed)),
+                measured: format!(
+                    "{:.1?} ({:.0} runbooks/s)",
+                    s.elapsed,
+                    rate(s.runbooks, s.elapsed)
+                ),
                 baseline: "—".into(),
                 ratio: "—".into(),
                 target: "report".into(),
@@ -432,10 +457,18 @@ async fn bench_corpus(dir: &Path, n: usize, rounds: usize) -> Result<Vec<Row>> {
         None => say(&format!("  reusing the corpus in {}", db.display())),
     }
     let size = std::fs::metadata(&db)?.len();
-    say(&format!("  file: {:.1} MB (before checkpoint)", size as f64 / 1e6));
-    let results =
-        corpus::measure(&db, std::sync::Arc::clone(&svc.store), &svc.vigilo, svc.who, rounds)
-            .await?;
+    say(&format!(
+        "  file: {:.1} MB (before checkpoint)",
+        size as f64 / 1e6
+    ));
+    let results = corpus::measure(
+        &db,
+        std::sync::Arc::clone(&svc.store),
+        &svc.vigilo,
+        svc.who,
+        rounds,
+    )
+    .await?;
     for r in &results {
         say(&format!(
             "  {} → {} returned, {} matching\n    store:   {}\n    service: {}\n    raw:     {}",
@@ -446,7 +479,11 @@ async fn bench_corpus(dir: &Path, n: usize, rounds: usize) -> Result<Vec<Row>> {
             r.service.describe(),
             r.raw.describe()
         ));
-        let target = if r.name.starts_with("list") { 2.0 } else { 10.0 };
+        let target = if r.name.starts_with("list") {
+            2.0
+        } else {
+            10.0
+        };
         rows.push(Row {
             name: format!("{} over {n} ({} match)", r.name, r.matching),
             measured: format!(

@@ -72,7 +72,8 @@ impl Raw {
     /// durability does not change what is stored).
     pub fn create_with(path: &Path, template: Value, synchronous: &str) -> Result<Self> {
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             bail!("journal_mode stayed {mode}");
         }
@@ -123,7 +124,12 @@ impl Raw {
         tx.prepare_cached(
             "INSERT INTO audit (workspace_id, seq, hash, doc) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![workspace, seq, hash, serde_json::to_string(&entry)?])?;
+        .execute(params![
+            workspace,
+            seq,
+            hash,
+            serde_json::to_string(&entry)?
+        ])?;
         Ok(())
     }
 

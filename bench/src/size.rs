@@ -56,9 +56,8 @@ fn checkpointed_size(db: &Path) -> Result<u64> {
 /// Bytes per table and index, from the `dbstat` virtual table.
 fn tables(db: &Path) -> Result<Vec<(String, u64)>> {
     let conn = Connection::open(db)?;
-    let mut stmt = conn.prepare(
-        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC")?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(String, u64)>>>()?;

@@ -235,18 +235,25 @@ fn help_completions_and_backends() {
         assert!(out.contains("runbook"), "{shell}");
     }
     env.fails(None, &["completions", "tcsh"], 2);
-    // PostgreSQL is not in this build: a clear error, exit 1.
+    // PostgreSQL: without the `postgres` feature a clear error; with it, an unreachable
+    // server. Either way exit 1, naming PostgreSQL.
     let e = env.fails(
         Some("alice"),
-        &["--db", "postgres://localhost/vigilo", "runbook", "list"],
+        &[
+            "--db",
+            "postgres://u:secret@127.0.0.1:1/vigilo",
+            "runbook",
+            "list",
+        ],
         1,
     );
     assert_eq!(e["kind"], "internal");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("PostgreSQL"), "{e}");
+    assert!(!msg.contains("secret"), "the password is not printed: {e}");
+    #[cfg(not(feature = "postgres"))]
     assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("PostgreSQL support is not built"),
+        msg.contains("PostgreSQL support is not built into this binary yet"),
         "{e}"
     );
     // A file that is not a Vigilo database is refused and left alone.
@@ -288,4 +295,70 @@ fn console_runs_without_as() {
     let r = env.run_stdin(None, &["console", "--channel", "ops"], "list\n");
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(r.stdout.contains("RB-"), "{}", r.stdout);
+}
+
+/// The same binary on PostgreSQL, when built with `postgres` and a server is given in
+/// `VIGILO_TEST_PG_URL` (CI starts one).
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_backend() {
+    let Ok(url) = std::env::var("VIGILO_TEST_PG_URL") else {
+        eprintln!("VIGILO_TEST_PG_URL not set; skipping the PostgreSQL run");
+        return;
+    };
+    let env = Env::empty();
+    let tag = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let ws = format!("cli-{tag}");
+    let owner = format!("o{tag}");
+    let run = |args: &[&str]| {
+        let mut a = vec![
+            "--db",
+            url.as_str(),
+            "--workspace",
+            ws.as_str(),
+            "--as",
+            owner.as_str(),
+            "--json",
+        ];
+        a.extend_from_slice(args);
+        env.run(None, &a)
+    };
+    let r = env.run(
+        None,
+        &[
+            "--db",
+            &url,
+            "--workspace",
+            &ws,
+            "--json",
+            "init",
+            "--owner",
+            &owner,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f = env.write(
+        "rotate.md",
+        cli_support::ROTATE
+            .replace("owner = \"alice\"", "")
+            .as_str(),
+    );
+    let r = run(&["runbook", "import", f.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let r = run(&["runbook", "export", &key]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let exported = r.json()["markdown"].as_str().unwrap().to_owned();
+    let e = env.write("exported.md", &exported);
+    let r = run(&["runbook", "import", e.to_str().unwrap()]);
+    assert_eq!(r.json()["action"], "unchanged");
+    let r = run(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["result"], "intact");
 }

@@ -154,37 +154,69 @@ async fn a_whole_execution_from_slack() {
 
     // Done: the card is updated in place (buttons gone) and the next card is posted.
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.dave.click(&card1, "vigilo.done")).await;
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
+        .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     let calls = w
         .fake
         .wait_for(from, "card 1 updated and card 2 posted", |c| {
-            c.iter().any(|c| c.method == "chat.update") && c.iter().any(|c| c.method == "chat.postMessage")
+            c.iter().any(|c| c.method == "chat.update")
+                && c.iter().any(|c| c.method == "chat.postMessage")
         })
         .await;
     let update = updates_of(&calls, card1.ts.as_deref().unwrap())[0];
-    assert!(update.button("vigilo.done").is_none(), "buttons gone: {update:#?}");
-    let card2 = calls.iter().find(|c| c.method == "chat.postMessage").unwrap().clone();
+    assert!(
+        update.button("vigilo.done").is_none(),
+        "buttons gone: {update:#?}"
+    );
+    let card2 = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage")
+        .unwrap()
+        .clone();
     assert_eq!(card2.body["thread_ts"], header_ts.as_str());
-    assert!(card2.text().contains("APPROVAL REQUIRED"), "{}", card2.text());
+    assert!(
+        card2.text().contains("APPROVAL REQUIRED"),
+        "{}",
+        card2.text()
+    );
     assert!(card2.button("vigilo.approve").is_some());
 
     // Approve by carol (dba): a private denial naming the role; nothing changes.
     let before = w.snapshot().await;
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.carol.click(&card2, "vigilo.approve")).await;
+    let a = w
+        .client
+        .post(
+            "/slack/interactions",
+            &w.carol.click(&card2, "vigilo.approve"),
+        )
+        .await;
     assert_eq!(a.status, 200);
     let denial = w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
     assert_eq!(denial[0].body["user"], "U0CAROL");
     assert_eq!(denial[0].body["thread_ts"], header_ts.as_str());
     assert!(denial[0].text().contains("sre"), "{}", denial[0].text());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(w.fake.count(), from + 1, "only the private denial: {:#?}", w.fake.calls());
+    assert_eq!(
+        w.fake.count(),
+        from + 1,
+        "only the private denial: {:#?}",
+        w.fake.calls()
+    );
     assert_eq!(w.snapshot().await, before, "the denial changed nothing");
 
     // Approve by bob (sre): the card is updated with the approval.
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.bob.click(&card2, "vigilo.approve")).await;
+    let a = w
+        .client
+        .post(
+            "/slack/interactions",
+            &w.bob.click(&card2, "vigilo.approve"),
+        )
+        .await;
     assert_eq!(a.status, 200);
     let ups = w.fake.wait_calls(from, "chat.update", 1).await;
     assert_eq!(ups[0].body["ts"], card2.ts.as_deref().unwrap());
@@ -194,24 +226,48 @@ async fn a_whole_execution_from_slack() {
 
     // Done on the approved step: card 3.
     let from = w.fake.count();
-    w.client.post("/slack/interactions", &w.dave.click(&card2, "vigilo.done")).await;
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card2, "vigilo.done"))
+        .await;
     let calls = w
         .fake
-        .wait_for(from, "card 3", |c| c.iter().any(|c| c.method == "chat.postMessage"))
+        .wait_for(from, "card 3", |c| {
+            c.iter().any(|c| c.method == "chat.postMessage")
+        })
         .await;
-    let card3 = calls.iter().find(|c| c.method == "chat.postMessage").unwrap().clone();
+    let card3 = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage")
+        .unwrap()
+        .clone();
     assert!(card3.text().contains("Step 3/3"), "{}", card3.text());
 
     // Skip… opens a modal; an empty reason is refused in the modal and changes nothing.
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.dave.click(&card3, "vigilo.skip")).await;
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.click(&card3, "vigilo.skip"))
+        .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     let opened = w.fake.wait_calls(from, "views.open", 1).await[0].clone();
-    assert!(opened.body["trigger_id"].as_str().unwrap().ends_with(".trigger"));
+    assert!(
+        opened.body["trigger_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(".trigger")
+    );
     assert_eq!(opened.body["view"]["type"], "modal");
-    assert!(opened.body["view"]["title"]["text"].as_str().unwrap().contains("Skip step 3"));
+    assert!(
+        opened.body["view"]["title"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Skip step 3")
+    );
     let before = w.snapshot().await;
-    let a = w.client.post("/slack/interactions", &w.dave.submit(&opened, "   ")).await;
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.submit(&opened, "   "))
+        .await;
     assert_eq!(a.status, 200);
     let v: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(v["response_action"], "errors");
@@ -222,7 +278,10 @@ async fn a_whole_execution_from_slack() {
     let from = w.fake.count();
     let a = w
         .client
-        .post("/slack/interactions", &w.dave.submit(&opened, "Not needed & <b>today</b>"))
+        .post(
+            "/slack/interactions",
+            &w.dave.submit(&opened, "Not needed & <b>today</b>"),
+        )
         .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     let calls = w
@@ -232,9 +291,16 @@ async fn a_whole_execution_from_slack() {
         })
         .await;
     assert_eq!(updates_of(&calls, card3.ts.as_deref().unwrap()).len(), 1);
-    let summary = calls.iter().find(|c| c.method == "chat.postMessage").unwrap();
+    let summary = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage")
+        .unwrap();
     assert_eq!(summary.body["thread_ts"], header_ts.as_str());
-    assert!(!summary.text().contains("<b>"), "escaped: {}", summary.text());
+    assert!(
+        !summary.text().contains("<b>"),
+        "escaped: {}",
+        summary.text()
+    );
     let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
     assert!(exec.status.is_sealed(), "{:?}", exec.status);
     assert_eq!(exec.status, ExecutionStatus::Completed);
@@ -253,18 +319,37 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let path = "/slack/interactions";
 
     // Signature problems.
-    let wrong = SlackClient { secret: "not-the-secret".into(), ..w.client.clone() };
+    let wrong = SlackClient {
+        secret: "not-the-secret".into(),
+        ..w.client.clone()
+    };
     let a = wrong.post(path, &good).await;
-    assert_eq!((a.status, a.body.trim()), (401, "invalid request signature"));
+    assert_eq!(
+        (a.status, a.body.trim()),
+        (401, "invalid request signature")
+    );
     let a = w.client.post_at(path, &good, now() - 301, &[]).await;
-    assert_eq!((a.status, a.body.trim()), (401, "stale or invalid request timestamp"));
+    assert_eq!(
+        (a.status, a.body.trim()),
+        (401, "stale or invalid request timestamp")
+    );
     let a = w.client.post_at(path, &good, now() + 400, &[]).await;
     assert_eq!(a.status, 401);
-    let a = w.client.post_with(path, good.clone().into_bytes(), &[]).await;
-    assert_eq!((a.status, a.body.trim()), (400, "missing Slack signature headers"));
     let a = w
         .client
-        .post_with(path, good.clone().into_bytes(), &[("x-slack-request-timestamp", now().to_string())])
+        .post_with(path, good.clone().into_bytes(), &[])
+        .await;
+    assert_eq!(
+        (a.status, a.body.trim()),
+        (400, "missing Slack signature headers")
+    );
+    let a = w
+        .client
+        .post_with(
+            path,
+            good.clone().into_bytes(),
+            &[("x-slack-request-timestamp", now().to_string())],
+        )
         .await;
     assert_eq!(a.status, 400);
     let mut tampered = good.clone();
@@ -276,7 +361,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
         .post_with(
             path,
             tampered.into_bytes(),
-            &[("x-slack-request-timestamp", t.to_string()), ("x-slack-signature", sig)],
+            &[
+                ("x-slack-request-timestamp", t.to_string()),
+                ("x-slack-signature", sig),
+            ],
         )
         .await;
     assert_eq!(a.status, 401, "a body changed after signing");
@@ -293,7 +381,10 @@ async fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!((a.status, a.body.trim()), (400, "malformed payload JSON"));
     let a = w.client.post(path, "nothing=here").await;
     assert_eq!(a.status, 400);
-    let a = w.client.post("/slack/commands", "text=run%20RB-00001").await;
+    let a = w
+        .client
+        .post("/slack/commands", "text=run%20RB-00001")
+        .await;
     assert_eq!((a.status, a.body.trim()), (400, "malformed slash command"));
     let a = w.client.post("/slack/events", "{oops").await;
     assert_eq!(a.status, 400);
@@ -301,19 +392,28 @@ async fn bad_requests_are_refused_and_change_nothing() {
     // An unknown action id, a value that is not ours.
     let a = w
         .client
-        .post(path, &form(&w.dave.click_payload("vigilo.explode", &done, &ts, None)))
+        .post(
+            path,
+            &form(&w.dave.click_payload("vigilo.explode", &done, &ts, None)),
+        )
         .await;
     assert_eq!((a.status, a.body.trim()), (400, "unknown action"));
     let a = w
         .client
-        .post(path, &form(&w.dave.click_payload("vigilo.done", "EX-00001:1", &ts, None)))
+        .post(
+            path,
+            &form(&w.dave.click_payload("vigilo.done", "EX-00001:1", &ts, None)),
+        )
         .await;
     assert_eq!((a.status, a.body.trim()), (400, "malformed button value"));
 
     // Another workspace's button: globex has an EX-00001 too, and it must not move.
     let a = w
         .client
-        .post(path, &form(&w.gina.click_payload("vigilo.done", &done, &ts, None)))
+        .post(
+            path,
+            &form(&w.gina.click_payload("vigilo.done", &done, &ts, None)),
+        )
         .await;
     assert_eq!(a.status, 403, "{a:?}");
     assert!(a.body.contains("another workspace"));
@@ -322,20 +422,37 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let stranger = SlackUser::new("T0NOPE", "U0X", "C0OPS");
     let a = w
         .client
-        .post(path, &form(&stranger.click_payload("vigilo.done", &done, &ts, None)))
+        .post(
+            path,
+            &form(&stranger.click_payload("vigilo.done", &done, &ts, None)),
+        )
         .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     let nobody = SlackUser::new("T0ACME", "U0NOBODY", "C0OPS");
     let a = w
         .client
-        .post(path, &form(&nobody.click_payload("vigilo.done", &done, &ts, None)))
+        .post(
+            path,
+            &form(&nobody.click_payload("vigilo.done", &done, &ts, None)),
+        )
         .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     let told = w.fake.wait_calls(from, "chat.postEphemeral", 2).await;
     let texts: Vec<String> = told.iter().map(Call::text).collect();
-    assert!(texts.iter().any(|t| t.contains("link-slack") && t.contains("T0NOPE")), "{texts:?}");
-    assert!(texts.iter().any(|t| t.contains("--slack-id U0NOBODY")), "{texts:?}");
-    let a = w.client.post("/slack/commands", &nobody.command("status")).await;
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("link-slack") && t.contains("T0NOPE")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("--slack-id U0NOBODY")),
+        "{texts:?}"
+    );
+    let a = w
+        .client
+        .post("/slack/commands", &nobody.command("status"))
+        .await;
     assert_eq!(a.status, 200);
     let v: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(v["response_type"], "ephemeral");
@@ -343,14 +460,33 @@ async fn bad_requests_are_refused_and_change_nothing() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.snapshot().await, before, "nothing changed in the store");
-    let since: Vec<String> = w.fake.calls().into_iter().skip(from).map(|c| c.method).collect();
-    assert_eq!(since, ["chat.postEphemeral", "chat.postEphemeral"], "only the two private answers");
+    let since: Vec<String> = w
+        .fake
+        .calls()
+        .into_iter()
+        .skip(from)
+        .map(|c| c.method)
+        .collect();
+    assert_eq!(
+        since,
+        ["chat.postEphemeral", "chat.postEphemeral"],
+        "only the two private answers"
+    );
 
     // The metrics counted the refusals.
     let m = w.client.get("/metrics").await.body;
-    assert!(m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="401"} 4"#), "{m}");
-    assert!(m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="413"} 1"#), "{m}");
-    assert!(m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="403"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="401"} 4"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="413"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="403"} 1"#),
+        "{m}"
+    );
 
     // And the genuine click still works afterwards.
     let a = w.client.post(path, &good).await;
@@ -375,14 +511,21 @@ async fn redeliveries_and_double_clicks_apply_once() {
             "/slack/interactions",
             &body,
             now(),
-            &[("x-slack-retry-num", "1".into()), ("x-slack-retry-reason", "http_timeout".into())],
+            &[
+                ("x-slack-retry-num", "1".into()),
+                ("x-slack-retry-reason", "http_timeout".into()),
+            ],
         )
         .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
     w.fake.wait_calls(from, "chat.postMessage", 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calls: Vec<Call> = w.fake.calls().into_iter().skip(from).collect();
-    assert_eq!(updates_of(&calls, card1.ts.as_deref().unwrap()).len(), 1, "{calls:#?}");
+    assert_eq!(
+        updates_of(&calls, card1.ts.as_deref().unwrap()).len(),
+        1,
+        "{calls:#?}"
+    );
     assert_eq!(calls.len(), 2, "one update and one new card: {calls:#?}");
     assert_eq!(audit_count(&w.vigilo, w.acme.id).await, audit + 1);
     let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
@@ -390,10 +533,17 @@ async fn redeliveries_and_double_clicks_apply_once() {
 
     // A second, separate click on the same (stale) card: told privately, nothing changes.
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.dave.click(&card1, "vigilo.done")).await;
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
+        .await;
     assert_eq!(a.status, 200);
     let told = w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
-    assert!(told[0].text().contains("dave"), "names who acted: {}", told[0].text());
+    assert!(
+        told[0].text().contains("dave"),
+        "names who acted: {}",
+        told[0].text()
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.fake.count(), from + 1);
     assert_eq!(audit_count(&w.vigilo, w.acme.id).await, audit + 1);
@@ -411,10 +561,16 @@ async fn rate_limits_are_waited_out() {
     let (header, _card) = w.run().await;
     let calls: Vec<Call> = w.fake.calls().into_iter().skip(from).collect();
     assert_eq!(calls[0].method, "chat.postMessage (429)");
-    assert!(header.at.duration_since(calls[0].at) >= Duration::from_millis(950), "waited Retry-After");
+    assert!(
+        header.at.duration_since(calls[0].at) >= Duration::from_millis(950),
+        "waited Retry-After"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     let m = w.client.get("/metrics").await.body;
-    assert!(m.contains(r#"vigilo_slack_web_api_rate_limited_total{method="chat.postMessage"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"vigilo_slack_web_api_rate_limited_total{method="chat.postMessage"} 1"#),
+        "{m}"
+    );
     w.server.shutdown().await.unwrap();
 }
 
@@ -427,7 +583,10 @@ async fn events_health_metrics_and_shutdown() {
         .await;
     assert_eq!(a.status, 200);
     let v: Value = serde_json::from_str(&a.body).unwrap();
-    assert_eq!(v["challenge"], "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
+    assert_eq!(
+        v["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
 
     // An app mention works like the command.
     let from = w.fake.count();
@@ -458,11 +617,20 @@ async fn events_health_metrics_and_shutdown() {
     // Shutdown right after a click still finishes its write and its messages.
     let (_header, card1) = w.run().await;
     let from = w.fake.count();
-    let a = w.client.post("/slack/interactions", &w.dave.click(&card1, "vigilo.done")).await;
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
+        .await;
     assert_eq!(a.status, 200);
     let addr = w.server.local_addr();
     w.server.shutdown().await.unwrap();
     let calls: Vec<Call> = w.fake.calls().into_iter().skip(from).collect();
-    assert!(calls.iter().any(|c| c.method == "chat.update"), "{calls:#?}");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+    assert!(
+        calls.iter().any(|c| c.method == "chat.update"),
+        "{calls:#?}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
 }

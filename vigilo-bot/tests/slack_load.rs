@@ -57,7 +57,11 @@ fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
         .filter_map(|l| l.strip_prefix(&prefix))
         .filter_map(|l| {
             let (le, rest) = l.split_once("\"}")?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, rest.trim().parse().ok()?))
         })
         .collect();
@@ -73,7 +77,11 @@ fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
                 return prev.0;
             }
             let in_bucket = count - prev.1;
-            let frac = if in_bucket > 0.0 { (target - prev.1) / in_bucket } else { 1.0 };
+            let frac = if in_bucket > 0.0 {
+                (target - prev.1) / in_bucket
+            } else {
+                1.0
+            };
             return prev.0 + (le - prev.0) * frac;
         }
         prev = (le, count);
@@ -108,7 +116,13 @@ async fn clicks_at_a_fixed_rate() {
     // execution per channel, started directly through the service.
     let dir = tempfile::tempdir().unwrap();
     let vigilo = open_sqlite(dir.path(), SqliteOptions::default().synchronous(sync)).await;
-    let acme = space(&vigilo, "acme", "T0LOAD", &[("op", WorkspaceRole::Operator, &["sre"], "U0OP")]).await;
+    let acme = space(
+        &vigilo,
+        "acme",
+        "T0LOAD",
+        &[("op", WorkspaceRole::Operator, &["sre"], "U0OP")],
+    )
+    .await;
     let op = acme.members["op"];
     let titles: Vec<String> = (1..=steps).map(|i| format!("Step number {i}")).collect();
     let spec: Vec<(&str, bool)> = titles.iter().map(|t| (t.as_str(), false)).collect();
@@ -130,7 +144,10 @@ async fn clicks_at_a_fixed_rate() {
             .await
             .unwrap();
     }
-    eprintln!("set up {executions} executions of {steps} steps in {:?}", setup.elapsed());
+    eprintln!(
+        "set up {executions} executions of {steps} steps in {:?}",
+        setup.elapsed()
+    );
 
     let fake = FakeSlack::start().await;
     let server = start_bot(vigilo.clone(), &fake).await;
@@ -157,7 +174,8 @@ async fn clicks_at_a_fixed_rate() {
         .collect();
 
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let acks: Arc<Mutex<Vec<(f64, u16)>>> = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let acks: Arc<Mutex<Vec<(f64, u16)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let period = Duration::from_nanos(1_000_000_000 / rate);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -212,16 +230,41 @@ async fn clicks_at_a_fixed_rate() {
     let q = |p| histogram_quantile(&metrics, "vigilo_slack_click_committed_seconds", p);
 
     println!();
-    println!("## Slack load: {total} Done clicks at {rate}/s over {secs} s ({executions} executions × {steps} steps, SQLite synchronous={sync:?})");
+    println!(
+        "## Slack load: {total} Done clicks at {rate}/s over {secs} s ({executions} executions × {steps} steps, SQLite synchronous={sync:?})"
+    );
     println!();
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| sending took | {:.2} s ({:.0} clicks/s offered) |", sending.as_secs_f64(), total as f64 / sending.as_secs_f64());
-    println!("| acknowledged 200 | {} of {total} ({non_200} other) |", total as usize - non_200);
-    println!("| committed | {committed} (private refusals: {ephemeral}, store errors: {store_errors}) |");
-    println!("| ack latency p50 / p99 / max (client) | {} / {} / {} |", ms(percentile(&ack, 50.0)), ms(percentile(&ack, 99.0)), ms(percentile(&ack, 100.0)));
-    println!("| click → committed p50 / p99 (bot histogram) | {} / {} |", ms(q(0.5)), ms(q(0.99)));
-    println!("| click → card updated p50 / p99 / max (fake Slack) | {} / {} / {} |", ms(percentile(&seen, 50.0)), ms(percentile(&seen, 99.0)), ms(percentile(&seen, 100.0)));
+    println!(
+        "| sending took | {:.2} s ({:.0} clicks/s offered) |",
+        sending.as_secs_f64(),
+        total as f64 / sending.as_secs_f64()
+    );
+    println!(
+        "| acknowledged 200 | {} of {total} ({non_200} other) |",
+        total as usize - non_200
+    );
+    println!(
+        "| committed | {committed} (private refusals: {ephemeral}, store errors: {store_errors}) |"
+    );
+    println!(
+        "| ack latency p50 / p99 / max (client) | {} / {} / {} |",
+        ms(percentile(&ack, 50.0)),
+        ms(percentile(&ack, 99.0)),
+        ms(percentile(&ack, 100.0))
+    );
+    println!(
+        "| click → committed p50 / p99 (bot histogram) | {} / {} |",
+        ms(q(0.5)),
+        ms(q(0.99))
+    );
+    println!(
+        "| click → card updated p50 / p99 / max (fake Slack) | {} / {} / {} |",
+        ms(percentile(&seen, 50.0)),
+        ms(percentile(&seen, 99.0)),
+        ms(percentile(&seen, 100.0))
+    );
     println!();
     server.shutdown().await.unwrap();
     assert_eq!(non_200, 0, "every click acknowledged");

@@ -27,14 +27,14 @@ async fn create_workspace(ctx: &Ctx, slug: &str, owner: &str, name: &str) -> Res
     if let Value::Object(m) = &mut v {
         m.insert("key".into(), json!(ws.slug.as_str()));
         m.insert("owner".into(), json!(user.handle.as_str()));
-        m.insert("db".into(), json!(ctx.db_path.display().to_string()));
+        m.insert("db".into(), json!(ctx.db_label));
     }
     ctx.out.emit(&v, |p| {
         format!(
             "Created workspace {} owned by @{} in {}.\nNext: vigilo --as {} user add <handle> --role operator",
             p.bold(ws.slug.as_str()),
             user.handle,
-            ctx.db_path.display(),
+            ctx.db_label,
             user.handle
         )
     })
@@ -233,7 +233,7 @@ pub async fn console(ctx: &Ctx, a: ConsoleArgs) -> Result<(), CliError> {
         channel: a.channel.unwrap_or_else(|| DEFAULT_CHANNEL.to_owned()),
         user: ctx.global.as_user.clone(),
         workspace: ctx.global.workspace.clone(),
-        db_path: Some(ctx.db_path.clone()),
+        db_path: ctx.db_path.clone(),
         ..ConsoleOptions::default()
     };
     crate::console::run(ctx.vigilo.clone(), options)

@@ -55,16 +55,21 @@ pub struct Ctx {
     pub global: Global,
     /// Where output goes, and how it looks.
     pub out: Out,
-    /// The database file.
-    pub db_path: PathBuf,
+    /// The database as people read it: the SQLite file, or the PostgreSQL URL without its
+    /// password.
+    pub db_label: String,
+    /// The SQLite file, when the database is one.
+    pub db_path: Option<PathBuf>,
     sqlite: Option<Arc<SqliteStore>>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<Arc<vigilo_store::PgStore>>,
     handles: Mutex<HashMap<UserId, String>>,
 }
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("db_path", &self.db_path)
+            .field("db", &self.db_label)
             .finish_non_exhaustive()
     }
 }
@@ -74,11 +79,7 @@ impl Ctx {
     /// (so a typo in `--db` does not leave an empty database behind).
     pub async fn open(global: Global, create: bool) -> Result<Ctx, CliError> {
         let path = match global.db.parse::<DbUrl>()? {
-            DbUrl::Postgres(_) => {
-                return Err(CliError::Internal(
-                    "PostgreSQL support is not built into this binary yet; use an SQLite file (--db ./vigilo.db or sqlite:PATH)".into(),
-                ));
-            }
+            DbUrl::Postgres(url) => return Self::open_postgres(global, &url).await,
             DbUrl::Sqlite(p) => p,
         };
         if !create && !path.exists() {
@@ -97,14 +98,52 @@ impl Ctx {
             vigilo: Vigilo::new(dyn_store),
             global,
             out,
-            db_path: path,
+            db_label: path.display().to_string(),
+            db_path: Some(path),
             sqlite: Some(store),
+            #[cfg(feature = "postgres")]
+            postgres: None,
             handles: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Connects to PostgreSQL (feature `postgres`), applying missing migrations.
+    #[cfg(feature = "postgres")]
+    async fn open_postgres(global: Global, url: &str) -> Result<Ctx, CliError> {
+        let store = vigilo_store::PgStore::connect(url, vigilo_store::PgOptions::default())
+            .await
+            .map_err(|e| {
+                CliError::Internal(format!("cannot use PostgreSQL at {}: {e}", redact(url)))
+            })?;
+        let store = Arc::new(store);
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let out = Out::new(global.json);
+        Ok(Ctx {
+            vigilo: Vigilo::new(dyn_store),
+            global,
+            out,
+            db_label: redact(url),
+            db_path: None,
+            sqlite: None,
+            postgres: Some(store),
+            handles: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Without the `postgres` feature, a PostgreSQL URL is a clear error.
+    #[cfg(not(feature = "postgres"))]
+    async fn open_postgres(_global: Global, _url: &str) -> Result<Ctx, CliError> {
+        Err(CliError::Internal(
+            "PostgreSQL support is not built into this binary yet (build vigilo-bot with `--features postgres`); use an SQLite file (--db ./vigilo.db or sqlite:PATH)".into(),
+        ))
+    }
+
     /// Closes the store, waiting for its writer to finish.
     pub async fn close(self) {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.postgres {
+            pg.close();
+        }
         let Ctx { vigilo, sqlite, .. } = self;
         drop(vigilo);
         if let Some(store) = sqlite
@@ -240,6 +279,21 @@ impl Ctx {
             Some(r) => Ok(Some(self.key(who, r, kind).await?)),
             None => Ok(None),
         }
+    }
+}
+
+/// A PostgreSQL URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    match auth.and_then(|a| a.split_once(':')) {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 

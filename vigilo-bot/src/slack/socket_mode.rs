@@ -89,6 +89,8 @@ where
     })
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 type Client<H> = Arc<SlackClient<SlackClientHyperConnector<H>>>;
 
 /// Marks a callback result that only means "acknowledge without a payload".

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
 use super::SlackError;

@@ -141,7 +141,12 @@ impl FakeSlack {
     }
 
     /// Waits (up to [`WAIT`]) until the calls since index `from` satisfy `done`; returns them.
-    pub async fn wait_for(&self, from: usize, what: &str, done: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+    pub async fn wait_for(
+        &self,
+        from: usize,
+        what: &str,
+        done: impl Fn(&[Call]) -> bool,
+    ) -> Vec<Call> {
         let deadline = Instant::now() + WAIT;
         loop {
             let calls: Vec<Call> = self.calls().into_iter().skip(from).collect();
@@ -295,13 +300,20 @@ impl SlackClient {
     }
 
     /// Signs `body` at `ts` and posts it.
-    pub async fn post_at(&self, path: &str, body: &str, ts: i64, extra: &[(&str, String)]) -> Answer {
+    pub async fn post_at(
+        &self,
+        path: &str,
+        body: &str,
+        ts: i64,
+        extra: &[(&str, String)],
+    ) -> Answer {
         let mut headers = vec![
             ("x-slack-request-timestamp", ts.to_string()),
             ("x-slack-signature", sign(&self.secret, ts, body.as_bytes())),
         ];
         headers.extend(extra.iter().cloned());
-        self.post_with(path, body.as_bytes().to_vec(), &headers).await
+        self.post_with(path, body.as_bytes().to_vec(), &headers)
+            .await
     }
 
     /// Signs `body` now and posts it.
@@ -383,7 +395,8 @@ impl SlackUser {
         thread_ts: Option<&str>,
     ) -> Value {
         let n = unique();
-        let mut message = json!({ "type": "message", "ts": message_ts, "text": "card", "user": "U0BOT" });
+        let mut message =
+            json!({ "type": "message", "ts": message_ts, "text": "card", "user": "U0BOT" });
         if let Some(t) = thread_ts {
             message["thread_ts"] = json!(t);
         }
@@ -529,7 +542,9 @@ pub async fn runbook(vigilo: &Vigilo, who: &Who, title: &str, steps: &[(&str, bo
 
 /// Opens the service over a new SQLite file in `dir`.
 pub async fn open_sqlite(dir: &std::path::Path, options: SqliteOptions) -> Vigilo {
-    let store = SqliteStore::open(dir.join("vigilo.db"), options).await.unwrap();
+    let store = SqliteStore::open(dir.join("vigilo.db"), options)
+        .await
+        .unwrap();
     Vigilo::new(Arc::new(store))
 }
 

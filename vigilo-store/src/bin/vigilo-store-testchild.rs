@@ -9,7 +9,8 @@
 //! - `crash <db> <walkers>`: creates workspace `ops` (owner `alice`, admin `bob`) and a
 //!   published 10-step runbook (steps 3 and 7 gated, step 5 skipped), then `walkers` tasks each
 //!   start executions and walk them to the end, one after the other, until the process is
-//!   killed. Lines: `ack workspace <ws> <alice>`, `ack member <bob>`, `ack runbook <RB-key>`,
+//!   killed. Lines: `opened` once the store is open (not an acknowledgement), then
+//!   `ack workspace <ws> <alice>`, `ack member <bob>`, `ack runbook <RB-key>`,
 //!   `ack start <EX-key>`, `ack step <EX-key> <seq> <kind> <step>`.
 //! - `clicks <db> <ws> <user> <EX-key> <count> <barrier>`: prepares `count` concurrent
 //!   `Done step 1` commands, prints `ready`, waits until the file `<barrier>` exists, fires them
@@ -152,6 +153,7 @@ fn crash_runbook() -> RunbookInput {
 
 async fn crash(db: &Path, walkers: usize) -> Result<()> {
     let vigilo = service(db).await?;
+    say("opened")?;
     let (ws, alice) = vigilo
         .create_workspace("ops", "alice", "Alice")
         .await

@@ -158,10 +158,7 @@ pub(crate) fn fail(doing: &str, e: tokio_postgres::Error) -> Fail {
 /// `Unavailable`, anything else `Backend`.
 pub(crate) fn store_err(doing: &str, e: tokio_postgres::Error) -> StoreError {
     if is_connection_loss(&e) {
-        return unavailable(
-            format!("{doing}: the connection to PostgreSQL was lost"),
-            e,
-        );
+        return unavailable(format!("{doing}: the connection to PostgreSQL was lost"), e);
     }
     if is_busy(&e) || is_contention(&e) {
         return unavailable(format!("{doing}: PostgreSQL is busy"), e);

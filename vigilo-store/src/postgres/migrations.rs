@@ -213,7 +213,9 @@ CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
 "#;
 
 /// The schema version the database is at (0 when it has no Vigilo schema yet).
-async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i32, tokio_postgres::Error> {
+async fn current_version(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<i32, tokio_postgres::Error> {
     let exists: bool = client
         .query_one(
             "SELECT to_regclass('vigilo_schema_version') IS NOT NULL",

@@ -161,7 +161,10 @@ impl PgStore {
             .map_err(|e| PgError::Connect(Box::new(e)))?;
         migrations::migrate(&mut client, migrations).await?;
         drop(client);
-        info!(max_connections = options.max_connections, "connected PostgreSQL store");
+        info!(
+            max_connections = options.max_connections,
+            "connected PostgreSQL store"
+        );
         Ok(Self { pool, options })
     }
 

@@ -38,10 +38,7 @@ impl Binds {
     }
 
     fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.0
-            .iter()
-            .map(|b| &**b as &(dyn ToSql + Sync))
-            .collect()
+        self.0.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
     }
 }
 
@@ -165,7 +162,11 @@ pub(crate) async fn user_by_chat(c: &Client, identity: &ChatIdentity) -> StoreRe
     .await
 }
 
-pub(crate) async fn membership(c: &Client, ws: WorkspaceId, user: UserId) -> StoreResult<Membership> {
+pub(crate) async fn membership(
+    c: &Client,
+    ws: WorkspaceId,
+    user: UserId,
+) -> StoreResult<Membership> {
     one(
         c,
         "SELECT doc FROM memberships WHERE workspace_id = $1 AND user_id = $2",
@@ -175,7 +176,10 @@ pub(crate) async fn membership(c: &Client, ws: WorkspaceId, user: UserId) -> Sto
     .await
 }
 
-pub(crate) async fn list_members(c: &Client, ws: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+pub(crate) async fn list_members(
+    c: &Client,
+    ws: WorkspaceId,
+) -> StoreResult<Vec<(User, Membership)>> {
     rows(
         c,
         "SELECT u.doc, m.doc FROM memberships m JOIN users u ON u.id = m.user_id
@@ -361,7 +365,11 @@ async fn children<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-pub(crate) async fn execution(c: &Client, ws: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+pub(crate) async fn execution(
+    c: &Client,
+    ws: WorkspaceId,
+    id: ExecutionId,
+) -> StoreResult<Execution> {
     one(
         c,
         "SELECT doc FROM executions WHERE id = $1 AND workspace_id = $2",
@@ -371,7 +379,11 @@ pub(crate) async fn execution(c: &Client, ws: WorkspaceId, id: ExecutionId) -> S
     .await
 }
 
-pub(crate) async fn execution_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<Execution> {
+pub(crate) async fn execution_by_key(
+    c: &Client,
+    ws: WorkspaceId,
+    key: Key,
+) -> StoreResult<Execution> {
     let number = key_of(key, KeyKind::Execution, "execution")?;
     one(
         c,
@@ -439,7 +451,11 @@ pub(crate) async fn step_events(
     .await
 }
 
-pub(crate) async fn change(c: &Client, ws: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
+pub(crate) async fn change(
+    c: &Client,
+    ws: WorkspaceId,
+    id: ChangeId,
+) -> StoreResult<ChangeRequest> {
     one(
         c,
         "SELECT doc FROM changes WHERE id = $1 AND workspace_id = $2",
@@ -449,7 +465,11 @@ pub(crate) async fn change(c: &Client, ws: WorkspaceId, id: ChangeId) -> StoreRe
     .await
 }
 
-pub(crate) async fn change_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+pub(crate) async fn change_by_key(
+    c: &Client,
+    ws: WorkspaceId,
+    key: Key,
+) -> StoreResult<ChangeRequest> {
     let number = key_of(key, KeyKind::Change, "change")?;
     one(
         c,
@@ -470,7 +490,11 @@ pub(crate) async fn list_changes(c: &Client, ws: WorkspaceId) -> StoreResult<Vec
     .await
 }
 
-pub(crate) async fn incident_by_key(c: &Client, ws: WorkspaceId, key: Key) -> StoreResult<Incident> {
+pub(crate) async fn incident_by_key(
+    c: &Client,
+    ws: WorkspaceId,
+    key: Key,
+) -> StoreResult<Incident> {
     let number = key_of(key, KeyKind::Incident, "incident")?;
     one(
         c,
@@ -491,11 +515,16 @@ pub(crate) async fn list_incidents(c: &Client, ws: WorkspaceId) -> StoreResult<V
     .await
 }
 
-pub(crate) async fn audit(c: &Client, ws: WorkspaceId, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+pub(crate) async fn audit(
+    c: &Client,
+    ws: WorkspaceId,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditEntry>> {
     let mut b = Binds::default();
     let ws_p = b.bind(ws.0);
     let after = b.bind(int(q.after_seq, "seq")?);
-    let mut sql = format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}");
+    let mut sql =
+        format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}");
     if let Some(target) = &q.target {
         // The entries naming the target or linking to it (each column has its index; the
         // planner ORs them).

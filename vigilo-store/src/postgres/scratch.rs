@@ -130,11 +130,7 @@ fn with_database(url: &str, name: &str) -> String {
     let authority_end = url[rest_start..query_start]
         .find('/')
         .map_or(query_start, |i| rest_start + i);
-    format!(
-        "{}/{name}{}",
-        &url[..authority_end],
-        &url[query_start..]
-    )
+    format!("{}/{name}{}", &url[..authority_end], &url[query_start..])
 }
 
 /// A plain connection (driven by a task of the current runtime).

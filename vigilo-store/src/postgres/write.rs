@@ -46,7 +46,11 @@ pub(crate) struct Sealed {
 }
 
 /// Runs `sql` (prepared once per connection) and returns how many rows it changed.
-async fn exec(tx: &Transaction<'_>, sql: &str, params: &Params<'_>) -> Result<u64, tokio_postgres::Error> {
+async fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<u64, tokio_postgres::Error> {
     let stmt = tx.prepare_cached(sql).await?;
     tx.execute(&stmt, params).await
 }
@@ -428,7 +432,11 @@ async fn write_runbook(
     }
 }
 
-async fn write_version(tx: &Transaction<'_>, ws: WorkspaceId, v: &RunbookVersion) -> Result<(), Fail> {
+async fn write_version(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    v: &RunbookVersion,
+) -> Result<(), Fail> {
     let what = format!("version {} of runbook {}", v.version, v.runbook);
     let doc = to_doc(v, &what)?;
     let version = i64::from(v.version);
