@@ -1,6 +1,10 @@
 //! Crash safety: a child process walks executions through the real service over a store file
-//! (`synchronous=FULL`), printing a line for every write only after the call returned `Ok`. The
-//! test kills it with SIGKILL at a random moment, reopens the file and checks that
+//! (`synchronous=FULL`, four concurrent walkers so that group commits are cut too), printing a
+//! line for every write only after the call returned `Ok`. The test kills it with SIGKILL at a
+//! random moment, 5–300 ms after the spawn (one trial in four: the kill may land while the file
+//! is created and migrated) or after the child acknowledged its set-up (the others: the kill
+//! lands among the executions' writes, however slow a loaded machine makes the set-up), reopens
+//! the file and checks that
 //!
 //! - every acknowledged write is there (workspace, member, runbook, each started execution and
 //!   each acknowledged step event with its kind and step);
@@ -12,8 +16,9 @@
 //!   connection, before and after the store reopened the file);
 //! - `Vigilo::verify_audit` finds the chain intact.
 //!
-//! The trials are random but reproducible: the seed is printed and named in every failure; set
-//! `VIGILO_CRASH_SEED` to replay it. `VIGILO_CRASH_TRIALS` sets the number of trials (default:
+//! The delays are random but seeded: the seed is printed and named in every failure, with the
+//! directory where the failed trial's files were kept; set `VIGILO_CRASH_SEED` to replay the
+//! same delays. `VIGILO_CRASH_TRIALS` sets the number of trials (default:
 //! 24 for the regular test, 300 for the ignored long one).
 //!
 //! ```text
@@ -475,9 +480,9 @@ async fn check_workspace(
 enum From {
     /// When the child is spawned: the kill may land while it creates and migrates the file.
     Spawn,
-    /// When the child says its store is open: the kill lands among the acknowledged writes
-    /// whatever the machine's load.
-    Opened,
+    /// When the child acknowledges its runbook, just before its walkers start: the kill lands
+    /// among the executions' writes, however slow the loaded machine makes the set-up.
+    Walking,
 }
 
 /// Copies a failed trial's files where they survive the test, for a post-mortem.
@@ -510,7 +515,7 @@ fn trial(
         .map_err(|e| format!("spawning {CHILD}: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
-    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         let mut out = BufReader::new(stdout);
@@ -519,8 +524,9 @@ fn trial(
             match out.read_line(&mut line) {
                 // Only whole lines count: a line is printed after its write was acknowledged.
                 Ok(n) if n > 0 && line.ends_with('\n') => {
-                    let _ = first_tx.send(());
-                    lines.push(line.trim_end().to_owned());
+                    let line = line.trim_end().to_owned();
+                    let _ = line_tx.send(line.clone());
+                    lines.push(line);
                 }
                 _ => break,
             }
@@ -532,9 +538,13 @@ fn trial(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    if from == From::Opened {
-        // The first line is `opened` (or the child failed, which the status shows below).
-        let _ = first_rx.recv_timeout(Duration::from_secs(60));
+    if from == From::Walking {
+        // (If the child fails first, the channel closes and its status tells below.)
+        while let Ok(line) = line_rx.recv_timeout(Duration::from_secs(60)) {
+            if line.starts_with("ack runbook") {
+                break;
+            }
+        }
     }
     std::thread::sleep(delay);
     let _ = child.kill();
@@ -580,14 +590,14 @@ fn run_trials(default_trials: u64) {
     let mut rng = Rng(seed);
     let start = Instant::now();
     let mut total = Found::default();
-    let (mut opened, mut with_steps) = (0, 0);
+    let (mut walking, mut with_steps) = (0, 0);
     for i in 0..trials {
         let delay = Duration::from_millis(rng.between(MIN_DELAY_MS, MAX_DELAY_MS));
         // One trial in four times the kill from the spawn (open and migration included).
         let from = if i % 4 == 0 {
             From::Spawn
         } else {
-            From::Opened
+            From::Walking
         };
         let found = trial(&runtime, from, delay, (seed, i)).unwrap_or_else(|e| {
             panic!(
@@ -596,8 +606,8 @@ fn run_trials(default_trials: u64) {
                 i + 1
             )
         });
-        if from == From::Opened {
-            opened += 1;
+        if from == From::Walking {
+            walking += 1;
             with_steps += u64::from(found.step_acks > 0);
         }
         total.acks += found.acks;
@@ -609,7 +619,7 @@ fn run_trials(default_trials: u64) {
     println!(
         "crash_sigkill: {trials} trials passed in {:.1?} (seed {seed}): {} acknowledged writes verified \
          ({} step events), {} executions / {} events / {} audit entries found intact; \
-         {with_steps} of the {opened} trials timed from the open were killed mid-walk",
+         {with_steps} of the {walking} trials timed from the walk's start were killed after a step",
         start.elapsed(),
         total.acks,
         total.step_acks,
@@ -617,10 +627,11 @@ fn run_trials(default_trials: u64) {
         total.events,
         total.audit_entries,
     );
-    // Not vacuous: most kills timed from the open must land while executions are walked.
+    // Not vacuous: kills timed from the walk's start must often land after step writes (the
+    // first step needs a start and a step commit, slow on a loaded machine; hence only 1 in 4).
     assert!(
-        with_steps * 2 >= opened,
-        "only {with_steps} of {opened} trials acknowledged a step before the kill (seed {seed})"
+        with_steps * 4 >= walking,
+        "only {with_steps} of {walking} trials acknowledged a step before the kill (seed {seed})"
     );
 }
 

@@ -253,7 +253,8 @@ pub struct SlackClient {
     pub base: String,
     /// The secret it signs with.
     pub secret: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    /// The HTTP client.
+    pub http: Client<HttpConnector, Full<Bytes>>,
 }
 
 /// An HTTP answer: status and body text.
