@@ -14,3 +14,4 @@ pub mod chat;
 pub mod cli;
 pub mod console;
 pub mod seed;
+pub mod slack;

@@ -133,7 +133,9 @@ pub fn render(reply: &Reply, workspace: WorkspaceId) -> Rendered {
 
 fn render_block(block: &Block, workspace: WorkspaceId) -> SlackBlock {
     match block {
-        Block::Header(text) => SlackBlock::Header(SlackHeaderBlock::new(plain(text, MAX_HEADER_CHARS))),
+        Block::Header(text) => {
+            SlackBlock::Header(SlackHeaderBlock::new(plain(text, MAX_HEADER_CHARS)))
+        }
         Block::Section(md) => section(to_mrkdwn(md)),
         Block::Code(code) => section(code_to_mrkdwn(code)),
         Block::Fields(fields) => SlackBlock::Section(
@@ -141,7 +143,11 @@ fn render_block(block: &Block, workspace: WorkspaceId) -> SlackBlock {
         ),
         Block::Badges(badges) => SlackBlock::Context(SlackContextBlock::new(vec![
             SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(
-                badges.iter().map(|b| badge(*b)).collect::<Vec<_>>().join("   "),
+                badges
+                    .iter()
+                    .map(|b| badge(*b))
+                    .collect::<Vec<_>>()
+                    .join("   "),
             )),
         ])),
         Block::Buttons(buttons) => SlackBlock::Actions(SlackActionsBlock::new(
@@ -192,7 +198,9 @@ fn button(b: &Button, workspace: WorkspaceId) -> SlackActionBlockElement {
 
 /// Plain text, escaped and cut to `max` characters.
 fn plain(text: &str, max: usize) -> SlackBlockPlainTextOnly {
-    SlackBlockPlainTextOnly::from(SlackBlockPlainText::new(cap(&escape_mrkdwn(text), max)).with_emoji(true))
+    SlackBlockPlainTextOnly::from(
+        SlackBlockPlainText::new(cap(&escape_mrkdwn(text), max)).with_emoji(true),
+    )
 }
 
 /// What the reason modal remembers between the click and the submission.
@@ -302,7 +310,14 @@ mod tests {
         );
         let r = render(&reply, WorkspaceId::new());
         let json = serde_json::to_string(&r.blocks).unwrap() + &r.text;
-        for bad in ["<!channel>", "<!here>", "<!everyone>", "@channel", "@here", "@everyone"] {
+        for bad in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "@channel",
+            "@here",
+            "@everyone",
+        ] {
             assert!(!json.contains(bad), "{bad} in {json}");
         }
     }

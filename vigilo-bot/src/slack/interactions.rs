@@ -32,9 +32,7 @@ pub(crate) async fn interaction(
 ) -> Ack {
     match ev {
         SlackInteractionEvent::BlockActions(ev) => block_actions(bot, ev, key, received).await,
-        SlackInteractionEvent::ViewSubmission(ev) => {
-            view_submission(bot, ev, key, received).await
-        }
+        SlackInteractionEvent::ViewSubmission(ev) => view_submission(bot, ev, key, received).await,
         _ => Ack::Empty,
     }
 }
@@ -76,7 +74,12 @@ async fn block_actions(
         ),
         _ => (None, None, false),
     };
-    let Some(channel) = ev.channel.as_ref().map(|c| c.id.0.clone()).or(container_channel) else {
+    let Some(channel) = ev
+        .channel
+        .as_ref()
+        .map(|c| c.id.0.clone())
+        .or(container_channel)
+    else {
         return refuse(StatusCode::BAD_REQUEST, "no channel in the payload");
     };
     let thread_ts = ev
@@ -119,8 +122,11 @@ async fn block_actions(
                 channel: origin.channel.clone(),
                 ts: ts.clone(),
             };
-            bot.refs
-                .remember(acting.workspace, Anchor::Execution(button.execution), header);
+            bot.refs.remember(
+                acting.workspace,
+                Anchor::Execution(button.execution),
+                header,
+            );
         }
     }
     if let Some(prompt) = payload.prompt() {
@@ -139,7 +145,15 @@ async fn block_actions(
         });
         return Ack::Empty;
     }
-    spawn_click(bot, acting, origin, action_id, payload.value, None, received);
+    spawn_click(
+        bot,
+        acting,
+        origin,
+        action_id,
+        payload.value,
+        None,
+        received,
+    );
     Ack::Empty
 }
 
@@ -252,11 +266,19 @@ fn spawn_click(
     bot.spawn(async move {
         let bot = task_bot;
         let _turn = bot.channel_turn(&origin.team, &origin.channel).await;
-        let replies = bot.engine.click(&acting.ctx, &action_id, &value, text).await;
+        let replies = bot
+            .engine
+            .click(&acting.ctx, &action_id, &value, text)
+            .await;
         if committed(&replies) {
             bot.metrics.committed(received.elapsed().as_secs_f64());
         }
-        tracing::debug!(action_id, value, committed = committed(&replies), "click handled");
+        tracing::debug!(
+            action_id,
+            value,
+            committed = committed(&replies),
+            "click handled"
+        );
         bot.deliver(acting.workspace, &origin, &replies).await;
     });
 }

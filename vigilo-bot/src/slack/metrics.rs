@@ -104,11 +104,7 @@ impl Metrics {
             "Requests answered, by endpoint and HTTP status",
             requests.clone(),
         );
-        registry.register(
-            "acks",
-            "Requests accepted and acknowledged",
-            acks.clone(),
-        );
+        registry.register("acks", "Requests accepted and acknowledged", acks.clone());
         registry.register(
             "ack_seconds",
             "Time from receiving a request to acknowledging it",
@@ -232,9 +228,18 @@ mod tests {
         m.committed(0.004);
         m.web_api_call("chat.postMessage", true);
         let text = m.encode();
-        assert!(text.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="401"} 1"#), "{text}");
-        assert!(text.contains(r#"vigilo_slack_acks_total{endpoint="interactions"} 1"#), "{text}");
-        assert!(text.contains("vigilo_slack_click_committed_seconds_count 1"), "{text}");
+        assert!(
+            text.contains(r#"vigilo_slack_requests_total{endpoint="interactions",status="401"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vigilo_slack_acks_total{endpoint="interactions"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigilo_slack_click_committed_seconds_count 1"),
+            "{text}"
+        );
         assert!(text.contains("vigilo_slack_ack_seconds_bucket"), "{text}");
     }
 }

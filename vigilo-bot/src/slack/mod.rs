@@ -154,7 +154,12 @@ impl SlackOptions {
                     .into(),
             ));
         }
-        if self.socket_mode && self.app_token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        if self.socket_mode
+            && self
+                .app_token
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
+        {
             return Err(SlackError::Config(
                 "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-…) with connections:write"
                     .into(),

@@ -260,7 +260,8 @@ fn checked(bot: &Bot, headers: &HeaderMap, body: Body) -> Result<Bytes, Ack> {
 /// A slash command's form; `None` for Slack's `ssl_check` probe.
 fn parse_command(body: &[u8]) -> Result<Option<SlackCommandEvent>, Ack> {
     let malformed = || Ack::Refuse(StatusCode::BAD_REQUEST, "malformed slash command");
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| malformed())?;
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| malformed())?;
     if fields.iter().any(|(k, v)| k == "ssl_check" && v == "1") {
         return Ok(None);
     }
@@ -285,7 +286,10 @@ fn parse_interaction(body: &[u8]) -> Result<SlackInteractionEvent, Ack> {
 fn json(value: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response(),
@@ -311,13 +315,25 @@ fn respond(
         Ack::View(r) => json(&r),
         Ack::Challenge(c) => json(&serde_json::json!({ "challenge": c })),
         Ack::Refuse(status, message) => {
-            tracing::warn!(endpoint, status = status.as_u16(), reason = message, retry, "request refused");
+            tracing::warn!(
+                endpoint,
+                status = status.as_u16(),
+                reason = message,
+                retry,
+                "request refused"
+            );
             (status, format!("{message}\n")).into_response()
         }
     };
     let status = response.status().as_u16();
     let seconds = received.elapsed().as_secs_f64();
     metrics.answered(endpoint, status, seconds);
-    tracing::debug!(endpoint, status, ack_us = (seconds * 1e6) as u64, retry, "acknowledged");
+    tracing::debug!(
+        endpoint,
+        status,
+        ack_us = (seconds * 1e6) as u64,
+        retry,
+        "acknowledged"
+    );
     response
 }

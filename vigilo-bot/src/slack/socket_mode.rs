@@ -22,9 +22,8 @@ use super::state::Bot;
 use super::web_api::Connector;
 use super::{Ack, SlackError, SlackOptions, commands, events, interactions};
 
-type Stop = Box<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
->;
+type Stop =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The running Socket Mode listener.
 pub(crate) struct SocketMode {

@@ -194,7 +194,9 @@ impl Bot {
             let content = blocks::render(reply, workspace).content();
             let posted = match self.refs.place(workspace, &reply.target) {
                 Placement::Post { thread } => {
-                    let channel = thread.as_ref().map_or(origin.channel.as_str(), |t| &t.channel);
+                    let channel = thread
+                        .as_ref()
+                        .map_or(origin.channel.as_str(), |t| &t.channel);
                     let thread_ts = thread.as_ref().map(|t| t.ts.as_str());
                     self.web
                         .post_message(channel, thread_ts, content)
@@ -264,7 +266,10 @@ impl Drop for ChannelTurn {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&self.key).is_some_and(|l| Arc::strong_count(l) == 1) {
+        if map
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
             map.remove(&self.key);
         }
     }

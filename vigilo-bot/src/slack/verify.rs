@@ -44,7 +44,10 @@ impl Refusal {
 
 /// The signature Slack would send for `body` at `timestamp`: `v0=` and 64 hex digits.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v0={}", hex::encode(mac(secret, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v0={}",
+        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
@@ -105,7 +108,10 @@ mod tests {
 
     fn headers(ts: i64, sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&ts.to_string()).unwrap());
+        h.insert(
+            TIMESTAMP_HEADER,
+            HeaderValue::from_str(&ts.to_string()).unwrap(),
+        );
         h.insert(SIGNATURE_HEADER, HeaderValue::from_str(sig).unwrap());
         h
     }
@@ -118,7 +124,10 @@ mod tests {
         let ts = 1531420618;
         let expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
         assert_eq!(sign(secret, ts, body), expected);
-        assert_eq!(verify(secret, &headers(ts, expected), body, ts + 10), Ok(()));
+        assert_eq!(
+            verify(secret, &headers(ts, expected), body, ts + 10),
+            Ok(())
+        );
     }
 
     #[test]
@@ -136,11 +145,21 @@ mod tests {
             Err(Refusal::BadSignature)
         );
         assert_eq!(
-            verify("s3cret", &headers(now, &good), body, now + MAX_SKEW_SECS + 1),
+            verify(
+                "s3cret",
+                &headers(now, &good),
+                body,
+                now + MAX_SKEW_SECS + 1
+            ),
             Err(Refusal::StaleTimestamp)
         );
         assert_eq!(
-            verify("s3cret", &headers(now, &good), body, now - MAX_SKEW_SECS - 1),
+            verify(
+                "s3cret",
+                &headers(now, &good),
+                body,
+                now - MAX_SKEW_SECS - 1
+            ),
             Err(Refusal::StaleTimestamp)
         );
         assert_eq!(

@@ -83,8 +83,10 @@ trait Transport: Send + Sync {
         &self,
         req: &SlackApiChatPostEphemeralRequest,
     ) -> ClientResult<SlackApiChatPostEphemeralResponse>;
-    async fn views_open(&self, req: &SlackApiViewsOpenRequest)
-    -> ClientResult<SlackApiViewsOpenResponse>;
+    async fn views_open(
+        &self,
+        req: &SlackApiViewsOpenRequest,
+    ) -> ClientResult<SlackApiViewsOpenResponse>;
 }
 
 struct Hyper<H: Send + Sync + Clone + Connect + 'static> {
@@ -98,7 +100,10 @@ impl<H: Send + Sync + Clone + Connect + 'static> Transport for Hyper<H> {
         &self,
         req: &SlackApiChatPostMessageRequest,
     ) -> ClientResult<SlackApiChatPostMessageResponse> {
-        self.client.open_session(&self.token).chat_post_message(req).await
+        self.client
+            .open_session(&self.token)
+            .chat_post_message(req)
+            .await
     }
     async fn update(
         &self,
@@ -110,7 +115,10 @@ impl<H: Send + Sync + Clone + Connect + 'static> Transport for Hyper<H> {
         &self,
         req: &SlackApiChatPostEphemeralRequest,
     ) -> ClientResult<SlackApiChatPostEphemeralResponse> {
-        self.client.open_session(&self.token).chat_post_ephemeral(req).await
+        self.client
+            .open_session(&self.token)
+            .chat_post_ephemeral(req)
+            .await
     }
     async fn views_open(
         &self,
@@ -213,9 +221,10 @@ impl WebApi {
         thread_ts: Option<&str>,
         content: SlackMessageContent,
     ) -> ClientResult<Posted> {
-        let mut req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content)
-            .with_unfurl_links(false)
-            .with_unfurl_media(false);
+        let mut req =
+            SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content)
+                .with_unfurl_links(false)
+                .with_unfurl_media(false);
         if let Some(ts) = thread_ts {
             req = req.with_thread_ts(SlackTs(ts.to_owned()));
         }
