@@ -1,7 +1,9 @@
 //! The core conformance suite, run against [`vigilo_store::postgres::PgStore`] on a real
-//! PostgreSQL server: each case gets a database of its own, created through the admin URL in
-//! `VIGILO_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) and dropped after
-//! the case, so cases run in parallel.
+//! PostgreSQL server: each case gets a fresh schema of its own (its connections'
+//! `search_path`), created through the admin URL in `VIGILO_TEST_PG_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`), migrated by `PgStore::connect` and dropped
+//! after the case, so cases run in parallel, also next to other test binaries. (A schema costs
+//! milliseconds where a database costs half a second; `pg_faults` covers fresh databases.)
 //!
 //! Without `VIGILO_TEST_PG_URL` there is no server to test: each case says so on its output
 //! and runs against the in-memory reference store instead, which passes.
@@ -19,7 +21,7 @@ use vigilo_store::postgres::{PgOptions, PgStore, ScratchDatabase};
 /// The variable naming the admin URL of the test server.
 const URL_VAR: &str = "VIGILO_TEST_PG_URL";
 
-/// A store for one case: a `PgStore` on a scratch database (dropped after the store), or the
+/// A store for one case: a `PgStore` on a scratch schema (dropped after the store), or the
 /// in-memory store when no server is configured.
 struct CaseStore {
     store: Option<Arc<dyn Store>>,
@@ -40,12 +42,12 @@ impl CaseStore {
                 db: None,
             };
         };
-        let db = ScratchDatabase::create(&admin)
+        let db = ScratchDatabase::create_schema(&admin)
             .await
-            .expect("create a scratch database");
+            .expect("create a scratch schema");
         let store = PgStore::connect(db.url(), PgOptions::default().max_connections(8))
             .await
-            .expect("connect to the scratch database");
+            .expect("connect to the scratch schema");
         Self {
             store: Some(Arc::new(store)),
             db: Some(db),
@@ -65,7 +67,7 @@ impl Deref for CaseStore {
 
 impl Drop for CaseStore {
     fn drop(&mut self) {
-        // Close the pool first, then drop the database (which also ends stray connections).
+        // Close the pool first, then drop the schema.
         self.store = None;
         self.db = None;
     }

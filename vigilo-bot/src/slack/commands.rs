@@ -26,7 +26,7 @@ pub(crate) async fn command(bot: &Arc<Bot>, ev: SlackCommandEvent, key: &[u8]) -
     let acting = match bot.identify(&origin).await {
         Ok(a) => a,
         // Unknown team or user: the answer to the command itself says how to get access.
-        Err(reply) => return Ack::Command(ephemeral(&reply)),
+        Err(reply) => return Ack::Command(Box::new(ephemeral(&reply))),
     };
     if !bot.dedupe.first_time(key) {
         bot.metrics.duplicate();

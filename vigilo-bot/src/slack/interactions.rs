@@ -198,9 +198,9 @@ async fn view_submission(
             REASON_BLOCK_ID.to_owned(),
             "Please give a reason; nothing was changed.".to_owned(),
         )]);
-        return Ack::View(SlackViewSubmissionResponse::Errors(
+        return Ack::View(Box::new(SlackViewSubmissionResponse::Errors(
             SlackViewSubmissionErrorsResponse::new(errors),
-        ));
+        )));
     }
     let origin = Origin {
         team: ev.team.id.0.clone(),

@@ -241,9 +241,9 @@ pub(crate) enum Ack {
     /// An empty 200.
     Empty,
     /// The answer to a slash command (a private message).
-    Command(SlackCommandEventResponse),
+    Command(Box<SlackCommandEventResponse>),
     /// The answer to a modal submission (validation errors).
-    View(SlackViewSubmissionResponse),
+    View(Box<SlackViewSubmissionResponse>),
     /// The `url_verification` challenge.
     Challenge(String),
     /// A refusal: 4xx and a short message; nothing changed.

@@ -129,7 +129,7 @@ async fn on_command<H: Send + Sync + Clone + Connect + 'static>(
     let ack = commands::command(&bot, ev, &key).await;
     count(&bot, "socket_commands", received, &ack);
     match ack {
-        Ack::Command(r) => Ok(r),
+        Ack::Command(r) => Ok(*r),
         _ => Err(Box::new(Acknowledged)),
     }
 }
@@ -145,7 +145,7 @@ async fn on_interaction<H: Send + Sync + Clone + Connect + 'static>(
     let ack = interactions::interaction(&bot, ev, &key, received).await;
     count(&bot, "socket_interactions", received, &ack);
     Ok(match ack {
-        Ack::View(v) => SlackInteractionResponse::ViewSubmission(v),
+        Ack::View(v) => SlackInteractionResponse::ViewSubmission(*v),
         _ => SlackInteractionResponse::Empty,
     })
 }

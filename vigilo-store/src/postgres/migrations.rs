@@ -5,8 +5,11 @@
 //! schema change is a new entry at the end of [`MIGRATIONS`].
 //!
 //! Replicas may start at the same moment: each migration transaction first takes a
-//! transaction-scoped advisory lock ([`MIGRATION_LOCK`], per database), then reads the version
-//! again, so exactly one replica applies each migration and the others see it applied.
+//! transaction-scoped advisory lock (keyed by [`MIGRATION_LOCK`] and the schema), then reads the
+//! version again, so exactly one replica applies each migration and the others see it applied.
+//!
+//! The schema lives in the first schema of the connection's `search_path` (`public` unless the
+//! URL says otherwise, e.g. `?options=-c%20search_path%3Dvigilo`).
 //!
 //! Conventions of the schema (those of the SQLite adapter): every entity is stored whole as
 //! JSON text in `doc` (the core struct, read back with serde; `text` rather than `jsonb` so it
@@ -22,8 +25,10 @@ use tracing::info;
 
 use super::error::PgError;
 
-/// The key of the advisory lock that serialises migrations (per database): the ASCII bytes
-/// `VGLOmigr`.
+/// The seed of the advisory lock that serialises migrations: the ASCII bytes `VGLOmigr`. The
+/// lock's key is `hashtextextended(current_schema(), MIGRATION_LOCK)`, so migrations of one
+/// schema (of one database) are serialised, and Vigilo schemas side by side in one database
+/// migrate independently.
 pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
@@ -265,9 +270,11 @@ pub(crate) async fn migrate(client: &mut Client, migrations: &[&str]) -> Result<
             source,
         };
         let tx = client.transaction().await.map_err(failed)?;
-        tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-            .await
-            .map_err(failed)?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended(coalesce(current_schema(), ''), {MIGRATION_LOCK}))"
+        ))
+        .await
+        .map_err(failed)?;
         // Read again under the lock: another replica may have migrated meanwhile.
         let now = current_version(&tx).await.map_err(failed)?;
         check_not_newer(now, migrations)?;
