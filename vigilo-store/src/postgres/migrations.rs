@@ -4,9 +4,10 @@
 //! together with its row in `vigilo_schema_version`. Shipped migrations are never edited: a
 //! schema change is a new entry at the end of [`MIGRATIONS`].
 //!
-//! Replicas may start at the same moment: each migration transaction first takes a
-//! transaction-scoped advisory lock (keyed by [`MIGRATION_LOCK`] and the schema), then reads the
-//! version again, so exactly one replica applies each migration and the others see it applied.
+//! Replicas may start at the same moment: a replica that finds migrations missing takes an
+//! advisory lock (keyed by [`MIGRATION_LOCK`] and the schema), then runs each migration in a
+//! transaction that reads the version again first, so exactly one replica applies each
+//! migration and the others see it applied.
 //!
 //! The schema lives in the first schema of the connection's `search_path` (`public` unless the
 //! URL says otherwise, e.g. `?options=-c%20search_path%3Dvigilo`).
@@ -252,33 +253,49 @@ fn check_not_newer(found: i32, migrations: &[&str]) -> Result<(), PgError> {
     }
 }
 
-/// Applies every migration of `migrations` the database lacks, each in its own transaction
-/// under the advisory lock [`MIGRATION_LOCK`], with its version row. A database already up to
-/// date is only read (no lock, no write).
+/// Applies every migration of `migrations` the database lacks, each in its own transaction,
+/// with its version row, while holding the advisory lock of [`MIGRATION_LOCK`]. A database
+/// already up to date is only read (no lock, no write).
+///
+/// The lock is a session lock taken *before* each migration's transaction begins: a
+/// transaction that began before another replica's migration committed could keep seeing its
+/// catalog as it was (PostgreSQL refreshes cached catalog lookups at transaction start), and
+/// would try to create the tables again. On error the caller must close the connection, which
+/// releases the lock if unlocking failed.
 pub(crate) async fn migrate(client: &mut Client, migrations: &[&str]) -> Result<(), PgError> {
     let found = current_version(&*client)
         .await
         .map_err(|source| PgError::Migration { version: 0, source })?;
     check_not_newer(found, migrations)?;
+    if usize::try_from(found).unwrap_or(usize::MAX) >= migrations.len() {
+        return Ok(());
+    }
+    let lock = |what: &str| {
+        format!("SELECT {what}(hashtextextended(coalesce(current_schema(), ''), {MIGRATION_LOCK}))")
+    };
+    client
+        .batch_execute(&lock("pg_advisory_lock"))
+        .await
+        .map_err(|source| PgError::Migration { version: 0, source })?;
+    let result = apply_missing(client, migrations).await;
+    let unlocked = client.batch_execute(&lock("pg_advisory_unlock")).await;
+    result?;
+    unlocked.map_err(|source| PgError::Migration { version: 0, source })
+}
+
+/// Applies the migrations the database lacks, reading its version afresh (under the lock).
+async fn apply_missing(client: &mut Client, migrations: &[&str]) -> Result<(), PgError> {
     for (index, sql) in migrations.iter().enumerate() {
         let target = i32::try_from(index + 1).unwrap_or(i32::MAX);
-        if found >= target {
-            continue;
-        }
         let failed = |source| PgError::Migration {
             version: target,
             source,
         };
         let tx = client.transaction().await.map_err(failed)?;
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(hashtextextended(coalesce(current_schema(), ''), {MIGRATION_LOCK}))"
-        ))
-        .await
-        .map_err(failed)?;
-        // Read again under the lock: another replica may have migrated meanwhile.
         let now = current_version(&tx).await.map_err(failed)?;
         check_not_newer(now, migrations)?;
         if now >= target {
+            // Applied meanwhile (by another replica).
             tx.commit().await.map_err(failed)?;
             continue;
         }

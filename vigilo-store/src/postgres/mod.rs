@@ -28,7 +28,12 @@
 //!   [`StoreError::Unavailable`] and may simply retry. If the connection breaks while `COMMIT`
 //!   is on its way, the outcome is in doubt; the store then asks the server, on another
 //!   connection, for the status of that transaction (`txid_status`) and answers accordingly:
-//!   the sealed entry if it committed, `Unavailable` if it did not.
+//!   the sealed entry if it committed, `Unavailable` if it did not. (If the server still shows
+//!   the transaction in progress after a second — the network broke, the socket did not close
+//!   — the store ends that backend with `pg_terminate_backend`, which settles it either way.)
+//!   Sessions also run with an idle-in-transaction timeout
+//!   ([`PgOptions::idle_in_transaction_timeout`]) and server-side TCP keepalives, so a commit
+//!   cut off by a broken network cannot hold its workspace's chain head for long.
 //!
 //! TLS is not supported yet: connect over loopback or a private network (`sslmode=disable` or
 //! the default `prefer`); a URL with `sslmode=require` is refused with
@@ -67,13 +72,28 @@ pub use migrations::{MIGRATION_LOCK, MIGRATIONS};
 pub use options::PgOptions;
 pub use scratch::ScratchDatabase;
 
-use error::{Fail, fail, is_connection_loss, pool_err, store_err, unavailable};
+use error::{Fail, fail, is_connection_loss, pool_err, unavailable};
 use write::Sealed;
+
+/// Runs one call on a pooled connection (`c`), discarding the connection if the call found it
+/// broken (see [`discard`]).
+macro_rules! read {
+    ($store:ident, |$c:ident| $call:expr) => {{
+        let $c = $store.client().await?;
+        let result = $call.await;
+        if let Err(StoreError::Unavailable { .. }) = &result {
+            discard($c);
+        }
+        result
+    }};
+}
 
 /// The first pause before running a deadlocked commit again; doubled each time (with jitter).
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause between two tries of a commit.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// How long an in-doubt commit's old backend may stay "in progress" before the store ends it.
+const IN_DOUBT_GRACE: Duration = Duration::from_secs(1);
 
 /// A [`Store`] in a PostgreSQL database, shared safely by any number of processes.
 ///
@@ -140,6 +160,7 @@ impl PgStore {
         }
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
+        config.options(session_options(config.get_options(), &options));
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -159,7 +180,11 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| PgError::Connect(Box::new(e)))?;
-        migrations::migrate(&mut client, migrations).await?;
+        if let Err(e) = migrations::migrate(&mut client, migrations).await {
+            // Never pool a connection that may still hold the migration lock.
+            discard(client);
+            return Err(e);
+        }
         drop(client);
         info!(
             max_connections = options.max_connections,
@@ -187,20 +212,18 @@ impl PgStore {
     /// One try at a commit: one transaction on one connection.
     async fn commit_once(&self, commit: &Commit) -> Result<AuditEntry, Fail> {
         let mut client = self.pool.get().await.map_err(|e| Fail::done(pool_err(e)))?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| fail("starting a transaction", e))?;
-        // Any error here drops `tx`, which rolls the transaction back (or the server does,
-        // if the connection is gone): nothing of this try stays applied.
-        let sealed = write::apply_commit(&tx, commit).await?;
-        match tx.commit().await {
-            Ok(()) => Ok(sealed.entry),
-            Err(e) if is_connection_loss(&e) => {
-                drop(client);
-                self.resolve_in_doubt(sealed, e).await
+        match run_commit(&mut client, commit).await {
+            Attempt::Committed(entry) => Ok(entry),
+            Attempt::InDoubt(sealed, cause) => {
+                discard(client);
+                self.resolve_in_doubt(sealed, cause).await
             }
-            Err(e) => Err(fail("committing", e)),
+            Attempt::Failed(f) => {
+                if matches!(f.error, StoreError::Unavailable { .. }) {
+                    discard(client);
+                }
+                Err(f)
+            }
         }
     }
 
@@ -213,8 +236,10 @@ impl PgStore {
         cause: tokio_postgres::Error,
     ) -> Result<AuditEntry, Fail> {
         warn!(txid = sealed.txid, error = %cause, "connection lost during COMMIT; asking the server whether it committed");
-        let deadline = Instant::now() + self.options.in_doubt_timeout;
+        let started = Instant::now();
+        let deadline = started + self.options.in_doubt_timeout;
         let mut pause = Duration::from_millis(20);
+        let mut terminated = false;
         loop {
             match self.txid_status(sealed.txid).await {
                 Ok(Some(status)) if status == "committed" => {
@@ -228,8 +253,21 @@ impl PgStore {
                         cause,
                     )));
                 }
-                // "in progress": the server has not finished with the old connection yet.
-                Ok(status) => debug!(?status, "in-doubt commit not resolved yet"),
+                // "in progress": the server has not noticed the old connection is gone (a
+                // broken network rather than a closed socket). After a moment, end it: its
+                // transaction then commits if `COMMIT` had arrived, and aborts if not.
+                Ok(status) => {
+                    debug!(?status, "in-doubt commit not resolved yet");
+                    if !terminated && started.elapsed() >= IN_DOUBT_GRACE {
+                        terminated = true;
+                        let ended = self.terminate_if_running(sealed.pid, sealed.txid).await;
+                        warn!(
+                            pid = sealed.pid,
+                            ?ended,
+                            "ended the backend of an in-doubt commit"
+                        );
+                    }
+                }
                 Err(e) => debug!(error = %e, "cannot ask about the in-doubt commit yet"),
             }
             if Instant::now() >= deadline {
@@ -248,17 +286,67 @@ impl PgStore {
         }
     }
 
+    /// See [`write::terminate_if_running`].
+    async fn terminate_if_running(&self, pid: i32, txid: i64) -> StoreResult<bool> {
+        read!(self, |c| write::terminate_if_running(&c, pid, txid))
+    }
+
     /// `txid_status` of a transaction: `committed`, `aborted`, `in progress`, or `None` when
     /// the server no longer knows it.
     async fn txid_status(&self, txid: i64) -> StoreResult<Option<String>> {
-        let client = self.client().await?;
-        let row = client
-            .query_one("SELECT txid_status($1)", &[&txid])
-            .await
-            .map_err(|e| store_err("asking for a transaction's status", e))?;
-        row.try_get(0)
-            .map_err(|e| store_err("reading a transaction's status", e))
+        read!(self, |c| write::txid_status(&c, txid))
     }
+}
+
+/// The startup `options` of every connection: the URL's own, then the store's session
+/// settings (an idle-in-transaction timeout, and server-side TCP keepalives so the server also
+/// notices a vanished client).
+fn session_options(from_url: Option<&str>, options: &PgOptions) -> String {
+    let mut out = from_url.unwrap_or_default().to_owned();
+    let ms = options.idle_in_transaction_timeout.as_millis();
+    if ms > 0 {
+        out.push_str(&format!(" -c idle_in_transaction_session_timeout={ms}"));
+    }
+    out.push_str(
+        " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+    );
+    out.trim().to_owned()
+}
+
+/// How one try at a commit ended.
+enum Attempt {
+    /// `COMMIT` succeeded.
+    Committed(AuditEntry),
+    /// The connection broke while `COMMIT` was on its way: it may or may not have committed.
+    InDoubt(Sealed, tokio_postgres::Error),
+    /// Nothing was applied.
+    Failed(Fail),
+}
+
+/// Runs one commit in one transaction on `client`.
+async fn run_commit(client: &mut Client, commit: &Commit) -> Attempt {
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => return Attempt::Failed(fail("starting a transaction", e)),
+    };
+    // Any error here drops `tx`, which rolls the transaction back (or the server does, if the
+    // connection is gone): nothing of this try stays applied.
+    let sealed = match write::apply_commit(&tx, commit).await {
+        Ok(sealed) => sealed,
+        Err(f) => return Attempt::Failed(f),
+    };
+    match tx.commit().await {
+        Ok(()) => Attempt::Committed(sealed.entry),
+        Err(e) if is_connection_loss(&e) => Attempt::InDoubt(sealed, e),
+        Err(e) => Attempt::Failed(fail("committing", e)),
+    }
+}
+
+/// Takes a connection that failed with a connection loss (or a busy server) out of the pool
+/// for good: after a `FATAL` error the server closes it a moment later, and until then it
+/// would look healthy to the pool.
+fn discard(client: Client) {
+    drop(deadpool_postgres::Object::take(client));
 }
 
 /// `pause`, plus or minus up to half of it, so that retrying callers spread out.
@@ -291,71 +379,51 @@ impl Store for PgStore {
     }
 
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO key_counters (workspace_id, kind, last)
-                 SELECT $1::uuid, $2::text, 1 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1::uuid)
-                 ON CONFLICT (workspace_id, kind) DO UPDATE SET last = key_counters.last + 1
-                 RETURNING last",
-            )
-            .await
-            .map_err(|e| store_err("preparing key allocation", e))?;
-        let row = client
-            .query_opt(&stmt, &[&workspace.0, &kind.as_str()])
-            .await
-            .map_err(|e| store_err("allocating a key", e))?;
-        let Some(row) = row else {
-            return Err(StoreError::NotFound(format!("workspace {workspace}")));
-        };
-        let last: i64 = row
-            .try_get(0)
-            .map_err(|e| store_err("reading an allocated key", e))?;
-        Ok(Key::new(kind, rows::uint(last, "key counter")?))
+        read!(self, |c| write::allocate_key(&c, workspace, kind))
     }
 
     async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        read::workspace(&self.client().await?, id).await
+        read!(self, |c| read::workspace(&c, id))
     }
 
     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace> {
-        read::workspace_by_slug(&self.client().await?, slug).await
+        read!(self, |c| read::workspace_by_slug(&c, slug))
     }
 
     async fn workspace_by_slack_team(&self, team: &str) -> StoreResult<Workspace> {
-        read::workspace_by_slack_team(&self.client().await?, team).await
+        read!(self, |c| read::workspace_by_slack_team(&c, team))
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        read::list_workspaces(&self.client().await?).await
+        read!(self, |c| read::list_workspaces(&c))
     }
 
     async fn user(&self, id: UserId) -> StoreResult<User> {
-        read::user(&self.client().await?, id).await
+        read!(self, |c| read::user(&c, id))
     }
 
     async fn user_by_handle(&self, handle: &str) -> StoreResult<User> {
-        read::user_by_handle(&self.client().await?, handle).await
+        read!(self, |c| read::user_by_handle(&c, handle))
     }
 
     async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User> {
-        read::user_by_chat(&self.client().await?, identity).await
+        read!(self, |c| read::user_by_chat(&c, identity))
     }
 
     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {
-        read::membership(&self.client().await?, workspace, user).await
+        read!(self, |c| read::membership(&c, workspace, user))
     }
 
     async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
-        read::list_members(&self.client().await?, workspace).await
+        read!(self, |c| read::list_members(&c, workspace))
     }
 
     async fn runbook(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Runbook> {
-        read::runbook(&self.client().await?, workspace, id).await
+        read!(self, |c| read::runbook(&c, workspace, id))
     }
 
     async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook> {
-        read::runbook_by_key(&self.client().await?, workspace, key).await
+        read!(self, |c| read::runbook_by_key(&c, workspace, key))
     }
 
     async fn list_runbooks(
@@ -363,7 +431,7 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         query: &RunbookQuery,
     ) -> StoreResult<Vec<Runbook>> {
-        read::list_runbooks(&self.client().await?, workspace, query).await
+        read!(self, |c| read::list_runbooks(&c, workspace, query))
     }
 
     async fn search_runbooks(
@@ -373,7 +441,9 @@ impl Store for PgStore {
         drafts: DraftFilter,
         limit: usize,
     ) -> StoreResult<Vec<Runbook>> {
-        read::search_runbooks(&self.client().await?, workspace, words, drafts, limit).await
+        read!(self, |c| read::search_runbooks(
+            &c, workspace, words, drafts, limit
+        ))
     }
 
     async fn runbook_version(
@@ -382,7 +452,7 @@ impl Store for PgStore {
         id: RunbookId,
         version: u32,
     ) -> StoreResult<RunbookVersion> {
-        read::runbook_version(&self.client().await?, workspace, id, version).await
+        read!(self, |c| read::runbook_version(&c, workspace, id, version))
     }
 
     async fn runbook_versions(
@@ -390,15 +460,15 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         id: RunbookId,
     ) -> StoreResult<Vec<RunbookVersion>> {
-        read::runbook_versions(&self.client().await?, workspace, id).await
+        read!(self, |c| read::runbook_versions(&c, workspace, id))
     }
 
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
-        read::execution(&self.client().await?, workspace, id).await
+        read!(self, |c| read::execution(&c, workspace, id))
     }
 
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
-        read::execution_by_key(&self.client().await?, workspace, key).await
+        read!(self, |c| read::execution_by_key(&c, workspace, key))
     }
 
     async fn list_executions(
@@ -406,7 +476,7 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         query: &ExecutionQuery,
     ) -> StoreResult<Vec<Execution>> {
-        read::list_executions(&self.client().await?, workspace, query).await
+        read!(self, |c| read::list_executions(&c, workspace, query))
     }
 
     async fn step_events(
@@ -414,27 +484,27 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         execution: ExecutionId,
     ) -> StoreResult<Vec<StepEvent>> {
-        read::step_events(&self.client().await?, workspace, execution).await
+        read!(self, |c| read::step_events(&c, workspace, execution))
     }
 
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
-        read::change(&self.client().await?, workspace, id).await
+        read!(self, |c| read::change(&c, workspace, id))
     }
 
     async fn change_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
-        read::change_by_key(&self.client().await?, workspace, key).await
+        read!(self, |c| read::change_by_key(&c, workspace, key))
     }
 
     async fn list_changes(&self, workspace: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
-        read::list_changes(&self.client().await?, workspace).await
+        read!(self, |c| read::list_changes(&c, workspace))
     }
 
     async fn incident_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Incident> {
-        read::incident_by_key(&self.client().await?, workspace, key).await
+        read!(self, |c| read::incident_by_key(&c, workspace, key))
     }
 
     async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>> {
-        read::list_incidents(&self.client().await?, workspace).await
+        read!(self, |c| read::list_incidents(&c, workspace))
     }
 
     async fn audit(
@@ -442,6 +512,6 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         query: &AuditQuery,
     ) -> StoreResult<Vec<AuditEntry>> {
-        read::audit(&self.client().await?, workspace, query).await
+        read!(self, |c| read::audit(&c, workspace, query))
     }
 }

@@ -29,6 +29,13 @@ pub struct PgOptions {
     /// The `application_name` the connections report (seen in `pg_stat_activity`).
     /// Default: `vigilo`.
     pub application_name: String,
+    /// The server ends a session of the store that stays idle inside a transaction this long
+    /// (`idle_in_transaction_session_timeout`), releasing its locks. The store never pauses
+    /// inside a transaction, so this only fires when the client vanished without the server
+    /// noticing (a broken network): without it, a commit cut off that way could hold its
+    /// workspace's audit chain head until TCP keepalives gave up. Zero leaves the server's
+    /// setting. Default: 60 seconds.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -40,6 +47,7 @@ impl Default for PgOptions {
             max_retries: 10,
             in_doubt_timeout: Duration::from_secs(30),
             application_name: "vigilo".into(),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +80,12 @@ impl PgOptions {
     /// These options with another limit on resolving an in-doubt commit.
     pub fn in_doubt_timeout(mut self, timeout: Duration) -> Self {
         self.in_doubt_timeout = timeout;
+        self
+    }
+
+    /// These options with another idle-in-transaction timeout (zero: the server's setting).
+    pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_timeout = timeout;
         self
     }
 

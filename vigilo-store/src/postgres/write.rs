@@ -19,20 +19,20 @@
 
 use std::collections::BTreeSet;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Client, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 use vigilo_core::audit::{self, AuditEntry};
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
-use vigilo_core::ids::{Key, WorkspaceId};
+use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
-use vigilo_core::store::{Commit, StoreError, Write};
+use vigilo_core::store::{Commit, StoreError, StoreResult, Write};
 use vigilo_core::workspace::{Membership, User, Workspace};
 
-use super::error::{Fail, fail, violated};
+use super::error::{Fail, fail, store_err, violated};
 use super::rows::{Params, int, micros, to_doc, uint};
 use super::search::SearchText;
 
@@ -43,6 +43,8 @@ pub(crate) struct Sealed {
     pub entry: AuditEntry,
     /// `txid_current()` of the transaction.
     pub txid: i64,
+    /// `pg_backend_pid()` of the connection that ran it.
+    pub pid: i32,
 }
 
 /// Runs `sql` (prepared once per connection) and returns how many rows it changed.
@@ -63,6 +65,63 @@ async fn query_opt(
 ) -> Result<Option<Row>, tokio_postgres::Error> {
     let stmt = tx.prepare_cached(sql).await?;
     tx.query_opt(&stmt, params).await
+}
+
+/// Hands out the next key of `kind` in `workspace`: one autocommitted statement whose
+/// `ON CONFLICT DO UPDATE` locks the counter row, so concurrent callers in any process get
+/// distinct, increasing numbers. `NotFound` when the workspace does not exist.
+pub(crate) async fn allocate_key(
+    c: &Client,
+    workspace: WorkspaceId,
+    kind: KeyKind,
+) -> StoreResult<Key> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO key_counters (workspace_id, kind, last)
+             SELECT $1::uuid, $2::text, 1 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1::uuid)
+             ON CONFLICT (workspace_id, kind) DO UPDATE SET last = key_counters.last + 1
+             RETURNING last",
+        )
+        .await
+        .map_err(|e| store_err("preparing key allocation", e))?;
+    let row = c
+        .query_opt(&stmt, &[&workspace.0, &kind.as_str()])
+        .await
+        .map_err(|e| store_err("allocating a key", e))?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound(format!("workspace {workspace}")));
+    };
+    let last: i64 = row
+        .try_get(0)
+        .map_err(|e| store_err("reading an allocated key", e))?;
+    Ok(Key::new(kind, uint(last, "key counter")?))
+}
+
+/// Terminates the backend `pid` if it is still running transaction `txid` (an in-doubt commit
+/// whose connection the server has not noticed is gone): the transaction then ends, committed
+/// if its `COMMIT` had arrived, aborted if not. Checking the transaction id guards against a
+/// process id the server has since given to another connection.
+pub(crate) async fn terminate_if_running(c: &Client, pid: i32, txid: i64) -> StoreResult<bool> {
+    let row = c
+        .query_one(
+            "SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+             WHERE pid = $1 AND backend_xid::text::bigint = $2 % 4294967296",
+            &[&pid, &txid],
+        )
+        .await
+        .map_err(|e| store_err("ending an in-doubt transaction", e))?;
+    row.try_get(0)
+        .map_err(|e| store_err("ending an in-doubt transaction", e))
+}
+
+/// `txid_status` of a transaction (see [`Sealed::txid`]).
+pub(crate) async fn txid_status(c: &Client, txid: i64) -> StoreResult<Option<String>> {
+    let row = c
+        .query_one("SELECT txid_status($1)", &[&txid])
+        .await
+        .map_err(|e| store_err("asking for a transaction's status", e))?;
+    row.try_get(0)
+        .map_err(|e| store_err("reading a transaction's status", e))
 }
 
 /// Applies every write of `commit` in order, then seals and appends its audit entry.
@@ -701,7 +760,8 @@ async fn append_audit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, F
     let ws = commit.workspace;
     let head = query_opt(
         tx,
-        "SELECT seq, hash, txid_current() FROM audit_heads WHERE workspace_id = $1 FOR UPDATE",
+        "SELECT seq, hash, txid_current(), pg_backend_pid() FROM audit_heads
+         WHERE workspace_id = $1 FOR UPDATE",
         &[&ws.0],
     )
     .await
@@ -718,6 +778,7 @@ async fn append_audit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, F
     let seq: i64 = head.try_get(0).map_err(corrupt)?;
     let hash: String = head.try_get(1).map_err(corrupt)?;
     let txid: i64 = head.try_get(2).map_err(corrupt)?;
+    let pid: i32 = head.try_get(3).map_err(corrupt)?;
     let seq = uint(seq, "audit head seq")?;
     let prev = (seq > 0).then_some((seq, hash.as_str()));
     let mut draft = commit.audit.clone();
@@ -752,5 +813,5 @@ async fn append_audit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, F
     )
     .await
     .map_err(|e| fail("appending the audit entry", e))?;
-    Ok(Sealed { entry, txid })
+    Ok(Sealed { entry, txid, pid })
 }

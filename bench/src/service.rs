@@ -33,6 +33,7 @@ pub struct Service {
 /// A runbook step with realistic amounts of text (a few hundred bytes).
 pub fn step_input(i: u32) -> StepInput {
     StepInput {
+        id: None,
         title: format!("Step {i}: drain and verify node pool {i}"),
         description: format!(
             "Cordon the nodes of pool {i}, then drain them one at a time with a grace period of \

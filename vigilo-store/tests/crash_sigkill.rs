@@ -307,6 +307,12 @@ async fn check_workspace(
 
     // Set-up rows: each has exactly one non-execution audit entry.
     let members = store.list_members(ws).await.map_err(err)?;
+    if let Some((_, alice)) = acks.workspace {
+        ensure!(
+            members.iter().any(|(u, _)| u.id == alice),
+            "the acknowledged workspace's owner {alice} is not a member"
+        );
+    }
     if let Some(bob) = acks.member {
         ensure!(
             members.iter().any(|(u, _)| u.id == bob),
