@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vigilo_bot::cli::{self, Cli};
+use vigilo_bot::cli::{self, Cli, Command, LogFormat, ServeCmd};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(cli::report_usage(&e, json)),
     };
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.global.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -28,10 +28,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.global.json;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // A server uses both cores; a one-shot command needs only one thread.
+    let runtime = if matches!(cli.command, Command::Serve(ServeCmd::Slack { .. })) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
     Ok(match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
@@ -42,8 +49,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`.
-fn init_tracing(verbose: u8) {
+/// Logs go to stderr, as text or one JSON object per line; `RUST_LOG` wins over `-v`.
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -51,9 +58,13 @@ fn init_tracing(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

@@ -92,6 +92,26 @@ pub struct Global {
     /// More log output on stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// How log lines on stderr look: `text` for people, `json` (one object per line) for log
+    /// collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "VIGILO_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "text|json"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The format of log lines on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The commands.
@@ -846,13 +866,52 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         command,
         Command::Init(_) | Command::Workspace(WorkspaceCmd::Create { .. }) | Command::Console(_)
     );
-    if let Command::Serve(ServeCmd::Slack { .. }) = command {
-        return Err(CliError::Internal(
-            "`vigilo serve slack` is not available in this build yet".into(),
-        ));
+    if let Command::Serve(ServeCmd::Slack {
+        listen,
+        slack_api_url,
+        socket_mode,
+    }) = command
+    {
+        return serve_slack(global, &listen, slack_api_url, socket_mode).await;
     }
     let ctx = Ctx::open(global, create).await?;
     let result = dispatch(&ctx, command).await;
+    ctx.close().await;
+    result
+}
+
+/// `vigilo serve slack`: checks the options before opening the store, then serves until
+/// SIGINT or SIGTERM and closes the store, so every acknowledged write is on disk.
+async fn serve_slack(
+    global: Global,
+    listen: &str,
+    slack_api_url: Option<String>,
+    socket_mode: bool,
+) -> Result<(), CliError> {
+    let listen = listen.parse().map_err(|e| {
+        CliError::Usage(format!(
+            "--listen {listen:?} is not an address: {e}; give host:port, e.g. 127.0.0.1:3000"
+        ))
+    })?;
+    let mut opts = crate::slack::SlackOptions::from_env();
+    opts.listen = listen;
+    opts.socket_mode = socket_mode;
+    if let Some(url) = slack_api_url {
+        let url = url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "--slack-api-url {url:?} must start with http:// or https://"
+            )));
+        }
+        opts.slack_api_url = url;
+    }
+    opts.validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let ctx = Ctx::open(global, false).await?;
+    tracing::info!(db = %ctx.db_label, listen = %opts.listen, socket_mode, "serving Slack");
+    let result = crate::slack::serve(ctx.vigilo.clone(), opts)
+        .await
+        .map_err(|e| CliError::Internal(e.to_string()));
     ctx.close().await;
     result
 }
