@@ -458,3 +458,55 @@ fn list_show_publish_history_diff_search() {
     let by_id = env.json(Some("carol"), &["runbook", "show", id]);
     assert_eq!(by_id["key"], "RB-00001");
 }
+
+#[test]
+fn a_file_can_hand_a_runbook_to_another_owner() {
+    let env = Env::seeded();
+    let f = env.write("rotate.md", ROTATE);
+    env.json(Some("alice"), &["runbook", "import", path_str(&f)]);
+    let exported = env.ok(Some("alice"), &["runbook", "export", "RB-00001"]);
+    assert!(exported.contains("owner = \"alice\""), "{exported}");
+    let to_bob = env.write(
+        "to-bob.md",
+        &exported.replace("owner = \"alice\"", "owner = \"bob\""),
+    );
+    let before = env.audit_count();
+
+    // bob is an operator and not the owner: he may not take it; nothing changes.
+    let err = env.fails(Some("bob"), &["runbook", "import", path_str(&to_bob)], 4);
+    assert!(
+        err["message"].as_str().unwrap().contains("to-bob.md"),
+        "{err}"
+    );
+    // An owner nobody knows: exit 3 naming the file.
+    let nobody = env.write(
+        "nobody.md",
+        &exported.replace("owner = \"alice\"", "owner = \"mallory\""),
+    );
+    let err = env.fails(Some("alice"), &["runbook", "import", path_str(&nobody)], 3);
+    assert!(
+        err["message"].as_str().unwrap().contains("nobody.md"),
+        "{err}"
+    );
+    assert_eq!(env.audit_count(), before);
+
+    // alice hands it over: the version does not move, one audit entry records it.
+    std::fs::create_dir(env.path("repo")).unwrap();
+    std::fs::copy(&to_bob, env.path("repo/rotate.md")).unwrap();
+    let dry = env.json(
+        Some("alice"),
+        &["runbook", "sync", path_str(&env.path("repo")), "--dry-run"],
+    );
+    assert_eq!(dry["runbooks"][0]["action"], "would change owner", "{dry}");
+    assert_eq!(env.audit_count(), before);
+    let done = env.json(Some("alice"), &["runbook", "import", path_str(&to_bob)]);
+    assert_eq!(done["action"], "owner changed", "{done}");
+    assert_eq!(done["version"], 1);
+    assert_eq!(env.audit_count(), before + 1);
+    let again = env.ok(Some("bob"), &["runbook", "export", "RB-00001"]);
+    assert!(again.contains("owner = \"bob\""), "{again}");
+    // Importing the same file again changes nothing.
+    let same = env.json(Some("bob"), &["runbook", "import", path_str(&to_bob)]);
+    assert_eq!(same["action"], "unchanged");
+    assert_eq!(env.audit_count(), before + 1);
+}

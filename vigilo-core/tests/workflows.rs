@@ -937,3 +937,47 @@ async fn the_audit_chain_verifies_and_detects_nothing_wrong() {
     let _ = AuditLinks::default();
     let _ = &w.store;
 }
+
+#[tokio::test]
+async fn runbook_ownership_can_be_handed_over() {
+    let w = world().await;
+    let key = published(&w).await;
+    let before = w.v.runbook(&w.bob, key).await.unwrap();
+    let entries = audit_count(&w).await;
+
+    // An operator who does not own it may not hand it over; nothing changes.
+    let denied =
+        w.v.set_runbook_owner(&w.erin, key, "carol")
+            .await
+            .unwrap_err();
+    assert_eq!(denied.kind(), ErrorKind::Denied, "{denied}");
+    // Someone who is not a member cannot receive it.
+    let missing =
+        w.v.set_runbook_owner(&w.bob, key, "mallory")
+            .await
+            .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    assert!(missing.to_string().contains("@mallory"), "{missing}");
+    assert_eq!(audit_count(&w).await, entries);
+
+    // The owner hands it to carol: the version stays, one audit entry names both.
+    let after = w.v.set_runbook_owner(&w.bob, key, "@carol").await.unwrap();
+    assert_eq!(after.version, before.version);
+    assert_ne!(after.owner, before.owner);
+    assert_eq!(w.v.runbook(&w.carol, key).await.unwrap().owner, after.owner);
+    let log =
+        w.v.audit_entries(&w.alice, AuditFilter::default())
+            .await
+            .unwrap();
+    assert_eq!(log.len(), entries + 1);
+    let last = log.iter().max_by_key(|e| e.seq).unwrap();
+    assert_eq!(last.action, "runbook.owner_changed");
+    assert_eq!(last.details["from"], "@bob");
+    assert_eq!(last.details["to"], "@carol");
+
+    // Handing it to its owner again changes nothing; bob is no longer the owner.
+    w.v.set_runbook_owner(&w.carol, key, "carol").await.unwrap();
+    assert_eq!(audit_count(&w).await, entries + 1);
+    let denied = w.v.set_runbook_owner(&w.bob, key, "bob").await.unwrap_err();
+    assert_eq!(denied.kind(), ErrorKind::Denied, "{denied}");
+}

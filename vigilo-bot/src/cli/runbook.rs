@@ -78,6 +78,8 @@ enum Target {
     Update {
         runbook: Box<Runbook>,
         changed: bool,
+        /// The file's `owner`, when it names someone other than the current owner.
+        new_owner: Option<String>,
     },
 }
 
@@ -260,9 +262,27 @@ async fn plan(
                 if changed {
                     allowed(&actor, Action::EditRunbook, &subject(&rb), &name)?;
                 }
+                let new_owner = match &p.file.owner {
+                    Some(h) => {
+                        let user = ctx
+                            .vigilo
+                            .member(who.workspace, h)
+                            .await
+                            .map_err(|e| CliError::NotFound(format!("{name}: owner: {e}")))?
+                            .0;
+                        if user.id == rb.owner {
+                            None
+                        } else {
+                            allowed(&actor, Action::EditRunbook, &subject(&rb), &name)?;
+                            Some(user.handle.to_string())
+                        }
+                    }
+                    None => None,
+                };
                 Target::Update {
                     runbook: Box::new(rb),
                     changed,
+                    new_owner,
                 }
             }
             None => {
@@ -407,7 +427,9 @@ async fn apply(
                     is_published: rb.is_published,
                 }
             }
-            Target::Update { runbook, .. } => {
+            Target::Update {
+                runbook, new_owner, ..
+            } => {
                 let key = runbook.key;
                 let out = ctx
                     .vigilo
@@ -419,12 +441,22 @@ async fn apply(
                 {
                     rb = ctx.vigilo.set_published(who, key, want).await?;
                 }
+                let owner_changed = new_owner.is_some();
+                if let Some(handle) = new_owner {
+                    rb = ctx.vigilo.set_runbook_owner(who, key, &handle).await?;
+                }
                 Saved {
                     name: item.name,
                     key: Some(key),
                     id: rb.id.to_string(),
                     title: rb.body.title.to_string(),
-                    action: if out.changed { "updated" } else { "unchanged" },
+                    action: if out.changed {
+                        "updated"
+                    } else if owner_changed {
+                        "owner changed"
+                    } else {
+                        "unchanged"
+                    },
                     version: rb.version,
                     previous_version: Some(runbook.version),
                     is_published: rb.is_published,
@@ -537,12 +569,18 @@ async fn sync(ctx: &Ctx, who: &Who, dir: &Path, dry_run: bool) -> Result<(), Cli
                         "would create",
                         i.publish.unwrap_or(false),
                     ),
-                    Target::Update { runbook, changed } => (
+                    Target::Update {
+                        runbook,
+                        changed,
+                        new_owner,
+                    } => (
                         Some(runbook.key),
                         runbook.id.to_string(),
                         runbook.version,
                         if *changed {
                             "would update"
+                        } else if new_owner.is_some() {
+                            "would change owner"
                         } else {
                             "unchanged"
                         },

@@ -360,6 +360,50 @@ impl Vigilo {
         Ok(next)
     }
 
+    /// Hands a runbook to another member (by handle): the runbook's owner, admins and the
+    /// workspace owner may. Ownership is metadata, not the body, so the version does not move;
+    /// the audit entry names the previous and the new owner.
+    pub async fn set_runbook_owner(&self, who: &Who, key: Key, new_owner: &str) -> Result<Runbook> {
+        let (actor, rb) = self.runbook_for(who, key, Action::EditRunbook).await?;
+        if rb.archived_at.is_some() {
+            return Err(Error::Refused(format!(
+                "{key} is archived; its owner cannot change"
+            )));
+        }
+        let (user, _) = self.member(who.workspace, new_owner).await?;
+        if rb.owner == user.id {
+            return Ok(rb);
+        }
+        let previous = self.handle_of(rb.owner).await;
+        let now = self.now();
+        let mut next = rb.clone();
+        next.owner = user.id;
+        next.updated_at = now;
+        next.rev = rb.rev + 1;
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "runbook.owner_changed",
+            key.to_string(),
+            json!({ "from": previous, "to": format!("@{}", user.handle), "version": rb.version }),
+            AuditLinks {
+                runbook: Some(key),
+                runbook_version: Some(rb.version),
+                ..Default::default()
+            },
+        );
+        self.commit(
+            who.workspace,
+            vec![Write::Runbook {
+                runbook: next.clone(),
+                expected_rev: Some(rb.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(next)
+    }
+
     /// Archives (soft-deletes) a runbook (admins and the owner). It keeps its key and history.
     pub async fn archive_runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
         let (actor, rb) = self.runbook_for(who, key, Action::ArchiveRunbook).await?;
