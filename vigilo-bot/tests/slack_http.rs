@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::*;
 use vigilo_bot::slack::SlackServer;
-use vigilo_core::execution::ExecutionStatus;
+use vigilo_core::execution::{ExecutionStatus, StepStatus};
 use vigilo_core::ids::{Key, KeyKind};
 use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::service::{Vigilo, Who};
@@ -301,9 +301,61 @@ async fn a_whole_execution_from_slack() {
         "escaped: {}",
         summary.text()
     );
+    // The summary: outcome, each step's status with actual against estimated minutes, the
+    // skip reason, and the total variance.
+    let text = summary.text();
+    for want in [
+        "Summary",
+        "completed",
+        "2 done",
+        "1 skipped",
+        "Variance",
+        "est 5 min",
+        "Not needed &amp; &lt;b&gt;today&lt;/b&gt;",
+    ] {
+        assert!(
+            text.contains(want),
+            "{want:?} missing from the summary: {text}"
+        );
+    }
+    assert!(
+        summary.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("against 15 min estimated"),
+        "{text}"
+    );
+    assert!(
+        summary.button("vigilo.done").is_none() && summary.button("vigilo.skip").is_none(),
+        "no buttons on the summary"
+    );
+    // The skipped card, updated in place, names the reason and has no buttons left.
+    let card3_update = updates_of(&calls, card3.ts.as_deref().unwrap())[0];
+    assert!(card3_update.button("vigilo.skip").is_none());
+    assert!(
+        card3_update.text().contains("Not needed"),
+        "{}",
+        card3_update.text()
+    );
     let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
     assert!(exec.status.is_sealed(), "{:?}", exec.status);
     assert_eq!(exec.status, ExecutionStatus::Completed);
+    let statuses: Vec<StepStatus> = exec.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        [StepStatus::Done, StepStatus::Done, StepStatus::Skipped]
+    );
+    assert_eq!(
+        exec.steps[2].note.as_ref().unwrap().as_str(),
+        "Not needed & <b>today</b>",
+        "the reason is stored as typed"
+    );
+    assert_eq!(exec.steps[1].actor, Some(w.who("dave").user));
+    assert_eq!(
+        exec.steps[1].approval.as_ref().unwrap().by,
+        w.who("bob").user,
+        "approved by bob, not carol"
+    );
     w.server.shutdown().await.unwrap();
 }
 
@@ -633,4 +685,284 @@ async fn events_health_metrics_and_shutdown() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer listening"
     );
+}
+
+/// The places in `text` where Slack would notify people: `<!channel>`, `<!here>`,
+/// `<!everyone>`, `<!subteam^…>`, user and channel links, and the bare words `@channel`,
+/// `@here`, `@everyone` (the bot breaks them with a zero-width space after the `@`). The URL
+/// of a live link (`<https://…|label>`) is not text Slack looks for mentions in, so it is left
+/// out of the word check (its label is not).
+fn pings(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for needle in ["<!", "<@", "<#"] {
+        for (i, _) in text.match_indices(needle) {
+            found.push(text[i..].chars().take(24).collect());
+        }
+    }
+    let mut words = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("<http") {
+        words.push_str(&rest[..i]);
+        let link = &rest[i..];
+        let url_end = link.find(['|', '>']).unwrap_or(link.len());
+        rest = &link[url_end..];
+    }
+    words.push_str(rest);
+    let lower = words.to_lowercase();
+    for word in ["@channel", "@here", "@everyone"] {
+        for (i, _) in lower.match_indices(word) {
+            found.push(lower[i..].chars().take(24).collect());
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_runbooks_and_users_never_pings() {
+    use vigilo_core::runbook::{RunbookInput, StepInput};
+    use vigilo_core::service::CreateRunbook;
+
+    assert_eq!(pings("a <!here> b @Channel").len(), 2, "the checker works");
+    assert!(pings("a @\u{200B}channel &lt;!here&gt;").is_empty());
+    assert!(pings("<https://x.example/@here|the @\u{200B}here page>").is_empty());
+    assert_eq!(pings("<https://x.example/|@here>").len(), 1);
+
+    let w = world().await;
+    let nasty = RunbookInput {
+        title: "Failover <!everyone> <@U0VICTIM> & @channel".into(),
+        description: "Wakes <!here> up.".into(),
+        category: "ops".into(),
+        steps: vec![
+            StepInput {
+                title: "Page <!subteam^S0ONCALL> @here".into(),
+                description: "Tell @channel and <!here|here>; see \
+                              [@everyone](https://example.com/?q=<!channel>) and \
+                              <https://evil.example|@here>, then *<@U0VICTIM>*."
+                    .into(),
+                owner_role: "sre".into(),
+                est_minutes: 2,
+                expected_outcome: "<!everyone> knows".into(),
+                verification: "echo '<!channel>' && curl @here".into(),
+                rollback_note: "Ping <@U0VICTIM> in <#C0SECRET>".into(),
+                ..Default::default()
+            },
+            StepInput {
+                title: "Close <!channel>".into(),
+                description: "Done @everyone.".into(),
+                owner_role: "sre".into(),
+                est_minutes: 1,
+                ..Default::default()
+            },
+        ],
+    };
+    let key = w
+        .vigilo
+        .create_runbook(
+            &w.acme.owner,
+            nasty,
+            CreateRunbook {
+                publish: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .key;
+    assert_eq!(key.to_string(), "RB-00002");
+
+    // Run it, skip the first step with a reason full of pings, finish the second.
+    let from = w.fake.count();
+    w.client
+        .post("/slack/commands", &w.dave.command("run RB-00002"))
+        .await;
+    let posts = w.fake.wait_calls(from, "chat.postMessage", 2).await;
+    let (header, card1) = (&posts[0], &posts[1]);
+    assert!(header.text().contains("RB-00002"), "{}", header.text());
+    assert!(card1.text().contains("Ping"), "{}", card1.text());
+    let mark = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(card1, "vigilo.skip"))
+        .await;
+    let opened = w.fake.wait_calls(mark, "views.open", 1).await[0].clone();
+    let mark = w.fake.count();
+    let reason = "<!channel> @here <@U0VICTIM> <!everyone> &lt;!here&gt;";
+    let a = w
+        .client
+        .post("/slack/interactions", &w.dave.submit(&opened, reason))
+        .await;
+    assert_eq!((a.status, a.body.as_str()), (200, ""));
+    let card2 = w.fake.wait_calls(mark, "chat.postMessage", 1).await[0].clone();
+    let mark = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card2, "vigilo.done"))
+        .await;
+    let summary = w.fake.wait_calls(mark, "chat.postMessage", 1).await[0].clone();
+    assert!(summary.text().contains("Summary"), "{}", summary.text());
+    assert!(
+        summary.text().contains("VICTIM"),
+        "the reason is shown, defused: {}",
+        summary.text()
+    );
+
+    // Commands whose answers echo what was typed (Slack sends `<`, `>`, `&` as entities).
+    let mark = w.fake.count();
+    for text in [
+        "search <!channel>",
+        "search &lt;!here&gt; @everyone",
+        "show <@U0VICTIM>",
+        "run RB-99999 @channel",
+        "frobnicate <!everyone>",
+        "status",
+        "show RB-00002",
+    ] {
+        let a = w
+            .client
+            .post("/slack/commands", &w.dave.command(text))
+            .await;
+        assert_eq!(a.status, 200, "{text}: {a:?}");
+        assert!(pings(&a.body).is_empty(), "{text}: {}", a.body);
+    }
+    let answers = w
+        .fake
+        .wait_for(mark, "seven answers", |c| c.len() >= 7)
+        .await;
+    assert!(
+        answers.iter().any(|c| c.text().contains("VICTIM")),
+        "a typed mention is echoed, defused: {answers:#?}"
+    );
+    // A team id that is not linked is echoed in the access hint.
+    let stranger = SlackUser::new("T0<!here>", "U0<!channel>", "C0OPS");
+    let a = w
+        .client
+        .post("/slack/commands", &stranger.command("help"))
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("link-slack"), "{}", a.body);
+    assert!(pings(&a.body).is_empty(), "{}", a.body);
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = w.fake.calls();
+    assert!(calls.len() >= 13, "{calls:#?}");
+    for call in &calls {
+        let found = pings(&call.body.to_string());
+        assert!(found.is_empty(), "{} would ping: {found:?}", call.method);
+    }
+    let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
+    assert_eq!(
+        exec.steps[0].note.as_ref().unwrap().as_str(),
+        "<!channel> @here <@U0VICTIM> <!everyone> <!here>",
+        "stored as typed, only shown escaped"
+    );
+    w.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_modal_submissions_and_strangers_change_nothing() {
+    let w = world().await;
+    let (_header, card1) = w.run().await;
+    let from = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.skip"))
+        .await;
+    let opened = w.fake.wait_calls(from, "views.open", 1).await[0].clone();
+    let before = w.snapshot().await;
+    let from = w.fake.count();
+    let path = "/slack/interactions";
+
+    // Gina of globex submits acme's modal: refused, and globex's own EX-00001 does not move.
+    let a = w
+        .client
+        .post(path, &w.gina.submit(&opened, "why not"))
+        .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    // Tampered metadata: an action id that is not ours, or metadata that does not parse.
+    let mut forged = opened.clone();
+    let meta: Value =
+        serde_json::from_str(forged.body["view"]["private_metadata"].as_str().unwrap()).unwrap();
+    let mut bad = meta.clone();
+    bad["a"] = "vigilo.explode".into();
+    forged.body["view"]["private_metadata"] = bad.to_string().into();
+    let a = w.client.post(path, &w.dave.submit(&forged, "x")).await;
+    assert_eq!((a.status, a.body.trim()), (400, "unknown action"));
+    forged.body["view"]["private_metadata"] = "{nope".into();
+    let a = w.client.post(path, &w.dave.submit(&forged, "x")).await;
+    assert_eq!((a.status, a.body.trim()), (400, "malformed modal metadata"));
+    // A stale submission (a valid body signed six minutes ago).
+    let a = w
+        .client
+        .post_at(path, &w.dave.submit(&opened, "late"), now() - 360, &[])
+        .await;
+    assert_eq!(a.status, 401);
+    // A submission with a signature for another body.
+    let body = w.dave.submit(&opened, "mine");
+    let t = now();
+    let sig = vigilo_bot::slack::verify::sign(SECRET, t, w.dave.submit(&opened, "x").as_bytes());
+    let a = w
+        .client
+        .post_with(
+            path,
+            body.into_bytes(),
+            &[
+                ("x-slack-request-timestamp", t.to_string()),
+                ("x-slack-signature", sig),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 401);
+
+    // An unknown user and an unknown team submitting: acknowledged, told privately.
+    let nobody = SlackUser::new("T0ACME", "U0NOBODY", "C0OPS");
+    let a = w.client.post(path, &nobody.submit(&opened, "me")).await;
+    assert_eq!((a.status, a.body.as_str()), (200, ""));
+    let stranger = SlackUser::new("T0NOPE", "U0X", "C0OPS");
+    let a = w.client.post(path, &stranger.submit(&opened, "me")).await;
+    assert_eq!((a.status, a.body.as_str()), (200, ""));
+    // An unknown team's slash command: answered privately at once with how to get access.
+    let a = w
+        .client
+        .post("/slack/commands", &stranger.command("run RB-00001"))
+        .await;
+    assert_eq!(a.status, 200);
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["response_type"], "ephemeral");
+    assert!(
+        v.to_string().contains("link-slack") && v.to_string().contains("--team T0NOPE"),
+        "{v}"
+    );
+
+    let told = w.fake.wait_calls(from, "chat.postEphemeral", 2).await;
+    assert!(told.iter().any(|c| c.body["user"] == "U0NOBODY"));
+    assert!(told.iter().any(|c| c.body["user"] == "U0X"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let since: Vec<String> = w
+        .fake
+        .calls()
+        .into_iter()
+        .skip(from)
+        .map(|c| c.method)
+        .collect();
+    assert_eq!(since, ["chat.postEphemeral", "chat.postEphemeral"]);
+    assert_eq!(w.snapshot().await, before, "nothing changed in the store");
+    let globex = w
+        .vigilo
+        .execution(&w.globex.members["gina"], ex(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        globex.current_index(),
+        Some(0),
+        "globex's EX-00001 untouched"
+    );
+    assert_eq!(globex.steps[0].status, StepStatus::Pending);
+
+    // The genuine submission still works.
+    let a = w
+        .client
+        .post(path, &w.dave.submit(&opened, "not needed"))
+        .await;
+    assert_eq!(a.status, 200);
+    w.fake.wait_calls(from, "chat.update", 1).await;
+    let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
+    assert_eq!(exec.steps[0].status, StepStatus::Skipped);
+    w.server.shutdown().await.unwrap();
 }
