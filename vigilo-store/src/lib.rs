@@ -22,6 +22,8 @@
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod transfer;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PgError, PgOptions, PgStore};

@@ -24,6 +24,7 @@ pub mod change;
 pub mod context;
 pub mod error;
 pub mod exec;
+pub mod migrate;
 pub mod output;
 pub mod run;
 pub mod runbook;
@@ -151,6 +152,11 @@ pub enum Command {
     /// Serve a chat front end.
     #[command(subcommand)]
     Serve(ServeCmd),
+    /// Copy an SQLite database into an empty PostgreSQL database, then verify the copy.
+    #[command(
+        after_help = "Example:\n  vigilo migrate --from sqlite:./vigilo.db --to postgres://vigilo@db.internal:5432/vigilo\n\nThe source is only read. The target must hold no Vigilo data (exit 6 otherwise). Every\nrow is copied as it is (ids, keys and counters, versions, executions, audit chain), then\nrow counts and every audit chain are verified on the target."
+    )]
+    Migrate(migrate::MigrateArgs),
     /// The chat bot in the terminal (reads standard input when it is not a terminal).
     #[command(
         after_help = "Examples:\n  vigilo console\n  printf 'list\\n' | vigilo console --channel ops"
@@ -874,6 +880,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     {
         return serve_slack(global, &listen, slack_api_url, socket_mode).await;
     }
+    if let Command::Migrate(args) = command {
+        return migrate::run(global, args).await;
+    }
     let ctx = Ctx::open(global, create).await?;
     let result = dispatch(&ctx, command).await;
     ctx.close().await;
@@ -928,7 +937,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Incident(c) => admin::incident(ctx, c).await,
         Command::Audit(c) => audit::dispatch(ctx, c).await,
         Command::Console(a) => admin::console(ctx, a).await,
-        Command::Serve(_) | Command::Completions { .. } => Ok(()),
+        Command::Serve(_) | Command::Migrate(_) | Command::Completions { .. } => Ok(()),
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
 //! - `scratch`: [`ScratchDatabase`], a throw-away database for tests.
+//! - `import`: [`PgStore::import_snapshot`], the target side of `vigilo migrate` (see
+//!   [`crate::transfer`]).
 //!
 //! The design mirrors the SQLite adapter (same logical schema, same checks in the same
 //! order), with PostgreSQL's concurrency doing what SQLite's single writer did:
@@ -40,6 +42,7 @@
 //! [`PgError::TlsUnsupported`].
 
 mod error;
+mod import;
 mod migrations;
 mod options;
 mod read;
