@@ -202,6 +202,35 @@ async fn the_binary_serves_slack_and_stops_cleanly_on_sigterm() {
     assert_eq!(client.get("/healthz").await.body.trim(), "ok");
     let bob = SlackUser::new("T0ACME", "U0BOB", "C0OPS");
 
+    // Every request URL of the Slack app manifest is served: unsigned, each gets the
+    // signature refusal (400), not a 404.
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../slack-manifest.yml"
+    ))
+    .unwrap();
+    let paths: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            l.split_once("https://vigilo.example.com")
+                .map(|(_, p)| p.trim())
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["/slack/commands", "/slack/events", "/slack/interactions"],
+        "{manifest}"
+    );
+    for path in paths {
+        let a = client.post_with(path, b"x=1".to_vec(), &[]).await;
+        assert_eq!(
+            (a.status, a.body.trim()),
+            (400, "missing Slack signature headers"),
+            "{path}"
+        );
+    }
+
     // A forged request is refused by the binary too.
     let forged = SlackClient {
         secret: "wrong".into(),
@@ -333,4 +362,39 @@ fn missing_tokens_are_a_usage_error() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!env.db.exists(), "nothing was created by a refused start");
+}
+
+#[test]
+fn the_manifest_asks_for_what_the_bot_uses() {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../slack-manifest.yml"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = manifest
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for want in [
+        "- command: /runbook",
+        "- chat:write",
+        "- commands",
+        "- app_mentions:read",
+        "- app_mention",
+        "is_enabled: true",
+        "socket_mode_enabled: false",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from the manifest");
+    }
+    // Slack accepts only a-z, 0-9, `-`, `_` and `.` in the bot's display name.
+    let name = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("display_name: "))
+        .unwrap();
+    assert!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)),
+        "{name}"
+    );
 }
