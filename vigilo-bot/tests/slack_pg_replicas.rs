@@ -403,3 +403,129 @@ async fn two_serve_slack_processes_apply_every_click_exactly_once() {
     assert_eq!(b.terminate(), 0, "{:#?}", b.log());
     scratch.drop_database().await;
 }
+
+/// A connection to the server of `admin` (for ending backends and closing the database).
+async fn admin_client(admin: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Ends every backend connected to database `name` — what a server restart does to each
+/// client connection — and returns how many there were.
+async fn end_backends(admin: &tokio_postgres::Client, name: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Lets connections to database `name` in (`true`) or refuses them (`false`), as a server
+/// that is down or still starting refuses them.
+async fn allow_connections(admin: &tokio_postgres::Client, name: &str, allow: bool) {
+    admin
+        .batch_execute(&format!(
+            r#"ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {allow}"#
+        ))
+        .await
+        .unwrap();
+}
+
+/// Clicks Done on `card` and waits for the card of `next` of `key`.
+async fn done_then(
+    fake: &FakeSlack,
+    client: &SlackClient,
+    bob: &SlackUser,
+    card: &Call,
+    key: &str,
+    next: usize,
+) -> Call {
+    let a = client
+        .post("/slack/interactions", &bob.click(card, "vigilo.done"))
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    wait_card(fake, key, next).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_recovers_when_postgresql_drops_every_connection() {
+    let Some(admin) = admin_url("the_bot_recovers_when_postgresql_drops_every_connection") else {
+        return;
+    };
+    let scratch = ScratchDatabase::create(&admin).await.unwrap();
+    let (db, name) = (scratch.url().to_owned(), scratch.name().to_owned());
+    let env = Env::empty();
+    seed(&env, &db);
+    let fake = FakeSlack::start().await;
+    let mut server = Server::start("bot", &env, &db, &fake);
+    let client = SlackClient::new(server.addr, SECRET);
+    let bob = SlackUser::new("T0ACME", "U0BOB", "C0OPS");
+    let pg = admin_client(&admin).await;
+
+    let key = start_execution(&fake, &client, &bob).await;
+    let card1 = wait_card(&fake, &key, 1).await;
+    let card2 = done_then(&fake, &client, &bob, &card1, &key, 2).await;
+
+    // 1. An instant restart: every connection of the bot's pool is cut. The next click works
+    //    at once (the pool drops the dead connections and opens new ones).
+    let ended = end_backends(&pg, &name).await;
+    assert!(ended >= 1, "the bot held no connection to end");
+    let card3 = done_then(&fake, &client, &bob, &card2, &key, 3).await;
+
+    // 2. A restart with downtime: connections are cut and new ones refused for a while. A
+    //    click meanwhile gets a clear "try again" answer and changes nothing; once the server
+    //    takes connections again, the same click works — the bot was never restarted.
+    allow_connections(&pg, &name, false).await;
+    end_backends(&pg, &name).await;
+    let from = fake.count();
+    let a = client
+        .post("/slack/interactions", &bob.click(&card3, "vigilo.done"))
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let told = fake
+        .wait_for(from, "the bot telling bob to try again", |c| {
+            c.iter().any(|c| c.text().contains("try again"))
+        })
+        .await;
+    assert!(
+        cards_of(&told, &key, 4).is_empty(),
+        "a step moved while the database was down: {told:#?}"
+    );
+    allow_connections(&pg, &name, true).await;
+    let card4 = done_then(&fake, &client, &bob, &card3, &key, 4).await;
+    assert_eq!(cards_of(&fake.calls(), &key, 4).len(), 1);
+
+    // 3. Cut again while idle: a new execution (a key allocation and a commit) works too.
+    end_backends(&pg, &name).await;
+    let second = start_execution(&fake, &client, &bob).await;
+    assert_ne!(second, key);
+    let from = fake.count();
+    client
+        .post("/slack/interactions", &bob.click(&card4, "vigilo.done"))
+        .await;
+    fake.wait_for(from, "the summary of the first execution", |c| {
+        c.iter().any(|c| c.text().contains("Summary"))
+    })
+    .await;
+
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the bot exited: {:#?}",
+        server.log()
+    );
+    let show = cli(&env, &db, Some("bob"), &["exec", "show", &key]);
+    assert_eq!(show["status"], "completed", "{show:#}");
+    let done = steps_done(&env, &db);
+    assert_eq!(done[&key], (1..=STEPS as u64).collect::<Vec<_>>());
+    let verify = cli(&env, &db, None, &["audit", "verify"]);
+    assert_eq!(verify["result"], "intact", "{verify}");
+    assert_eq!(server.terminate(), 0, "{:#?}", server.log());
+    scratch.drop_database().await;
+}

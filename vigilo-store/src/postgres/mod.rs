@@ -33,6 +33,10 @@
 //!   the sealed entry if it committed, `Unavailable` if it did not. (If the server still shows
 //!   the transaction in progress after a second — the network broke, the socket did not close
 //!   — the store ends that backend with `pg_terminate_backend`, which settles it either way.)
+//!   A connection found broken also empties the pool of its idle connections (a server
+//!   restart or failover ends them all, and each would otherwise fail one caller in turn);
+//!   reads, key allocations and a commit whose `BEGIN` found its connection dead then run once
+//!   more on a new connection, so a bot recovers from a restarted server on its own.
 //!   Sessions also run with an idle-in-transaction timeout
 //!   ([`PgOptions::idle_in_transaction_timeout`]) and server-side TCP keepalives, so a commit
 //!   cut off by a broken network cannot hold its workspace's chain head for long.
@@ -75,19 +79,33 @@ pub use migrations::{MIGRATION_LOCK, MIGRATIONS};
 pub use options::PgOptions;
 pub use scratch::ScratchDatabase;
 
-use error::{Fail, fail, is_connection_loss, pool_err, unavailable};
+use error::{Fail, fail, is_connection_loss, pool_err, store_err, unavailable};
 use write::Sealed;
 
-/// Runs one call on a pooled connection (`c`), discarding the connection if the call found it
-/// broken (see [`discard`]).
+/// Runs one call on a pooled connection (`c`). If the call finds the connection broken, the
+/// connection is discarded (see [`discard`]) with every idle one (see
+/// [`PgStore::forget_idle`]), and the call runs once more on a new connection: reads are
+/// idempotent, and a key allocation run twice at worst leaves a gap in the numbers, never hands
+/// one out twice.
 macro_rules! read {
     ($store:ident, |$c:ident| $call:expr) => {{
-        let $c = $store.client().await?;
-        let result = $call.await;
-        if let Err(StoreError::Unavailable { .. }) = &result {
-            discard($c);
+        let mut again = true;
+        loop {
+            let $c = $store.client().await?;
+            let result = $call.await;
+            match &result {
+                Err(StoreError::Unavailable { .. }) => {
+                    discard($c);
+                    $store.forget_idle();
+                    if !again {
+                        break result;
+                    }
+                    again = false;
+                    debug!("a read found its connection broken; running it once more on a new one");
+                }
+                _ => break result,
+            }
         }
-        result
     }};
 }
 
@@ -207,6 +225,19 @@ impl PgStore {
         self.pool.close();
     }
 
+    /// Drops every idle pooled connection. Called after a connection loss: a server restart or
+    /// failover ends every connection at once, and a dropped connection looks healthy to the
+    /// pool until it is used, so without this each of them would fail one caller in turn.
+    fn forget_idle(&self) {
+        let dropped = self.pool.retain(|_, _| false).removed.len();
+        if dropped > 0 {
+            info!(
+                dropped,
+                "dropped the idle PostgreSQL connections after a connection loss"
+            );
+        }
+    }
+
     /// A pooled connection, or `Unavailable`.
     async fn client(&self) -> StoreResult<Client> {
         self.pool.get().await.map_err(pool_err)
@@ -219,11 +250,13 @@ impl PgStore {
             Attempt::Committed(entry) => Ok(entry),
             Attempt::InDoubt(sealed, cause) => {
                 discard(client);
+                self.forget_idle();
                 self.resolve_in_doubt(sealed, cause).await
             }
             Attempt::Failed(f) => {
                 if matches!(f.error, StoreError::Unavailable { .. }) {
                     discard(client);
+                    self.forget_idle();
                 }
                 Err(f)
             }
@@ -330,6 +363,14 @@ enum Attempt {
 async fn run_commit(client: &mut Client, commit: &Commit) -> Attempt {
     let tx = match client.transaction().await {
         Ok(tx) => tx,
+        // A pooled connection found dead at `BEGIN` (the server restarted since it was last
+        // used): nothing of the commit was sent, so it simply runs again on another one.
+        Err(e) if is_connection_loss(&e) => {
+            return Attempt::Failed(Fail {
+                error: store_err("starting a transaction", e),
+                retry: true,
+            });
+        }
         Err(e) => return Attempt::Failed(fail("starting a transaction", e)),
     };
     // Any error here drops `tx`, which rolls the transaction back (or the server does, if the
@@ -372,7 +413,7 @@ impl Store for PgStore {
                 Ok(entry) => return Ok(entry),
                 Err(f) if f.retry && tries < self.options.max_retries => {
                     tries += 1;
-                    debug!(attempt = tries, error = %f.error, "commit lost a lock race; running it again");
+                    debug!(attempt = tries, error = %f.error, "commit lost a lock race or found its connection dead; running it again");
                     tokio::time::sleep(jittered(pause)).await;
                     pause = (pause * 2).min(MAX_BACKOFF);
                 }
