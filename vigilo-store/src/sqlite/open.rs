@@ -197,6 +197,8 @@ pub(crate) fn open_writer(
         .map_err(sqlite(path, "setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite(path, "enabling foreign keys"))?;
+    conn.pragma_update(None, "mmap_size", options.mmap_size)
+        .map_err(sqlite(path, "setting mmap_size"))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if matches!(found, Found::Empty) {
         debug!(path = %path.display(), "creating a new Vigilo database");
@@ -214,6 +216,7 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> rusqlite::Res
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(options.busy_timeout)?;
     conn.pragma_update(None, "query_only", "ON")?;
+    conn.pragma_update(None, "mmap_size", options.mmap_size)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

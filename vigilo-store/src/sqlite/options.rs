@@ -47,6 +47,11 @@ pub struct SqliteOptions {
     /// The most writes (commits and key allocations) the writer groups into one transaction.
     /// Default: 256.
     pub max_batch: usize,
+    /// How much of the file each connection maps into memory for reading (`PRAGMA
+    /// mmap_size`), in bytes; 0 reads with system calls only. Reads of a large database
+    /// (searches and lists over many runbooks) touch pages all over the file, and mapped pages
+    /// cost no system call. It reserves address space, not memory. Default: 1 GiB.
+    pub mmap_size: u64,
 }
 
 impl Default for SqliteOptions {
@@ -57,6 +62,7 @@ impl Default for SqliteOptions {
             busy_retries: 3,
             read_connections: 4,
             max_batch: 256,
+            mmap_size: 1 << 30,
         }
     }
 }
@@ -83,6 +89,12 @@ impl SqliteOptions {
     /// These options with another read pool size (at least 1).
     pub fn read_connections(mut self, n: usize) -> Self {
         self.read_connections = n.max(1);
+        self
+    }
+
+    /// These options with another memory-map size (0 turns mapping off).
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
         self
     }
 

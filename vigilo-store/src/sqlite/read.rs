@@ -222,18 +222,23 @@ pub(crate) fn search_runbooks(
             .push("(s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?))");
         params.push(text(term));
     }
+    // The inner query ranks every match but reads only narrow columns; the documents (large,
+    // often on overflow pages) are read for the page that is returned, not for every match.
     let mut sql = format!(
-        "SELECT r.doc, {} AS title_hits FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid
+        "SELECT r.doc FROM (SELECT s.rowid AS pk, {} AS title_hits, \
+         bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}) AS score, \
+         r.key_number AS key_number \
+         FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
          WHERE runbook_search MATCH ? AND r.workspace_id = ? AND r.archived = 0",
         title_hits.join(" + ")
     );
     params.push(text(terms.all()));
     params.push(text(ws.to_string()));
     sql.push_str(drafts_condition(drafts, &mut params));
-    sql.push_str(&format!(
-        " ORDER BY title_hits DESC, bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), \
-         r.key_number LIMIT ?"
-    ));
+    sql.push_str(
+        " ORDER BY title_hits DESC, score, key_number LIMIT ?) t \
+         JOIN runbooks r ON r.pk = t.pk ORDER BY t.title_hits DESC, t.score, t.key_number",
+    );
     params.push(Value::Integer(page(limit, DEFAULT_PAGE)));
     many(c, &sql, rusqlite::params_from_iter(params), "runbook")
 }
