@@ -966,3 +966,73 @@ async fn bad_modal_submissions_and_strangers_change_nothing() {
     assert_eq!(exec.steps[0].status, StepStatus::Skipped);
     w.server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_checked_at_the_click_even_for_a_known_clicker() {
+    let w = world().await;
+    let (_header, card1) = w.run().await;
+    let from = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
+        .await;
+    let card2 = w.fake.wait_calls(from, "chat.postMessage", 1).await[0].clone();
+    // bob is resolved (and remembered) by a first request.
+    let from = w.fake.count();
+    w.client
+        .post("/slack/commands", &w.bob.command("status"))
+        .await;
+    w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
+
+    // bob loses the sre role: his Approve is refused privately, naming the role.
+    w.vigilo
+        .set_member_role(
+            &w.acme.owner,
+            "bob",
+            WorkspaceRole::Operator,
+            Some(vec!["dba".into()]),
+        )
+        .await
+        .unwrap();
+    let before = w.snapshot().await;
+    let from = w.fake.count();
+    let a = w
+        .client
+        .post(
+            "/slack/interactions",
+            &w.bob.click(&card2, "vigilo.approve"),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let denial = w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
+    assert_eq!(denial[0].body["user"], "U0BOB");
+    assert!(denial[0].text().contains("sre"), "{}", denial[0].text());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.fake.count(), from + 1, "{:#?}", w.fake.calls());
+    assert_eq!(w.snapshot().await, before, "nothing changed");
+
+    // Given it back, his next click approves.
+    w.vigilo
+        .set_member_role(
+            &w.acme.owner,
+            "bob",
+            WorkspaceRole::Operator,
+            Some(vec!["sre".into()]),
+        )
+        .await
+        .unwrap();
+    let from = w.fake.count();
+    w.client
+        .post(
+            "/slack/interactions",
+            &w.bob.click(&card2, "vigilo.approve"),
+        )
+        .await;
+    let up = w.fake.wait_calls(from, "chat.update", 1).await;
+    assert!(up[0].text().contains("APPROVED"), "{}", up[0].text());
+    let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
+    assert_eq!(
+        exec.steps[1].approval.as_ref().map(|a| a.by),
+        Some(w.who("bob").user)
+    );
+    w.server.shutdown().await.unwrap();
+}

@@ -13,7 +13,10 @@
 //! Reported: the acknowledgement latency seen by the client (send → complete response, p50,
 //! p99, max), click → committed measured inside the bot (`vigilo_slack_click_committed_seconds`,
 //! quantiles interpolated within its buckets), and click → card updated as the fake Slack API
-//! saw it (exact; committed plus posting the update).
+//! saw it (exact; committed plus posting the update). A baseline is measured in the same run
+//! first: the same client, rate and bodies against a bare axum endpoint that reads the body and
+//! answers 200 (`VIGILO_LOAD_BASELINE=0` skips it), so the bot's own cost can be told apart
+//! from the loopback, HTTP and scheduling cost of this machine.
 //!
 //! The client, the bot and the fake Slack API all run in this one process, on the same cores.
 
@@ -22,11 +25,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-use tokio::sync::Mutex;
 use vigilo_bot::slack::blocks::ButtonPayload;
 use vigilo_core::execution::ChannelRef;
 use vigilo_core::roles::WorkspaceRole;
@@ -97,6 +98,55 @@ fn metric(text: &str, name: &str) -> f64 {
 
 fn ms(seconds: f64) -> String {
     format!("{:.2} ms", seconds * 1000.0)
+}
+
+/// Posts `bodies` to `path` at `rate` per second, each in its own task; returns per body its
+/// key, when it was sent, the acknowledgement latency and status, and how long sending took.
+async fn fire(
+    client: &SlackClient,
+    path: &'static str,
+    bodies: Vec<(String, String)>,
+    rate: u64,
+) -> (Vec<(String, Instant, f64, u16)>, Duration) {
+    let period = Duration::from_nanos(1_000_000_000 / rate);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(bodies.len());
+    for (key, body) in bodies {
+        tick.tick().await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let a = client.post(path, &body).await;
+            (key, t0, t0.elapsed().as_secs_f64(), a.status)
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    (out, started.elapsed())
+}
+
+/// A bare axum endpoint on loopback: reads the body, answers an empty 200.
+async fn bare_endpoint() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/slack/interactions",
+        axum::routing::post(|_body: axum::body::Bytes| async { axum::http::StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,31 +223,22 @@ async fn clicks_at_a_fixed_rate() {
         })
         .collect();
 
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let acks: Arc<Mutex<Vec<(f64, u16)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
-    let period = Duration::from_nanos(1_000_000_000 / rate);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for (card_ts, body) in bodies {
-        tick.tick().await;
-        let client = client.clone();
-        let sent = sent.clone();
-        let acks = acks.clone();
-        tasks.push(tokio::spawn(async move {
-            let t0 = Instant::now();
-            let a = client.post("/slack/interactions", &body).await;
-            let took = t0.elapsed().as_secs_f64();
-            sent.lock().await.insert(card_ts, t0);
-            acks.lock().await.push((took, a.status));
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let sending = started.elapsed();
+    // The baseline: the same bodies, client and rate against an endpoint that does nothing.
+    let baseline = if env("VIGILO_LOAD_BASELINE", 1) == 1 {
+        let bare = SlackClient::new(bare_endpoint().await, SECRET);
+        let (answers, _) = fire(&bare, "/slack/interactions", bodies.clone(), rate).await;
+        let mut lat: Vec<f64> = answers.iter().map(|a| a.2).collect();
+        lat.sort_by(f64::total_cmp);
+        assert!(answers.iter().all(|a| a.3 == 200));
+        Some(lat)
+    } else {
+        None
+    };
+
+    let load_before = load_average();
+    let (answers, sending) = fire(&client, "/slack/interactions", bodies, rate).await;
+    let sent: HashMap<String, Instant> = answers.iter().map(|a| (a.0.clone(), a.1)).collect();
+    let acks: Vec<(f64, u16)> = answers.iter().map(|a| (a.2, a.3)).collect();
 
     // Wait for every click to be committed and its card updated.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -211,10 +252,9 @@ async fn clicks_at_a_fixed_rate() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
-    let mut ack: Vec<f64> = acks.lock().await.iter().map(|a| a.0).collect();
+    let mut ack: Vec<f64> = acks.iter().map(|a| a.0).collect();
     ack.sort_by(f64::total_cmp);
-    let non_200 = acks.lock().await.iter().filter(|a| a.1 != 200).count();
-    let sent = sent.lock().await;
+    let non_200 = acks.iter().filter(|a| a.1 != 200).count();
     let mut seen: Vec<f64> = fake
         .calls_of("chat.update")
         .iter()
@@ -264,6 +304,23 @@ async fn clicks_at_a_fixed_rate() {
         ms(percentile(&seen, 50.0)),
         ms(percentile(&seen, 99.0)),
         ms(percentile(&seen, 100.0))
+    );
+    if let Some(base) = &baseline {
+        println!(
+            "| baseline: bare axum endpoint, ack p50 / p99 / max | {} / {} / {} |",
+            ms(percentile(base, 50.0)),
+            ms(percentile(base, 99.0)),
+            ms(percentile(base, 100.0))
+        );
+        println!(
+            "| bot ack ÷ baseline, p50 / p99 | {:.1}× / {:.1}× |",
+            percentile(&ack, 50.0) / percentile(base, 50.0),
+            percentile(&ack, 99.0) / percentile(base, 99.0)
+        );
+    }
+    println!(
+        "| load average before / after the bot phase | {load_before} / {} |",
+        load_average()
     );
     println!();
     server.shutdown().await.unwrap();

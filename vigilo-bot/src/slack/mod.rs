@@ -23,7 +23,9 @@
 //! # Acknowledge first, then act
 //!
 //! Slack wants an answer within three seconds. The handler verifies, parses, resolves who is
-//! acting and answers at once (an empty 200, or the modal's validation error); the engine call —
+//! acting (the Slack team and user → workspace and user mapping is cached for a minute, so a
+//! click is usually acknowledged without touching the store; roles are still checked by the
+//! engine at the moment of the action) and answers at once (an empty 200, or the modal's validation error); the engine call —
 //! the store write — and the messages that follow run in a background task, so success is
 //! only ever shown after the write committed. Work for one channel runs one task at a time, so
 //! its cards are posted and updated in order. A redelivery (Slack's `X-Slack-Retry-Num`, the

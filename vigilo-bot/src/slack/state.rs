@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedMutexGuard;
 use vigilo_core::error::ErrorKind;
-use vigilo_core::ids::WorkspaceId;
+use vigilo_core::ids::{UserId, WorkspaceId};
 use vigilo_core::service::Who;
 use vigilo_core::workspace::ChatIdentity;
 
@@ -23,6 +23,13 @@ use crate::chat::{ChatContext, ChatEngine, MessageRefs, Placement, Reply, Visibi
 
 /// The platform name recorded on executions started from Slack.
 pub const PLATFORM: &str = "slack";
+/// How long a resolved Slack team and user stay cached. Only the mapping of Slack ids to
+/// Vigilo ids is cached: membership and roles are checked by the engine, in the store, at the
+/// moment of every action, so a removed member is refused at once; a Slack id moved to
+/// another user or team takes effect within this time.
+pub const IDENTITY_TTL: Duration = Duration::from_secs(60);
+/// How many resolved identities are cached at most (the cache is emptied when full).
+const IDENTITY_CAPACITY: usize = 10_000;
 
 /// A Slack message: channel and `ts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +79,11 @@ pub struct Bot {
     pub signing_secret: String,
     channels: ChannelLocks,
     running: AtomicUsize,
+    identities: Mutex<HashMap<(String, String), Resolved>>,
 }
+
+/// A cached resolution of a Slack team and user: workspace, user, when it was resolved.
+type Resolved = (WorkspaceId, UserId, Instant);
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,12 +110,41 @@ impl Bot {
             signing_secret,
             channels: ChannelLocks::default(),
             running: AtomicUsize::new(0),
+            identities: Mutex::new(HashMap::new()),
         }
     }
 
     /// Resolves the Slack team to its workspace and the Slack user to a Vigilo user. On
     /// failure, the private reply to show (it says how to get access).
+    ///
+    /// A resolved pair is cached for [`IDENTITY_TTL`], so a click is usually acknowledged
+    /// without waiting for the store; failures are never cached, so a team or user linked a
+    /// moment ago is recognised at once.
     pub async fn identify(&self, origin: &Origin) -> Result<Acting, Reply> {
+        let key = (origin.team.clone(), origin.user.clone());
+        let cached = {
+            let map = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key)
+                .filter(|(_, _, at)| at.elapsed() < IDENTITY_TTL)
+                .map(|(ws, user, _)| (*ws, *user))
+        };
+        if let Some((ws, user)) = cached {
+            return Ok(Acting {
+                workspace: ws,
+                ctx: ChatContext::new(Who::new(ws, user), PLATFORM, origin.channel.clone()),
+            });
+        }
+        let acting = self.resolve(origin).await?;
+        let mut map = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= IDENTITY_CAPACITY {
+            map.clear();
+        }
+        map.insert(key, (acting.workspace, acting.ctx.who.user, Instant::now()));
+        Ok(acting)
+    }
+
+    /// [`identify`](Self::identify) without the cache: two store reads.
+    async fn resolve(&self, origin: &Origin) -> Result<Acting, Reply> {
         let vigilo = self.engine.vigilo();
         let failed = |e: vigilo_core::error::Error| {
             if e.kind() == ErrorKind::Internal {
