@@ -13,6 +13,14 @@
 //! all in one workspace (one audit chain, so commits serialise on its head) and each in a
 //! workspace of its own; once through the store alone, once through the service
 //! ([`Vigilo::act`], which also reads the actor, the execution and the workspace).
+//!
+//! The baseline, in the same run against the same server: `pgbench` (from `PATH`, or the
+//! `PGBENCH` variable) committing one-row inserts (`INSERT INTO one_row (v) VALUES (1)`, one
+//! autocommitted transaction per row, prepared statements) with 1 and 8 clients for as long.
+//! Each round measures pgbench and then Vigilo at 1 client, then at 8 clients, so that each
+//! ratio compares two measurements taken moments apart (the machine is shared and its disk
+//! latency swings); [`ROUNDS`] rounds, and the medians of the rates and of the per-round ratios
+//! are printed.
 
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,8 +37,10 @@ use vigilo_core::store::{Commit, Write};
 use vigilo_store::postgres::{PgOptions, PgStore, ScratchDatabase};
 
 const URL_VAR: &str = "VIGILO_TEST_PG_URL";
-const RUN_FOR: Duration = Duration::from_secs(4);
+const RUN_FOR: Duration = Duration::from_secs(3);
 const STEPS: u32 = 10;
+/// Times each figure is measured (the median is printed).
+const ROUNDS: usize = 5;
 
 /// How a client applies a transition.
 #[derive(Clone, Copy, Debug)]
@@ -177,6 +187,47 @@ async fn measure(store: Arc<PgStore>, clients: usize, shared: bool, via: Via, ro
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// pgbench's rate of one-row commits with `clients` clients, on the database of `url` (its
+/// table `one_row` must exist); `None`, saying why, when pgbench cannot run.
+fn pgbench(url: &str, clients: usize) -> Option<f64> {
+    let script = std::env::temp_dir().join(format!("vigilo-onerow-{}.sql", std::process::id()));
+    std::fs::write(&script, "INSERT INTO one_row (v) VALUES (1);\n").unwrap();
+    let program = std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".into());
+    let out = std::process::Command::new(&program)
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string()])
+        .args(["-j", &clients.min(2).to_string()])
+        .args(["-T", &RUN_FOR.as_secs().to_string()])
+        .arg("-f")
+        .arg(&script)
+        .arg(url)
+        .output();
+    let _ = std::fs::remove_file(&script);
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            println!(
+                "pgbench failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return None;
+        }
+        Err(e) => {
+            println!("pgbench not run ({program}: {e}); set PGBENCH to its path");
+            return None;
+        }
+    };
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix("tps = ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run with --ignored --nocapture and VIGILO_TEST_PG_URL"]
 async fn step_transitions_per_second() {
@@ -190,20 +241,94 @@ async fn step_transitions_per_second() {
             .await
             .unwrap(),
     );
+    let (client, conn) = tokio_postgres::connect(scratch.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE TABLE one_row (id bigserial PRIMARY KEY, v integer NOT NULL)")
+        .await
+        .unwrap();
+    let settings = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('fsync'),
+                    current_setting('synchronous_commit')",
+            &[],
+        )
+        .await
+        .unwrap();
+    println!(
+        "PostgreSQL {} (fsync={}, synchronous_commit={}); {} s per measurement, median of {ROUNDS}",
+        settings.get::<_, String>(0),
+        settings.get::<_, String>(1),
+        settings.get::<_, String>(2),
+        RUN_FOR.as_secs()
+    );
+
+    let cases: [(Via, usize, bool); 6] = [
+        (Via::Store, 1, true),
+        (Via::Service, 1, true),
+        (Via::Store, 8, true),
+        (Via::Service, 8, true),
+        (Via::Store, 8, false),
+        (Via::Service, 8, false),
+    ];
+    let mut vigilo: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut baseline: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut round = 0;
-    for via in [Via::Store, Via::Service] {
-        for (clients, shared) in [(1, true), (8, true), (8, false)] {
-            round += 1;
-            let rate = measure(store.clone(), clients, shared, via, round).await;
-            println!(
-                "{via:?}: {clients} client(s), {}: {rate:.0} transitions/s",
-                if shared {
-                    "one workspace"
-                } else {
-                    "a workspace each"
+    for _ in 0..ROUNDS {
+        for (slot, clients) in [(0, 1), (1, 8)] {
+            let url = scratch.url().to_owned();
+            let base = tokio::task::spawn_blocking(move || pgbench(&url, clients))
+                .await
+                .unwrap();
+            if let Some(b) = base {
+                baseline[slot].push(b);
+            }
+            for (i, (via, n, shared)) in cases.iter().enumerate() {
+                if *n != clients {
+                    continue;
                 }
+                round += 1;
+                let rate = measure(store.clone(), *n, *shared, *via, round).await;
+                vigilo[i].push(rate);
+                if let Some(b) = base {
+                    ratios[i].push(rate / b);
+                }
+            }
+        }
+    }
+    for (slot, clients) in [(0, 1), (1, 8)] {
+        if baseline[slot].is_empty() {
+            println!("pgbench one-row commits: {clients} client(s): not measured");
+        } else {
+            println!(
+                "pgbench one-row commits: {clients} client(s): {:.0} tps (runs: {:.0?})",
+                median(baseline[slot].clone()),
+                baseline[slot]
             );
         }
+    }
+    for (i, (via, clients, shared)) in cases.iter().enumerate() {
+        let rate = median(vigilo[i].clone());
+        let ratio = if ratios[i].is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {:.2}x pgbench (median of per-round ratios {:.2?})",
+                median(ratios[i].clone()),
+                ratios[i]
+            )
+        };
+        println!(
+            "{via:?}: {clients} client(s), {}: {rate:.0} transitions/s{ratio}",
+            if *shared {
+                "one workspace"
+            } else {
+                "a workspace each"
+            }
+        );
     }
     drop(store);
     scratch.drop_database().await;
