@@ -2,6 +2,7 @@
 //! at a fake Slack Web API with `--slack-api-url`, an execution walked with signed requests,
 //! SIGTERM, and the file reopened with the CLI to check every acknowledged write is there.
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_support;
