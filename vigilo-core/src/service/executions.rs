@@ -154,8 +154,14 @@ impl Vigilo {
     /// who acted on it and when, so double clicks and redeliveries apply once.
     pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
         for _ in 0..CONFLICT_RETRIES {
-            let actor = self.actor(who).await?;
-            let exec = self.load_execution(who, execution).await?;
+            // The reads an action checks against, at once (each is a round trip to the store).
+            let (actor, exec, ws) = futures_util::future::join3(
+                self.actor(who),
+                self.load_execution(who, execution),
+                self.store.workspace(who.workspace),
+            )
+            .await;
+            let (actor, exec) = (actor?, exec?);
             if !matches!(cmd, Command::Approve { .. }) {
                 self.check(
                     &actor,
@@ -166,7 +172,7 @@ impl Vigilo {
                     },
                 )?;
             }
-            let ws = self.store.workspace(who.workspace).await?;
+            let ws = ws?;
             let now = self.now();
             let t = match machine::apply(&exec, &cmd, &actor, &ws.policy, now) {
                 Ok(t) => t,

@@ -199,6 +199,10 @@ pub(crate) fn open_writer(
         .map_err(sqlite(path, "enabling foreign keys"))?;
     conn.pragma_update(None, "mmap_size", options.mmap_size)
         .map_err(sqlite(path, "setting mmap_size"))?;
+    // Savepoint journals and sorts stay in memory: with the default (files), every group
+    // commit created, wrote and deleted a temporary file for its savepoints.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sqlite(path, "setting temp_store"))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if matches!(found, Found::Empty) {
         debug!(path = %path.display(), "creating a new Vigilo database");
@@ -217,6 +221,7 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> rusqlite::Res
     conn.busy_timeout(options.busy_timeout)?;
     conn.pragma_update(None, "query_only", "ON")?;
     conn.pragma_update(None, "mmap_size", options.mmap_size)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
