@@ -13,8 +13,8 @@
 //! byte for byte (so the hash chain verifies on the target exactly as on the source). Nothing
 //! passes through [`vigilo_core::store::Store::commit`], which would seal new entries.
 //!
-//! The snapshot is held in memory: fine for the sizes one SQLite file serves (a million audit
-//! entries is a few hundred megabytes).
+//! The snapshot is held in memory, each row decoded and as text: roughly twice the size of the
+//! SQLite file's rows (a million audit entries take a gigabyte or two).
 
 use std::collections::BTreeMap;
 use std::io::Read;
