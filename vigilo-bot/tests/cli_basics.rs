@@ -274,13 +274,10 @@ fn help_completions_and_backends() {
         std::fs::read_to_string(&junk).unwrap(),
         "not a database at all"
     );
-    // serve slack is not wired in this build yet.
-    let e = env.fails(None, &["serve", "slack"], 1);
+    // serve slack without its tokens: a usage error naming what is missing.
+    let e = env.fails(None, &["serve", "slack"], 2);
     assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("not available in this build yet"),
+        e["message"].as_str().unwrap().contains("SLACK_BOT_TOKEN"),
         "{e}"
     );
 }

@@ -110,6 +110,9 @@ impl Env {
             .env_remove("VIGILO_WORKSPACE")
             .env_remove("VIGILO_USER")
             .env_remove("RUST_LOG")
+            .env_remove("SLACK_BOT_TOKEN")
+            .env_remove("SLACK_SIGNING_SECRET")
+            .env_remove("SLACK_APP_TOKEN")
             .env("NO_COLOR", "1");
         if let Some(u) = user {
             c.args(["--as", u]);
