@@ -213,6 +213,12 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the sealed audit entry.
     async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry>;
 
+    /// Applies several state changes as one: every commit in order, each with its own audit
+    /// entry (chained one after the other), or none of them. For an operation that spans
+    /// records and must never be left half-done, such as saving a folder of runbook files.
+    /// Returns the sealed entries in order. An empty list commits nothing.
+    async fn commit_all(&self, commits: Vec<Commit>) -> StoreResult<Vec<AuditEntry>>;
+
     /// Allocates the next key of `kind` in `workspace`: monotonic, never handed out twice, even
     /// to concurrent callers or processes. A key whose creation then fails is simply unused.
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key>;

@@ -89,6 +89,7 @@ macro_rules! conformance_tests {
             allocate_key_monotonic,
             allocate_key_concurrent,
             commit_is_atomic,
+            commit_all_is_all_or_nothing,
             commit_applies_writes_in_order,
             commit_to_unknown_workspace_is_refused,
             concurrent_updates_one_winner,
@@ -139,6 +140,7 @@ pub const ALL: &[&str] = &[
     "allocate_key_monotonic",
     "allocate_key_concurrent",
     "commit_is_atomic",
+    "commit_all_is_all_or_nothing",
     "commit_applies_writes_in_order",
     "commit_to_unknown_workspace_is_refused",
     "concurrent_updates_one_winner",
@@ -2648,6 +2650,104 @@ pub async fn allocate_key_concurrent(store: &dyn Store) {
 // ---------------------------------------------------------------------------------------------
 // Commits
 // ---------------------------------------------------------------------------------------------
+
+/// `commit_all`: several commits apply in order with chained audit entries, or, when any one
+/// is refused, none of them applies and no entry is appended; an empty list is a no-op.
+pub async fn commit_all_is_all_or_nothing(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let rb = add_runbook(
+        store,
+        &ctx,
+        simple_body("Restart the API"),
+        &ctx.alice,
+        true,
+    )
+    .await;
+    let before = audit_len(store, ctx.id()).await;
+    assert!(store.commit_all(Vec::new()).await.unwrap().is_empty());
+    assert_eq!(audit_len(store, ctx.id()).await, before);
+
+    let new_rb = |n: u64, title: &str| {
+        new_runbook(
+            &ctx,
+            Key::new(KeyKind::Runbook, n),
+            simple_body(title),
+            &ctx.alice,
+            false,
+        )
+    };
+    let create = |r: &Runbook| Commit {
+        workspace: ctx.id(),
+        writes: vec![
+            Write::Runbook {
+                runbook: r.clone(),
+                expected_rev: None,
+            },
+            Write::RunbookVersion(first_version(r)),
+        ],
+        audit: runbook_draft(&ctx.alice, "runbook.created", r.key),
+    };
+    let k2 = store
+        .allocate_key(ctx.id(), KeyKind::Runbook)
+        .await
+        .unwrap();
+    let k3 = store
+        .allocate_key(ctx.id(), KeyKind::Runbook)
+        .await
+        .unwrap();
+    let (rb2, rb3) = (new_rb(k2.number, "Second"), new_rb(k3.number, "Third"));
+
+    // 1. The third commit is stale: the first two are taken back too.
+    let mut stale = rb.clone();
+    stale.rev = 8;
+    let refused = store
+        .commit_all(vec![
+            create(&rb2),
+            create(&rb3),
+            Commit {
+                workspace: ctx.id(),
+                writes: vec![Write::Runbook {
+                    runbook: stale,
+                    expected_rev: Some(7),
+                }],
+                audit: draft("test.write", "test"),
+            },
+        ])
+        .await;
+    assert_conflict(refused.map(|_| ()), "commit_all whose last commit is stale");
+    assert_not_found(
+        store.runbook(ctx.id(), rb2.id).await,
+        "the first commit of a refused commit_all",
+    );
+    assert_not_found(
+        store.runbook_by_key(ctx.id(), k3).await,
+        "the second commit of a refused commit_all",
+    );
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb);
+    assert_eq!(
+        audit_len(store, ctx.id()).await,
+        before,
+        "a refused commit_all appends no audit entry"
+    );
+
+    // 2. All accepted: every write applied, one entry per commit, chained in order, and the
+    //    chain goes on after them.
+    let entries = store
+        .commit_all(vec![create(&rb2), create(&rb3)])
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].seq, entries[0].seq + 1);
+    assert_eq!(entries[1].prev_hash, entries[0].hash);
+    assert_eq!(entries[0].target, k2.to_string());
+    assert_eq!(entries[1].target, k3.to_string());
+    assert_eq!(store.runbook(ctx.id(), rb2.id).await.unwrap(), rb2);
+    assert_eq!(store.runbook_by_key(ctx.id(), k3).await.unwrap(), rb3);
+    assert_eq!(audit_len(store, ctx.id()).await, before + 2);
+    let next = try_commit(store, ctx.id(), Vec::new()).await.unwrap();
+    assert_eq!(next.seq, entries[1].seq + 1);
+    assert_eq!(next.prev_hash, entries[1].hash);
+}
 
 /// A commit whose later write is refused applies none of its writes (rows, unique values) and
 /// appends no audit entry; the chain continues without a gap.

@@ -566,33 +566,60 @@ impl MemoryStore {
     }
 }
 
+/// Applies one commit to the locked state, recording in `undo` how to take back every change
+/// (its writes and its audit entry), so that a caller can roll back this commit and any
+/// before it.
+fn commit_locked(s: &mut State, commit: Commit, undo: &mut UndoLog) -> StoreResult<AuditEntry> {
+    let Commit {
+        workspace: ws,
+        writes,
+        audit: draft,
+    } = commit;
+    writes.into_iter().try_for_each(|w| apply(s, ws, w, undo))?;
+    if !s.workspaces.contains_key(&ws) {
+        return Err(StoreError::NotFound(format!("workspace {ws}")));
+    }
+    let chain = s.audit.entry(ws).or_default();
+    let entry = audit::seal(ws, draft, chain.last().map(|e| (e.seq, e.hash.as_str())));
+    chain.push(entry.clone());
+    undo.push(Box::new(move |s: &mut State| {
+        if let Some(chain) = s.audit.get_mut(&ws) {
+            chain.pop();
+        }
+    }));
+    Ok(entry)
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry> {
-        let Commit {
-            workspace: ws,
-            writes,
-            audit: draft,
-        } = commit;
         let mut guard = self.lock();
-        let s = &mut *guard;
         let mut undo: UndoLog = Vec::new();
-        let mut result = writes
-            .into_iter()
-            .try_for_each(|w| apply(s, ws, w, &mut undo));
-        if result.is_ok() && !s.workspaces.contains_key(&ws) {
-            result = Err(StoreError::NotFound(format!("workspace {ws}")));
-        }
-        if let Err(e) = result {
+        let result = commit_locked(&mut guard, commit, &mut undo);
+        if result.is_err() {
             while let Some(u) = undo.pop() {
-                u(s);
+                u(&mut guard);
             }
-            return Err(e);
         }
-        let chain = s.audit.entry(ws).or_default();
-        let entry = audit::seal(ws, draft, chain.last().map(|e| (e.seq, e.hash.as_str())));
-        chain.push(entry.clone());
-        Ok(entry)
+        result
+    }
+
+    async fn commit_all(&self, commits: Vec<Commit>) -> StoreResult<Vec<AuditEntry>> {
+        let mut guard = self.lock();
+        let mut undo: UndoLog = Vec::new();
+        let mut entries = Vec::with_capacity(commits.len());
+        for commit in commits {
+            match commit_locked(&mut guard, commit, &mut undo) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    while let Some(u) = undo.pop() {
+                        u(&mut guard);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(entries)
     }
 
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {

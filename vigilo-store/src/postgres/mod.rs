@@ -243,11 +243,11 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
-    /// One try at a commit: one transaction on one connection.
-    async fn commit_once(&self, commit: &Commit) -> Result<AuditEntry, Fail> {
+    /// One try at commits: one transaction on one connection, all of them or none.
+    async fn commit_once(&self, commits: &[Commit]) -> Result<Vec<AuditEntry>, Fail> {
         let mut client = self.pool.get().await.map_err(|e| Fail::done(pool_err(e)))?;
-        match run_commit(&mut client, commit).await {
-            Attempt::Committed(entry) => Ok(entry),
+        match run_commit(&mut client, commits).await {
+            Attempt::Committed(entries) => Ok(entries),
             Attempt::InDoubt(sealed, cause) => {
                 discard(client);
                 self.forget_idle();
@@ -268,9 +268,9 @@ impl PgStore {
     /// [`PgOptions::in_doubt_timeout`] passes.
     async fn resolve_in_doubt(
         &self,
-        sealed: Sealed,
+        sealed: SealedAll,
         cause: tokio_postgres::Error,
-    ) -> Result<AuditEntry, Fail> {
+    ) -> Result<Vec<AuditEntry>, Fail> {
         warn!(txid = sealed.txid, error = %cause, "connection lost during COMMIT; asking the server whether it committed");
         let started = Instant::now();
         let deadline = started + self.options.in_doubt_timeout;
@@ -280,7 +280,7 @@ impl PgStore {
             match self.txid_status(sealed.txid).await {
                 Ok(Some(status)) if status == "committed" => {
                     info!(txid = sealed.txid, "the in-doubt commit had committed");
-                    return Ok(sealed.entry);
+                    return Ok(sealed.entries);
                 }
                 Ok(Some(status)) if status == "aborted" => {
                     info!(txid = sealed.txid, "the in-doubt commit had not committed");
@@ -352,15 +352,22 @@ fn session_options(from_url: Option<&str>, options: &PgOptions) -> String {
 /// How one try at a commit ended.
 enum Attempt {
     /// `COMMIT` succeeded.
-    Committed(AuditEntry),
+    Committed(Vec<AuditEntry>),
     /// The connection broke while `COMMIT` was on its way: it may or may not have committed.
-    InDoubt(Sealed, tokio_postgres::Error),
+    InDoubt(SealedAll, tokio_postgres::Error),
     /// Nothing was applied.
     Failed(Fail),
 }
 
-/// Runs one commit in one transaction on `client`.
-async fn run_commit(client: &mut Client, commit: &Commit) -> Attempt {
+/// The sealed entries of one transaction, and what identifies it on the server.
+struct SealedAll {
+    entries: Vec<AuditEntry>,
+    txid: i64,
+    pid: i32,
+}
+
+/// Runs commits, in order, in one transaction on `client`.
+async fn run_commit(client: &mut Client, commits: &[Commit]) -> Attempt {
     let tx = match client.transaction().await {
         Ok(tx) => tx,
         // A pooled connection found dead at `BEGIN` (the server restarted since it was last
@@ -375,12 +382,23 @@ async fn run_commit(client: &mut Client, commit: &Commit) -> Attempt {
     };
     // Any error here drops `tx`, which rolls the transaction back (or the server does, if the
     // connection is gone): nothing of this try stays applied.
-    let sealed = match write::apply_commit(&tx, commit).await {
-        Ok(sealed) => sealed,
-        Err(f) => return Attempt::Failed(f),
+    let mut sealed = SealedAll {
+        entries: Vec::with_capacity(commits.len()),
+        txid: 0,
+        pid: 0,
     };
+    for commit in commits {
+        match write::apply_commit(&tx, commit).await {
+            Ok(Sealed { entry, txid, pid }) => {
+                sealed.entries.push(entry);
+                sealed.txid = txid;
+                sealed.pid = pid;
+            }
+            Err(f) => return Attempt::Failed(f),
+        }
+    }
     match tx.commit().await {
-        Ok(()) => Attempt::Committed(sealed.entry),
+        Ok(()) => Attempt::Committed(sealed.entries),
         Err(e) if is_connection_loss(&e) => Attempt::InDoubt(sealed, e),
         Err(e) => Attempt::Failed(fail("committing", e)),
     }
@@ -406,11 +424,22 @@ fn jittered(pause: Duration) -> Duration {
 #[async_trait]
 impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry> {
+        let mut entries = self.commit_all(vec![commit]).await?;
+        entries.pop().ok_or_else(|| StoreError::Backend {
+            message: "a commit returned no audit entry".into(),
+            source: None,
+        })
+    }
+
+    async fn commit_all(&self, commits: Vec<Commit>) -> StoreResult<Vec<AuditEntry>> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pause = FIRST_BACKOFF;
         let mut tries = 0;
         loop {
-            match self.commit_once(&commit).await {
-                Ok(entry) => return Ok(entry),
+            match self.commit_once(&commits).await {
+                Ok(entries) => return Ok(entries),
                 Err(f) if f.retry && tries < self.options.max_retries => {
                     tries += 1;
                     debug!(attempt = tries, error = %f.error, "commit lost a lock race or found its connection dead; running it again");

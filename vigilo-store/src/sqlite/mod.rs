@@ -162,14 +162,24 @@ impl Store for SqliteStore {
     async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry> {
         match self.write(Op::Commit(Box::new(commit))).await? {
             Done::Entry(entry) => Ok(*entry),
-            Done::Key(_) => Err(mismatched()),
+            Done::Key(_) | Done::Entries(_) => Err(mismatched()),
+        }
+    }
+
+    async fn commit_all(&self, commits: Vec<Commit>) -> StoreResult<Vec<AuditEntry>> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.write(Op::CommitAll(commits)).await? {
+            Done::Entries(entries) => Ok(entries),
+            Done::Entry(_) | Done::Key(_) => Err(mismatched()),
         }
     }
 
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
         match self.write(Op::AllocateKey(workspace, kind)).await? {
             Done::Key(key) => Ok(key),
-            Done::Entry(_) => Err(mismatched()),
+            Done::Entry(_) | Done::Entries(_) => Err(mismatched()),
         }
     }
 

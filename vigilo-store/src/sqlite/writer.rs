@@ -42,6 +42,8 @@ pub(crate) enum Op {
     Commit(Box<Commit>),
     /// [`vigilo_core::store::Store::allocate_key`].
     AllocateKey(WorkspaceId, KeyKind),
+    /// [`vigilo_core::store::Store::commit_all`]: several commits under one savepoint.
+    CommitAll(Vec<Commit>),
 }
 
 /// What a performed [`Op`] returns.
@@ -50,6 +52,8 @@ pub(crate) enum Done {
     Entry(Box<AuditEntry>),
     /// An allocated key.
     Key(Key),
+    /// The sealed audit entries of a [`Op::CommitAll`], in order.
+    Entries(Vec<AuditEntry>),
 }
 
 /// One queued write and where to answer it.
@@ -289,6 +293,12 @@ fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Att
         let outcome = match &request.op {
             Op::Commit(commit) => apply_commit(conn, commit).map(|e| Done::Entry(Box::new(e))),
             Op::AllocateKey(ws, kind) => allocate_key(conn, *ws, *kind).map(Done::Key),
+            // One savepoint for all of them: the first failure rolls every one back.
+            Op::CommitAll(commits) => commits
+                .iter()
+                .map(|c| apply_commit(conn, c))
+                .collect::<StoreResult<Vec<_>>>()
+                .map(Done::Entries),
         };
         match outcome {
             Ok(done) => {
