@@ -16,8 +16,8 @@ use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::runbook::diff::StepDiffKind;
 use vigilo_core::runbook::{RunbookInput, StepInput, VersionSource};
 use vigilo_core::service::{
-    AuditFilter, AuditVerdict, CreateRunbook, ListRunbooks, NewMember, SaveAs, StartOptions,
-    Vigilo, Who,
+    AuditFilter, AuditVerdict, CreateRunbook, ListRunbooks, NewMember, RunbookSave, SaveAs,
+    StartOptions, Vigilo, Who,
 };
 use vigilo_core::store::Store;
 use vigilo_core::testkit::memory::MemoryStore;
@@ -980,4 +980,76 @@ async fn runbook_ownership_can_be_handed_over() {
     assert_eq!(audit_count(&w).await, entries + 1);
     let denied = w.v.set_runbook_owner(&w.bob, key, "bob").await.unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::Denied, "{denied}");
+}
+
+#[tokio::test]
+async fn saving_several_runbooks_is_all_or_nothing() {
+    let w = world().await;
+    let key = published(&w).await; // bob's, version 1, published
+    let mut edited = restore_db();
+    edited.steps[2].est_minutes = 30;
+    let entries = audit_count(&w).await;
+    let update = |publish, owner: Option<&str>| RunbookSave::Update {
+        key,
+        input: edited.clone(),
+        expected_version: None,
+        source: VersionSource::FileSync {
+            file: "restore.md".into(),
+        },
+        publish,
+        owner: owner.map(str::to_owned),
+    };
+    let create = |title: &str| RunbookSave::Create {
+        input: RunbookInput {
+            title: title.into(),
+            ..restore_db()
+        },
+        options: CreateRunbook::default(),
+    };
+
+    // erin (operator, not bob) may create but not edit bob's runbook: nothing at all is saved.
+    let denied =
+        w.v.save_runbooks(&w.erin, vec![create("New one"), update(None, None)])
+            .await
+            .unwrap_err();
+    assert_eq!(denied.kind(), ErrorKind::Denied, "{denied}");
+    // An unknown owner in the last item: the same.
+    let missing =
+        w.v.save_runbooks(
+            &w.bob,
+            vec![create("New one"), update(Some(false), Some("mallory"))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    assert_eq!(audit_count(&w).await, entries);
+    let all = || ListRunbooks {
+        drafts: true,
+        ..Default::default()
+    };
+    assert_eq!(w.v.list_runbooks(&w.dave, all()).await.unwrap().len(), 1);
+
+    // bob: a new runbook, and his runbook edited, unpublished and handed to carol, at once.
+    let saved =
+        w.v.save_runbooks(
+            &w.bob,
+            vec![create("New one"), update(Some(false), Some("carol"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.len(), 2);
+    assert!(saved[0].changed && saved[0].previous_version.is_none());
+    assert_eq!(saved[1].previous_version, Some(1));
+    assert!(saved[1].changed && saved[1].owner_changed);
+    let rb = w.v.runbook(&w.dave, key).await.unwrap();
+    assert_eq!((rb.version, rb.is_published), (2, false));
+    assert_eq!(rb.owner, saved[1].runbook.owner);
+    assert_eq!(rb, saved[1].runbook);
+    // One entry per change: created, edited, unpublished, owner changed.
+    assert_eq!(audit_count(&w).await, entries + 4);
+    assert_eq!(w.v.list_runbooks(&w.dave, all()).await.unwrap().len(), 2);
+    assert!(matches!(
+        w.v.verify_audit(w.alice.workspace).await.unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
 }

@@ -13,7 +13,7 @@ use vigilo_core::ids::{Key, KeyKind, UserId};
 use vigilo_core::runbook::file::{self, RunbookFile};
 use vigilo_core::runbook::render;
 use vigilo_core::runbook::{Runbook, RunbookBody, VersionSource, adopt_step_ids};
-use vigilo_core::service::{CreateRunbook, ListRunbooks, Who};
+use vigilo_core::service::{CreateRunbook, ListRunbooks, RunbookSave, Who};
 use vigilo_core::workspace::Actor;
 
 use super::context::display_name;
@@ -391,81 +391,65 @@ impl Saved {
     }
 }
 
+/// Saves every planned file as one: all of them, or (on any refusal, conflict or storage
+/// failure) none.
 async fn apply(
     ctx: &Ctx,
     who: &Who,
     items: Vec<Item>,
     expect_version: Option<u32>,
 ) -> Result<Vec<Saved>, CliError> {
-    let mut saved = Vec::new();
+    let mut names = Vec::with_capacity(items.len());
+    let mut saves = Vec::with_capacity(items.len());
     for item in items {
         let source = VersionSource::FileSync {
             file: item.source.clone(),
         };
-        let s = match item.target {
-            Target::Create { owner } => {
-                let rb = ctx
-                    .vigilo
-                    .create_runbook(
-                        who,
-                        item.file.input,
-                        CreateRunbook {
-                            owner,
-                            publish: item.publish.unwrap_or(false),
-                            source,
-                        },
-                    )
-                    .await?;
-                Saved {
-                    name: item.name,
-                    key: Some(rb.key),
-                    id: rb.id.to_string(),
-                    title: rb.body.title.to_string(),
-                    action: "created",
-                    version: rb.version,
-                    previous_version: None,
-                    is_published: rb.is_published,
-                }
-            }
+        names.push(item.name);
+        saves.push(match item.target {
+            Target::Create { owner } => RunbookSave::Create {
+                input: item.file.input,
+                options: CreateRunbook {
+                    owner,
+                    publish: item.publish.unwrap_or(false),
+                    source,
+                },
+            },
             Target::Update {
                 runbook, new_owner, ..
-            } => {
-                let key = runbook.key;
-                let out = ctx
-                    .vigilo
-                    .edit_runbook(who, key, item.file.input, expect_version, source)
-                    .await?;
-                let mut rb = out.runbook;
-                if let Some(want) = item.publish
-                    && rb.is_published != want
-                {
-                    rb = ctx.vigilo.set_published(who, key, want).await?;
-                }
-                let owner_changed = new_owner.is_some();
-                if let Some(handle) = new_owner {
-                    rb = ctx.vigilo.set_runbook_owner(who, key, &handle).await?;
-                }
-                Saved {
-                    name: item.name,
-                    key: Some(key),
-                    id: rb.id.to_string(),
-                    title: rb.body.title.to_string(),
-                    action: if out.changed {
-                        "updated"
-                    } else if owner_changed {
-                        "owner changed"
-                    } else {
-                        "unchanged"
-                    },
-                    version: rb.version,
-                    previous_version: Some(runbook.version),
-                    is_published: rb.is_published,
-                }
-            }
-        };
-        saved.push(s);
+            } => RunbookSave::Update {
+                key: runbook.key,
+                input: item.file.input,
+                expected_version: expect_version,
+                source,
+                publish: item.publish,
+                owner: new_owner,
+            },
+        });
     }
-    Ok(saved)
+    let done = ctx.vigilo.save_runbooks(who, saves).await?;
+    Ok(names
+        .into_iter()
+        .zip(done)
+        .map(|(name, d)| {
+            let rb = d.runbook;
+            Saved {
+                name,
+                key: Some(rb.key),
+                id: rb.id.to_string(),
+                title: rb.body.title.to_string(),
+                action: match (d.previous_version, d.changed, d.owner_changed) {
+                    (None, _, _) => "created",
+                    (Some(_), true, _) => "updated",
+                    (Some(_), false, true) => "owner changed",
+                    (Some(_), false, false) => "unchanged",
+                },
+                version: rb.version,
+                previous_version: d.previous_version,
+                is_published: rb.is_published,
+            }
+        })
+        .collect())
 }
 
 async fn import(

@@ -26,7 +26,7 @@ pub use admin::NewMember;
 pub use audit_trail::{AuditFilter, AuditVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
-pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, VersionInfo};
+pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};
 
 /// How many times a write that lost an optimistic race is re-read and re-applied before the
 /// conflict is reported.

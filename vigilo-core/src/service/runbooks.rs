@@ -12,7 +12,7 @@ use crate::ids::{Key, KeyKind, RunbookId, UserId};
 use crate::roles::WorkspaceRole;
 use crate::runbook::diff::{RunbookDiff, diff};
 use crate::runbook::{Runbook, RunbookInput, RunbookVersion, VersionSource, adopt_step_ids};
-use crate::store::{DraftFilter, RunbookQuery, StoreError, Write};
+use crate::store::{Commit, DraftFilter, RunbookQuery, StoreError, Write};
 use crate::workspace::Actor;
 
 /// Options for a new runbook.
@@ -43,6 +43,46 @@ pub struct EditOutcome {
     pub runbook: Runbook,
     /// False when the save changed nothing (no version bump, no audit entry).
     pub changed: bool,
+}
+
+/// One runbook to save in [`Vigilo::save_runbooks`].
+#[derive(Clone, Debug)]
+pub enum RunbookSave {
+    /// A new runbook.
+    Create {
+        /// Its body.
+        input: RunbookInput,
+        /// Owner, publication and source.
+        options: CreateRunbook,
+    },
+    /// A new version of an existing runbook, and optionally its publication and owner.
+    Update {
+        /// The runbook.
+        key: Key,
+        /// The new body (unchanged: no new version).
+        input: RunbookInput,
+        /// Refuse unless the runbook is still at this version.
+        expected_version: Option<u32>,
+        /// Where the body came from.
+        source: VersionSource,
+        /// Publish (`true`) or unpublish (`false`) it; `None` leaves it.
+        publish: Option<bool>,
+        /// Hand it to this member (handle); `None` or the current owner leaves it.
+        owner: Option<String>,
+    },
+}
+
+/// What [`Vigilo::save_runbooks`] did to one runbook.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    /// The runbook as it now stands.
+    pub runbook: Runbook,
+    /// Its version before the save (`None` for a new runbook).
+    pub previous_version: Option<u32>,
+    /// A new runbook, or a new version of the body.
+    pub changed: bool,
+    /// Its owner changed.
+    pub owner_changed: bool,
 }
 
 /// Which runbooks to list.
@@ -132,7 +172,20 @@ impl Vigilo {
         opts: CreateRunbook,
     ) -> Result<Runbook> {
         let actor = self.actor(who).await?;
-        self.check(&actor, Action::CreateRunbook, &Subject::NONE)?;
+        let (commit, rb) = self.plan_create(who, &actor, input, opts).await?;
+        self.store.commit(commit).await?;
+        Ok(rb)
+    }
+
+    /// The commit that creates a runbook (checks, key, rows, audit entry), not yet applied.
+    async fn plan_create(
+        &self,
+        who: &Who,
+        actor: &Actor,
+        input: RunbookInput,
+        opts: CreateRunbook,
+    ) -> Result<(Commit, Runbook)> {
+        self.check(actor, Action::CreateRunbook, &Subject::NONE)?;
         let body = input.validate()?;
         let owner = match opts.owner {
             Some(o) if o != actor.id() => {
@@ -179,7 +232,7 @@ impl Vigilo {
             ..Default::default()
         };
         let draft = self.draft(
-            Some(&actor),
+            Some(actor),
             now,
             "runbook.created",
             key.to_string(),
@@ -192,19 +245,18 @@ impl Vigilo {
             }),
             links,
         );
-        self.commit(
-            who.workspace,
-            vec![
+        let commit = Commit {
+            workspace: who.workspace,
+            writes: vec![
                 Write::Runbook {
                     runbook: rb.clone(),
                     expected_rev: None,
                 },
                 Write::RunbookVersion(version),
             ],
-            draft,
-        )
-        .await?;
-        Ok(rb)
+            audit: draft,
+        };
+        Ok((commit, rb))
     }
 
     /// Saves a new body. A save that changes nothing does not bump the version; a save based on
@@ -218,6 +270,59 @@ impl Vigilo {
         source: VersionSource,
     ) -> Result<EditOutcome> {
         let (actor, rb) = self.runbook_for(who, key, Action::EditRunbook).await?;
+        let Some((commit, next)) = self
+            .plan_edit(who, &actor, &rb, input, expected_version, source)
+            .await?
+        else {
+            return Ok(EditOutcome {
+                runbook: rb,
+                changed: false,
+            });
+        };
+        match self.store.commit(commit).await.map_err(Error::from) {
+            Ok(_) => Ok(EditOutcome {
+                runbook: next,
+                changed: true,
+            }),
+            Err(Error::Conflict(_)) => Err(self.saved_meanwhile(who, key).await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A conflict naming who saved `key` while the caller was saving.
+    async fn saved_meanwhile(&self, who: &Who, key: Key) -> Error {
+        let now_rb = match self.load_runbook(who, key).await {
+            Ok(rb) => rb,
+            Err(e) => return e,
+        };
+        match self
+            .store
+            .runbook_version(who.workspace, now_rb.id, now_rb.version)
+            .await
+        {
+            Ok(saved) => Error::Conflict(format!(
+                "{key} was saved as version {} by {} at {} while you were saving; reload it and save again",
+                now_rb.version,
+                self.handle_of(saved.author).await,
+                fmt_time(saved.saved_at)
+            )),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The commit that saves `input` as the next version of `rb` (permission, archive and
+    /// version checks included), or `None` when the body would not change.
+    async fn plan_edit(
+        &self,
+        who: &Who,
+        actor: &Actor,
+        rb: &Runbook,
+        input: RunbookInput,
+        expected_version: Option<u32>,
+        source: VersionSource,
+    ) -> Result<Option<(Commit, Runbook)>> {
+        let key = rb.key;
+        self.check(actor, Action::EditRunbook, &subject(rb))?;
         // Steps given without an id keep the id of the matching existing step (by title, else
         // same position and text), so a re-saved file does not look like all-new steps.
         let mut input = input;
@@ -243,10 +348,7 @@ impl Vigilo {
             )));
         }
         if body == rb.body {
-            return Ok(EditOutcome {
-                runbook: rb,
-                changed: false,
-            });
+            return Ok(None);
         }
         let now = self.now();
         let mut next = rb.clone();
@@ -268,7 +370,7 @@ impl Vigilo {
         };
         let d = diff(rb.version, &rb.body, next.version, &next.body);
         let draft = self.draft(
-            Some(&actor),
+            Some(actor),
             now,
             "runbook.edited",
             key.to_string(),
@@ -285,47 +387,50 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        let writes = vec![
-            Write::Runbook {
-                runbook: next.clone(),
-                expected_rev: Some(rb.rev),
-            },
-            Write::RunbookVersion(version),
-        ];
-        match self.commit(who.workspace, writes, draft).await {
-            Ok(_) => Ok(EditOutcome {
-                runbook: next,
-                changed: true,
-            }),
-            Err(Error::Conflict(_)) => {
-                // Someone saved between our read and our write: name them.
-                let now_rb = self.load_runbook(who, key).await?;
-                let saved = self
-                    .store
-                    .runbook_version(who.workspace, now_rb.id, now_rb.version)
-                    .await?;
-                Err(Error::Conflict(format!(
-                    "{key} was saved as version {} by {} at {} while you were saving; reload it and save again",
-                    now_rb.version,
-                    self.handle_of(saved.author).await,
-                    fmt_time(saved.saved_at)
-                )))
-            }
-            Err(e) => Err(e),
-        }
+        let commit = Commit {
+            workspace: who.workspace,
+            writes: vec![
+                Write::Runbook {
+                    runbook: next.clone(),
+                    expected_rev: Some(rb.rev),
+                },
+                Write::RunbookVersion(version),
+            ],
+            audit: draft,
+        };
+        Ok(Some((commit, next)))
     }
 
     /// Publishes or unpublishes (owner of the runbook, admins, the workspace owner). The version
     /// does not move: publication is not an edit of the body.
     pub async fn set_published(&self, who: &Who, key: Key, published: bool) -> Result<Runbook> {
         let (actor, rb) = self.runbook_for(who, key, Action::PublishRunbook).await?;
+        match self.plan_publish(who, &actor, &rb, published)? {
+            Some((commit, next)) => {
+                self.store.commit(commit).await?;
+                Ok(next)
+            }
+            None => Ok(rb),
+        }
+    }
+
+    /// The commit that publishes or unpublishes `rb`, or `None` when it already is.
+    fn plan_publish(
+        &self,
+        who: &Who,
+        actor: &Actor,
+        rb: &Runbook,
+        published: bool,
+    ) -> Result<Option<(Commit, Runbook)>> {
+        let key = rb.key;
+        self.check(actor, Action::PublishRunbook, &subject(rb))?;
         if rb.archived_at.is_some() {
             return Err(Error::Refused(format!(
                 "{key} is archived; it cannot be published"
             )));
         }
         if rb.is_published == published {
-            return Ok(rb);
+            return Ok(None);
         }
         let now = self.now();
         let mut next = rb.clone();
@@ -333,7 +438,7 @@ impl Vigilo {
         next.updated_at = now;
         next.rev = rb.rev + 1;
         let draft = self.draft(
-            Some(&actor),
+            Some(actor),
             now,
             if published {
                 "runbook.published"
@@ -348,16 +453,15 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        self.commit(
-            who.workspace,
-            vec![Write::Runbook {
+        let commit = Commit {
+            workspace: who.workspace,
+            writes: vec![Write::Runbook {
                 runbook: next.clone(),
                 expected_rev: Some(rb.rev),
             }],
-            draft,
-        )
-        .await?;
-        Ok(next)
+            audit: draft,
+        };
+        Ok(Some((commit, next)))
     }
 
     /// Hands a runbook to another member (by handle): the runbook's owner, admins and the
@@ -365,6 +469,25 @@ impl Vigilo {
     /// the audit entry names the previous and the new owner.
     pub async fn set_runbook_owner(&self, who: &Who, key: Key, new_owner: &str) -> Result<Runbook> {
         let (actor, rb) = self.runbook_for(who, key, Action::EditRunbook).await?;
+        match self.plan_owner(who, &actor, &rb, new_owner).await? {
+            Some((commit, next)) => {
+                self.store.commit(commit).await?;
+                Ok(next)
+            }
+            None => Ok(rb),
+        }
+    }
+
+    /// The commit that hands `rb` to the member `new_owner`, or `None` when they own it.
+    async fn plan_owner(
+        &self,
+        who: &Who,
+        actor: &Actor,
+        rb: &Runbook,
+        new_owner: &str,
+    ) -> Result<Option<(Commit, Runbook)>> {
+        let key = rb.key;
+        self.check(actor, Action::EditRunbook, &subject(rb))?;
         if rb.archived_at.is_some() {
             return Err(Error::Refused(format!(
                 "{key} is archived; its owner cannot change"
@@ -372,7 +495,7 @@ impl Vigilo {
         }
         let (user, _) = self.member(who.workspace, new_owner).await?;
         if rb.owner == user.id {
-            return Ok(rb);
+            return Ok(None);
         }
         let previous = self.handle_of(rb.owner).await;
         let now = self.now();
@@ -381,7 +504,7 @@ impl Vigilo {
         next.updated_at = now;
         next.rev = rb.rev + 1;
         let draft = self.draft(
-            Some(&actor),
+            Some(actor),
             now,
             "runbook.owner_changed",
             key.to_string(),
@@ -392,16 +515,92 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        self.commit(
-            who.workspace,
-            vec![Write::Runbook {
+        let commit = Commit {
+            workspace: who.workspace,
+            writes: vec![Write::Runbook {
                 runbook: next.clone(),
                 expected_rev: Some(rb.rev),
             }],
-            draft,
-        )
-        .await?;
-        Ok(next)
+            audit: draft,
+        };
+        Ok(Some((commit, next)))
+    }
+
+    /// Saves several runbooks as one: creations, new versions, publication and owner changes,
+    /// every one checked first, then committed together — all of them, or (on any refusal,
+    /// conflict or storage failure) none. This is what a folder sync needs: it must never be
+    /// left half-applied.
+    pub async fn save_runbooks(&self, who: &Who, saves: Vec<RunbookSave>) -> Result<Vec<Saved>> {
+        let actor = self.actor(who).await?;
+        let mut commits = Vec::new();
+        let mut saved = Vec::with_capacity(saves.len());
+        for save in saves {
+            match save {
+                RunbookSave::Create { input, options } => {
+                    let (commit, rb) = self.plan_create(who, &actor, input, options).await?;
+                    commits.push(commit);
+                    saved.push(Saved {
+                        runbook: rb,
+                        previous_version: None,
+                        changed: true,
+                        owner_changed: false,
+                    });
+                }
+                RunbookSave::Update {
+                    key,
+                    input,
+                    expected_version,
+                    source,
+                    publish,
+                    owner,
+                } => {
+                    let rb = self.load_runbook(who, key).await?;
+                    let previous_version = rb.version;
+                    let mut current = rb;
+                    let mut changed = false;
+                    if let Some((commit, next)) = self
+                        .plan_edit(who, &actor, &current, input, expected_version, source)
+                        .await?
+                    {
+                        commits.push(commit);
+                        current = next;
+                        changed = true;
+                    }
+                    if let Some(want) = publish
+                        && let Some((commit, next)) =
+                            self.plan_publish(who, &actor, &current, want)?
+                    {
+                        commits.push(commit);
+                        current = next;
+                    }
+                    let mut owner_changed = false;
+                    if let Some(handle) = owner
+                        && let Some((commit, next)) =
+                            self.plan_owner(who, &actor, &current, &handle).await?
+                    {
+                        commits.push(commit);
+                        current = next;
+                        owner_changed = true;
+                    }
+                    saved.push(Saved {
+                        runbook: current,
+                        previous_version: Some(previous_version),
+                        changed,
+                        owner_changed,
+                    });
+                }
+            }
+        }
+        match self.store.commit_all(commits).await {
+            Ok(entries) => {
+                tracing::debug!(workspace = %who.workspace, entries = entries.len(), "saved runbooks");
+                Ok(saved)
+            }
+            Err(StoreError::Conflict(m)) => Err(Error::Conflict(format!(
+                "a runbook was changed by someone else while saving ({m}); nothing was saved; run the same command again"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Archives (soft-deletes) a runbook (admins and the owner). It keeps its key and history.
