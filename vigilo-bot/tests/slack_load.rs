@@ -1,38 +1,46 @@
 //! Load generator for the Slack surface (ignored by default; a measurement, not a check):
-//! signed Done clicks at a fixed rate over loopback against a bot on a real SQLite file, each
-//! click on the current step of one of many executions.
+//! signed Done clicks at a fixed rate over loopback against the real `vigilo serve slack`
+//! binary on a SQLite file, each click on the current step of one of many executions.
 //!
 //! ```text
 //! cargo test --release -p vigilo-bot --test slack_load -- --ignored --nocapture
 //! ```
 //!
 //! Settings (environment): `VIGILO_LOAD_RATE` clicks per second (500), `VIGILO_LOAD_SECS`
-//! (10), `VIGILO_LOAD_STEPS` steps per execution (10), `VIGILO_LOAD_SYNC` `full` (default) or
-//! `normal` (SQLite `synchronous`).
+//! (10), `VIGILO_LOAD_STEPS` steps per execution (10).
+//!
+//! The world (workspace, operator, runbook, executions) is written to a SQLite file through the
+//! library, the file closed, and the bot started on it as its own process — the binary with its
+//! defaults (SQLite `synchronous=FULL`, a multi-thread runtime), `--listen 127.0.0.1:0`, the
+//! address read from its JSON log. This test process is only the load client and the fake Slack
+//! Web API, on their own 2-worker runtime.
 //!
 //! Reported: the acknowledgement latency seen by the client (send → complete response, p50,
-//! p99, max), click → committed measured inside the bot (`vigilo_slack_click_committed_seconds`,
-//! quantiles interpolated within its buckets), and click → card updated as the fake Slack API
-//! saw it (exact; committed plus posting the update). A baseline is measured in the same run
-//! first: the same client, rate and bodies against a bare axum endpoint that reads the body and
-//! answers 200 (`VIGILO_LOAD_BASELINE=0` skips it), so the bot's own cost can be told apart
-//! from the loopback, HTTP and scheduling cost of this machine.
-//!
-//! The client, the bot and the fake Slack API all run in this one process, on the same cores.
+//! p99, max), click → committed measured inside the bot (`vigilo_slack_click_committed_seconds`
+//! from its `/metrics`, quantiles interpolated within its buckets), and click → card updated as
+//! the fake Slack API saw it (exact; committed plus posting the update). A baseline is measured
+//! in the same run first: the same client, rate and bodies against a bare axum endpoint in this
+//! process that reads the body and answers 200 (`VIGILO_LOAD_BASELINE=0` skips it), so the
+//! bot's own cost can be told apart from the loopback, HTTP and scheduling cost of this machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::*;
 use vigilo_bot::slack::blocks::ButtonPayload;
 use vigilo_core::execution::ChannelRef;
 use vigilo_core::roles::WorkspaceRole;
-use vigilo_core::service::StartOptions;
-use vigilo_store::{SqliteOptions, Synchronous};
+use vigilo_core::service::{StartOptions, Vigilo};
+use vigilo_store::{SqliteOptions, SqliteStore};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -143,6 +151,68 @@ async fn bare_endpoint() -> std::net::SocketAddr {
     addr
 }
 
+/// `vigilo serve slack` on `db`, talking to `fake`: the child and the address it listens on
+/// (from its JSON log line); its stderr is drained by a thread so it never blocks.
+fn start_binary(db: &std::path::Path, fake: &FakeSlack) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigilo"))
+        .current_dir(db.parent().unwrap())
+        .env("VIGILO_DB", db)
+        .env_remove("RUST_LOG")
+        .env_remove("SLACK_APP_TOKEN")
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env("SLACK_BOT_TOKEN", "xoxb-load-test")
+        .env("NO_COLOR", "1")
+        .args([
+            "serve",
+            "slack",
+            "--listen",
+            "127.0.0.1:0",
+            "--slack-api-url",
+        ])
+        .arg(&fake.url)
+        .args(["--log-format", "json", "-v"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["fields"]["message"] == "Slack surface listening" {
+                let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
+            } else if v["level"] == "WARN" || v["level"] == "ERROR" {
+                eprintln!("bot: {line}");
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the bot logs its address")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+/// SIGTERM, then the exit code (at most 30 s).
+fn terminate(mut child: Child) -> Option<i32> {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -155,17 +225,19 @@ async fn clicks_at_a_fixed_rate() {
     let rate: u64 = env("VIGILO_LOAD_RATE", 500);
     let secs: u64 = env("VIGILO_LOAD_SECS", 10);
     let steps: u64 = env("VIGILO_LOAD_STEPS", 10);
-    let sync = match std::env::var("VIGILO_LOAD_SYNC").as_deref() {
-        Ok("normal") => Synchronous::Normal,
-        _ => Synchronous::Full,
-    };
     let total = rate * secs;
     let executions = total.div_ceil(steps);
 
     // The world: one workspace, one operator, a runbook of `steps` plain steps, and one
     // execution per channel, started directly through the service.
     let dir = tempfile::tempdir().unwrap();
-    let vigilo = open_sqlite(dir.path(), SqliteOptions::default().synchronous(sync)).await;
+    let db = dir.path().join("vigilo.db");
+    let store = Arc::new(
+        SqliteStore::open(&db, SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    let vigilo = Vigilo::new(store.clone());
     let acme = space(
         &vigilo,
         "acme",
@@ -199,9 +271,15 @@ async fn clicks_at_a_fixed_rate() {
         setup.elapsed()
     );
 
+    // The file is closed before the bot opens it.
+    drop(vigilo);
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close().await;
+    }
+
     let fake = FakeSlack::start().await;
-    let server = start_bot(vigilo.clone(), &fake).await;
-    let client = SlackClient::new(server.local_addr(), SECRET);
+    let (child, addr) = tokio::task::block_in_place(|| start_binary(&db, &fake));
+    let client = SlackClient::new(addr, SECRET);
 
     // Click i: a Done on step (i / executions) + 1 of execution (i % executions) + 1, so one
     // execution gets one click every `executions / rate` seconds.
@@ -271,7 +349,7 @@ async fn clicks_at_a_fixed_rate() {
 
     println!();
     println!(
-        "## Slack load: {total} Done clicks at {rate}/s over {secs} s ({executions} executions × {steps} steps, SQLite synchronous={sync:?})"
+        "## Slack load: {total} Done clicks at {rate}/s over {secs} s ({executions} executions × {steps} steps, SQLite synchronous=FULL, the bot in its own process)"
     );
     println!();
     println!("| measure | value |");
@@ -323,6 +401,7 @@ async fn clicks_at_a_fixed_rate() {
         load_average()
     );
     println!();
-    server.shutdown().await.unwrap();
+    let code = tokio::task::block_in_place(|| terminate(child));
+    assert_eq!(code, Some(0), "the bot stops cleanly on SIGTERM");
     assert_eq!(non_200, 0, "every click acknowledged");
 }
