@@ -195,6 +195,9 @@ pub enum SlackError {
     /// The system's root certificates could not be loaded for HTTPS to Slack.
     #[error("cannot load the system's root certificates for HTTPS: {0}")]
     Tls(#[source] std::io::Error),
+    /// The threads for background work could not be started.
+    #[error("cannot start the background worker threads: {0}")]
+    Runtime(#[source] std::io::Error),
     /// Socket Mode could not connect.
     #[error("Socket Mode failed: {0}")]
     SocketMode(String),

@@ -51,6 +51,48 @@ pub struct SlackServer {
     task: JoinHandle<std::io::Result<()>>,
     socket: Option<SocketMode>,
     grace: Duration,
+    background: Background,
+}
+
+/// The runtime of the bot's background work (engine calls, store writes, Web API posts), apart
+/// from the one acknowledging requests so those never queue behind it. Shut down without
+/// blocking when dropped (a runtime must not be dropped inside async code).
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    /// Threads of the background runtime.
+    const WORKERS: usize = 2;
+
+    /// Starts the runtime; returns it with a handle to spawn on.
+    fn start() -> Result<(Self, tokio::runtime::Handle), SlackError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(Self::WORKERS)
+            .thread_name("vigilo-slack-work")
+            .enable_all()
+            .build()
+            .map_err(SlackError::Runtime)?;
+        let handle = rt.handle().clone();
+        Ok((Self(Some(rt)), handle))
+    }
+
+    /// Stops the runtime without waiting for what still runs on it.
+    fn stop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Background").finish_non_exhaustive()
+    }
 }
 
 impl SlackServer {
@@ -65,11 +107,13 @@ impl SlackServer {
             opts.retry,
             metrics.clone(),
         )?;
+        let (background, handle) = Background::start()?;
         let bot = Arc::new(Bot::new(
             ChatEngine::new(vigilo),
             web,
             metrics,
             opts.signing_secret.clone(),
+            handle,
         ));
         let listener = TcpListener::bind(opts.listen)
             .await
@@ -110,6 +154,7 @@ impl SlackServer {
             task,
             socket,
             grace: opts.shutdown_grace,
+            background,
         })
     }
 
@@ -132,6 +177,7 @@ impl SlackServer {
                     s.shutdown().await;
                 }
                 self.bot.wait_idle(self.grace).await;
+                self.background.stop();
                 joined(res)
             }
         }
@@ -154,6 +200,7 @@ impl SlackServer {
                 "background work still running at shutdown"
             );
         }
+        self.background.stop();
         tracing::info!("Slack surface stopped");
         joined(res)
     }

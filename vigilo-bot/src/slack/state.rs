@@ -78,6 +78,7 @@ pub struct Bot {
     /// The signing secret; empty refuses every signed request.
     pub signing_secret: String,
     channels: ChannelLocks,
+    background: tokio::runtime::Handle,
     running: AtomicUsize,
     identities: Mutex<HashMap<(String, String), Resolved>>,
 }
@@ -94,12 +95,14 @@ impl std::fmt::Debug for Bot {
 }
 
 impl Bot {
-    /// The shared state.
+    /// The shared state. Background work ([`spawn`](Self::spawn)) runs on `background`, a
+    /// runtime apart from the one answering requests.
     pub fn new(
         engine: ChatEngine,
         web: WebApi,
         metrics: Arc<Metrics>,
         signing_secret: String,
+        background: tokio::runtime::Handle,
     ) -> Self {
         Self {
             engine,
@@ -109,6 +112,7 @@ impl Bot {
             dedupe: Dedupe::default(),
             signing_secret,
             channels: ChannelLocks::default(),
+            background,
             running: AtomicUsize::new(0),
             identities: Mutex::new(HashMap::new()),
         }
@@ -170,7 +174,8 @@ impl Bot {
         })
     }
 
-    /// Runs `work` in the background, tracked for graceful shutdown.
+    /// Runs `work` in the background, tracked for graceful shutdown: on the background runtime,
+    /// so the engine's calls, rendering and Web API posts never hold up an acknowledgement.
     pub fn spawn(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
         struct Running(Arc<Bot>);
         impl Drop for Running {
@@ -182,7 +187,7 @@ impl Bot {
         self.running.fetch_add(1, Ordering::SeqCst);
         self.metrics.task_started();
         let guard = Running(self.clone());
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let _guard = guard;
             work.await;
         });
