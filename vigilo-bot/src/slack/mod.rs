@@ -27,7 +27,9 @@
 //! click is usually acknowledged without touching the store; roles are still checked by the
 //! engine at the moment of the action) and answers at once (an empty 200, or the modal's validation error); the engine call —
 //! the store write — and the messages that follow run in a background task, so success is
-//! only ever shown after the write committed. Work for one channel runs one task at a time, so
+//! only ever shown after the write committed. Background tasks run on a runtime of their own
+//! (owned by [`SlackServer`], two threads), so an acknowledgement never waits in a queue behind
+//! them. Work for one channel runs one task at a time, so
 //! its cards are posted and updated in order. A redelivery (Slack's `X-Slack-Retry-Num`, the
 //! same body again) is acknowledged and ignored; a double click reaches the engine twice and the
 //! second is refused as stale, privately.

@@ -8,8 +8,10 @@
 //! listener's user state. The listener is started with `start()` and stopped with
 //! `shutdown()` (its `serve()` would install its own signal handlers).
 //!
-//! Not exercised by the test suite: that would need a WebSocket double of Slack's
-//! `apps.connections.open` endpoint and envelope protocol.
+//! Tested over loopback by `tests/slack_socket_mode.rs`: the fake Web API's
+//! `apps.connections.open` answers with a plain `ws://127.0.0.1:…` URL of a test WebSocket
+//! server (slack-morphism connects with tokio-tungstenite's `connect_async`, which takes `ws://`
+//! as well as `wss://`).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -81,6 +81,8 @@ struct FakeState {
     /// Per method: how many more calls to answer 429, and the `Retry-After` seconds.
     limits: Mutex<HashMap<String, (u32, u64)>>,
     next_ts: AtomicU64,
+    /// What `apps.connections.open` answers (Socket Mode's WebSocket URL).
+    socket_url: Mutex<Option<String>>,
 }
 
 /// A fake Slack Web API on loopback.
@@ -138,6 +140,11 @@ impl FakeSlack {
             .lock()
             .unwrap()
             .insert(method.to_owned(), (times, secs));
+    }
+
+    /// Makes `apps.connections.open` answer with `url` (a Socket Mode server of the test).
+    pub fn set_socket_url(&self, url: &str) {
+        *self.state.socket_url.lock().unwrap() = Some(url.to_owned());
     }
 
     /// Waits (up to [`WAIT`]) until the calls since index `from` satisfy `done`; returns them.
@@ -213,6 +220,10 @@ async fn api(
             "ok": true, "channel": channel, "ts": body["ts"], "message": {},
         }),
         "chat.postEphemeral" => json!({ "ok": true, "message_ts": ts }),
+        "apps.connections.open" => match state.socket_url.lock().unwrap().clone() {
+            Some(url) => json!({ "ok": true, "url": url }),
+            None => json!({ "ok": false, "error": "socket_mode_not_set_up" }),
+        },
         "views.open" => {
             let mut view = body["view"].clone();
             view["id"] = json!("V0001");
