@@ -8,14 +8,12 @@
 mod cli_support;
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use cli_support::{Env, ROTATE};
-use serde_json::Value;
+use support::process::BotProcess;
 use support::{FakeSlack, SECRET, SlackClient, SlackUser};
 
 /// `vigilo serve slack …` on the env's database, with the Slack variables of `vars` only.
@@ -35,85 +33,6 @@ fn serve(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Command {
         c.env(k, v);
     }
     c
-}
-
-/// The running server: the child, and its stderr lines as they come.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a JSON log line whose message is `message`; returns it.
-    fn wait_log(&mut self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if let Ok(v) = serde_json::from_str::<Value>(&line)
-                        && v["fields"]["message"] == message
-                    {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no {message:?} log line; stderr so far:\n{:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit (at most 10 s); returns the exit code.
-    fn terminate(&mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("vigilo serve slack did not stop within 10 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only if a test failed half-way: never leave the child running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// acme linked to Slack team T0ACME; alice (owner), bob (operator, sre, Slack U0BOB), carol
@@ -176,23 +95,26 @@ fn seeded() -> Env {
 async fn the_binary_serves_slack_and_stops_cleanly_on_sigterm() {
     let env = seeded();
     let fake = FakeSlack::start().await;
-    let mut server = Server::start(serve(
-        &env,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--slack-api-url",
-            &format!("{}/", fake.url),
-            "--log-format",
-            "json",
-            "-v",
-        ],
-        &[
-            ("SLACK_SIGNING_SECRET", SECRET),
-            ("SLACK_BOT_TOKEN", "xoxb-binary-test"),
-        ],
-    ));
-    let listening = server.wait_log("Slack surface listening");
+    let mut server = BotProcess::spawn(
+        "vigilo serve slack",
+        serve(
+            &env,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--slack-api-url",
+                &format!("{}/", fake.url),
+                "--log-format",
+                "json",
+                "-v",
+            ],
+            &[
+                ("SLACK_SIGNING_SECRET", SECRET),
+                ("SLACK_BOT_TOKEN", "xoxb-binary-test"),
+            ],
+        ),
+    );
+    let listening = server.wait_log("Slack surface listening", Duration::from_secs(10));
     let addr: SocketAddr = listening["fields"]["addr"]
         .as_str()
         .unwrap()
@@ -296,15 +218,11 @@ async fn the_binary_serves_slack_and_stops_cleanly_on_sigterm() {
     .await
     .unwrap();
     let (code, mut server) = code;
-    assert_eq!(code, 0, "clean exit; stderr:\n{:#?}", server.seen);
-    server.seen.extend(server.lines.try_iter());
+    let log = server.log().to_vec();
+    assert_eq!(code, 0, "clean exit; stderr:\n{log:#?}");
     assert!(
-        server
-            .seen
-            .iter()
-            .any(|l| l.contains("Slack surface stopped")),
-        "{:#?}",
-        server.seen
+        log.iter().any(|l| l.contains("Slack surface stopped")),
+        "{log:#?}"
     );
     let calls: Vec<_> = fake.calls().into_iter().skip(from).collect();
     assert!(

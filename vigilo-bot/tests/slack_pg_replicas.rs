@@ -19,14 +19,13 @@ mod cli_support;
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli_support::{Env, simple};
 use serde_json::Value;
+use support::process::BotProcess;
 use support::{Call, FakeSlack, SECRET, SlackClient, SlackUser};
 use vigilo_store::postgres::ScratchDatabase;
 
@@ -49,12 +48,9 @@ fn admin_url(test: &str) -> Option<String> {
     }
 }
 
-/// A running `vigilo serve slack`: the child, and its stderr lines as they come.
+/// A running `vigilo serve slack` and the address it listens on.
 struct Server {
-    name: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    process: BotProcess,
     addr: SocketAddr,
 }
 
@@ -62,8 +58,8 @@ impl Server {
     /// Starts `vigilo --db <db> serve slack` on a free port (the OS picks it: `--listen
     /// 127.0.0.1:0`; the address is read from the "listening" log line).
     fn start(name: &'static str, env: &Env, db: &str, fake: &FakeSlack) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigilo"))
-            .current_dir(env.dir.path())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigilo"));
+        cmd.current_dir(env.dir.path())
             .env_remove("VIGILO_DB")
             .env_remove("RUST_LOG")
             .env_remove("SLACK_APP_TOKEN")
@@ -73,91 +69,20 @@ impl Server {
             .args(["--db", db, "--log-format", "json", "-v"])
             .args(["serve", "slack", "--listen", "127.0.0.1:0"])
             .args(["--slack-api-url", &fake.url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            name,
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let listening = server.wait_log("Slack surface listening");
-        server.addr = listening["fields"]["addr"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        server
-    }
-
-    /// Waits for a JSON log line whose message is `message`; returns it.
-    fn wait_log(&mut self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if let Ok(v) = serde_json::from_str::<Value>(&line)
-                        && v["fields"]["message"] == message
-                    {
-                        return v;
-                    }
-                }
-                Err(_) => panic!(
-                    "{}: no {message:?} log line; stderr so far:\n{:#?}",
-                    self.name, self.seen
-                ),
-            }
-        }
+            .stdin(Stdio::null());
+        let mut process = BotProcess::spawn(name, cmd);
+        let addr = process.listening_addr(Duration::from_secs(20));
+        Server { process, addr }
     }
 
     /// Every stderr line so far.
     fn log(&mut self) -> &[String] {
-        self.seen.extend(self.lines.try_iter());
-        &self.seen
+        self.process.log()
     }
 
     /// Sends SIGTERM and waits for the exit (at most 10 s); returns the exit code.
     fn terminate(&mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("{}: did not stop within 10 s of SIGTERM", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only if a test failed half-way: never leave the child running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.terminate()
     }
 }
 
@@ -516,7 +441,7 @@ async fn the_bot_recovers_when_postgresql_drops_every_connection() {
     .await;
 
     assert!(
-        server.child.try_wait().unwrap().is_none(),
+        server.process.child.try_wait().unwrap().is_none(),
         "the bot exited: {:#?}",
         server.log()
     );
