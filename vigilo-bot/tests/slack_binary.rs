@@ -284,6 +284,27 @@ fn missing_tokens_are_a_usage_error() {
 }
 
 #[test]
+fn a_bad_or_busy_listen_address_is_refused_clearly() {
+    let env = seeded();
+    let vars = [("SLACK_SIGNING_SECRET", "s"), ("SLACK_BOT_TOKEN", "xoxb-1")];
+    // Not an address: a usage error that says what to give.
+    let out = serve(&env, &["--listen", "localhost-3000"], &vars)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("host:port"), "{stderr}");
+    // A port someone else holds: exit 1 naming the address, no panic.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = serve(&env, &["--listen", &addr], &vars).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn the_manifest_asks_for_what_the_bot_uses() {
     let manifest = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
