@@ -122,6 +122,56 @@ pub fn compute_hash(entry: &AuditEntry) -> String {
     out
 }
 
+/// An entry's hash input with its two chain fields, `seq` and `prev_hash`, left open.
+///
+/// For a store that seals entries inside its database, in the same statement that reads the
+/// chain head (one round trip instead of a locked read, then a write): the hash of `entry`
+/// sealed as number `seq` after an entry hashed `prev_hash` is the lowercase hex SHA-256 of
+/// `head ‖ seq (decimal) ‖ middle ‖ prev_hash ‖ tail`, exactly what [`compute_hash`] gives for
+/// the entry with those two fields filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashTemplate {
+    /// The bytes before `seq`.
+    pub head: String,
+    /// The bytes between `seq` and `prev_hash`.
+    pub middle: String,
+    /// The bytes after `prev_hash`.
+    pub tail: String,
+}
+
+/// The [`HashTemplate`] of `entry` (its own `seq`, `prev_hash` and `hash` are ignored).
+pub fn hash_template(entry: &AuditEntry) -> HashTemplate {
+    let open = Hashed {
+        workspace: &entry.workspace,
+        seq: 0,
+        id: &entry.id,
+        at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        actor: &entry.actor,
+        actor_handle: &entry.actor_handle,
+        action: &entry.action,
+        target: &entry.target,
+        details: &entry.details,
+        links: &entry.links,
+        prev_hash: "",
+    };
+    // Serialising plain structs, strings and a serde_json::Value cannot fail.
+    let text = serde_json::to_string(&open).unwrap_or_default();
+    // `workspace` (an id, no quotes or escapes inside) comes first, then `seq`; `prev_hash`
+    // comes last, so both open fields sit at fixed places of the text.
+    const SEQ: &str = "\"seq\":";
+    let (head, rest) = match text.find(SEQ) {
+        Some(at) => text.split_at(at + SEQ.len()),
+        None => (text.as_str(), ""),
+    };
+    let rest = rest.strip_prefix('0').unwrap_or(rest);
+    let middle = rest.strip_suffix("\"}").unwrap_or(rest);
+    HashTemplate {
+        head: head.to_owned(),
+        middle: middle.to_owned(),
+        tail: "\"}".to_owned(),
+    }
+}
+
 /// Turns a draft into the next entry of the chain after `prev` (`None` for the first entry).
 pub fn seal(workspace: WorkspaceId, draft: AuditDraft, prev: Option<(u64, &str)>) -> AuditEntry {
     let (seq, prev_hash) = match prev {
@@ -251,6 +301,33 @@ mod tests {
             out.push(e);
         }
         out
+    }
+
+    #[test]
+    fn a_hash_template_filled_in_gives_the_entry_hash() {
+        let entries = chain(3);
+        for e in &entries {
+            let t = hash_template(e);
+            let input = format!("{}{}{}{}{}", t.head, e.seq, t.middle, e.prev_hash, t.tail);
+            let digest = Sha256::digest(input.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, e.hash, "entry {}", e.seq);
+        }
+        // Text that needs escaping, an actor, links and nested details change nothing.
+        let mut e = entries[2].clone();
+        e.actor = Some(UserId::new());
+        e.actor_handle = Some("o\"brien \\ \u{1F600} \"seq\":7".into());
+        e.details = serde_json::json!({"seq": 0, "prev_hash": "", "z": {"a": [null, 1.5]}});
+        e.links.execution = Some("EX-00042".parse().unwrap());
+        e.seq = 12_345_678_901;
+        e.hash = compute_hash(&e);
+        let t = hash_template(&e);
+        let input = format!("{}{}{}{}{}", t.head, e.seq, t.middle, e.prev_hash, t.tail);
+        let hex: String = Sha256::digest(input.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, e.hash);
     }
 
     #[test]

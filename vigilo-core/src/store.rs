@@ -68,6 +68,27 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The same error, without its source (which cannot be copied): for an answer that must
+    /// report one failure in several places, such as [`ActionReads::failed`].
+    pub fn copied(&self) -> Self {
+        match self {
+            StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::AlreadyExists(m) => StoreError::AlreadyExists(m.clone()),
+            StoreError::Unavailable { message, .. } => StoreError::Unavailable {
+                message: message.clone(),
+                source: None,
+            },
+            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            StoreError::Backend { message, .. } => StoreError::Backend {
+                message: message.clone(),
+                source: None,
+            },
+        }
+    }
+}
+
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -206,6 +227,33 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// The rows an action on an execution is checked against, read together by
+/// [`Store::action_reads`]. Each is the answer its own read method would give.
+#[derive(Debug)]
+pub struct ActionReads {
+    /// [`Store::workspace`] of the workspace acted in.
+    pub workspace: StoreResult<Workspace>,
+    /// [`Store::user`] of the acting user.
+    pub user: StoreResult<User>,
+    /// [`Store::membership`] of the acting user in that workspace.
+    pub membership: StoreResult<Membership>,
+    /// [`Store::execution_by_key`] of the execution acted on.
+    pub execution: StoreResult<Execution>,
+}
+
+impl ActionReads {
+    /// Every part failed with `error` (the read as a whole failed). The execution part keeps
+    /// the error's source.
+    pub fn failed(error: StoreError) -> Self {
+        Self {
+            workspace: Err(error.copied()),
+            user: Err(error.copied()),
+            membership: Err(error.copied()),
+            execution: Err(error),
+        }
+    }
+}
+
 /// Storage for Vigilo. Object safe; use it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -222,6 +270,31 @@ pub trait Store: Send + Sync + 'static {
     /// Allocates the next key of `kind` in `workspace`: monotonic, never handed out twice, even
     /// to concurrent callers or processes. A key whose creation then fails is simply unused.
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key>;
+
+    /// Everything a step action checks against, read at once: the workspace, the acting user
+    /// and their membership, and the execution `execution` (a key). A click's latency is
+    /// mostly its round trips to the store, so an adapter should answer in one (PostgreSQL:
+    /// one statement; SQLite: one reader call). This default runs the four reads concurrently.
+    async fn action_reads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        execution: Key,
+    ) -> ActionReads {
+        let (ws, u, m, e) = futures_util::future::join4(
+            self.workspace(workspace),
+            self.user(user),
+            self.membership(workspace, user),
+            self.execution_by_key(workspace, execution),
+        )
+        .await;
+        ActionReads {
+            workspace: ws,
+            user: u,
+            membership: m,
+            execution: e,
+        }
+    }
 
     /// A workspace by id.
     async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;

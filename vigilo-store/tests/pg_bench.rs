@@ -11,8 +11,9 @@
 //! transitions too). A transition is one [`Store::commit`]: the execution's new revision, its step
 //! event, and one audit entry chained after the workspace's head. Measured with 1 and 8 clients,
 //! all in one workspace (one audit chain, so commits serialise on its head) and each in a
-//! workspace of its own; once through the store alone, once through the service
-//! ([`Vigilo::act`], which also reads the actor, the execution and the workspace).
+//! workspace of its own; through the store alone (the commit, as one call of the server-side
+//! function and, for comparison, as a transaction), and through the service ([`Vigilo::act`],
+//! which also reads the actor, the execution and the workspace).
 //!
 //! The baseline, in the same run against the same server: `pgbench` (from `PATH`, or the
 //! `PGBENCH` variable) committing one-row inserts (`INSERT INTO one_row (v) VALUES (1)`, one
@@ -43,9 +44,15 @@ const STEPS: u32 = 10;
 const ROUNDS: usize = 5;
 
 /// How a client applies a transition.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Via {
+    /// `Store::commit` of the transition, as one call of the server-side function (the
+    /// default): the client holds the execution and its actor (read once when it starts).
     Store,
+    /// The same commit as a transaction of several statements
+    /// (`PgOptions::server_side_transitions(false)`).
+    StoreTx,
+    /// `Vigilo::act`: reads the actor, the execution and the workspace, then commits.
     Service,
 }
 
@@ -53,6 +60,7 @@ struct Client {
     vigilo: Vigilo,
     who: Who,
     runbook: Key,
+    actor: vigilo_core::workspace::Actor,
 }
 
 impl Client {
@@ -75,10 +83,10 @@ impl Client {
                     .unwrap()
                     .execution
             }
-            Via::Store => {
-                let actor = self.vigilo.actor(&self.who).await.unwrap();
+            Via::Store | Via::StoreTx => {
+                let actor = &self.actor;
                 let policy = Default::default();
-                let t = machine::apply(ex, &cmd, &actor, &policy, self.vigilo.now()).unwrap();
+                let t = machine::apply(ex, &cmd, actor, &policy, self.vigilo.now()).unwrap();
                 let mut draft = vigilo_core::audit::AuditDraft {
                     at: self.vigilo.now(),
                     actor: Some(actor.id()),
@@ -160,12 +168,15 @@ async fn measure(store: Arc<PgStore>, clients: usize, shared: bool, via: Via, ro
     let tasks: Vec<_> = setups
         .into_iter()
         .map(|(who, runbook)| {
-            let client = Client {
-                vigilo: vigilo.clone(),
-                who,
-                runbook,
-            };
+            let vigilo = vigilo.clone();
             tokio::spawn(async move {
+                let actor = vigilo.actor(&who).await.unwrap();
+                let client = Client {
+                    vigilo,
+                    who,
+                    runbook,
+                    actor,
+                };
                 let mut done = 0u64;
                 let mut ex = client.start().await;
                 while Instant::now() < deadline {
@@ -241,6 +252,16 @@ async fn step_transitions_per_second() {
             .await
             .unwrap(),
     );
+    let tx_store = Arc::new(
+        PgStore::connect(
+            scratch.url(),
+            PgOptions::default()
+                .max_connections(16)
+                .server_side_transitions(false),
+        )
+        .await
+        .unwrap(),
+    );
     let (client, conn) = tokio_postgres::connect(scratch.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -265,10 +286,12 @@ async fn step_transitions_per_second() {
         RUN_FOR.as_secs()
     );
 
-    let cases: [(Via, usize, bool); 6] = [
+    let cases: [(Via, usize, bool); 8] = [
         (Via::Store, 1, true),
+        (Via::StoreTx, 1, true),
         (Via::Service, 1, true),
         (Via::Store, 8, true),
+        (Via::StoreTx, 8, true),
         (Via::Service, 8, true),
         (Via::Store, 8, false),
         (Via::Service, 8, false),
@@ -291,7 +314,12 @@ async fn step_transitions_per_second() {
                     continue;
                 }
                 round += 1;
-                let rate = measure(store.clone(), *n, *shared, *via, round).await;
+                let on = if *via == Via::StoreTx {
+                    tx_store.clone()
+                } else {
+                    store.clone()
+                };
+                let rate = measure(on, *n, *shared, *via, round).await;
                 vigilo[i].push(rate);
                 if let Some(b) = base {
                     ratios[i].push(rate / b);
@@ -331,5 +359,6 @@ async fn step_transitions_per_second() {
         );
     }
     drop(store);
+    drop(tx_store);
     scratch.drop_database().await;
 }

@@ -13,6 +13,10 @@
 //!   while keeping the server's side open (a broken network: the server keeps the transaction
 //!   open until the store ends its backend).
 //!
+//! Step transitions run both ways: as one call of the server-side function (the default) and as
+//! a transaction (`PgOptions::server_side_transitions(false)`); for the call, the proxy cuts
+//! at the request that carries it instead of at `COMMIT`.
+//!
 //! Every time, the action must be applied completely or not at all, a failed call must be
 //! [`StoreError::Unavailable`] (retryable), the next attempt must succeed, and the audit chain
 //! must verify. Without `VIGILO_TEST_PG_URL` each test says it was skipped, and passes.
@@ -184,7 +188,7 @@ async fn kill_when_waiting(admin: &tokio_postgres::Client, application_name: &st
 /// Runs "done step 1" while `lock_sql` (with the fixture's `$1`) holds a lock in another
 /// transaction, kills the commit's backend while it waits, and checks that nothing was applied,
 /// the caller got `Unavailable`, and the retry applies the step once.
-async fn killed_while_waiting(test: &str, lock_sql: &str, lock_param: Lock) {
+async fn killed_while_waiting(test: &str, lock_sql: &str, lock_param: Lock, one_call: bool) {
     let Some(admin) = admin_url(test) else { return };
     let scratch = ScratchDatabase::create_schema(&admin).await.unwrap();
     let app = scratch.name().to_owned();
@@ -192,7 +196,8 @@ async fn killed_while_waiting(test: &str, lock_sql: &str, lock_param: Lock) {
         scratch.url(),
         PgOptions::default()
             .max_connections(4)
-            .application_name(app.clone()),
+            .application_name(app.clone())
+            .server_side_transitions(one_call),
     )
     .await;
     let before = f.state().await;
@@ -255,6 +260,18 @@ async fn a_commit_killed_while_waiting_for_a_row_lock_applies_nothing() {
         "a_commit_killed_while_waiting_for_a_row_lock_applies_nothing",
         "SELECT 1 FROM executions WHERE id = $1 FOR UPDATE",
         Lock::Execution,
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_killed_while_waiting_for_a_row_lock_applies_nothing() {
+    killed_while_waiting(
+        "a_transaction_killed_while_waiting_for_a_row_lock_applies_nothing",
+        "SELECT 1 FROM executions WHERE id = $1 FOR UPDATE",
+        Lock::Execution,
+        false,
     )
     .await;
 }
@@ -267,6 +284,18 @@ async fn a_commit_killed_while_waiting_for_the_chain_head_applies_nothing() {
         "a_commit_killed_while_waiting_for_the_chain_head_applies_nothing",
         "SELECT 1 FROM audit_heads WHERE workspace_id = $1 FOR UPDATE",
         Lock::Workspace,
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_killed_while_waiting_for_the_chain_head_applies_nothing() {
+    killed_while_waiting(
+        "a_transaction_killed_while_waiting_for_the_chain_head_applies_nothing",
+        "SELECT 1 FROM audit_heads WHERE workspace_id = $1 FOR UPDATE",
+        Lock::Workspace,
+        false,
     )
     .await;
 }
@@ -287,7 +316,34 @@ enum Cut {
     HangBeforeCommit = 3,
 }
 
-/// A TCP proxy to the PostgreSQL server that cuts one connection at its next `COMMIT`.
+/// Where the proxy cuts: at `COMMIT` (a transaction's last message), or at the call of a
+/// one-call step transition (the whole request holding it, recognised by the audit action it
+/// carries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    Commit,
+    StepCall,
+}
+
+impl At {
+    fn pattern(self) -> &'static [u8] {
+        match self {
+            At::Commit => COMMIT_MESSAGE,
+            At::StepCall => b"execution.step_done",
+        }
+    }
+
+    /// Where the request to hold back starts in a chunk the pattern was found in at `at`.
+    fn cut_point(self, at: usize) -> usize {
+        match self {
+            At::Commit => at,
+            At::StepCall => 0,
+        }
+    }
+}
+
+/// A TCP proxy to the PostgreSQL server that cuts one connection at its next `COMMIT` (or
+/// step call).
 struct Proxy {
     addr: SocketAddr,
     mode: Arc<AtomicU8>,
@@ -297,7 +353,7 @@ struct Proxy {
 const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
 
 impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
+    async fn start(upstream: SocketAddr, at: At) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(AtomicU8::new(Cut::Never as u8));
@@ -307,7 +363,7 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
-                tokio::spawn(pump(client, server, shared.clone()));
+                tokio::spawn(pump(client, server, shared.clone(), at));
             }
         });
         Self { addr, mode }
@@ -322,7 +378,7 @@ impl Proxy {
     }
 }
 
-async fn pump(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
+async fn pump(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>, cut_at: At) {
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
     let back = tokio::spawn(async move {
@@ -335,9 +391,11 @@ async fn pump(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
             Ok(n) => n,
         };
         let chunk = &buf[..n];
+        let pattern = cut_at.pattern();
         let at = chunk
-            .windows(COMMIT_MESSAGE.len())
-            .position(|w| w == COMMIT_MESSAGE);
+            .windows(pattern.len())
+            .position(|w| w == pattern)
+            .map(|at| cut_at.cut_point(at));
         if let Some(at) = at {
             let cut = mode.swap(Cut::Never as u8, Ordering::SeqCst);
             if cut == Cut::BeforeCommit as u8 {
@@ -372,8 +430,9 @@ async fn pump(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
     back.abort();
 }
 
-/// The store reaches the server through a proxy that cuts the connection at `COMMIT`.
-async fn cut_at_commit(test: &str, cut: Cut) {
+/// The store reaches the server through a proxy that cuts the connection at `COMMIT` (step
+/// transitions as transactions) or at the step call (step transitions as one call).
+async fn cut_at_commit(test: &str, cut: Cut, at: At) {
     let Some(admin) = admin_url(test) else { return };
     let scratch = ScratchDatabase::create_schema(&admin).await.unwrap();
     // The server's address, from a connection made with the admin URL.
@@ -391,7 +450,7 @@ async fn cut_at_commit(test: &str, cut: Cut) {
     )
     .parse()
     .unwrap();
-    let proxy = Proxy::start(upstream).await;
+    let proxy = Proxy::start(upstream, at).await;
     let url = scratch
         .url()
         .replacen(&upstream.to_string(), &proxy.addr.to_string(), 1);
@@ -401,7 +460,10 @@ async fn cut_at_commit(test: &str, cut: Cut) {
         "the admin URL names the server as host:port"
     );
 
-    let f = Fixture::new(&url, PgOptions::default().max_connections(4)).await;
+    let options = PgOptions::default()
+        .max_connections(4)
+        .server_side_transitions(at == At::StepCall);
+    let f = Fixture::new(&url, options).await;
     let before = f.state().await;
     proxy.arm(cut);
     let result = f.done(1).await;
@@ -449,6 +511,7 @@ async fn a_connection_lost_before_commit_reached_the_server_applies_nothing() {
     cut_at_commit(
         "a_connection_lost_before_commit_reached_the_server_applies_nothing",
         Cut::BeforeCommit,
+        At::Commit,
     )
     .await;
 }
@@ -461,6 +524,7 @@ async fn a_commit_cut_off_by_a_broken_network_applies_nothing() {
     cut_at_commit(
         "a_commit_cut_off_by_a_broken_network_applies_nothing",
         Cut::HangBeforeCommit,
+        At::Commit,
     )
     .await;
 }
@@ -470,6 +534,39 @@ async fn a_connection_lost_after_commit_reached_the_server_reports_the_commit() 
     cut_at_commit(
         "a_connection_lost_after_commit_reached_the_server_reports_the_commit",
         Cut::AfterCommit,
+        At::Commit,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_call_lost_before_it_reached_the_server_applies_nothing() {
+    cut_at_commit(
+        "a_step_call_lost_before_it_reached_the_server_applies_nothing",
+        Cut::BeforeCommit,
+        At::StepCall,
+    )
+    .await;
+}
+
+/// The server's side of the connection stays open and its backend idle: the store ends that
+/// backend (so the call can never arrive later), finds no entry, and says `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_call_cut_off_by_a_broken_network_applies_nothing() {
+    cut_at_commit(
+        "a_step_call_cut_off_by_a_broken_network_applies_nothing",
+        Cut::HangBeforeCommit,
+        At::StepCall,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_call_lost_after_it_reached_the_server_reports_the_commit() {
+    cut_at_commit(
+        "a_step_call_lost_after_it_reached_the_server_reports_the_commit",
+        Cut::AfterCommit,
+        At::StepCall,
     )
     .await;
 }

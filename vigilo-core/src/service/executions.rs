@@ -36,6 +36,17 @@ pub struct ActOutcome {
     pub event: StepEvent,
 }
 
+/// The service's answer to a failed read of execution `key`: a missing one is named, with
+/// where to look.
+fn execution_not_found(e: StoreError, key: Key) -> Error {
+    match e {
+        StoreError::NotFound(_) => Error::NotFound(format!(
+            "no execution {key} in this workspace; `exec list` shows the executions"
+        )),
+        other => other.into(),
+    }
+}
+
 impl Vigilo {
     async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
         if key.kind != KeyKind::Execution {
@@ -44,12 +55,7 @@ impl Vigilo {
         self.store
             .execution_by_key(who.workspace, key)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::NotFound(format!(
-                    "no execution {key} in this workspace; `exec list` shows the executions"
-                )),
-                other => other.into(),
-            })
+            .map_err(|e| execution_not_found(e, key))
     }
 
     /// Starts an execution: snapshots the runbook's current version and steps.
@@ -154,14 +160,22 @@ impl Vigilo {
     /// who acted on it and when, so double clicks and redeliveries apply once.
     pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
         for _ in 0..CONFLICT_RETRIES {
-            // The reads an action checks against, at once (each is a round trip to the store).
-            let (actor, exec, ws) = futures_util::future::join3(
-                self.actor(who),
-                self.load_execution(who, execution),
-                self.store.workspace(who.workspace),
-            )
-            .await;
-            let (actor, exec) = (actor?, exec?);
+            // The reads an action checks against, at once (one round trip where the store
+            // can).
+            if execution.kind != KeyKind::Execution {
+                return Err(Error::NotFound(format!(
+                    "{execution} is not an execution key"
+                )));
+            }
+            let reads = self
+                .store
+                .action_reads(who.workspace, who.user, execution)
+                .await;
+            let actor = Self::actor_from(reads.membership, reads.user)?;
+            let exec = reads
+                .execution
+                .map_err(|e| execution_not_found(e, execution))?;
+            let ws = reads.workspace;
             if !matches!(cmd, Command::Approve { .. }) {
                 self.check(
                     &actor,

@@ -19,7 +19,7 @@ use crate::authz::{self, Action, Subject};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::store::{Commit, Store, StoreError, Write};
+use crate::store::{Commit, Store, StoreError, StoreResult, Write};
 use crate::workspace::{Actor, Workspace};
 
 pub use admin::NewMember;
@@ -92,6 +92,14 @@ impl Vigilo {
             self.store.user(who.user),
         )
         .await;
+        Self::actor_from(membership, user)
+    }
+
+    /// The actor of a membership and user read from the store (see [`Vigilo::actor`]).
+    pub(crate) fn actor_from(
+        membership: StoreResult<crate::workspace::Membership>,
+        user: StoreResult<crate::workspace::User>,
+    ) -> Result<Actor> {
         let membership = match membership {
             Ok(m) => m,
             Err(StoreError::NotFound(_)) => {

@@ -82,6 +82,7 @@ macro_rules! conformance_tests {
             list_runbooks_filters,
             search_runbooks,
             execution_round_trip,
+            action_reads_match_single_reads,
             list_executions_filters,
             change_round_trip,
             incident_round_trip,
@@ -133,6 +134,7 @@ pub const ALL: &[&str] = &[
     "list_runbooks_filters",
     "search_runbooks",
     "execution_round_trip",
+    "action_reads_match_single_reads",
     "list_executions_filters",
     "change_round_trip",
     "incident_round_trip",
@@ -2112,6 +2114,88 @@ pub async fn execution_round_trip(store: &dyn Store) {
         "events of an unknown execution",
     );
     assert_eq!(store.execution_by_key(ctx.id(), key).await.unwrap(), ex4);
+}
+
+/// [`Store::action_reads`] answers what the four single reads answer: the rows when they are
+/// there, `NotFound` for each part that is not (a non-member, an unknown user, an execution of
+/// another workspace or an unknown key), whatever the other parts are.
+pub async fn action_reads_match_single_reads(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let other = setup(store, "other").await;
+    let rb = add_runbook(
+        store,
+        &ctx,
+        simple_body("Restart the API"),
+        &ctx.alice,
+        true,
+    )
+    .await;
+    let key = store
+        .allocate_key(ctx.id(), KeyKind::Execution)
+        .await
+        .unwrap();
+    let started = machine::start(
+        &rb,
+        StartParams {
+            key,
+            operator: ctx.alice.id,
+            change: None,
+            incident: None,
+            rehearsal: false,
+            channel: None,
+        },
+        now(),
+    );
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![
+            Write::Execution {
+                execution: started.execution.clone(),
+                expected_rev: None,
+            },
+            Write::StepEvent(started.event.clone()),
+        ],
+        draft_by(&ctx.alice, "execution.started", &key.to_string()),
+    )
+    .await;
+
+    let all = store.action_reads(ctx.id(), ctx.bob.id, key).await;
+    assert_eq!(
+        all.workspace.unwrap(),
+        store.workspace(ctx.id()).await.unwrap()
+    );
+    assert_eq!(all.user.unwrap(), ctx.bob);
+    assert_eq!(all.membership.unwrap(), ctx.bob_m);
+    assert_eq!(all.execution.unwrap(), started.execution);
+
+    // A user of another workspace: the user is there, the membership is not.
+    let stranger = store.action_reads(ctx.id(), other.alice.id, key).await;
+    assert_eq!(stranger.user.unwrap(), other.alice);
+    assert!(matches!(stranger.membership, Err(StoreError::NotFound(_))));
+    assert_eq!(stranger.execution.unwrap(), started.execution);
+
+    // The execution seen from the other workspace does not exist; nor does an unknown key.
+    let across = store.action_reads(other.id(), other.alice.id, key).await;
+    assert_eq!(across.workspace.unwrap(), other.ws);
+    assert_eq!(across.membership.unwrap(), other.alice_m);
+    assert!(matches!(across.execution, Err(StoreError::NotFound(_))));
+    let unknown = Key::new(KeyKind::Execution, key.number + 1);
+    let missing = store.action_reads(ctx.id(), ctx.alice.id, unknown).await;
+    assert!(matches!(missing.execution, Err(StoreError::NotFound(_))));
+    assert_eq!(missing.membership.unwrap(), ctx.alice_m);
+
+    // An unknown user and an unknown workspace.
+    let nobody = store
+        .action_reads(ctx.id(), crate::ids::UserId::new(), key)
+        .await;
+    assert!(matches!(nobody.user, Err(StoreError::NotFound(_))));
+    assert!(matches!(nobody.membership, Err(StoreError::NotFound(_))));
+    let nowhere = store
+        .action_reads(WorkspaceId::new(), ctx.alice.id, key)
+        .await;
+    assert!(matches!(nowhere.workspace, Err(StoreError::NotFound(_))));
+    assert!(matches!(nowhere.execution, Err(StoreError::NotFound(_))));
 }
 
 /// `list_executions` is newest first (descending key) and honours runbook, version, open_only,

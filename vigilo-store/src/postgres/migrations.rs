@@ -33,7 +33,7 @@ use super::error::PgError;
 pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Schema 1: every table, its indexes, the runbook search columns and the audit guards.
 const MIGRATION_1: &str = r#"
@@ -216,6 +216,67 @@ CREATE TRIGGER audit_no_update_or_delete BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION vigilo_audit_append_only();
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION vigilo_audit_append_only();
+"#;
+
+/// Schema 2: `vigilo_step_transition`, a step transition (what every click commits) in one
+/// statement, so in one round trip: the execution's new revision, its step event, and its audit
+/// entry sealed after the chain head inside the database.
+///
+/// It does what the transaction of `write::step_transition` does, in the same order and with
+/// the same locks: the execution update (`WHERE rev = expected`; on a moved or missing row it
+/// writes nothing and returns the stored revision, `NULL` if none, with `o_seq` `NULL`), the
+/// event insert, then the chain head locked `FOR UPDATE`. The entry's hash is the SHA-256 of the
+/// template Vigilo computed (`vigilo_core::audit::hash_template`) with the head's `seq + 1` and
+/// hash filled in; its document likewise. Called in autocommit, so the statement is the
+/// transaction: the head lock is held only while it runs and commits.
+const MIGRATION_2: &str = r#"
+CREATE FUNCTION vigilo_step_transition(
+    p_workspace uuid, p_execution uuid, p_expected_rev bigint,
+    p_key_number bigint, p_runbook uuid, p_runbook_version bigint, p_status text,
+    p_change uuid, p_channel_platform text, p_channel_id text, p_rev bigint, p_doc text,
+    p_event_seq bigint, p_event_doc text,
+    p_audit_id uuid, p_at timestamptz, p_actor uuid, p_action text, p_target text,
+    p_link_runbook text, p_link_change text, p_link_incident text, p_link_execution text,
+    p_hash_head bytea, p_hash_middle bytea, p_hash_tail bytea,
+    p_doc_head text, p_doc_middle text, p_genesis text,
+    OUT o_seq bigint, OUT o_prev_hash text, OUT o_hash text, OUT o_stored_rev bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    head_seq bigint;
+    head_hash text;
+BEGIN
+    UPDATE executions SET key_number = p_key_number, runbook_id = p_runbook,
+        runbook_version = p_runbook_version, status = p_status, change_id = p_change,
+        channel_platform = p_channel_platform, channel_id = p_channel_id, rev = p_rev,
+        doc = p_doc
+    WHERE id = p_execution AND workspace_id = p_workspace AND rev = p_expected_rev;
+    IF NOT FOUND THEN
+        SELECT rev INTO o_stored_rev FROM executions
+        WHERE id = p_execution AND workspace_id = p_workspace;
+        RETURN;
+    END IF;
+    INSERT INTO step_events (execution_id, seq, workspace_id, doc)
+    VALUES (p_execution, p_event_seq, p_workspace, p_event_doc);
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_heads
+    WHERE workspace_id = p_workspace FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'workspace % has no audit chain head', p_workspace
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    o_seq := head_seq + 1;
+    o_prev_hash := CASE WHEN head_seq = 0 THEN p_genesis ELSE head_hash END;
+    o_hash := encode(sha256(p_hash_head || convert_to(o_seq::text, 'UTF8') || p_hash_middle
+        || convert_to(o_prev_hash, 'UTF8') || p_hash_tail), 'hex');
+    INSERT INTO audit (workspace_id, seq, id, at, actor, action, target,
+        link_runbook, link_change, link_incident, link_execution, hash, doc)
+    VALUES (p_workspace, o_seq, p_audit_id, p_at, p_actor, p_action, p_target,
+        p_link_runbook, p_link_change, p_link_incident, p_link_execution, o_hash,
+        p_doc_head || o_seq::text || p_doc_middle || o_prev_hash || '","hash":"' || o_hash
+            || '"}');
+    UPDATE audit_heads SET seq = o_seq, hash = o_hash WHERE workspace_id = p_workspace;
+    o_stored_rev := p_rev;
+END;
+$$;
 "#;
 
 /// The schema version the database is at (0 when it has no Vigilo schema yet).

@@ -4,6 +4,8 @@
 //! - `migrations`: the schema ([`MIGRATIONS`]), applied by [`PgStore::connect`] under an
 //!   advisory lock and recorded in `vigilo_schema_version`.
 //! - `write`: one commit's SQL (row writes, then the audit chain head lock and the append);
+//!   `transition`: a step transition (what every click commits) in one round trip, as one
+//!   call of a server-side function;
 //!   `read`: every read query; `search`: full-text search with `tsvector`.
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
@@ -53,12 +55,16 @@ mod read;
 mod rows;
 mod scratch;
 mod search;
+mod transition;
 mod write;
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use deadpool::managed::ObjectId;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
@@ -70,7 +76,8 @@ use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, W
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
 use vigilo_core::store::{
-    AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError, StoreResult,
+    ActionReads, AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError,
+    StoreResult,
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
@@ -80,6 +87,7 @@ pub use options::PgOptions;
 pub use scratch::ScratchDatabase;
 
 use error::{Fail, fail, is_connection_loss, pool_err, store_err, unavailable};
+use transition::{Outcome, Transition};
 use write::Sealed;
 
 /// Runs one call on a pooled connection (`c`). If the call finds the connection broken, the
@@ -95,7 +103,7 @@ macro_rules! read {
             let result = $call.await;
             match &result {
                 Err(StoreError::Unavailable { .. }) => {
-                    discard($c);
+                    $store.discard($c);
                     $store.forget_idle();
                     if !again {
                         break result;
@@ -139,6 +147,9 @@ const IN_DOUBT_GRACE: Duration = Duration::from_secs(1);
 pub struct PgStore {
     pool: Pool,
     options: PgOptions,
+    /// The server process behind each pooled connection that ran a one-call step transition
+    /// (to settle one whose connection broke): read once per connection.
+    backends: Mutex<HashMap<ObjectId, transition::Backend>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -211,7 +222,11 @@ impl PgStore {
             max_connections = options.max_connections,
             "connected PostgreSQL store"
         );
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            backends: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The options the store was connected with.
@@ -246,21 +261,185 @@ impl PgStore {
     /// One try at commits: one transaction on one connection, all of them or none.
     async fn commit_once(&self, commits: &[Commit]) -> Result<Vec<AuditEntry>, Fail> {
         let mut client = self.pool.get().await.map_err(|e| Fail::done(pool_err(e)))?;
+        if let [commit] = commits
+            && self.options.server_side_transitions
+            && let Some(t) = Transition::of(commit)
+        {
+            match self.transition_once(&client, &t).await {
+                Some(Ok(entry)) => return Ok(vec![entry]),
+                Some(Err((f, broken))) => {
+                    if broken {
+                        self.discard(client);
+                        self.forget_idle();
+                    }
+                    return Err(f);
+                }
+                None => {}
+            }
+        }
         match run_commit(&mut client, commits).await {
             Attempt::Committed(entries) => Ok(entries),
             Attempt::InDoubt(sealed, cause) => {
-                discard(client);
+                self.discard(client);
                 self.forget_idle();
                 self.resolve_in_doubt(sealed, cause).await
             }
             Attempt::Failed(f) => {
                 if matches!(f.error, StoreError::Unavailable { .. }) {
-                    discard(client);
+                    self.discard(client);
                     self.forget_idle();
                 }
                 Err(f)
             }
         }
+    }
+
+    /// One try at a step transition as one call ([`transition`]) on `client`. `None` when it
+    /// must take the transaction path; otherwise the entry, or the failure and whether
+    /// `client` is broken.
+    async fn transition_once(
+        &self,
+        client: &Client,
+        t: &Transition<'_>,
+    ) -> Option<Result<AuditEntry, (Fail, bool)>> {
+        let id = deadpool_postgres::Object::id(client);
+        let known = self.backends.lock().ok().and_then(|b| b.get(&id).copied());
+        let backend = match known {
+            Some(b) => b,
+            None => match transition::backend(client).await {
+                Ok(b) => {
+                    if let Ok(mut all) = self.backends.lock() {
+                        // Connections the pool dropped on its own leave entries behind:
+                        // start over now and then (each is read again on its next use).
+                        if all.len() > 4 * self.options.max_connections {
+                            all.clear();
+                        }
+                        all.insert(id, b);
+                    }
+                    b
+                }
+                Err(e) if is_connection_loss(&e) => {
+                    let error = store_err("reading the connection's backend", e);
+                    return Some(Err((Fail { error, retry: true }, true)));
+                }
+                Err(e) => {
+                    return Some(Err((fail("reading the connection's backend", e), false)));
+                }
+            },
+        };
+        Some(match transition::run(client, t).await? {
+            Outcome::Committed(entry) => Ok(entry),
+            Outcome::Failed(f) => {
+                let broken = matches!(f.error, StoreError::Unavailable { .. });
+                Err((f, broken))
+            }
+            Outcome::InDoubt(open, cause) => {
+                self.forget_backend(id);
+                match self.settle_transition(backend, open, cause).await {
+                    Ok(entry) => Ok(entry),
+                    Err(f) => Err((f, true)),
+                }
+            }
+        })
+    }
+
+    /// A one-call step transition whose connection broke while the call was on its way: ends
+    /// its backend if it still runs, then learns from the audit trail whether it committed
+    /// (see [`transition`]), until [`PgOptions::in_doubt_timeout`] passes.
+    async fn settle_transition(
+        &self,
+        backend: transition::Backend,
+        open: AuditEntry,
+        cause: tokio_postgres::Error,
+    ) -> Result<AuditEntry, Fail> {
+        warn!(?backend, error = %cause, "connection lost during a step transition; asking the server whether it committed");
+        let started = Instant::now();
+        let deadline = started + self.options.in_doubt_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.backend_state(backend).await {
+                Ok(None) => match self.find_entry(open.id).await {
+                    Ok(Some((seq, prev, hash))) => {
+                        info!(?backend, "the in-doubt step transition had committed");
+                        return transition::sealed(open, seq, prev, hash).map_err(Fail::done);
+                    }
+                    Ok(None) => {
+                        info!(?backend, "the in-doubt step transition had not committed");
+                        return Err(Fail::done(unavailable(
+                            "the connection to PostgreSQL was lost while applying a step; \
+                             nothing was applied",
+                            cause,
+                        )));
+                    }
+                    Err(e) => debug!(error = %e, "cannot look for the in-doubt entry yet"),
+                },
+                // Still running the call: let it finish for a moment (the server notices the
+                // closed connection only when it next talks to it).
+                Ok(Some(state)) if state == "active" && started.elapsed() < IN_DOUBT_GRACE => {
+                    debug!(?backend, "the in-doubt step transition still runs");
+                }
+                Ok(Some(state)) => {
+                    let ended = self.terminate(backend).await;
+                    debug!(?backend, %state, ?ended, "ended the backend of an in-doubt step transition");
+                }
+                Err(e) => debug!(error = %e, "cannot ask about the in-doubt step transition yet"),
+            }
+            if Instant::now() >= deadline {
+                return Err(Fail::done(StoreError::Backend {
+                    message: format!(
+                        "the connection to PostgreSQL was lost while applying a step, and \
+                         whether it was applied could not be learned within {:?}; read the \
+                         execution again before retrying",
+                        self.options.in_doubt_timeout
+                    ),
+                    source: Some(Box::new(cause)),
+                }));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// See [`read::action_reads`].
+    async fn read_for_action(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        execution: Key,
+    ) -> StoreResult<ActionReads> {
+        read!(self, |c| read::action_reads(&c, workspace, user, execution))
+    }
+
+    /// See [`transition::backend_state`].
+    async fn backend_state(&self, backend: transition::Backend) -> StoreResult<Option<String>> {
+        read!(self, |c| transition::backend_state(&c, backend))
+    }
+
+    /// See [`transition::terminate`].
+    async fn terminate(&self, backend: transition::Backend) -> StoreResult<()> {
+        read!(self, |c| transition::terminate(&c, backend))
+    }
+
+    /// See [`transition::find_entry`].
+    async fn find_entry(
+        &self,
+        id: vigilo_core::ids::AuditId,
+    ) -> StoreResult<Option<(i64, String, String)>> {
+        read!(self, |c| transition::find_entry(&c, id))
+    }
+
+    /// Forgets the backend of a connection that is being dropped.
+    fn forget_backend(&self, id: ObjectId) {
+        if let Ok(mut all) = self.backends.lock() {
+            all.remove(&id);
+        }
+    }
+
+    /// Takes a broken connection out of the pool for good (see [`discard`]), forgetting its
+    /// backend.
+    fn discard(&self, client: Client) {
+        self.forget_backend(deadpool_postgres::Object::id(&client));
+        discard(client);
     }
 
     /// The connection broke while `COMMIT` was on its way: asks the server, on other
@@ -453,6 +632,17 @@ impl Store for PgStore {
 
     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
         read!(self, |c| write::allocate_key(&c, workspace, kind))
+    }
+
+    async fn action_reads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        execution: Key,
+    ) -> ActionReads {
+        self.read_for_action(workspace, user, execution)
+            .await
+            .unwrap_or_else(ActionReads::failed)
     }
 
     async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {

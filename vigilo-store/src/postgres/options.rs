@@ -36,6 +36,11 @@ pub struct PgOptions {
     /// workspace's audit chain head until TCP keepalives gave up. Zero leaves the server's
     /// setting. Default: 60 seconds.
     pub idle_in_transaction_timeout: Duration,
+    /// Whether a step transition (an execution update with its step event, what every click
+    /// commits) runs as one call of the `vigilo_step_transition` function, in one round trip,
+    /// instead of a transaction of four. Same checks, locks and answers either way; turn it
+    /// off only for a PostgreSQL-compatible database without PL/pgSQL functions. Default: on.
+    pub server_side_transitions: bool,
 }
 
 impl Default for PgOptions {
@@ -48,6 +53,7 @@ impl Default for PgOptions {
             in_doubt_timeout: Duration::from_secs(30),
             application_name: "vigilo".into(),
             idle_in_transaction_timeout: Duration::from_secs(60),
+            server_side_transitions: true,
         }
     }
 }
@@ -86,6 +92,13 @@ impl PgOptions {
     /// These options with another idle-in-transaction timeout (zero: the server's setting).
     pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
         self.idle_in_transaction_timeout = timeout;
+        self
+    }
+
+    /// These options with step transitions run as one function call (`true`, the default) or
+    /// as a transaction of several statements.
+    pub fn server_side_transitions(mut self, on: bool) -> Self {
+        self.server_side_transitions = on;
         self
     }
 

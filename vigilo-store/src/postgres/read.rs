@@ -13,12 +13,12 @@ use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, W
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
 use vigilo_core::store::{
-    AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult,
+    ActionReads, AuditQuery, DraftFilter, ExecutionQuery, RunbookQuery, StoreError, StoreResult,
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::error::store_err;
-use super::rows::{Params, doc_at, int, micros_ceil, page};
+use super::rows::{Params, doc_at, from_doc, int, micros_ceil, page};
 use super::search::words;
 
 /// The page size when a runbook, execution or search query says 0.
@@ -87,6 +87,52 @@ fn key_of(key: Key, kind: KeyKind, what: &str) -> StoreResult<i64> {
     } else {
         Err(StoreError::NotFound(format!("{what} {key}")))
     }
+}
+
+/// [`vigilo_core::store::Store::action_reads`] in one statement (one round trip): the four
+/// rows as four scalar subqueries, `NULL` where one is missing.
+pub(crate) async fn action_reads(
+    c: &Client,
+    ws: WorkspaceId,
+    user: UserId,
+    execution: Key,
+) -> StoreResult<ActionReads> {
+    // Not an execution key: no execution has it (the query then looks for none).
+    let number = key_of(execution, KeyKind::Execution, "execution").unwrap_or(-1);
+    let found = rows(
+        c,
+        "SELECT (SELECT doc FROM workspaces WHERE id = $1),
+                (SELECT doc FROM users WHERE id = $2),
+                (SELECT doc FROM memberships WHERE workspace_id = $1 AND user_id = $2),
+                (SELECT doc FROM executions WHERE workspace_id = $1 AND key_number = $3)",
+        &[&ws.0, &user.0, &number],
+    )
+    .await?;
+    let Some(row) = found.first() else {
+        return Err(StoreError::Backend {
+            message: "the action reads returned no row".into(),
+            source: None,
+        });
+    };
+    fn part<T: serde::de::DeserializeOwned>(
+        row: &Row,
+        index: usize,
+        what: String,
+    ) -> StoreResult<T> {
+        let doc: Option<String> = row
+            .try_get(index)
+            .map_err(|e| StoreError::Corrupt(format!("{what} is unreadable: {e}")))?;
+        match doc {
+            Some(doc) => from_doc(&doc, &what),
+            None => Err(StoreError::NotFound(what)),
+        }
+    }
+    Ok(ActionReads {
+        workspace: part(row, 0, format!("workspace {ws}")),
+        user: part(row, 1, format!("user {user}")),
+        membership: part(row, 2, format!("membership of user {user}")),
+        execution: part(row, 3, format!("execution {execution}")),
+    })
 }
 
 pub(crate) async fn workspace(c: &Client, id: WorkspaceId) -> StoreResult<Workspace> {
