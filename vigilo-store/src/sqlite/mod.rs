@@ -30,7 +30,8 @@ use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, W
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
 use vigilo_core::store::{
-    AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError, StoreResult,
+    ActionReads, AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError,
+    StoreResult,
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
@@ -181,6 +182,25 @@ impl Store for SqliteStore {
             Done::Key(key) => Ok(key),
             Done::Entry(_) | Done::Entries(_) => Err(mismatched()),
         }
+    }
+
+    /// The four reads in one reader call: one hand-off to the reader pool instead of four.
+    async fn action_reads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        execution: Key,
+    ) -> ActionReads {
+        self.read(move |c| {
+            Ok(ActionReads {
+                workspace: read::workspace(c, workspace),
+                user: read::user(c, user),
+                membership: read::membership(c, workspace, user),
+                execution: read::execution_by_key(c, workspace, execution),
+            })
+        })
+        .await
+        .unwrap_or_else(ActionReads::failed)
     }
 
     async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
