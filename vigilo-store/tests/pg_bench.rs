@@ -40,8 +40,16 @@ use vigilo_store::postgres::{PgOptions, PgStore, ScratchDatabase};
 const URL_VAR: &str = "VIGILO_TEST_PG_URL";
 const RUN_FOR: Duration = Duration::from_secs(3);
 const STEPS: u32 = 10;
-/// Times each figure is measured (the median is printed).
+/// Times each figure is measured (the median is printed); `VIGILO_BENCH_ROUNDS` overrides it.
 const ROUNDS: usize = 5;
+
+fn rounds() -> usize {
+    std::env::var("VIGILO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(ROUNDS)
+}
 
 /// How a client applies a transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +242,22 @@ fn pgbench(url: &str, clients: usize) -> Option<f64> {
     })
 }
 
+/// The server's write-ahead log position, in bytes.
+async fn wal_bytes(client: &tokio_postgres::Client) -> f64 {
+    client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Log bytes written since `from` per operation, for a run of [`RUN_FOR`] at `rate` per second
+/// (pgbench's rate covers only the first measurement of a round, so this is approximate).
+async fn wal_per_op(client: &tokio_postgres::Client, from: f64, rate: f64) -> f64 {
+    let ops = rate * RUN_FOR.as_secs_f64();
+    (wal_bytes(client).await - from) / ops.max(1.0)
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -279,11 +303,12 @@ async fn step_transitions_per_second() {
         .await
         .unwrap();
     println!(
-        "PostgreSQL {} (fsync={}, synchronous_commit={}); {} s per measurement, median of {ROUNDS}",
+        "PostgreSQL {} (fsync={}, synchronous_commit={}); {} s per measurement, median of {}",
         settings.get::<_, String>(0),
         settings.get::<_, String>(1),
         settings.get::<_, String>(2),
-        RUN_FOR.as_secs()
+        RUN_FOR.as_secs(),
+        rounds()
     );
 
     let cases: [(Via, usize, bool); 8] = [
@@ -299,15 +324,19 @@ async fn step_transitions_per_second() {
     let mut vigilo: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut baseline: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    // Write-ahead log bytes per operation: pgbench's first, then each case's.
+    let mut wal: Vec<Vec<f64>> = vec![Vec::new(); cases.len() + 1];
     let mut round = 0;
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         for (slot, clients) in [(0, 1), (1, 8)] {
             let url = scratch.url().to_owned();
+            let lsn = wal_bytes(&client).await;
             let base = tokio::task::spawn_blocking(move || pgbench(&url, clients))
                 .await
                 .unwrap();
             if let Some(b) = base {
                 baseline[slot].push(b);
+                wal[0].push(wal_per_op(&client, lsn, b).await);
             }
             for (i, (via, n, shared)) in cases.iter().enumerate() {
                 if *n != clients {
@@ -319,8 +348,10 @@ async fn step_transitions_per_second() {
                 } else {
                     store.clone()
                 };
+                let lsn = wal_bytes(&client).await;
                 let rate = measure(on, *n, *shared, *via, round).await;
                 vigilo[i].push(rate);
+                wal[i + 1].push(wal_per_op(&client, lsn, rate).await);
                 if let Some(b) = base {
                     ratios[i].push(rate / b);
                 }
@@ -358,6 +389,34 @@ async fn step_transitions_per_second() {
             }
         );
     }
+    println!(
+        "WAL bytes per operation (medians): pgbench one-row commit (1 client) {:.0}; {}",
+        median(wal[0].clone()),
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, (via, n, shared))| format!(
+                "{via:?} {n}{} {:.0}",
+                if *shared { "" } else { " (a workspace each)" },
+                median(wal[i + 1].clone())
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    // Where the server's work goes: how many execution updates were HOT (no index entries
+    // written), and the write-ahead log written over the whole run.
+    let stats = client
+        .query_one(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'executions'",
+            &[],
+        )
+        .await
+        .unwrap();
+    println!(
+        "execution updates: {} of which HOT: {}",
+        stats.get::<_, i64>(0),
+        stats.get::<_, i64>(1)
+    );
     drop(store);
     drop(tx_store);
     scratch.drop_database().await;

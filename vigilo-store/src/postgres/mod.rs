@@ -16,6 +16,10 @@
 //! The design mirrors the SQLite adapter (same logical schema, same checks in the same
 //! order), with PostgreSQL's concurrency doing what SQLite's single writer did:
 //!
+//! - **Step transitions** (an execution's new revision and its step event: what every click
+//!   commits) run as one autocommitted call of the `vigilo_step_transition` function, one
+//!   round trip, with the checks, locks and answers of the transaction below (see
+//!   `transition`; [`PgOptions::server_side_transitions`] turns it off).
 //! - **Commits** run in one `READ COMMITTED` transaction each, on a pooled connection.
 //!   Revisions are checked by the `UPDATE … WHERE rev = $expected` itself, unique values by the
 //!   unique constraints (`23505` becomes [`StoreError::AlreadyExists`]), so concurrent writers
@@ -61,6 +65,7 @@ mod write;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -150,6 +155,8 @@ pub struct PgStore {
     /// The server process behind each pooled connection that ran a one-call step transition
     /// (to settle one whose connection broke): read once per connection.
     backends: Mutex<HashMap<ObjectId, transition::Backend>>,
+    /// Set when one-call step transitions turned out impossible on this server.
+    transactions_only: AtomicBool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -226,6 +233,7 @@ impl PgStore {
             pool,
             options,
             backends: Mutex::new(HashMap::new()),
+            transactions_only: AtomicBool::new(false),
         })
     }
 
@@ -263,6 +271,7 @@ impl PgStore {
         let mut client = self.pool.get().await.map_err(|e| Fail::done(pool_err(e)))?;
         if let [commit] = commits
             && self.options.server_side_transitions
+            && !self.transactions_only.load(Ordering::Relaxed)
             && let Some(t) = Transition::of(commit)
         {
             match self.transition_once(&client, &t).await {
@@ -322,8 +331,14 @@ impl PgStore {
                     let error = store_err("reading the connection's backend", e);
                     return Some(Err((Fail { error, retry: true }, true)));
                 }
+                // The server hides its own session from it (an unusual setup): without the
+                // backend an in-doubt call could not be settled, so step transitions take the
+                // transaction path from now on.
                 Err(e) => {
-                    return Some(Err((fail("reading the connection's backend", e), false)));
+                    if !self.transactions_only.swap(true, Ordering::Relaxed) {
+                        warn!(error = %e, "cannot read this session's backend; step transitions run as transactions from now on");
+                    }
+                    return None;
                 }
             },
         };
