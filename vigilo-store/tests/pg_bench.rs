@@ -258,7 +258,23 @@ async fn wal_per_op(client: &tokio_postgres::Client, from: f64, rate: f64) -> f6
     (wal_bytes(client).await - from) / ops.max(1.0)
 }
 
+/// Whether a case runs: all of them, or those `VIGILO_BENCH_CASES` names (comma-separated,
+/// as printed: `Store 1`, `Service 8`, `Store 8 (a workspace each)`, …), to profile one.
+fn selected(via: Via, clients: usize, shared: bool) -> bool {
+    let Ok(only) = std::env::var("VIGILO_BENCH_CASES") else {
+        return true;
+    };
+    let name = format!(
+        "{via:?} {clients}{}",
+        if shared { "" } else { " (a workspace each)" }
+    );
+    only.split(',').any(|c| c.trim() == name)
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
@@ -271,6 +287,20 @@ async fn step_transitions_per_second() {
         return;
     };
     let scratch = ScratchDatabase::create(&admin).await.unwrap();
+    // Time spent inside the step-transition function, per call (pg_stat_user_functions).
+    {
+        let (admin_client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin_client
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" SET track_functions = 'pl'",
+                scratch.name()
+            ))
+            .await
+            .unwrap();
+    }
     let store = Arc::new(
         PgStore::connect(scratch.url(), PgOptions::default().max_connections(16))
             .await
@@ -339,7 +369,7 @@ async fn step_transitions_per_second() {
                 wal[0].push(wal_per_op(&client, lsn, b).await);
             }
             for (i, (via, n, shared)) in cases.iter().enumerate() {
-                if *n != clients {
+                if *n != clients || !selected(*via, *n, *shared) {
                     continue;
                 }
                 round += 1;
@@ -403,6 +433,21 @@ async fn step_transitions_per_second() {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let calls = client
+        .query_opt(
+            "SELECT calls, total_time FROM pg_stat_user_functions
+             WHERE funcname = 'vigilo_step_transition'",
+            &[],
+        )
+        .await
+        .unwrap();
+    if let Some(row) = calls {
+        let (n, ms): (i64, f64) = (row.get(0), row.get(1));
+        println!(
+            "vigilo_step_transition: {n} calls, {:.3} ms inside the function per call (before its commit)",
+            ms / (n.max(1) as f64)
+        );
+    }
     // Where the server's work goes: how many execution updates were HOT (no index entries
     // written), and the write-ahead log written over the whole run.
     let stats = client
