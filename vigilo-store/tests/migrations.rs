@@ -93,6 +93,37 @@ async fn migrating_twice_is_a_no_op() {
     assert_eq!(snapshot(dir.path()), files_1, "reopening changed no byte");
 }
 
+/// The WAL file is kept at its size when the store closes (so a restarted process writes over
+/// blocks already allocated), and checkpointed first: the database file alone holds every
+/// commit.
+#[tokio::test]
+async fn the_wal_file_is_kept_checkpointed_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept.db");
+    let store = open(&path).await.unwrap();
+    let ctx = common::setup(&store, "ops").await;
+    store.close().await;
+    let wal = dir.path().join("kept.db-wal");
+    let kept = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "the WAL file is kept with its size");
+
+    // The database file alone, copied without its WAL, has the data.
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let c = Connection::open(&copy).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM workspaces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the close checkpointed every commit into the file");
+    drop(c);
+
+    let store = open(&path).await.unwrap();
+    assert_eq!(store.workspace(ctx.id()).await.unwrap(), ctx.ws);
+    common::setup(&store, "dev").await;
+    store.close().await;
+}
+
 /// A second migration that only a test knows, to exercise the upgrade path.
 const TEST_MIGRATION_2: &str = "
     CREATE TABLE upgrade_probe (answer INTEGER NOT NULL) STRICT;

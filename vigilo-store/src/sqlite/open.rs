@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, FileControl, MAIN_DB, OpenFlags};
 use tracing::debug;
 
 use super::migrations::{APPLICATION_ID, migrate, schema_version};
@@ -193,6 +193,12 @@ pub(crate) fn open_writer(
             mode,
         });
     }
+    // Keep the WAL file, at its size, when the last connection closes (it is checkpointed
+    // first, as always). Appending to a growing file costs each commit's sync a journal
+    // commit of the file system's metadata; with the file kept, a restarted process writes
+    // over blocks already allocated, as a long-running one does once its WAL has wrapped.
+    conn.file_control(Some(MAIN_DB), FileControl::PersistWal(&mut 1))
+        .map_err(sqlite(path, "keeping the WAL file"))?;
     conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
         .map_err(sqlite(path, "setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
@@ -40,6 +41,7 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let asked = Instant::now();
         let _permit = self
             .permits
             .acquire()
@@ -48,11 +50,19 @@ impl Readers {
                 message: "the store is closed".into(),
                 source: Some(Box::new(e)),
             })?;
+        let permitted = Instant::now();
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
+            let running = Instant::now();
             let conn = this.checkout()?;
             let out = read(&conn);
             this.checkin(conn);
+            tracing::trace!(
+                permit_us = permitted.duration_since(asked).as_micros() as u64,
+                handoff_us = running.duration_since(permitted).as_micros() as u64,
+                read_us = running.elapsed().as_micros() as u64,
+                "read"
+            );
             out
         })
         .await

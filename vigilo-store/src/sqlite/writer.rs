@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -60,6 +60,8 @@ pub(crate) enum Done {
 pub(crate) struct Request {
     op: Op,
     reply: oneshot::Sender<StoreResult<Done>>,
+    /// When it was queued (how long the oldest of a batch waited is logged at debug level).
+    queued: Instant,
 }
 
 /// Counts of what the writer committed since the store was opened.
@@ -123,7 +125,11 @@ impl Writer {
             source: None,
         };
         self.queue
-            .send(Request { op, reply })
+            .send(Request {
+                op,
+                reply,
+                queued: Instant::now(),
+            })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -212,10 +218,21 @@ fn process(
     options: &SqliteOptions,
     counters: &Counters,
 ) {
+    let started = Instant::now();
+    let waited = batch
+        .first()
+        .map_or(Duration::ZERO, |r| started.duration_since(r.queued));
     loop {
-        match attempt(conn, &batch, options) {
+        let mut commit_took = Duration::ZERO;
+        match attempt(conn, &batch, options, &mut commit_took) {
             Attempt::Committed(results) => {
-                debug!(writes = batch.len(), "group commit");
+                debug!(
+                    writes = batch.len(),
+                    waited_us = waited.as_micros() as u64,
+                    apply_us = (started.elapsed() - commit_took).as_micros() as u64,
+                    commit_us = commit_took.as_micros() as u64,
+                    "group commit"
+                );
                 counters.transactions.fetch_add(1, Ordering::Relaxed);
                 counters
                     .writes
@@ -279,8 +296,14 @@ fn rollback(conn: &Connection) {
     }
 }
 
-/// One try at a batch: one transaction, one savepoint per request, one commit.
-fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Attempt {
+/// One try at a batch: one transaction, one savepoint per request, one commit. `commit_took`
+/// is set to how long `COMMIT` (the disk sync) took.
+fn attempt(
+    conn: &Connection,
+    batch: &[Request],
+    options: &SqliteOptions,
+    commit_took: &mut Duration,
+) -> Attempt {
     if let Err(e) = with_busy_retry(conn, "BEGIN IMMEDIATE", options) {
         return Attempt::Failed(Failure::of("BEGIN IMMEDIATE", &e));
     }
@@ -324,7 +347,10 @@ fn attempt(conn: &Connection, batch: &[Request], options: &SqliteOptions) -> Att
             }
         }
     }
-    if let Err(e) = with_busy_retry(conn, "COMMIT", options) {
+    let committing = Instant::now();
+    let committed = with_busy_retry(conn, "COMMIT", options);
+    *commit_took = committing.elapsed();
+    if let Err(e) = committed {
         rollback(conn);
         return Attempt::Failed(Failure::of("COMMIT", &e));
     }
