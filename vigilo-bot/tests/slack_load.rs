@@ -98,6 +98,23 @@ fn histogram_quantile(text: &str, name: &str, q: f64) -> f64 {
     f64::NAN
 }
 
+/// The buckets of one stage of `vigilo_slack_click_stage_seconds`, renamed
+/// `vigilo_stage_bucket{le="…"}` for [`histogram_quantile`].
+fn stage_histogram(text: &str, stage: &str) -> String {
+    let mark = format!("stage=\"{stage}\"");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("vigilo_slack_click_stage_seconds_bucket{")?;
+            let (labels, value) = rest.split_once('}')?;
+            if !labels.split(',').any(|kv| kv == mark) {
+                return None;
+            }
+            let le = labels.split(',').find_map(|kv| kv.strip_prefix("le="))?;
+            Some(format!("vigilo_stage_bucket{{le={le}}}{value}\n"))
+        })
+        .collect()
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
@@ -153,11 +170,22 @@ async fn bare_endpoint() -> std::net::SocketAddr {
 
 /// `vigilo serve slack` on `db`, talking to `fake`: the child and the address it listens on
 /// (from its JSON log line); its stderr is drained by a thread so it never blocks.
+///
+/// With `VIGILO_LOAD_LOG=<file>`, every log line goes to that file, and the bot's log filter is
+/// `VIGILO_LOAD_RUST_LOG` (for example `vigilo_bot=debug,vigilo_store=trace`, which logs each
+/// click's stages, each group commit's wait, apply and sync times, and each read's hand-off).
 fn start_binary(db: &std::path::Path, fake: &FakeSlack) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigilo"))
+    let log_file = std::env::var_os("VIGILO_LOAD_LOG");
+    let filter = std::env::var("VIGILO_LOAD_RUST_LOG").unwrap_or_else(|_| "info".into());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigilo"));
+    if log_file.is_some() {
+        cmd.env("RUST_LOG", filter);
+    } else {
+        cmd.env_remove("RUST_LOG");
+    }
+    let mut child = cmd
         .current_dir(db.parent().unwrap())
         .env("VIGILO_DB", db)
-        .env_remove("RUST_LOG")
         .env_remove("SLACK_APP_TOKEN")
         .env("SLACK_SIGNING_SECRET", SECRET)
         .env("SLACK_BOT_TOKEN", "xoxb-load-test")
@@ -178,9 +206,17 @@ fn start_binary(db: &std::path::Path, fake: &FakeSlack) -> (Child, SocketAddr) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let mut log = log_file.map(|p| std::io::BufWriter::new(std::fs::File::create(p).unwrap()));
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            if let Some(log) = &mut log {
+                use std::io::Write;
+                let _ = writeln!(log, "{line}");
+                if !line.contains("Slack surface listening") {
+                    continue;
+                }
+            }
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if v["fields"]["message"] == "Slack surface listening" {
                 let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
@@ -383,6 +419,15 @@ async fn clicks_at_a_fixed_rate() {
         ms(percentile(&seen, 99.0)),
         ms(percentile(&seen, 100.0))
     );
+    for stage in ["queued", "channel", "engine", "deliver"] {
+        let text = stage_histogram(&metrics, stage);
+        let q = |p| histogram_quantile(&text, "vigilo_stage", p);
+        println!(
+            "| stage {stage} p50 / p99 (bot histogram) | {} / {} |",
+            ms(q(0.5)),
+            ms(q(0.99))
+        );
+    }
     if let Some(base) = &baseline {
         println!(
             "| baseline: bare axum endpoint, ack p50 / p99 / max | {} / {} / {} |",

@@ -265,20 +265,39 @@ fn spawn_click(
     let task_bot = bot.clone();
     bot.spawn(async move {
         let bot = task_bot;
+        let started = Instant::now();
         let _turn = bot.channel_turn(&origin.team, &origin.channel).await;
+        let turn = Instant::now();
         let replies = bot
             .engine
             .click(&acting.ctx, &action_id, &value, text)
             .await;
-        if committed(&replies) {
-            bot.metrics.committed(received.elapsed().as_secs_f64());
+        let answered = Instant::now();
+        let done = committed(&replies);
+        if done {
+            bot.metrics
+                .committed(answered.duration_since(received).as_secs_f64());
+        }
+        bot.deliver(acting.workspace, &origin, &replies).await;
+        let delivered = Instant::now();
+        let stages = [
+            ("queued", started.duration_since(received)),
+            ("channel", turn.duration_since(started)),
+            ("engine", answered.duration_since(turn)),
+            ("deliver", delivered.duration_since(answered)),
+        ];
+        for (stage, took) in stages {
+            bot.metrics.click_stage(stage, took.as_secs_f64());
         }
         tracing::debug!(
             action_id,
             value,
-            committed = committed(&replies),
+            committed = done,
+            queued_us = stages[0].1.as_micros() as u64,
+            channel_us = stages[1].1.as_micros() as u64,
+            engine_us = stages[2].1.as_micros() as u64,
+            deliver_us = stages[3].1.as_micros() as u64,
             "click handled"
         );
-        bot.deliver(acting.workspace, &origin, &replies).await;
     });
 }

@@ -6,6 +6,7 @@
 //! | `vigilo_slack_acks_total` | `endpoint` | requests accepted and acknowledged (2xx) |
 //! | `vigilo_slack_ack_seconds` | `endpoint` | receipt to acknowledgement |
 //! | `vigilo_slack_click_committed_seconds` | | receipt of a click to the engine's committed answer |
+//! | `vigilo_slack_click_stage_seconds` | `stage` | a click's time by stage: `queued` (receipt to its background task running), `channel` (waiting for the channel's turn), `engine` (the engine call: reads, the committed write, the replies), `deliver` (rendering and the Web API posts) |
 //! | `vigilo_slack_store_errors_total` | | service calls that failed in storage |
 //! | `vigilo_slack_duplicates_total` | | redeliveries ignored (same body seen before) |
 //! | `vigilo_slack_web_api_calls_total` | `method`, `outcome` | Web API calls (`ok`, `error`) |
@@ -32,6 +33,12 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
     endpoint: &'static str,
+}
+
+/// Labels naming a stage of a click's handling.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
 }
 
 /// Labels of a Web API call.
@@ -64,6 +71,7 @@ pub struct Metrics {
     acks: Family<EndpointLabels, Counter>,
     ack_seconds: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     committed_seconds: Histogram,
+    stage_seconds: Family<StageLabels, Histogram, fn() -> Histogram>,
     store_errors: Counter,
     duplicates: Counter,
     web_api_calls: Family<CallLabels, Counter>,
@@ -94,6 +102,10 @@ impl Metrics {
                 latency_histogram,
             );
         let committed_seconds = latency_histogram();
+        let stage_seconds =
+            Family::<StageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         let store_errors = Counter::default();
         let duplicates = Counter::default();
         let web_api_calls = Family::<CallLabels, Counter>::default();
@@ -114,6 +126,11 @@ impl Metrics {
             "click_committed_seconds",
             "Time from receiving a click to the engine's committed answer",
             committed_seconds.clone(),
+        );
+        registry.register(
+            "click_stage_seconds",
+            "Time a click spent in each stage of its handling",
+            stage_seconds.clone(),
         );
         registry.register(
             "store_errors",
@@ -146,6 +163,7 @@ impl Metrics {
             acks,
             ack_seconds,
             committed_seconds,
+            stage_seconds,
             store_errors,
             duplicates,
             web_api_calls,
@@ -169,6 +187,13 @@ impl Metrics {
     /// Records the time from a click's receipt to the engine's committed answer.
     pub fn committed(&self, seconds: f64) {
         self.committed_seconds.observe(seconds);
+    }
+
+    /// Records the time a click spent in `stage` (`queued`, `channel`, `engine`, `deliver`).
+    pub fn click_stage(&self, stage: &'static str, seconds: f64) {
+        self.stage_seconds
+            .get_or_create(&StageLabels { stage })
+            .observe(seconds);
     }
 
     /// Counts a service call that failed in storage.
