@@ -114,7 +114,12 @@ pub fn compute_hash(entry: &AuditEntry) -> String {
     };
     // Serialising plain structs, strings and a serde_json::Value cannot fail.
     let bytes = serde_json::to_vec(&h).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+    hex_sha256(&bytes)
+}
+
+/// The lowercase hex SHA-256 of `bytes`.
+fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for b in digest {
         out.push_str(&format!("{b:02x}"));
@@ -139,8 +144,11 @@ pub struct HashTemplate {
     pub tail: String,
 }
 
-/// The [`HashTemplate`] of `entry` (its own `seq`, `prev_hash` and `hash` are ignored).
-pub fn hash_template(entry: &AuditEntry) -> HashTemplate {
+/// The [`HashTemplate`] of `entry` (its own `seq`, `prev_hash` and `hash` are ignored), or
+/// `None` if the template does not reproduce [`compute_hash`] (checked on the entry sealed as
+/// the first of its chain), so that a change to the hashed fields can never let a store seal
+/// an entry with a wrong hash.
+pub fn hash_template(entry: &AuditEntry) -> Option<HashTemplate> {
     let open = Hashed {
         workspace: &entry.workspace,
         seq: 0,
@@ -154,22 +162,26 @@ pub fn hash_template(entry: &AuditEntry) -> HashTemplate {
         links: &entry.links,
         prev_hash: "",
     };
-    // Serialising plain structs, strings and a serde_json::Value cannot fail.
-    let text = serde_json::to_string(&open).unwrap_or_default();
+    let text = serde_json::to_string(&open).ok()?;
     // `workspace` (an id, no quotes or escapes inside) comes first, then `seq`; `prev_hash`
     // comes last, so both open fields sit at fixed places of the text.
     const SEQ: &str = "\"seq\":";
-    let (head, rest) = match text.find(SEQ) {
-        Some(at) => text.split_at(at + SEQ.len()),
-        None => (text.as_str(), ""),
-    };
-    let rest = rest.strip_prefix('0').unwrap_or(rest);
-    let middle = rest.strip_suffix("\"}").unwrap_or(rest);
-    HashTemplate {
+    let at = text.find(SEQ)?;
+    let (head, rest) = text.split_at(at + SEQ.len());
+    let middle = rest.strip_prefix('0')?.strip_suffix("\"}")?;
+    let template = HashTemplate {
         head: head.to_owned(),
         middle: middle.to_owned(),
         tail: "\"}".to_owned(),
-    }
+    };
+    let mut first = entry.clone();
+    first.seq = 1;
+    first.prev_hash = GENESIS_HASH.to_owned();
+    let filled = format!(
+        "{}1{}{GENESIS_HASH}{}",
+        template.head, template.middle, template.tail
+    );
+    (hex_sha256(filled.as_bytes()) == compute_hash(&first)).then_some(template)
 }
 
 /// Turns a draft into the next entry of the chain after `prev` (`None` for the first entry).
@@ -307,7 +319,7 @@ mod tests {
     fn a_hash_template_filled_in_gives_the_entry_hash() {
         let entries = chain(3);
         for e in &entries {
-            let t = hash_template(e);
+            let t = hash_template(e).unwrap();
             let input = format!("{}{}{}{}{}", t.head, e.seq, t.middle, e.prev_hash, t.tail);
             let digest = Sha256::digest(input.as_bytes());
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -321,7 +333,7 @@ mod tests {
         e.links.execution = Some("EX-00042".parse().unwrap());
         e.seq = 12_345_678_901;
         e.hash = compute_hash(&e);
-        let t = hash_template(&e);
+        let t = hash_template(&e).unwrap();
         let input = format!("{}{}{}{}{}", t.head, e.seq, t.middle, e.prev_hash, t.tail);
         let hex: String = Sha256::digest(input.as_bytes())
             .iter()

@@ -242,14 +242,14 @@ pub struct ActionReads {
 }
 
 impl ActionReads {
-    /// Every part failed with `error` (the read as a whole failed). The execution part keeps
-    /// the error's source.
+    /// Every part failed with `error` (the read as a whole failed). The membership part, the
+    /// one a caller checks first, keeps the error's source.
     pub fn failed(error: StoreError) -> Self {
         Self {
             workspace: Err(error.copied()),
             user: Err(error.copied()),
-            membership: Err(error.copied()),
-            execution: Err(error),
+            execution: Err(error.copied()),
+            membership: Err(error),
         }
     }
 }

@@ -854,6 +854,36 @@ async fn workspaces_are_isolated() {
             .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Denied);
     assert!(w.v.member(other_ws.id, "bob").await.is_err());
+    // Acting in a workspace one is not a member of is refused as such, whatever the key.
+    for k in [ex.key, rb, key("EX-00077")] {
+        let e =
+            w.v.act(
+                &Who::new(other_ws.id, w.bob.user),
+                k,
+                Command::Done {
+                    step: 1,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Denied, "{k}: {e}");
+        assert!(e.to_string().contains("not a member"), "{k}: {e}");
+    }
+    // A member naming a runbook key where an execution key belongs is told so.
+    let e =
+        w.v.act(
+            &w.bob,
+            rb,
+            Command::Done {
+                step: 1,
+                note: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("is not an execution key"), "{e}");
     // Keys are per workspace.
     let rb2 =
         w.v.create_runbook(&mallory, restore_db(), CreateRunbook::default())

@@ -161,17 +161,17 @@ impl Vigilo {
     pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
         for _ in 0..CONFLICT_RETRIES {
             // The reads an action checks against, at once (one round trip where the store
-            // can).
-            if execution.kind != KeyKind::Execution {
-                return Err(Error::NotFound(format!(
-                    "{execution} is not an execution key"
-                )));
-            }
+            // can). A non-member is refused before anything else is said.
             let reads = self
                 .store
                 .action_reads(who.workspace, who.user, execution)
                 .await;
             let actor = Self::actor_from(reads.membership, reads.user)?;
+            if execution.kind != KeyKind::Execution {
+                return Err(Error::NotFound(format!(
+                    "{execution} is not an execution key"
+                )));
+            }
             let exec = reads
                 .execution
                 .map_err(|e| execution_not_found(e, execution))?;

@@ -39,7 +39,10 @@
 //!   the sealed entry if it committed, `Unavailable` if it did not. (If the server still shows
 //!   the transaction in progress after a second — the network broke, the socket did not close
 //!   — the store ends that backend with `pg_terminate_backend`, which settles it either way.)
-//!   A connection found broken also empties the pool of its idle connections (a server
+//!   A one-call step transition has no `COMMIT` to lose: a connection lost at any point of the
+//!   call puts it in doubt, and the store settles it from the call's backend and the audit
+//!   trail (see `transition`). Each question asked while settling is bounded by
+//!   [`PgOptions::in_doubt_timeout`]. A connection found broken also empties the pool of its idle connections (a server
 //!   restart or failover ends them all, and each would otherwise fail one caller in turn);
 //!   reads, key allocations and a commit whose `BEGIN` found its connection dead then run once
 //!   more on a new connection, so a bot recovers from a restarted server on its own.
@@ -69,8 +72,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool::managed::ObjectId;
-use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Client, Manager, ManagerConfig, ObjectId, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tracing::{debug, info, warn};
@@ -274,16 +276,9 @@ impl PgStore {
             && !self.transactions_only.load(Ordering::Relaxed)
             && let Some(t) = Transition::of(commit)
         {
-            match self.transition_once(&client, &t).await {
-                Some(Ok(entry)) => return Ok(vec![entry]),
-                Some(Err((f, broken))) => {
-                    if broken {
-                        self.discard(client);
-                        self.forget_idle();
-                    }
-                    return Err(f);
-                }
-                None => {}
+            match self.transition_once(client, &t).await {
+                OneCall::Done(result) => return result.map(|entry| vec![entry]),
+                OneCall::Declined(back) => client = back,
             }
         }
         match run_commit(&mut client, commits).await {
@@ -303,20 +298,15 @@ impl PgStore {
         }
     }
 
-    /// One try at a step transition as one call ([`transition`]) on `client`. `None` when it
-    /// must take the transaction path; otherwise the entry, or the failure and whether
-    /// `client` is broken.
-    async fn transition_once(
-        &self,
-        client: &Client,
-        t: &Transition<'_>,
-    ) -> Option<Result<AuditEntry, (Fail, bool)>> {
-        let id = deadpool_postgres::Object::id(client);
+    /// One try at a step transition as one call ([`transition`]) on `client`; the client back
+    /// when the transition must take the transaction path instead.
+    async fn transition_once(&self, client: Client, t: &Transition<'_>) -> OneCall {
+        let id = deadpool_postgres::Object::id(&client);
         let known = self.backends.lock().ok().and_then(|b| b.get(&id).copied());
         let backend = match known {
             Some(b) => b,
-            None => match transition::backend(client).await {
-                Ok(b) => {
+            None => match transition::backend(&client).await {
+                Ok(Some(b)) => {
                     if let Ok(mut all) = self.backends.lock() {
                         // Connections the pool dropped on its own leave entries behind:
                         // start over now and then (each is read again on its next use).
@@ -327,33 +317,48 @@ impl PgStore {
                     }
                     b
                 }
-                Err(e) if is_connection_loss(&e) => {
-                    let error = store_err("reading the connection's backend", e);
-                    return Some(Err((Fail { error, retry: true }, true)));
-                }
-                // The server hides its own session from it (an unusual setup): without the
+                // The server hides this session from it (an unusual setup): without the
                 // backend an in-doubt call could not be settled, so step transitions take the
                 // transaction path from now on.
-                Err(e) => {
+                Ok(None) => {
                     if !self.transactions_only.swap(true, Ordering::Relaxed) {
-                        warn!(error = %e, "cannot read this session's backend; step transitions run as transactions from now on");
+                        warn!(
+                            "this session is not in pg_stat_activity; step transitions run as transactions from now on"
+                        );
                     }
-                    return None;
+                    return OneCall::Declined(client);
+                }
+                Err(e) if is_connection_loss(&e) => {
+                    self.discard(client);
+                    self.forget_idle();
+                    let error = store_err("reading the connection's backend", e);
+                    return OneCall::Done(Err(Fail { error, retry: true }));
+                }
+                // Busy or refused: this transition takes the transaction path.
+                Err(e) => {
+                    debug!(error = %e, "cannot read the connection's backend; running a transaction");
+                    return OneCall::Declined(client);
                 }
             },
         };
-        Some(match transition::run(client, t).await? {
+        let Some(outcome) = transition::run(&client, t).await else {
+            return OneCall::Declined(client);
+        };
+        OneCall::Done(match outcome {
             Outcome::Committed(entry) => Ok(entry),
             Outcome::Failed(f) => {
-                let broken = matches!(f.error, StoreError::Unavailable { .. });
-                Err((f, broken))
+                if matches!(f.error, StoreError::Unavailable { .. }) {
+                    self.discard(client);
+                    self.forget_idle();
+                }
+                Err(f)
             }
             Outcome::InDoubt(open, cause) => {
-                self.forget_backend(id);
-                match self.settle_transition(backend, open, cause).await {
-                    Ok(entry) => Ok(entry),
-                    Err(f) => Err((f, true)),
-                }
+                // The connection is gone: out of the pool first, so that settling has every
+                // slot but this one.
+                self.discard(client);
+                self.forget_idle();
+                self.settle_transition(backend, open, cause).await
             }
         })
     }
@@ -372,8 +377,8 @@ impl PgStore {
         let deadline = started + self.options.in_doubt_timeout;
         let mut pause = Duration::from_millis(5);
         loop {
-            match self.backend_state(backend).await {
-                Ok(None) => match self.find_entry(open.id).await {
+            match bounded(deadline, self.backend_state(backend)).await {
+                Ok(None) => match bounded(deadline, self.find_entry(open.id)).await {
                     Ok(Some((seq, prev, hash))) => {
                         info!(?backend, "the in-doubt step transition had committed");
                         return transition::sealed(open, seq, prev, hash).map_err(Fail::done);
@@ -394,7 +399,7 @@ impl PgStore {
                     debug!(?backend, "the in-doubt step transition still runs");
                 }
                 Ok(Some(state)) => {
-                    let ended = self.terminate(backend).await;
+                    let ended = bounded(deadline, self.terminate(backend)).await;
                     debug!(?backend, %state, ?ended, "ended the backend of an in-doubt step transition");
                 }
                 Err(e) => debug!(error = %e, "cannot ask about the in-doubt step transition yet"),
@@ -471,7 +476,7 @@ impl PgStore {
         let mut pause = Duration::from_millis(20);
         let mut terminated = false;
         loop {
-            match self.txid_status(sealed.txid).await {
+            match bounded(deadline, self.txid_status(sealed.txid)).await {
                 Ok(Some(status)) if status == "committed" => {
                     info!(txid = sealed.txid, "the in-doubt commit had committed");
                     return Ok(sealed.entries);
@@ -490,7 +495,9 @@ impl PgStore {
                     debug!(?status, "in-doubt commit not resolved yet");
                     if !terminated && started.elapsed() >= IN_DOUBT_GRACE {
                         terminated = true;
-                        let ended = self.terminate_if_running(sealed.pid, sealed.txid).await;
+                        let ended =
+                            bounded(deadline, self.terminate_if_running(sealed.pid, sealed.txid))
+                                .await;
                         warn!(
                             pid = sealed.pid,
                             ?ended,
@@ -541,6 +548,14 @@ fn session_options(from_url: Option<&str>, options: &PgOptions) -> String {
         " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
     );
     out.trim().to_owned()
+}
+
+/// How a step transition's one call went.
+enum OneCall {
+    /// It ran (or settled): the entry or the failure.
+    Done(Result<AuditEntry, Fail>),
+    /// It must run as a transaction instead, on this connection.
+    Declined(Client),
 }
 
 /// How one try at a commit ended.
@@ -603,6 +618,22 @@ async fn run_commit(client: &mut Client, commits: &[Commit]) -> Attempt {
 /// would look healthy to the pool.
 fn discard(client: Client) {
     drop(deadpool_postgres::Object::take(client));
+}
+
+/// `call`, given up at `deadline` (a question asked while settling an in-doubt commit must not
+/// outlive the time allowed for settling it, whatever the network does).
+async fn bounded<T>(
+    deadline: Instant,
+    call: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable {
+            message: "no answer from PostgreSQL in time".into(),
+            source: None,
+        }),
+    }
 }
 
 /// `pause`, plus or minus up to half of it, so that retrying callers spread out.

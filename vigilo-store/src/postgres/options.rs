@@ -22,9 +22,10 @@ pub struct PgOptions {
     /// caller gets [`vigilo_core::store::StoreError::Unavailable`]. Nothing of an aborted try
     /// stays applied. Default: 10.
     pub max_retries: u32,
-    /// How long a commit whose connection broke while `COMMIT` was on its way keeps asking the
-    /// server (on another connection) whether that transaction committed, before it gives up
-    /// and reports an outcome it could not learn. Default: 30 seconds.
+    /// How long a commit whose connection broke while `COMMIT` (or a one-call step
+    /// transition) was on its way keeps asking the server (on another connection) whether it
+    /// committed, before it gives up and reports an outcome it could not learn. Default: 30
+    /// seconds.
     pub in_doubt_timeout: Duration,
     /// The `application_name` the connections report (seen in `pg_stat_activity`).
     /// Default: `vigilo`.
@@ -38,8 +39,9 @@ pub struct PgOptions {
     pub idle_in_transaction_timeout: Duration,
     /// Whether a step transition (an execution update with its step event, what every click
     /// commits) runs as one call of the `vigilo_step_transition` function, in one round trip,
-    /// instead of a transaction of four. Same checks, locks and answers either way; turn it
-    /// off only for a PostgreSQL-compatible database without PL/pgSQL functions. Default: on.
+    /// instead of a transaction of four. Same checks, locks and answers either way (the
+    /// fault and conformance tests run both); off, it is the transaction path, for comparing
+    /// the two. The function is part of the schema either way. Default: on.
     pub server_side_transitions: bool,
 }
 

@@ -67,18 +67,21 @@ pub(crate) struct Backend {
     started: DateTime<Utc>,
 }
 
-/// The backend of connection `c` (one round trip; the store remembers it per connection).
-pub(crate) async fn backend(c: &Client) -> Result<Backend, tokio_postgres::Error> {
+/// The backend of connection `c` (one round trip; the store remembers it per connection);
+/// `None` if the server does not show the session in `pg_stat_activity`.
+pub(crate) async fn backend(c: &Client) -> Result<Option<Backend>, tokio_postgres::Error> {
     let row = c
-        .query_one(
+        .query_opt(
             "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
             &[],
         )
         .await?;
-    Ok(Backend {
-        pid: row.try_get(0)?,
-        started: row.try_get(1)?,
-    })
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let pid: i32 = row.try_get(0)?;
+    let started: Option<DateTime<Utc>> = row.try_get(1)?;
+    Ok(started.map(|started| Backend { pid, started }))
 }
 
 /// How one call ended.
@@ -178,7 +181,9 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         prev_hash: String::new(),
         hash: String::new(),
     };
-    let hash = audit::hash_template(&open);
+    // A template that does not reproduce Vigilo's own hash never reaches the database: the
+    // transaction path seals the entry instead.
+    let hash = audit::hash_template(&open)?;
     let p = match prepare(t, &open, &what) {
         Ok(Some(p)) => p,
         Ok(None) => return None,
@@ -299,14 +304,20 @@ pub(crate) fn sealed(
 
 /// Maps an error of the call (the server refused it; nothing was applied).
 fn refused(err: tokio_postgres::Error, t: &Transition<'_>) -> Fail {
-    if let Some(constraint) = violated(&err, &SqlState::UNIQUE_VIOLATION)
-        && constraint.starts_with("step_events")
-    {
-        // As the transaction path answers an event whose seq is taken.
-        return Fail::done(StoreError::AlreadyExists(format!(
-            "event {} of execution {}",
-            t.event.seq, t.event.execution
-        )));
+    // As the transaction path answers a unique value that is taken (`write::written`).
+    if let Some(constraint) = violated(&err, &SqlState::UNIQUE_VIOLATION) {
+        if constraint.starts_with("step_events") {
+            return Fail::done(StoreError::AlreadyExists(format!(
+                "event {} of execution {}",
+                t.event.seq, t.event.execution
+            )));
+        }
+        if constraint.starts_with("executions") {
+            return Fail::done(StoreError::AlreadyExists(format!(
+                "execution {}",
+                t.execution.key
+            )));
+        }
     }
     if err.code() == Some(&SqlState::NO_DATA_FOUND) {
         return Fail::done(StoreError::NotFound(format!(
