@@ -5,7 +5,8 @@
 //! private reply that says what to do (a denial names the role needed, a stale click names who
 //! acted first), and nothing else is posted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use vigilo_core::error::Error;
 use vigilo_core::execution::machine::Command as StepCommand;
@@ -59,12 +60,44 @@ impl ChatContext {
 #[derive(Clone, Debug)]
 pub struct ChatEngine {
     vigilo: Vigilo,
+    handles: Arc<Handles>,
+}
+
+/// How many user handles [`Handles`] keeps at most (it is emptied when full).
+const HANDLES_CAPACITY: usize = 10_000;
+
+/// Handles of the users cards name, read from the store once per user: a user's handle never
+/// changes (the service renames nobody; a user found again by handle keeps it), so a step
+/// card does not cost a store read for its operator's name. Only names are kept: roles and
+/// membership are read by the service at every action.
+#[derive(Debug, Default)]
+struct Handles(Mutex<HashMap<UserId, String>>);
+
+impl Handles {
+    fn get(&self, id: UserId) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn put(&self, id: UserId, handle: String) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= HANDLES_CAPACITY {
+            map.clear();
+        }
+        map.insert(id, handle);
+    }
 }
 
 impl ChatEngine {
     /// An engine over `vigilo`.
     pub fn new(vigilo: Vigilo) -> Self {
-        Self { vigilo }
+        Self {
+            vigilo,
+            handles: Arc::default(),
+        }
     }
 
     /// The service the engine calls.
@@ -453,10 +486,27 @@ impl ChatEngine {
 
     /// `handle` of a user (without `@`), or `someone`.
     async fn handle_of(&self, user: UserId) -> String {
-        match self.vigilo.store().user(user).await {
-            Ok(u) => u.handle.to_string(),
-            Err(_) => "someone".to_owned(),
+        self.cached_handle(user)
+            .await
+            .unwrap_or_else(|| "someone".to_owned())
+    }
+
+    /// `handle` of a user (without `@`), from [`Handles`] or the store; `None` if it cannot be
+    /// read.
+    async fn cached_handle(&self, user: UserId) -> Option<String> {
+        if let Some(h) = self.handles.get(user) {
+            return Some(h);
         }
+        let handle = self
+            .vigilo
+            .store()
+            .user(user)
+            .await
+            .ok()?
+            .handle
+            .to_string();
+        self.handles.put(user, handle.clone());
+        Some(handle)
     }
 
     async fn names(&self, exec: &Execution) -> Names {
@@ -477,8 +527,8 @@ impl ChatEngine {
             if names.contains(id) {
                 continue;
             }
-            if let Ok(u) = self.vigilo.store().user(id).await {
-                names.insert(id, u.handle.to_string());
+            if let Some(handle) = self.cached_handle(id).await {
+                names.insert(id, handle);
             }
         }
     }
