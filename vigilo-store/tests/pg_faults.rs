@@ -430,10 +430,10 @@ async fn pump(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>, cut_at:
     back.abort();
 }
 
-/// The store reaches the server through a proxy that cuts the connection at `COMMIT` (step
-/// transitions as transactions) or at the step call (step transitions as one call).
-async fn cut_at_commit(test: &str, cut: Cut, at: At) {
-    let Some(admin) = admin_url(test) else { return };
+/// A scratch database reached through a [`Proxy`] that cuts at `at`: the database, the proxy,
+/// and the database's URL through the proxy. `None` when the test is skipped.
+async fn proxied(test: &str, at: At) -> Option<(ScratchDatabase, Proxy, String)> {
+    let admin = admin_url(test)?;
     let scratch = ScratchDatabase::create_schema(&admin).await.unwrap();
     // The server's address, from a connection made with the admin URL.
     let probe = plain(&admin).await;
@@ -459,7 +459,64 @@ async fn cut_at_commit(test: &str, cut: Cut, at: At) {
         scratch.url(),
         "the admin URL names the server as host:port"
     );
+    Some((scratch, proxy, url))
+}
 
+/// By default a step transition is one call: it sends no `COMMIT` (so the proxy, armed to cut
+/// at the next one, never does); with the option off it is a transaction again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_transition_is_one_call_without_commit() {
+    let Some((scratch, proxy, url)) =
+        proxied("a_step_transition_is_one_call_without_commit", At::Commit).await
+    else {
+        return;
+    };
+    let f = Fixture::new(&url, PgOptions::default().max_connections(4)).await;
+    let before = f.state().await;
+    proxy.arm(Cut::BeforeCommit);
+    f.done(1).await.expect("step 1 is applied");
+    assert!(proxy.armed(), "no COMMIT was sent for the step");
+    assert_eq!(
+        f.state().await,
+        (before.0 + 1, before.1 + 1, before.2 + 1),
+        "the step, its event and its entry"
+    );
+    proxy.arm(Cut::Never);
+
+    let transactions = Vigilo::new(Arc::new(
+        PgStore::connect(
+            &url,
+            PgOptions::default()
+                .max_connections(4)
+                .server_side_transitions(false),
+        )
+        .await
+        .unwrap(),
+    ));
+    proxy.arm(Cut::BeforeCommit);
+    let cut = transactions
+        .act(
+            &f.who,
+            f.exec,
+            Command::Done {
+                step: 2,
+                note: None,
+            },
+        )
+        .await
+        .map(drop);
+    assert_unavailable(cut, "a transaction cut at COMMIT");
+    assert!(!proxy.armed(), "the transaction path sends COMMIT");
+    drop((f, transactions));
+    scratch.drop_database().await;
+}
+
+/// The store reaches the server through a proxy that cuts the connection at `COMMIT` (step
+/// transitions as transactions) or at the step call (step transitions as one call).
+async fn cut_at_commit(test: &str, cut: Cut, at: At) {
+    let Some((scratch, proxy, url)) = proxied(test, at).await else {
+        return;
+    };
     let options = PgOptions::default()
         .max_connections(4)
         .server_side_transitions(at == At::StepCall);
