@@ -229,7 +229,7 @@ fn process(
                 debug!(
                     writes = batch.len(),
                     waited_us = waited.as_micros() as u64,
-                    apply_us = (started.elapsed() - commit_took).as_micros() as u64,
+                    apply_us = started.elapsed().saturating_sub(commit_took).as_micros() as u64,
                     commit_us = commit_took.as_micros() as u64,
                     "group commit"
                 );
