@@ -97,21 +97,28 @@ struct Hashed<'a> {
     prev_hash: &'a str,
 }
 
+impl<'a> Hashed<'a> {
+    /// What is hashed of `entry` as entry number `seq` after an entry hashed `prev_hash`.
+    fn of(entry: &'a AuditEntry, seq: u64, prev_hash: &'a str) -> Self {
+        Hashed {
+            workspace: &entry.workspace,
+            seq,
+            id: &entry.id,
+            at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor: &entry.actor,
+            actor_handle: &entry.actor_handle,
+            action: &entry.action,
+            target: &entry.target,
+            details: &entry.details,
+            links: &entry.links,
+            prev_hash,
+        }
+    }
+}
+
 /// Computes the hash of `entry` from its fields (ignoring its stored `hash`).
 pub fn compute_hash(entry: &AuditEntry) -> String {
-    let h = Hashed {
-        workspace: &entry.workspace,
-        seq: entry.seq,
-        id: &entry.id,
-        at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        actor: &entry.actor,
-        actor_handle: &entry.actor_handle,
-        action: &entry.action,
-        target: &entry.target,
-        details: &entry.details,
-        links: &entry.links,
-        prev_hash: &entry.prev_hash,
-    };
+    let h = Hashed::of(entry, entry.seq, &entry.prev_hash);
     // Serialising plain structs, strings and a serde_json::Value cannot fail.
     let bytes = serde_json::to_vec(&h).unwrap_or_default();
     hex_sha256(&bytes)
@@ -149,20 +156,7 @@ pub struct HashTemplate {
 /// the first of its chain), so that a change to the hashed fields can never let a store seal
 /// an entry with a wrong hash.
 pub fn hash_template(entry: &AuditEntry) -> Option<HashTemplate> {
-    let open = Hashed {
-        workspace: &entry.workspace,
-        seq: 0,
-        id: &entry.id,
-        at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        actor: &entry.actor,
-        actor_handle: &entry.actor_handle,
-        action: &entry.action,
-        target: &entry.target,
-        details: &entry.details,
-        links: &entry.links,
-        prev_hash: "",
-    };
-    let text = serde_json::to_string(&open).ok()?;
+    let text = serde_json::to_string(&Hashed::of(entry, 0, "")).ok()?;
     // `workspace` (an id, no quotes or escapes inside) comes first, then `seq`; `prev_hash`
     // comes last, so both open fields sit at fixed places of the text.
     const SEQ: &str = "\"seq\":";

@@ -2130,35 +2130,8 @@ pub async fn action_reads_match_single_reads(store: &dyn Store) {
         true,
     )
     .await;
-    let key = store
-        .allocate_key(ctx.id(), KeyKind::Execution)
-        .await
-        .unwrap();
-    let started = machine::start(
-        &rb,
-        StartParams {
-            key,
-            operator: ctx.alice.id,
-            change: None,
-            incident: None,
-            rehearsal: false,
-            channel: None,
-        },
-        now(),
-    );
-    commit_ok(
-        store,
-        ctx.id(),
-        vec![
-            Write::Execution {
-                execution: started.execution.clone(),
-                expected_rev: None,
-            },
-            Write::StepEvent(started.event.clone()),
-        ],
-        draft_by(&ctx.alice, "execution.started", &key.to_string()),
-    )
-    .await;
+    let started = start_execution(store, &ctx, &rb, &ctx.alice, None, None).await;
+    let key = started.key;
 
     let all = store.action_reads(ctx.id(), ctx.bob.id, key).await;
     assert_eq!(
@@ -2167,13 +2140,13 @@ pub async fn action_reads_match_single_reads(store: &dyn Store) {
     );
     assert_eq!(all.user.unwrap(), ctx.bob);
     assert_eq!(all.membership.unwrap(), ctx.bob_m);
-    assert_eq!(all.execution.unwrap(), started.execution);
+    assert_eq!(all.execution.unwrap(), started);
 
     // A user of another workspace: the user is there, the membership is not.
     let stranger = store.action_reads(ctx.id(), other.alice.id, key).await;
     assert_eq!(stranger.user.unwrap(), other.alice);
     assert!(matches!(stranger.membership, Err(StoreError::NotFound(_))));
-    assert_eq!(stranger.execution.unwrap(), started.execution);
+    assert_eq!(stranger.execution.unwrap(), started);
 
     // The execution seen from the other workspace does not exist; nor does an unknown key.
     let across = store.action_reads(other.id(), other.alice.id, key).await;

@@ -23,11 +23,12 @@ use deadpool_postgres::Client;
 use tokio_postgres::error::SqlState;
 use vigilo_core::audit::{self, AuditEntry, GENESIS_HASH};
 use vigilo_core::execution::{Execution, StepEvent};
-use vigilo_core::ids::{AuditId, Key};
+use vigilo_core::ids::AuditId;
 use vigilo_core::store::{Commit, StoreError, StoreResult, Write};
 
 use super::error::{Fail, fail, is_connection_loss, store_err, violated};
 use super::rows::{int, micros, to_doc, uint};
+use super::write::{ExecutionRow, LinkColumns};
 
 /// A commit that is a step transition: an update of one execution and one event of it.
 pub(crate) struct Transition<'a> {
@@ -122,11 +123,10 @@ fn doc_template(open: &AuditEntry) -> StoreResult<Option<(String, String)>> {
 }
 
 /// A transition's values as the function takes them.
-struct Prepared {
+struct Prepared<'a> {
     expected: i64,
     rev: i64,
-    number: i64,
-    doc: String,
+    row: ExecutionRow<'a>,
     event_seq: i64,
     event_doc: String,
     doc_head: String,
@@ -135,7 +135,11 @@ struct Prepared {
 
 /// The values of `t`; `None` for what the transaction path must answer (a value without its
 /// new revision) or cannot happen (an entry of an unexpected shape).
-fn prepare(t: &Transition<'_>, open: &AuditEntry, what: &str) -> StoreResult<Option<Prepared>> {
+fn prepare<'a>(
+    t: &Transition<'a>,
+    open: &AuditEntry,
+    what: &str,
+) -> StoreResult<Option<Prepared<'a>>> {
     let e = t.execution;
     let Some((doc_head, doc_middle)) = doc_template(open)? else {
         return Ok(None);
@@ -147,8 +151,7 @@ fn prepare(t: &Transition<'_>, open: &AuditEntry, what: &str) -> StoreResult<Opt
     Ok(Some(Prepared {
         expected: int(t.expected, "revision")?,
         rev,
-        number: int(e.key.number, "key number")?,
-        doc: to_doc(e, what)?,
+        row: ExecutionRow::of(e, what)?,
         event_seq: int(t.event.seq, "event seq")?,
         event_doc: to_doc(t.event, "step event")?,
         doc_head,
@@ -189,31 +192,20 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         Ok(None) => return None,
         Err(err) => return Some(Outcome::Failed(Fail::done(err))),
     };
-    let version = i64::from(e.runbook_version);
-    let change = e.change_id.map(|c| c.0);
-    let platform = e.channel.as_ref().map(|c| c.platform.as_str());
-    let channel = e.channel.as_ref().map(|c| c.channel.as_str());
-    let link = |k: Option<Key>| k.map(|k| k.to_string());
-    let links = &open.links;
-    let (link_runbook, link_change, link_incident, link_execution) = (
-        link(links.runbook),
-        link(links.change),
-        link(links.incident),
-        link(links.execution),
-    );
+    let links = LinkColumns::of(&open.links);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 29] = [
         &ws.0,
         &e.id.0,
         &p.expected,
-        &p.number,
+        &p.row.number,
         &e.runbook.0,
-        &version,
-        &e.status.as_str(),
-        &change,
-        &platform,
-        &channel,
+        &p.row.version,
+        &p.row.status,
+        &p.row.change,
+        &p.row.platform,
+        &p.row.channel,
         &p.rev,
-        &p.doc,
+        &p.row.doc,
         &p.event_seq,
         &p.event_doc,
         &open.id.0,
@@ -221,10 +213,10 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         &open.actor.map(|a| a.0),
         &open.action,
         &open.target,
-        &link_runbook,
-        &link_change,
-        &link_incident,
-        &link_execution,
+        &links.runbook,
+        &links.change,
+        &links.incident,
+        &links.execution,
         &hash.head.as_bytes(),
         &hash.middle.as_bytes(),
         &hash.tail.as_bytes(),

@@ -26,7 +26,7 @@ use deadpool_postgres::{Client, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
-use vigilo_core::audit::{self, AuditEntry};
+use vigilo_core::audit::{self, AuditEntry, AuditLinks};
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
@@ -531,6 +531,60 @@ async fn write_version(
     Ok(())
 }
 
+/// An execution's row as every write of it binds it: its indexed columns and its document.
+pub(crate) struct ExecutionRow<'a> {
+    /// The key's number.
+    pub(crate) number: i64,
+    /// The runbook version it runs.
+    pub(crate) version: i64,
+    /// `running`, `completed` or `aborted`.
+    pub(crate) status: &'a str,
+    /// The linked change.
+    pub(crate) change: Option<Uuid>,
+    /// The channel's platform.
+    pub(crate) platform: Option<&'a str>,
+    /// The channel.
+    pub(crate) channel: Option<&'a str>,
+    /// The whole execution as JSON.
+    pub(crate) doc: String,
+}
+
+impl<'a> ExecutionRow<'a> {
+    /// The row of `e` (named `what` in errors).
+    pub(crate) fn of(e: &'a Execution, what: &str) -> StoreResult<Self> {
+        Ok(Self {
+            number: int(e.key.number, "key number")?,
+            version: i64::from(e.runbook_version),
+            status: e.status.as_str(),
+            change: e.change_id.map(|c| c.0),
+            platform: e.channel.as_ref().map(|c| c.platform.as_str()),
+            channel: e.channel.as_ref().map(|c| c.channel.as_str()),
+            doc: to_doc(e, what)?,
+        })
+    }
+}
+
+/// An audit entry's link columns (the keys it links to, as text).
+pub(crate) struct LinkColumns {
+    pub(crate) runbook: Option<String>,
+    pub(crate) change: Option<String>,
+    pub(crate) incident: Option<String>,
+    pub(crate) execution: Option<String>,
+}
+
+impl LinkColumns {
+    /// The columns of `links`.
+    pub(crate) fn of(links: &AuditLinks) -> Self {
+        let text = |k: Option<Key>| k.map(|k| k.to_string());
+        Self {
+            runbook: text(links.runbook),
+            change: text(links.change),
+            incident: text(links.incident),
+            execution: text(links.execution),
+        }
+    }
+}
+
 async fn write_execution(
     tx: &Transaction<'_>,
     ws: WorkspaceId,
@@ -540,13 +594,7 @@ async fn write_execution(
     let what = format!("execution {}", e.key);
     same_workspace(ws, e.workspace, &what)?;
     let rev = new_rev(&what, e.rev, expected)?;
-    let doc = to_doc(e, &what)?;
-    let number = int(e.key.number, "key number")?;
-    let version = i64::from(e.runbook_version);
-    let change = e.change_id.map(|c| c.0);
-    let platform = e.channel.as_ref().map(|c| c.platform.as_str());
-    let channel = e.channel.as_ref().map(|c| c.channel.as_str());
-    let status = e.status.as_str();
+    let row = ExecutionRow::of(e, &what)?;
     match expected {
         None => exec(
             tx,
@@ -556,15 +604,15 @@ async fn write_execution(
             &[
                 &e.id.0,
                 &ws.0,
-                &number,
+                &row.number,
                 &e.runbook.0,
-                &version,
-                &status,
-                &change,
-                &platform,
-                &channel,
+                &row.version,
+                &row.status,
+                &row.change,
+                &row.platform,
+                &row.channel,
                 &rev,
-                &doc,
+                &row.doc,
             ],
         )
         .await
@@ -581,15 +629,15 @@ async fn write_execution(
                 &[
                     &e.id.0,
                     &ws.0,
-                    &number,
+                    &row.number,
                     &e.runbook.0,
-                    &version,
-                    &status,
-                    &change,
-                    &platform,
-                    &channel,
+                    &row.version,
+                    &row.status,
+                    &row.change,
+                    &row.platform,
+                    &row.channel,
                     &rev,
-                    &doc,
+                    &row.doc,
                     &expected,
                 ],
             )
@@ -806,7 +854,7 @@ async fn append_after(
     draft.at = micros(draft.at);
     let entry = audit::seal(ws, draft, prev);
     let doc = to_doc(&entry, "audit entry")?;
-    let link = |k: Option<Key>| k.map(|k| k.to_string());
+    let links = LinkColumns::of(&entry.links);
     let new_seq = int(entry.seq, "audit seq")?;
     exec(
         tx,
@@ -824,10 +872,10 @@ async fn append_after(
             &entry.actor.map(|a| a.0),
             &entry.action,
             &entry.target,
-            &link(entry.links.runbook),
-            &link(entry.links.change),
-            &link(entry.links.incident),
-            &link(entry.links.execution),
+            &links.runbook,
+            &links.change,
+            &links.incident,
+            &links.execution,
             &entry.hash,
             &doc,
         ],
@@ -864,13 +912,7 @@ async fn step_transition(
     let what = format!("execution {}", e.key);
     same_workspace(ws, e.workspace, &what)?;
     let rev = new_rev(&what, e.rev, Some(expected))?;
-    let doc = to_doc(e, &what)?;
-    let number = int(e.key.number, "key number")?;
-    let version = i64::from(e.runbook_version);
-    let change = e.change_id.map(|c| c.0);
-    let platform = e.channel.as_ref().map(|c| c.platform.as_str());
-    let channel = e.channel.as_ref().map(|c| c.channel.as_str());
-    let status = e.status.as_str();
+    let row = ExecutionRow::of(e, &what)?;
     let expected_i = int(expected, "revision")?;
     let ev_what = format!("event {} of execution {}", ev.seq, ev.execution);
     let ev_doc = to_doc(ev, &ev_what)?;
@@ -891,15 +933,15 @@ async fn step_transition(
     let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
         &e.id.0,
         &ws.0,
-        &number,
+        &row.number,
         &e.runbook.0,
-        &version,
-        &status,
-        &change,
-        &platform,
-        &channel,
+        &row.version,
+        &row.status,
+        &row.change,
+        &row.platform,
+        &row.channel,
         &rev,
-        &doc,
+        &row.doc,
         &expected_i,
     ];
     let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
