@@ -13,5 +13,6 @@
 pub mod chat;
 pub mod cli;
 pub mod console;
+pub mod principal;
 pub mod seed;
 pub mod slack;

@@ -96,7 +96,7 @@ pub async fn seed_demo(vigilo: &Vigilo) -> Result<Seeded> {
 pub fn demo_runbooks() -> Vec<(&'static str, RunbookInput)> {
     vec![
         ("bob", tls_rotation()),
-        ("carol", orders_restore()),
+        ("dave", orders_restore()),
         ("bob", checkout_rollback()),
     ]
 }

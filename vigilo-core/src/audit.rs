@@ -34,6 +34,55 @@ pub struct AuditLinks {
     pub execution: Option<Key>,
 }
 
+/// The surface a change was made through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    /// The `vigilo` command line.
+    Cli,
+    /// The Slack app.
+    Slack,
+    /// The console chat in a terminal.
+    Console,
+    /// A program embedding `vigilo-core`.
+    Api,
+}
+
+impl Surface {
+    /// The name stored in entries (`cli`, `slack`, `console`, `api`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Cli => "cli",
+            Surface::Slack => "slack",
+            Surface::Console => "console",
+            Surface::Api => "api",
+        }
+    }
+}
+
+/// Who acted, really: the surface and the principal behind the acting user. The acting user is
+/// who the surface says is acting; the principal is what the surface itself authenticated (for
+/// Slack the team and user id of a signed request; for the CLI the operating-system user and
+/// host, since `--as` is a claim made by whoever holds the database credentials; for an
+/// embedding program whatever string it passes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The surface.
+    pub surface: Surface,
+    /// The principal behind the acting user, as the surface knows it.
+    pub principal: String,
+}
+
+impl Origin {
+    /// An origin on `surface` with `principal`.
+    pub fn new(surface: Surface, principal: impl Into<String>) -> Self {
+        Self {
+            surface,
+            principal: principal.into(),
+        }
+    }
+}
+
 /// What the service knows of an entry before the store seals it into the chain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditDraft {
@@ -51,6 +100,9 @@ pub struct AuditDraft {
     pub details: serde_json::Value,
     /// Related records.
     pub links: AuditLinks,
+    /// Where the change came from (entries of format 2; `None` for the system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 /// An entry of the chain as stored.
@@ -76,6 +128,10 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
     /// Related records.
     pub links: AuditLinks,
+    /// Where the change came from: present in entries of format 2, absent in entries written
+    /// before surfaces and principals were recorded (format 1). See [`compute_hash`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// The previous entry's hash ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
     /// This entry's hash.
@@ -94,6 +150,8 @@ struct Hashed<'a> {
     target: &'a str,
     details: &'a serde_json::Value,
     links: &'a AuditLinks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: &'a Option<Origin>,
     prev_hash: &'a str,
 }
 
@@ -111,12 +169,17 @@ impl<'a> Hashed<'a> {
             target: &entry.target,
             details: &entry.details,
             links: &entry.links,
+            origin: &entry.origin,
             prev_hash,
         }
     }
 }
 
 /// Computes the hash of `entry` from its fields (ignoring its stored `hash`).
+///
+/// The hashed document is versioned by its fields: format 1 (entries without an origin) is the
+/// document of the first release, byte for byte, so entries written before origins existed
+/// still verify; format 2 adds the `origin` object between `links` and `prev_hash`.
 pub fn compute_hash(entry: &AuditEntry) -> String {
     let h = Hashed::of(entry, entry.seq, &entry.prev_hash);
     // Serialising plain structs, strings and a serde_json::Value cannot fail.
@@ -195,6 +258,7 @@ pub fn seal(workspace: WorkspaceId, draft: AuditDraft, prev: Option<(u64, &str)>
         target: draft.target,
         details: draft.details,
         links: draft.links,
+        origin: draft.origin,
         prev_hash,
         hash: String::new(),
     };
@@ -301,6 +365,7 @@ mod tests {
                 target: format!("RB-{i:05}"),
                 details: serde_json::json!({"version": i, "b": [1, 2]}),
                 links: AuditLinks::default(),
+                origin: (i % 2 == 1).then(|| Origin::new(Surface::Cli, "ops@host")),
             };
             let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
             let e = seal(ws, draft, prev);
@@ -334,6 +399,35 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(hex, e.hash);
+    }
+
+    #[test]
+    fn format_1_entries_hash_as_before_and_an_origin_is_covered() {
+        // An entry of the first release (no origin): its hash is fixed forever (this value was
+        // computed independently from the first release's document layout).
+        let e = AuditEntry {
+            id: AuditId(uuid::Uuid::from_u128(7)),
+            workspace: WorkspaceId(uuid::Uuid::from_u128(9)),
+            seq: 3,
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            actor: None,
+            actor_handle: Some("alice".into()),
+            action: "runbook.edited".into(),
+            target: "RB-00001".into(),
+            details: serde_json::json!({"version": 2}),
+            links: AuditLinks::default(),
+            origin: None,
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        assert_eq!(
+            compute_hash(&e),
+            "5c97c3aaf8d148070e246c730ee1e38b73d6d37f98a59564906602415fb95f60"
+        );
+        // Format 2: the origin is hashed, so moving it to another surface breaks the chain.
+        let mut chain = chain(2);
+        chain[1].origin = Some(Origin::new(Surface::Slack, "T1/U1"));
+        assert_eq!(verify(&chain).unwrap_err().seq, 2);
     }
 
     #[test]

@@ -105,14 +105,15 @@ pub enum Write {
         /// See [`Write`].
         expected_rev: Option<u64>,
     },
-    /// Insert or update a user (unique handle; unique chat identities).
+    /// Insert or update a user (unique handle).
     User {
         /// The row.
         user: User,
         /// See [`Write`].
         expected_rev: Option<u64>,
     },
-    /// Insert or update a membership (unique per workspace and user).
+    /// Insert or update a membership (unique per workspace and user; its chat identities
+    /// unique within the workspace).
     Membership {
         /// The row.
         membership: Membership,
@@ -153,7 +154,26 @@ pub enum Write {
     },
 }
 
+/// The membership a change was authorised by: the acting user and the revision of their
+/// membership that the rules were checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActingMember {
+    /// The acting user.
+    pub user: UserId,
+    /// The revision of their membership of the commit's workspace when it was checked.
+    pub membership_rev: u64,
+}
+
 /// One state change: row writes and the one audit entry that records them, applied atomically.
+///
+/// Besides the writes' own revision checks, every store enforces two invariants inside the
+/// transaction that applies the commit (not before it, where a concurrent commit could slip in
+/// between):
+/// - **the authority still holds**: when `acting` is set, the acting user's membership of the
+///   workspace must still be at `membership_rev` (a role change, or a removal, committed in
+///   between makes the commit a [`StoreError::Conflict`]);
+/// - **a workspace always has an owner**: a commit that writes a membership must leave the
+///   workspace with at least one active owner (else [`StoreError::Conflict`]).
 #[derive(Clone, Debug)]
 pub struct Commit {
     /// The workspace every write belongs to (and whose audit chain gets the entry).
@@ -162,6 +182,32 @@ pub struct Commit {
     pub writes: Vec<Write>,
     /// The audit entry; the store assigns its `seq` and chains it with [`crate::audit::seal`].
     pub audit: AuditDraft,
+    /// The membership that authorised the change (`None` for the system, e.g. bootstrap).
+    pub acting: Option<ActingMember>,
+}
+
+impl Commit {
+    /// Whether the commit writes a membership (and so must keep the workspace's owner).
+    pub fn writes_membership(&self) -> bool {
+        self.writes
+            .iter()
+            .any(|w| matches!(w, Write::Membership { .. }))
+    }
+}
+
+/// The message of the conflict a store reports when the acting member's membership moved
+/// between the check and the commit.
+pub fn authority_moved(user: UserId) -> StoreError {
+    StoreError::Conflict(format!(
+        "the acting member's role in this workspace changed (user {user}) while the command was being applied; nothing was changed, run it again"
+    ))
+}
+
+/// The message of the conflict a store reports when a commit would leave no owner.
+pub fn no_owner_left() -> StoreError {
+    StoreError::Conflict(
+        "this change would leave the workspace without an owner (another owner was demoted or removed at the same moment); nothing was changed".into(),
+    )
 }
 
 /// Which drafts a runbook list includes.
@@ -309,11 +355,16 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> StoreResult<User>;
     /// A user by handle.
     async fn user_by_handle(&self, handle: &str) -> StoreResult<User>;
-    /// A user by chat identity.
-    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User>;
+    /// The member of `workspace` a chat identity is mapped to, with their user row. Removed
+    /// members hold no identities, so they are never found here.
+    async fn member_by_chat(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+    ) -> StoreResult<(User, Membership)>;
     /// A user's membership of a workspace.
     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership>;
-    /// Every member of a workspace with their user row, by handle.
+    /// Every member of a workspace with their user row, by handle (removed members included).
     async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>>;
 
     /// A runbook by id.

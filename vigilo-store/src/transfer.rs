@@ -38,8 +38,8 @@ use crate::sqlite::{APPLICATION_ID, MIGRATIONS};
 pub const TABLES: [&str; 12] = [
     "workspaces",
     "users",
-    "chat_identities",
     "memberships",
+    "member_identities",
     "runbooks",
     "runbook_versions",
     "executions",
@@ -172,10 +172,10 @@ pub struct Doc<T> {
 /// A chat identity row (`platform`, `team`, `user` → the user's id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatIdentityRow {
+    /// The workspace whose member it maps to.
+    pub workspace_id: Uuid,
     /// The chat platform, e.g. `slack`.
     pub platform: String,
-    /// The platform's team.
-    pub team: String,
     /// The platform's user id.
     pub user: String,
     /// The Vigilo user.
@@ -213,10 +213,10 @@ pub struct Snapshot {
     pub workspaces: Vec<Doc<Workspace>>,
     /// Users (global).
     pub users: Vec<Doc<User>>,
-    /// Chat identities (global).
-    pub chat_identities: Vec<ChatIdentityRow>,
     /// Memberships.
     pub memberships: Vec<Doc<Membership>>,
+    /// Chat identities of members, per workspace.
+    pub member_identities: Vec<ChatIdentityRow>,
     /// Runbooks.
     pub runbooks: Vec<Doc<Runbook>>,
     /// Every saved version of every runbook, with its workspace.
@@ -242,8 +242,8 @@ impl Snapshot {
         let mut c = TableCounts::new();
         c.insert("workspaces", n(self.workspaces.len()));
         c.insert("users", n(self.users.len()));
-        c.insert("chat_identities", n(self.chat_identities.len()));
         c.insert("memberships", n(self.memberships.len()));
+        c.insert("member_identities", n(self.member_identities.len()));
         c.insert("runbooks", n(self.runbooks.len()));
         c.insert("runbook_versions", n(self.runbook_versions.len()));
         c.insert("executions", n(self.executions.len()));
@@ -352,11 +352,11 @@ pub fn read_sqlite(path: &Path) -> Result<Snapshot, TransferError> {
     let snapshot = Snapshot {
         workspaces: r.docs("workspaces", "SELECT doc FROM workspaces ORDER BY id")?,
         users: r.docs("users", "SELECT doc FROM users ORDER BY id")?,
-        chat_identities: r.chat_identities()?,
         memberships: r.docs(
             "memberships",
             "SELECT doc FROM memberships ORDER BY workspace_id, user_id",
         )?,
+        member_identities: r.member_identities()?,
         runbooks: r.docs(
             "runbooks",
             "SELECT doc FROM runbooks ORDER BY workspace_id, key_number",
@@ -479,13 +479,13 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    fn chat_identities(&self) -> Result<Vec<ChatIdentityRow>, TransferError> {
-        let table = "chat_identities";
+    fn member_identities(&self) -> Result<Vec<ChatIdentityRow>, TransferError> {
+        let table = "member_identities";
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT platform, team, user, user_id FROM chat_identities
-                 ORDER BY platform, team, user",
+                "SELECT workspace_id, platform, user, user_id FROM member_identities
+                 ORDER BY workspace_id, platform, user",
             )
             .map_err(self.err(table))?;
         let rows = stmt
@@ -500,10 +500,10 @@ impl Reader<'_> {
             .map_err(self.err(table))?;
         let mut out = Vec::new();
         for row in rows {
-            let (platform, team, user, user_id) = row.map_err(self.err(table))?;
+            let (workspace_id, platform, user, user_id) = row.map_err(self.err(table))?;
             out.push(ChatIdentityRow {
+                workspace_id: uuid(table, &workspace_id)?,
                 platform,
-                team,
                 user,
                 user_id: uuid(table, &user_id)?,
             });

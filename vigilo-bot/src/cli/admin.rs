@@ -93,13 +93,24 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
             slack_team,
             team_roles,
         } => {
-            let chat_identity = slack_id.map(|u| ChatIdentity {
-                platform: "slack".into(),
-                team: slack_team
-                    .or_else(|| ws.slack_team.clone())
-                    .unwrap_or_default(),
-                user: u,
-            });
+            if let (Some(_), Some(team)) = (&slack_id, slack_team.as_deref()) {
+                match ws.slack_team.as_deref() {
+                    Some(linked) if linked == team => {}
+                    Some(linked) => {
+                        return Err(CliError::Refused(format!(
+                            "--slack-team {team} is not the Slack team of workspace {} ({linked}); a Slack identity binds to the workspace's linked team: leave --slack-team out",
+                            ws.slug
+                        )));
+                    }
+                    None => {
+                        return Err(CliError::Refused(format!(
+                            "workspace {} is not linked to a Slack team, so --slack-team {team} cannot be checked; leave it out (the identity binds to the team linked later with `vigilo workspace link-slack {} --team {team}`)",
+                            ws.slug, ws.slug
+                        )));
+                    }
+                }
+            }
+            let chat_identity = slack_id.map(ChatIdentity::slack);
             let (u, m) = ctx
                 .vigilo
                 .add_member(
@@ -160,7 +171,7 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
                 let mut t = Table::new(&["HANDLE", "NAME", "ROLE", "TEAM ROLES", "SLACK"]);
                 for (u, m) in &members {
                     let teams: Vec<&str> = m.team_roles.iter().map(|n| n.as_str()).collect();
-                    let slack: Vec<&str> = u
+                    let slack: Vec<&str> = m
                         .chat_identities
                         .iter()
                         .filter(|c| c.platform == "slack")
@@ -168,13 +179,36 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
                         .collect();
                     t.row(vec![
                         format!("@{}", u.handle),
-                        u.display_name.to_string(),
+                        m.display_name.to_string(),
                         m.role.to_string(),
                         teams.join(", "),
                         slack.join(", "),
                     ]);
                 }
                 t.render(p)
+            })
+        }
+        UserCmd::Remove { handle } => {
+            let removed = ctx.vigilo.remove_member(&who, &handle).await?;
+            let u = ctx.vigilo.user(removed.membership.user).await?;
+            let runs: Vec<String> = removed.open_runs.iter().map(|e| e.key.to_string()).collect();
+            let mut v = views::member(&u, &removed.membership);
+            if let Value::Object(map) = &mut v {
+                map.insert("key".into(), json!(u.handle.as_str()));
+                map.insert("open_runs".into(), json!(runs));
+            }
+            ctx.out.emit(&v, |_| {
+                let mut out = format!(
+                    "Removed @{} from {}: they can no longer act or be mapped here; history keeps their name.",
+                    u.handle, ws.slug
+                );
+                if !runs.is_empty() {
+                    out.push_str(&format!(
+                        "\nTheir open runs stay readable and need a new operator: {}",
+                        runs.join(", ")
+                    ));
+                }
+                out
             })
         }
     }

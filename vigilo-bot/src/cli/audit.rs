@@ -81,8 +81,15 @@ pub async fn dispatch(ctx: &Ctx, c: AuditCmd) -> Result<(), CliError> {
     }
 }
 
+/// An entry as JSON: the stored entry, plus `surface` and `principal` at the top level (from its
+/// origin; absent in entries written before origins were recorded).
 fn entry_json(e: &AuditEntry) -> Value {
-    serde_json::to_value(e).unwrap_or_else(|_| json!({ "seq": e.seq }))
+    let mut v = serde_json::to_value(e).unwrap_or_else(|_| json!({ "seq": e.seq }));
+    if let (Value::Object(m), Some(origin)) = (&mut v, &e.origin) {
+        m.insert("surface".into(), json!(origin.surface.as_str()));
+        m.insert("principal".into(), json!(origin.principal));
+    }
+    v
 }
 
 fn details(e: &AuditEntry) -> String {
@@ -102,7 +109,7 @@ fn details(e: &AuditEntry) -> String {
 }
 
 /// The CSV columns of `audit export --format csv`.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "seq",
     "at",
     "actor",
@@ -119,6 +126,8 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "workspace",
     "prev_hash",
     "hash",
+    "surface",
+    "principal",
 ];
 
 /// One CSV field, quoted when it holds a comma, a quote, or a line break (RFC 4180).
@@ -149,6 +158,8 @@ fn csv_row(e: &AuditEntry) -> String {
         e.workspace.to_string(),
         e.prev_hash.clone(),
         e.hash.clone(),
+        opt(e.origin.as_ref().map(|o| o.surface.as_str().to_owned())),
+        opt(e.origin.as_ref().map(|o| o.principal.clone())),
     ];
     let mut line = cells
         .iter()
@@ -202,7 +213,7 @@ async fn export(
         for e in &page {
             match format {
                 ExportFormat::Jsonl => {
-                    serde_json::to_writer(&mut sink, e)
+                    serde_json::to_writer(&mut sink, &entry_json(e))
                         .map_err(|err| CliError::Internal(format!("cannot write JSON: {err}")))?;
                     sink.write_all(b"\n")?;
                 }

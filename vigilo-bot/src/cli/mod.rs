@@ -235,7 +235,8 @@ pub enum UserCmd {
         /// Their Slack user id, so the bot knows them.
         #[arg(long, value_name = "U…")]
         slack_id: Option<String>,
-        /// The Slack team of --slack-id (default: the team linked to the workspace).
+        /// Kept for scripts: a Slack identity always binds to the team the workspace is (or
+        /// will be) linked to; a team given here must be that team.
         #[arg(long, value_name = "T…")]
         slack_team: Option<String>,
         /// A team role such as `dba` (repeat for several).
@@ -260,6 +261,14 @@ pub enum UserCmd {
     /// List the workspace's members.
     #[command(after_help = "Example:\n  vigilo --as bob user list")]
     List,
+    /// Remove a member (off-boarding): they can no longer act or be mapped in this workspace;
+    /// history and the audit trail keep their name. Admins and the owner; the last owner
+    /// cannot be removed.
+    #[command(after_help = "Example:\n  vigilo --as alice user remove bob")]
+    Remove {
+        /// The member.
+        handle: String,
+    },
 }
 
 /// A record named by its key (`RB-00001`) or its id (a UUID).

@@ -220,10 +220,11 @@ pub fn member(u: &User, m: &Membership) -> Value {
     json!({
         "id": u.id,
         "handle": u.handle.as_str(),
-        "name": u.display_name.as_str(),
+        "name": m.display_name.as_str(),
         "role": m.role.as_str(),
         "team_roles": m.team_roles.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-        "chat_identities": u.chat_identities,
+        "chat_identities": m.chat_identities,
+        "removed_at": m.removed_at,
     })
 }
 

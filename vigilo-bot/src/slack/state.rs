@@ -160,12 +160,16 @@ impl Bot {
             .workspace_for_slack_team(&origin.team)
             .await
             .map_err(failed)?;
-        let user = vigilo
-            .user_for_chat(&ChatIdentity {
-                platform: PLATFORM.to_owned(),
-                team: origin.team.clone(),
-                user: origin.user.clone(),
-            })
+        // Only this workspace's own mappings count: a Slack user mapped in another workspace
+        // never acts here.
+        let (user, _) = vigilo
+            .member_for_chat(
+                ws.id,
+                &ChatIdentity {
+                    platform: PLATFORM.to_owned(),
+                    user: origin.user.clone(),
+                },
+            )
             .await
             .map_err(failed)?;
         Ok(Acting {

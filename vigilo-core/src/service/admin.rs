@@ -17,16 +17,28 @@ use crate::workspace::{ChatIdentity, Membership, Policy, User, Workspace};
 /// A member to add: who they are and what they may do.
 #[derive(Clone, Debug)]
 pub struct NewMember {
-    /// Handle (`alice`); the user is created if no user has it yet.
+    /// Handle (`alice`); the user is created if no user has it yet. An existing person keeps
+    /// their handle; nothing else of theirs is shared between workspaces.
     pub handle: String,
-    /// Display name; empty keeps an existing user's name.
+    /// Display name in this workspace; may be empty.
     pub display_name: String,
     /// Their rank.
     pub role: WorkspaceRole,
     /// Team roles such as `dba`.
     pub team_roles: Vec<String>,
-    /// A chat identity to map to them (Slack user in a team).
+    /// A chat account to map to them in this workspace (a Slack user of the workspace's linked
+    /// team, whenever the link is made).
     pub chat_identity: Option<ChatIdentity>,
+}
+
+/// What removing a member left behind.
+#[derive(Clone, Debug)]
+pub struct Removed {
+    /// The membership as it now stands (removed).
+    pub membership: Membership,
+    /// Their executions still running in the workspace: they stay readable, and another
+    /// operator can take them over (hand-over).
+    pub open_runs: Vec<crate::execution::Execution>,
 }
 
 fn parse_team_roles(names: &[String]) -> Result<BTreeSet<Name>> {
@@ -34,6 +46,26 @@ fn parse_team_roles(names: &[String]) -> Result<BTreeSet<Name>> {
         .iter()
         .map(|n| Name::parse_field("team_role", n.as_str()).map_err(Error::from))
         .collect()
+}
+
+/// Checks a chat identity's shape: a known platform and an id of letters and digits.
+fn check_identity(id: &ChatIdentity) -> Result<()> {
+    if id.platform != "slack" {
+        return Err(crate::fields::ValidationError::new(
+            "chat identity",
+            "the platform must be `slack`",
+        )
+        .into());
+    }
+    let user = id.user.as_str();
+    if user.is_empty() || user.len() > 64 || !user.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(crate::fields::ValidationError::new(
+            "slack_id",
+            "must be a Slack user id such as U01234567",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 impl Vigilo {
@@ -76,8 +108,6 @@ impl Vigilo {
                 let u = User {
                     id: UserId::new(),
                     handle,
-                    display_name,
-                    chat_identities: Vec::new(),
                     rev: 1,
                 };
                 writes.push(Write::User {
@@ -94,6 +124,9 @@ impl Vigilo {
                 user: user.id,
                 role: WorkspaceRole::Owner,
                 team_roles: BTreeSet::new(),
+                display_name,
+                chat_identities: Vec::new(),
+                removed_at: None,
                 rev: 1,
             },
             expected_rev: None,
@@ -106,8 +139,9 @@ impl Vigilo {
             target: ws.slug.to_string(),
             details: json!({ "owner": user.handle.as_str() }),
             links: AuditLinks::default(),
+            origin: Some(self.origin().clone()),
         };
-        self.commit(ws.id, writes, draft).await?;
+        self.commit_in(ws.id, None, writes, draft).await?;
         Ok((ws, user))
     }
 
@@ -139,19 +173,27 @@ impl Vigilo {
         })
     }
 
-    /// The user mapped to a chat identity.
-    pub async fn user_for_chat(&self, identity: &ChatIdentity) -> Result<User> {
-        self.store.user_by_chat(identity).await.map_err(|e| match e {
-            StoreError::NotFound(_) => Error::NotFound(format!(
-                "your {} account is not linked to a Vigilo user; ask an admin to run `vigilo user add <handle> --role <role> --slack-id {}`",
-                identity.platform, identity.user
-            )),
-            other => other.into(),
-        })
+    /// The member of `workspace` a chat identity is mapped to. Only that workspace's own
+    /// mappings count: a mapping made in another workspace never lets anyone act here.
+    pub async fn member_for_chat(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+    ) -> Result<(User, Membership)> {
+        self.store
+            .member_by_chat(workspace, identity)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => Error::NotFound(format!(
+                    "your {} account is not linked to a member of this Vigilo workspace; ask an admin to run `vigilo user add <handle> --role <role> --slack-id {}`",
+                    identity.platform, identity.user
+                )),
+                other => other.into(),
+            })
     }
 
-    /// A member of the workspace by handle. A user who exists but is not a member is reported
-    /// as not found, like one who does not exist.
+    /// A member of the workspace by handle. A user who exists but is not a member (or was
+    /// removed) is reported as not found, like one who does not exist.
     pub async fn member(&self, workspace: WorkspaceId, handle: &str) -> Result<(User, Membership)> {
         let not_found = || {
             Error::NotFound(format!(
@@ -166,19 +208,45 @@ impl Vigilo {
             Err(e) => return Err(e.into()),
         };
         match self.store.membership(workspace, user.id).await {
-            Ok(m) => Ok((user, m)),
-            Err(StoreError::NotFound(_)) => Err(not_found()),
+            Ok(m) if m.is_active() => Ok((user, m)),
+            Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Every member of the workspace. Any member may list them.
+    /// Every current member of the workspace (removed members left out). Any member may list
+    /// them.
     pub async fn members(&self, who: &Who) -> Result<Vec<(User, Membership)>> {
         self.actor(who).await?;
-        Ok(self.store.list_members(who.workspace).await?)
+        Ok(self
+            .store
+            .list_members(who.workspace)
+            .await?
+            .into_iter()
+            .filter(|(_, m)| m.is_active())
+            .collect())
     }
 
-    /// Adds a member (admins and the owner; only the owner may add another owner).
+    /// Refuses a chat identity another current member of the workspace holds.
+    async fn check_identity_free(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+        for_user: UserId,
+    ) -> Result<()> {
+        match self.store.member_by_chat(workspace, identity).await {
+            Ok((holder, _)) if holder.id != for_user => Err(Error::Conflict(format!(
+                "{} user {} is already mapped to @{} in this workspace; remove that mapping first (`vigilo user remove {}`)",
+                identity.platform, identity.user, holder.handle, holder.handle
+            ))),
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a member (admins and the owner; only the owner may add another owner). A person
+    /// who already exists elsewhere keeps their handle; the display name, rank, team roles and
+    /// chat identity given here are this workspace's alone. A removed member is added back.
     pub async fn add_member(&self, who: &Who, new: NewMember) -> Result<(User, Membership)> {
         let actor = self.actor(who).await?;
         self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
@@ -190,33 +258,23 @@ impl Vigilo {
         let handle = Name::parse_field("handle", new.handle.as_str())?;
         let display_name = Label::parse_field("name", new.display_name.as_str())?;
         let team_roles = parse_team_roles(&new.team_roles)?;
+        if let Some(id) = &new.chat_identity {
+            check_identity(id)?;
+        }
         let now = self.now();
         let mut writes = Vec::new();
+        let mut previous: Option<Membership> = None;
         let user = match self.store.user_by_handle(handle.as_str()).await {
-            Ok(mut u) => {
-                if self.store.membership(who.workspace, u.id).await.is_ok() {
-                    return Err(Error::Conflict(format!(
-                        "@{handle} is already a member; use `vigilo user set-role {handle} <role>` to change the role"
-                    )));
-                }
-                let mut changed = false;
-                if let Some(id) = &new.chat_identity
-                    && !u.chat_identities.contains(id)
-                {
-                    u.chat_identities.push(id.clone());
-                    changed = true;
-                }
-                if !display_name.is_empty() && u.display_name != display_name {
-                    u.display_name = display_name;
-                    changed = true;
-                }
-                if changed {
-                    let expected = u.rev;
-                    u.rev += 1;
-                    writes.push(Write::User {
-                        user: u.clone(),
-                        expected_rev: Some(expected),
-                    });
+            Ok(u) => {
+                match self.store.membership(who.workspace, u.id).await {
+                    Ok(m) if m.is_active() => {
+                        return Err(Error::Conflict(format!(
+                            "@{handle} is already a member; use `vigilo user set-role {handle} <role>` to change the role"
+                        )));
+                    }
+                    Ok(m) => previous = Some(m),
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
                 }
                 u
             }
@@ -224,8 +282,6 @@ impl Vigilo {
                 let u = User {
                     id: UserId::new(),
                     handle,
-                    display_name,
-                    chat_identities: new.chat_identity.into_iter().collect(),
                     rev: 1,
                 };
                 writes.push(Write::User {
@@ -236,28 +292,64 @@ impl Vigilo {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(id) = &new.chat_identity {
+            self.check_identity_free(who.workspace, id, user.id).await?;
+        }
         let membership = Membership {
             workspace: who.workspace,
             user: user.id,
             role: new.role,
             team_roles,
-            rev: 1,
+            display_name,
+            chat_identities: new.chat_identity.into_iter().collect(),
+            removed_at: None,
+            rev: previous.as_ref().map_or(1, |m| m.rev + 1),
         };
         writes.push(Write::Membership {
             membership: membership.clone(),
-            expected_rev: None,
+            expected_rev: previous.as_ref().map(|m| m.rev),
         });
         let roles: Vec<&str> = membership.team_roles.iter().map(|n| n.as_str()).collect();
+        let identities: Vec<String> = membership
+            .chat_identities
+            .iter()
+            .map(|c| format!("{}:{}", c.platform, c.user))
+            .collect();
         let draft = self.draft(
             Some(&actor),
             now,
             "member.added",
             format!("@{}", user.handle),
-            serde_json::json!({ "role": new.role.as_str(), "team_roles": roles }),
+            serde_json::json!({
+                "role": new.role.as_str(),
+                "team_roles": roles,
+                "name": membership.display_name.as_str(),
+                "chat_identities": identities,
+                "rejoined": previous.is_some(),
+            }),
             AuditLinks::default(),
         );
-        self.commit(who.workspace, writes, draft).await?;
+        self.commit(&actor, writes, draft).await?;
         Ok((user, membership))
+    }
+
+    /// Refuses a change that would leave the workspace without an active owner. The store
+    /// checks the same at commit (where a concurrent change cannot slip in); this check gives
+    /// the common case its plain answer.
+    async fn check_keeps_owner(&self, workspace: WorkspaceId, losing: UserId) -> Result<()> {
+        let others = self
+            .store
+            .list_members(workspace)
+            .await?
+            .into_iter()
+            .filter(|(u, m)| u.id != losing && m.is_active_owner())
+            .count();
+        if others == 0 {
+            return Err(Error::Refused(
+                "this is the workspace's only owner; make someone else owner first".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Changes a member's rank and, when `team_roles` is given, their team roles.
@@ -278,18 +370,7 @@ impl Vigilo {
             ));
         }
         if m.role == WorkspaceRole::Owner && role != WorkspaceRole::Owner {
-            let owners = self
-                .store
-                .list_members(who.workspace)
-                .await?
-                .into_iter()
-                .filter(|(_, mm)| mm.role == WorkspaceRole::Owner)
-                .count();
-            if owners <= 1 {
-                return Err(Error::Refused(
-                    "this is the workspace's only owner; make someone else owner first".into(),
-                ));
-            }
+            self.check_keeps_owner(who.workspace, user.id).await?;
         }
         let mut next = m.clone();
         next.role = role;
@@ -310,7 +391,7 @@ impl Vigilo {
             AuditLinks::default(),
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Membership {
                 membership: next.clone(),
                 expected_rev: Some(m.rev),
@@ -321,7 +402,67 @@ impl Vigilo {
         Ok(next)
     }
 
-    /// Links a Slack team to the workspace (admins and the owner).
+    /// Removes a member from the workspace (off-boarding): admins and the owner; removing an
+    /// owner takes an owner, and the last owner cannot be removed. The person can no longer act
+    /// here and their chat identities stop mapping; history and the audit trail keep their
+    /// handle. Their running executions are returned: they stay readable.
+    pub async fn remove_member(&self, who: &Who, handle: &str) -> Result<Removed> {
+        let actor = self.actor(who).await?;
+        self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
+        let (user, m) = self.member(who.workspace, handle).await?;
+        if m.role == WorkspaceRole::Owner {
+            if actor.role() != WorkspaceRole::Owner {
+                return Err(Error::Denied(
+                    "only the workspace owner can remove an owner".into(),
+                ));
+            }
+            self.check_keeps_owner(who.workspace, user.id).await?;
+        }
+        let now = self.now();
+        let mut next = m.clone();
+        next.removed_at = Some(now);
+        next.chat_identities.clear();
+        next.rev = m.rev + 1;
+        let open_runs: Vec<_> = self
+            .store
+            .list_executions(
+                who.workspace,
+                &crate::store::ExecutionQuery {
+                    open_only: true,
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await?
+            .into_iter()
+            .filter(|e| e.operator == user.id)
+            .collect();
+        let runs: Vec<String> = open_runs.iter().map(|e| e.key.to_string()).collect();
+        let draft = self.draft(
+            Some(&actor),
+            now,
+            "member.removed",
+            format!("@{}", user.handle),
+            serde_json::json!({ "role": m.role.as_str(), "open_runs": runs }),
+            AuditLinks::default(),
+        );
+        self.commit(
+            &actor,
+            vec![Write::Membership {
+                membership: next.clone(),
+                expected_rev: Some(m.rev),
+            }],
+            draft,
+        )
+        .await?;
+        Ok(Removed {
+            membership: next,
+            open_runs,
+        })
+    }
+
+    /// Links a Slack team to the workspace (admins and the owner). Chat identities mapped in
+    /// this workspace, before or after the link, act through that team.
     pub async fn link_slack_team(&self, who: &Who, team: &str) -> Result<Workspace> {
         let actor = self.actor(who).await?;
         self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
@@ -349,14 +490,22 @@ impl Vigilo {
             AuditLinks::default(),
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Workspace {
                 workspace: next.clone(),
                 expected_rev: Some(ws.rev),
             }],
             draft,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            Error::Conflict(m) if m.contains("already exists") || m.contains("linked to Slack team") => {
+                Error::Conflict(format!(
+                    "Slack team {team} is already linked to another workspace; a team maps to one workspace"
+                ))
+            }
+            other => other,
+        })?;
         Ok(next)
     }
 
@@ -380,7 +529,7 @@ impl Vigilo {
             AuditLinks::default(),
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Workspace {
                 workspace: next.clone(),
                 expected_rev: Some(ws.rev),

@@ -80,7 +80,6 @@ impl Vigilo {
 
     async fn save_change(
         &self,
-        who: &Who,
         actor: &Actor,
         old: &ChangeRequest,
         mut next: ChangeRequest,
@@ -103,7 +102,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Change {
                 change: next.clone(),
                 expected_rev: Some(old.rev),
@@ -156,7 +155,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Change {
                 change: c.clone(),
                 expected_rev: None,
@@ -200,13 +199,12 @@ impl Vigilo {
     ) -> Result<ChangeRequest> {
         let (actor, c) = self.change_for(who, change_key, Action::EditChange).await?;
         let rb = self.load_runbook(who, runbook).await?;
-        self.import_runbook_into(who, &actor, &c, &rb, "change.plan_imported")
+        self.import_runbook_into(&actor, &c, &rb, "change.plan_imported")
             .await
     }
 
     async fn import_runbook_into(
         &self,
-        who: &Who,
         actor: &Actor,
         c: &ChangeRequest,
         rb: &Runbook,
@@ -214,7 +212,6 @@ impl Vigilo {
     ) -> Result<ChangeRequest> {
         let next = change::import_runbook(c, rb)?;
         self.save_change(
-            who,
             actor,
             c,
             next,
@@ -234,7 +231,7 @@ impl Vigilo {
             return Err(ChangeError::NoSource { key: c.key }.into());
         };
         let rb = self.store.runbook(who.workspace, src.runbook).await?;
-        self.import_runbook_into(who, &actor, &c, &rb, "change.plan_reimported")
+        self.import_runbook_into(&actor, &c, &rb, "change.plan_reimported")
             .await
     }
 
@@ -246,7 +243,6 @@ impl Vigilo {
         };
         let next = change::clear_source(&c)?;
         self.save_change(
-            who,
             &actor,
             &c,
             next,
@@ -271,7 +267,6 @@ impl Vigilo {
         let next = change::add_task(&c, task, at)?;
         let n = at.unwrap_or(next.tasks.len());
         self.save_change(
-            who,
             &actor,
             &c,
             next,
@@ -294,7 +289,6 @@ impl Vigilo {
             return Ok(c);
         }
         self.save_change(
-            who,
             &actor,
             &c,
             next,
@@ -313,7 +307,6 @@ impl Vigilo {
         let (actor, c) = self.change_for(who, change_key, Action::EditChange).await?;
         let next = change::remove_task(&c, n)?;
         self.save_change(
-            who,
             &actor,
             &c,
             next,
@@ -348,7 +341,6 @@ impl Vigilo {
         let mut next = c.clone();
         next.status = status;
         self.save_change(
-            who,
             &actor,
             &c,
             next,
@@ -422,14 +414,13 @@ impl Vigilo {
                     }
                 }
                 adopt_step_ids(&rb.body.steps, &mut input.steps);
-                self.save_plan_into(who, &actor, &rb, input, source).await
+                self.save_plan_into(&actor, &rb, input, source).await
             }
         }
     }
 
     async fn save_plan_into(
         &self,
-        who: &Who,
         actor: &Actor,
         rb: &Runbook,
         input: RunbookInput,
@@ -472,7 +463,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![
                 Write::Runbook {
                     runbook: next.clone(),

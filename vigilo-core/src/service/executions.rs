@@ -141,7 +141,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![
                 Write::Execution {
                     execution: t.execution.clone(),
@@ -244,6 +244,7 @@ impl Vigilo {
                     workspace: who.workspace,
                     writes,
                     audit: draft,
+                    acting: Some(super::acting_member(&actor)),
                 })
                 .await
             {

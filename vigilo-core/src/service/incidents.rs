@@ -60,7 +60,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Incident {
                 incident: inc.clone(),
                 expected_rev: None,
@@ -96,7 +96,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Incident {
                 incident: next.clone(),
                 expected_rev: Some(inc.rev),

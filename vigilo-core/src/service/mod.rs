@@ -14,15 +14,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::audit::{AuditDraft, AuditEntry, AuditLinks};
+use crate::audit::{AuditDraft, AuditEntry, AuditLinks, Origin, Surface};
 use crate::authz::{self, Action, Subject};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::store::{Commit, Store, StoreError, StoreResult, Write};
+use crate::store::{ActingMember, Commit, Store, StoreError, StoreResult, Write};
 use crate::workspace::{Actor, Workspace};
 
-pub use admin::NewMember;
+pub use admin::{NewMember, Removed};
 pub use audit_trail::{AuditFilter, AuditVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
@@ -54,6 +54,7 @@ impl Who {
 pub struct Vigilo {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    origin: Arc<Origin>,
 }
 
 impl std::fmt::Debug for Vigilo {
@@ -70,7 +71,29 @@ impl Vigilo {
 
     /// A service over `store` reading time from `clock`.
     pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            origin: Arc::new(Origin::new(Surface::Api, "")),
+        }
+    }
+
+    /// The same service, recording `origin` (the surface and the principal behind the acting
+    /// user) in every audit entry it writes. A front end makes one per request or session: the
+    /// Slack app per signed request (team and user id), the CLI per run (operating-system user
+    /// and host). Without it entries say `api` with the principal the embedding program gave,
+    /// empty by default. Cheap: the store and clock are shared.
+    pub fn acting_via(&self, origin: Origin) -> Self {
+        Self {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            origin: Arc::new(origin),
+        }
+    }
+
+    /// The origin recorded in this service's audit entries.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// The store, for read paths a front end streams itself (audit export).
@@ -101,7 +124,12 @@ impl Vigilo {
         user: StoreResult<crate::workspace::User>,
     ) -> Result<Actor> {
         let membership = match membership {
-            Ok(m) => m,
+            Ok(m) if m.is_active() => m,
+            Ok(_) => {
+                return Err(Error::Denied(
+                    "you were removed from this workspace; ask a workspace admin to add you again (`vigilo user add`)".into(),
+                ));
+            }
             Err(StoreError::NotFound(_)) => {
                 return Err(Error::Denied(
                     "you are not a member of this workspace; ask a workspace admin to add you (`vigilo user add`)".into(),
@@ -154,12 +182,27 @@ impl Vigilo {
             target,
             details,
             links,
+            origin: Some((*self.origin).clone()),
         }
     }
 
+    /// Commits `writes` and `audit` on the authority of `acting` (checked again by the store
+    /// inside the transaction: see [`Commit`]).
     async fn commit(
         &self,
+        actor: &Actor,
+        writes: Vec<Write>,
+        audit: AuditDraft,
+    ) -> Result<AuditEntry> {
+        let workspace = actor.membership.workspace;
+        self.commit_in(workspace, Some(actor), writes, audit).await
+    }
+
+    /// [`Vigilo::commit`] in `workspace`, with no acting member for system changes.
+    async fn commit_in(
+        &self,
         workspace: WorkspaceId,
+        acting: Option<&Actor>,
         writes: Vec<Write>,
         audit: AuditDraft,
     ) -> Result<AuditEntry> {
@@ -170,10 +213,19 @@ impl Vigilo {
                 workspace,
                 writes,
                 audit,
+                acting: acting.map(acting_member),
             })
             .await?;
         tracing::debug!(%workspace, action, seq = entry.seq, "committed");
         Ok(entry)
+    }
+}
+
+/// The authority a commit made by `actor` carries to the store.
+pub(crate) fn acting_member(actor: &Actor) -> ActingMember {
+    ActingMember {
+        user: actor.id(),
+        membership_rev: actor.membership.rev,
     }
 }
 

@@ -189,9 +189,16 @@ impl Vigilo {
         let body = input.validate()?;
         let owner = match opts.owner {
             Some(o) if o != actor.id() => {
-                self.store.membership(who.workspace, o).await.map_err(|_| {
-                    Error::NotFound("the chosen owner is not a member of this workspace".into())
-                })?;
+                let m = match self.store.membership(who.workspace, o).await {
+                    Ok(m) if m.is_active() => m,
+                    _ => {
+                        return Err(Error::NotFound(
+                            "the chosen owner is not a member of this workspace".into(),
+                        ));
+                    }
+                };
+                let handle = self.handle_of(o).await;
+                may_own_runbooks(&handle, &m)?;
                 o
             }
             _ => actor.id(),
@@ -255,6 +262,7 @@ impl Vigilo {
                 Write::RunbookVersion(version),
             ],
             audit: draft,
+            acting: Some(super::acting_member(actor)),
         };
         Ok((commit, rb))
     }
@@ -397,6 +405,7 @@ impl Vigilo {
                 Write::RunbookVersion(version),
             ],
             audit: draft,
+            acting: Some(super::acting_member(actor)),
         };
         Ok(Some((commit, next)))
     }
@@ -460,6 +469,7 @@ impl Vigilo {
                 expected_rev: Some(rb.rev),
             }],
             audit: draft,
+            acting: Some(super::acting_member(actor)),
         };
         Ok(Some((commit, next)))
     }
@@ -493,10 +503,11 @@ impl Vigilo {
                 "{key} is archived; its owner cannot change"
             )));
         }
-        let (user, _) = self.member(who.workspace, new_owner).await?;
+        let (user, m) = self.member(who.workspace, new_owner).await?;
         if rb.owner == user.id {
             return Ok(None);
         }
+        may_own_runbooks(&format!("@{}", user.handle), &m)?;
         let previous = self.handle_of(rb.owner).await;
         let now = self.now();
         let mut next = rb.clone();
@@ -522,6 +533,7 @@ impl Vigilo {
                 expected_rev: Some(rb.rev),
             }],
             audit: draft,
+            acting: Some(super::acting_member(actor)),
         };
         Ok(Some((commit, next)))
     }
@@ -626,7 +638,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            who.workspace,
+            &actor,
             vec![Write::Runbook {
                 runbook: next.clone(),
                 expected_rev: Some(rb.rev),
@@ -747,5 +759,18 @@ impl Vigilo {
         let a = self.runbook_version(who, key, from).await?;
         let b = self.runbook_version(who, key, to).await?;
         Ok(diff(from, &a.body, to, &b.body))
+    }
+}
+
+/// Refuses an owner who may not create runbooks: a runbook's owner may edit and publish it, so
+/// owning one is for operators and above, like creating one.
+fn may_own_runbooks(handle: &str, m: &crate::workspace::Membership) -> Result<()> {
+    if m.role >= WorkspaceRole::Operator {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{handle} is a {} and cannot own runbooks; a runbook's owner must be an operator, admin or owner (`vigilo user set-role`)",
+            m.role.as_str()
+        )))
     }
 }

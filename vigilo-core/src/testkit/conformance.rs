@@ -38,7 +38,7 @@ use std::ops::Deref;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
-use crate::audit::{self, AuditDraft, AuditEntry, AuditLinks, GENESIS_HASH};
+use crate::audit::{self, AuditDraft, AuditEntry, AuditLinks, GENESIS_HASH, Origin, Surface};
 use crate::change::{self, ChangeRequest, ChangeStatus, PlanTask};
 use crate::clock;
 use crate::execution::machine::{self, Command, StartParams};
@@ -51,8 +51,8 @@ use crate::runbook::{
     Runbook, RunbookBody, RunbookInput, RunbookVersion, StepInput, VersionSource,
 };
 use crate::store::{
-    AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError, StoreResult,
-    Write,
+    ActingMember, AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store, StoreError,
+    StoreResult, Write,
 };
 use crate::workspace::{Actor, ChatIdentity, Membership, Policy, User, Workspace};
 
@@ -94,10 +94,14 @@ macro_rules! conformance_tests {
             commit_applies_writes_in_order,
             commit_to_unknown_workspace_is_refused,
             concurrent_updates_one_winner,
+            commit_checks_acting_membership,
+            workspace_keeps_an_owner,
+            owner_demotions_race,
             audit_chain,
             audit_queries,
             workspace_isolation_reads,
             workspace_isolation_writes,
+            people_are_isolated_between_workspaces,
             missing_rows_are_not_found,
             rows_round_trip_exactly,
         );
@@ -146,10 +150,14 @@ pub const ALL: &[&str] = &[
     "commit_applies_writes_in_order",
     "commit_to_unknown_workspace_is_refused",
     "concurrent_updates_one_winner",
+    "commit_checks_acting_membership",
+    "workspace_keeps_an_owner",
+    "owner_demotions_race",
     "audit_chain",
     "audit_queries",
     "workspace_isolation_reads",
     "workspace_isolation_writes",
+    "people_are_isolated_between_workspaces",
     "missing_rows_are_not_found",
     "rows_round_trip_exactly",
 ];
@@ -207,18 +215,19 @@ fn new_user(handle: &str) -> User {
     User {
         id: UserId::new(),
         handle: name(handle),
-        display_name: Label::parse_field("display_name", format!("User {handle}")).unwrap(),
-        chat_identities: Vec::new(),
         rev: 1,
     }
 }
 
-fn chat(platform: &str, team: &str, user: &str) -> ChatIdentity {
+fn chat(platform: &str, user: &str) -> ChatIdentity {
     ChatIdentity {
         platform: platform.into(),
-        team: team.into(),
         user: user.into(),
     }
+}
+
+fn label(s: &str) -> Label {
+    Label::parse_field("display_name", s).unwrap()
 }
 
 fn new_membership(workspace: WorkspaceId, user: UserId, role: WorkspaceRole) -> Membership {
@@ -227,6 +236,9 @@ fn new_membership(workspace: WorkspaceId, user: UserId, role: WorkspaceRole) -> 
         user,
         role,
         team_roles: BTreeSet::new(),
+        display_name: Label::default(),
+        chat_identities: Vec::new(),
+        removed_at: None,
         rev: 1,
     }
 }
@@ -240,6 +252,7 @@ fn draft(action: &str, target: &str) -> AuditDraft {
         target: target.into(),
         details: json!({}),
         links: AuditLinks::default(),
+        origin: None,
     }
 }
 
@@ -262,13 +275,57 @@ async fn try_commit(
     ws: WorkspaceId,
     writes: Vec<Write>,
 ) -> StoreResult<AuditEntry> {
+    try_commit_as(store, ws, writes, None).await
+}
+
+/// [`try_commit`] on the authority of `acting`.
+async fn try_commit_as(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    writes: Vec<Write>,
+    acting: Option<ActingMember>,
+) -> StoreResult<AuditEntry> {
     store
         .commit(Commit {
             workspace: ws,
             writes,
             audit: draft("test.write", "test"),
+            acting,
         })
         .await
+}
+
+fn acting(m: &Membership) -> Option<ActingMember> {
+    Some(ActingMember {
+        user: m.user,
+        membership_rev: m.rev,
+    })
+}
+
+/// `m` updated by `f`, with the next revision, as a write expecting `m`'s revision.
+fn update_membership(m: &Membership, f: impl FnOnce(&mut Membership)) -> (Membership, Write) {
+    let mut next = m.clone();
+    f(&mut next);
+    next.rev = m.rev + 1;
+    let write = Write::Membership {
+        membership: next.clone(),
+        expected_rev: Some(m.rev),
+    };
+    (next, write)
+}
+
+fn insert_membership(m: &Membership) -> Write {
+    Write::Membership {
+        membership: m.clone(),
+        expected_rev: None,
+    }
+}
+
+fn insert_user(u: &User) -> Write {
+    Write::User {
+        user: u.clone(),
+        expected_rev: None,
+    }
 }
 
 async fn commit_ok(
@@ -283,6 +340,7 @@ async fn commit_ok(
             workspace: ws,
             writes,
             audit,
+            acting: None,
         })
         .await
     {
@@ -992,47 +1050,52 @@ pub async fn workspace_unique_values(store: &dyn Store) {
     assert_eq!(store.workspace_by_slack_team("T1").await.unwrap(), fresh);
 }
 
-/// A user reads back by id, handle and each chat identity; an update moves handle and identities
-/// (the old ones stop matching); a stale revision is a `Conflict` and changes nothing.
+/// A user reads back by id and handle; an update moves the handle (the old one stops matching); a
+/// stale revision is a `Conflict` and changes nothing. A member reads back by each chat identity
+/// its membership holds (with the user row); an update of the membership replaces its identities
+/// (the old ones stop matching) and its display name; a stale revision changes nothing.
 pub async fn user_round_trip(store: &dyn Store) {
     let ctx = setup(store, "ops").await;
-    let mut carol = new_user("carol");
-    carol.chat_identities = vec![chat("slack", "T1", "U1"), chat("console", "", "carol")];
+    let carol = new_user("carol");
+    let mut carol_m = new_membership(ctx.id(), carol.id, WorkspaceRole::Member);
+    carol_m.display_name = label("Carol Ng");
+    carol_m.chat_identities = vec![chat("slack", "U1"), chat("console", "carol")];
     commit_ok(
         store,
         ctx.id(),
-        vec![Write::User {
-            user: carol.clone(),
-            expected_rev: None,
-        }],
+        vec![insert_user(&carol), insert_membership(&carol_m)],
         draft_by(&ctx.alice, "user.created", "carol"),
     )
     .await;
     assert_eq!(store.user(carol.id).await.unwrap(), carol);
     assert_eq!(store.user_by_handle("carol").await.unwrap(), carol);
+    assert_eq!(store.membership(ctx.id(), carol.id).await.unwrap(), carol_m);
     assert_eq!(
         store
-            .user_by_chat(&chat("slack", "T1", "U1"))
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
             .await
             .unwrap(),
-        carol
+        (carol.clone(), carol_m.clone())
     );
     assert_eq!(
         store
-            .user_by_chat(&chat("console", "", "carol"))
+            .member_by_chat(ctx.id(), &chat("console", "carol"))
             .await
             .unwrap(),
-        carol
+        (carol.clone(), carol_m.clone())
     );
     assert_not_found(
-        store.user_by_chat(&chat("slack", "T2", "U1")).await,
-        "identity of another team",
+        store.member_by_chat(ctx.id(), &chat("slack", "U2")).await,
+        "an identity nobody holds",
+    );
+    assert_not_found(
+        store.member_by_chat(ctx.id(), &chat("teams", "U1")).await,
+        "the same user id on another platform",
     );
 
+    // The user row: a rename.
     let mut next = carol.clone();
     next.handle = name("caroline");
-    next.display_name = Label::parse_field("display_name", "Caroline Ng").unwrap();
-    next.chat_identities = vec![chat("slack", "T1", "U1"), chat("slack", "T9", "U9")];
     next.rev = 2;
     commit_ok(
         store,
@@ -1046,27 +1109,17 @@ pub async fn user_round_trip(store: &dyn Store) {
     .await;
     assert_eq!(store.user(carol.id).await.unwrap(), next);
     assert_eq!(store.user_by_handle("caroline").await.unwrap(), next);
-    assert_eq!(
-        store
-            .user_by_chat(&chat("slack", "T9", "U9"))
-            .await
-            .unwrap(),
-        next
-    );
-    assert_eq!(
-        store
-            .user_by_chat(&chat("slack", "T1", "U1"))
-            .await
-            .unwrap(),
-        next
-    );
     assert_not_found(
         store.user_by_handle("carol").await,
         "old handle after rename",
     );
-    assert_not_found(
-        store.user_by_chat(&chat("console", "", "carol")).await,
-        "removed identity",
+    assert_eq!(
+        store
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
+            .await
+            .unwrap(),
+        (next.clone(), carol_m.clone()),
+        "a member found by identity comes with the user row as it is now"
     );
 
     let mut stale = next.clone();
@@ -1089,104 +1142,132 @@ pub async fn user_round_trip(store: &dyn Store) {
         store.user_by_handle("cee").await,
         "handle of a refused update",
     );
-}
 
-/// Handles and chat identities are unique across users: taken ones are refused on insert
-/// (`AlreadyExists`) and on update; an identity differing in any part is another identity; a
-/// handle given up is free again.
-pub async fn user_unique_values(store: &dyn Store) {
-    let ctx = setup(store, "ops").await;
-    let mut dan = new_user("dan");
-    dan.chat_identities = vec![chat("slack", "T1", "U1")];
+    // The membership: display name and identities replaced.
+    let (moved, write) = update_membership(&carol_m, |m| {
+        m.display_name = label("Caroline Ng");
+        m.chat_identities = vec![chat("slack", "U1"), chat("slack", "U9")];
+    });
     commit_ok(
         store,
         ctx.id(),
-        vec![Write::User {
-            user: dan.clone(),
-            expected_rev: None,
-        }],
+        vec![write],
+        draft_by(&ctx.alice, "member.updated", "caroline"),
+    )
+    .await;
+    assert_eq!(store.membership(ctx.id(), carol.id).await.unwrap(), moved);
+    for identity in [chat("slack", "U1"), chat("slack", "U9")] {
+        assert_eq!(
+            store.member_by_chat(ctx.id(), &identity).await.unwrap(),
+            (next.clone(), moved.clone())
+        );
+    }
+    assert_not_found(
+        store
+            .member_by_chat(ctx.id(), &chat("console", "carol"))
+            .await,
+        "an identity the update removed",
+    );
+
+    let (_, stale) = update_membership(&carol_m, |m| {
+        m.chat_identities = vec![chat("slack", "U7")];
+    });
+    assert_conflict(
+        try_commit(store, ctx.id(), vec![stale]).await,
+        "membership update with a stale revision",
+    );
+    assert_eq!(store.membership(ctx.id(), carol.id).await.unwrap(), moved);
+    assert_not_found(
+        store.member_by_chat(ctx.id(), &chat("slack", "U7")).await,
+        "identity of a refused update",
+    );
+}
+
+/// Handles are unique across users and chat identities unique within a workspace: taken ones
+/// are refused on insert (`AlreadyExists`) and on update; an identity differing in any part is
+/// another identity; a handle or identity given up is free again.
+pub async fn user_unique_values(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let dan = new_user("dan");
+    let mut dan_m = new_membership(ctx.id(), dan.id, WorkspaceRole::Member);
+    dan_m.chat_identities = vec![chat("slack", "U1")];
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![insert_user(&dan), insert_membership(&dan_m)],
         draft("user.created", "dan"),
     )
     .await;
 
     let same_handle = new_user("dan");
     assert_already_exists(
-        try_commit(
-            store,
-            ctx.id(),
-            vec![Write::User {
-                user: same_handle.clone(),
-                expected_rev: None,
-            }],
-        )
-        .await,
+        try_commit(store, ctx.id(), vec![insert_user(&same_handle)]).await,
         "a second user with handle `dan`",
     );
     assert_not_found(store.user(same_handle.id).await, "refused user");
 
-    let mut same_identity = new_user("dana");
-    same_identity.chat_identities = vec![chat("slack", "T1", "U2"), chat("slack", "T1", "U1")];
-    assert_already_exists(
+    let dana = new_user("dana");
+    let mut same_identity = new_membership(ctx.id(), dana.id, WorkspaceRole::Member);
+    same_identity.chat_identities = vec![chat("slack", "U2"), chat("slack", "U1")];
+    assert_taken(
         try_commit(
             store,
             ctx.id(),
-            vec![Write::User {
-                user: same_identity,
-                expected_rev: None,
-            }],
+            vec![insert_user(&dana), insert_membership(&same_identity)],
         )
         .await,
-        "a second user with identity slack/T1/U1",
+        "a second member of the workspace with identity slack/U1",
     );
     assert_not_found(store.user_by_handle("dana").await, "refused user by handle");
     assert_not_found(
-        store.user_by_chat(&chat("slack", "T1", "U2")).await,
-        "identity of a refused user",
+        store.membership(ctx.id(), dana.id).await,
+        "refused membership",
+    );
+    assert_not_found(
+        store.member_by_chat(ctx.id(), &chat("slack", "U2")).await,
+        "identity of a refused membership",
+    );
+    assert_eq!(
+        store
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
+            .await
+            .unwrap(),
+        (dan.clone(), dan_m.clone())
     );
 
     let mut same_id = new_user("daniel");
     same_id.id = dan.id;
     assert_already_exists(
-        try_commit(
-            store,
-            ctx.id(),
-            vec![Write::User {
-                user: same_id,
-                expected_rev: None,
-            }],
-        )
-        .await,
+        try_commit(store, ctx.id(), vec![insert_user(&same_id)]).await,
         "insert of an existing user id",
     );
 
-    let mut other_team = new_user("dana");
-    other_team.chat_identities = vec![chat("slack", "T2", "U1"), chat("teams", "T1", "U1")];
+    // Another platform, another user id: other identities.
+    let mut dana_m = new_membership(ctx.id(), dana.id, WorkspaceRole::Member);
+    dana_m.chat_identities = vec![chat("teams", "U1"), chat("slack", "U12")];
     commit_ok(
         store,
         ctx.id(),
-        vec![Write::User {
-            user: other_team.clone(),
-            expected_rev: None,
-        }],
+        vec![insert_user(&dana), insert_membership(&dana_m)],
         draft("user.created", "dana"),
     )
     .await;
     assert_eq!(
         store
-            .user_by_chat(&chat("slack", "T2", "U1"))
+            .member_by_chat(ctx.id(), &chat("teams", "U1"))
             .await
             .unwrap(),
-        other_team
+        (dana.clone(), dana_m.clone())
     );
     assert_eq!(
         store
-            .user_by_chat(&chat("slack", "T1", "U1"))
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
             .await
             .unwrap(),
-        dan
+        (dan.clone(), dan_m.clone())
     );
 
-    let mut onto_dan = other_team.clone();
+    let mut onto_dan = dana.clone();
     onto_dan.handle = name("dan");
     onto_dan.rev = 2;
     assert_taken(
@@ -1201,58 +1282,62 @@ pub async fn user_unique_values(store: &dyn Store) {
         .await,
         "renaming a user onto a taken handle",
     );
-    let mut steal_identity = other_team.clone();
-    steal_identity
-        .chat_identities
-        .push(chat("slack", "T1", "U1"));
-    steal_identity.rev = 2;
+    assert_eq!(store.user(dana.id).await.unwrap(), dana);
+    let (_, steal_identity) = update_membership(&dana_m, |m| {
+        m.chat_identities.push(chat("slack", "U1"));
+    });
     assert_taken(
-        try_commit(
-            store,
-            ctx.id(),
-            vec![Write::User {
-                user: steal_identity,
-                expected_rev: Some(1),
-            }],
-        )
-        .await,
-        "adding an identity another user holds",
+        try_commit(store, ctx.id(), vec![steal_identity]).await,
+        "adding an identity another member of the workspace holds",
     );
-    assert_eq!(store.user(other_team.id).await.unwrap(), other_team);
+    assert_eq!(store.membership(ctx.id(), dana.id).await.unwrap(), dana_m);
+    assert_eq!(
+        store
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
+            .await
+            .unwrap(),
+        (dan.clone(), dan_m.clone())
+    );
 
+    // dan gives up his handle and his identity: both are free again.
     let mut renamed = dan.clone();
     renamed.handle = name("daniel");
-    renamed.chat_identities.clear();
     renamed.rev = 2;
+    let (_, unmapped) = update_membership(&dan_m, |m| m.chat_identities.clear());
     commit_ok(
         store,
         ctx.id(),
-        vec![Write::User {
-            user: renamed,
-            expected_rev: Some(1),
-        }],
+        vec![
+            Write::User {
+                user: renamed,
+                expected_rev: Some(1),
+            },
+            unmapped,
+        ],
         draft("user.renamed", "daniel"),
     )
     .await;
-    let mut new_dan = new_user("dan");
-    new_dan.chat_identities = vec![chat("slack", "T1", "U1")];
+    assert_not_found(
+        store.member_by_chat(ctx.id(), &chat("slack", "U1")).await,
+        "an identity given up",
+    );
+    let new_dan = new_user("dan");
+    let mut new_dan_m = new_membership(ctx.id(), new_dan.id, WorkspaceRole::Member);
+    new_dan_m.chat_identities = vec![chat("slack", "U1")];
     commit_ok(
         store,
         ctx.id(),
-        vec![Write::User {
-            user: new_dan.clone(),
-            expected_rev: None,
-        }],
+        vec![insert_user(&new_dan), insert_membership(&new_dan_m)],
         draft("user.created", "dan"),
     )
     .await;
     assert_eq!(store.user_by_handle("dan").await.unwrap(), new_dan);
     assert_eq!(
         store
-            .user_by_chat(&chat("slack", "T1", "U1"))
+            .member_by_chat(ctx.id(), &chat("slack", "U1"))
             .await
             .unwrap(),
-        new_dan
+        (new_dan, new_dan_m)
     );
 }
 
@@ -2743,6 +2828,7 @@ pub async fn commit_all_is_all_or_nothing(store: &dyn Store) {
             Write::RunbookVersion(first_version(r)),
         ],
         audit: runbook_draft(&ctx.alice, "runbook.created", r.key),
+        acting: None,
     };
     let k2 = store
         .allocate_key(ctx.id(), KeyKind::Runbook)
@@ -2768,6 +2854,7 @@ pub async fn commit_all_is_all_or_nothing(store: &dyn Store) {
                     expected_rev: Some(7),
                 }],
                 audit: draft("test.write", "test"),
+                acting: None,
             },
         ])
         .await;
@@ -2866,19 +2953,19 @@ pub async fn commit_is_atomic(store: &dyn Store) {
         "a refused commit appends no audit entry"
     );
 
-    // 2. A new user, then a duplicate runbook key: the user's handle and identity stay free.
-    let mut dora = new_user("dora");
-    dora.chat_identities = vec![chat("slack", "T1", "UDORA")];
+    // 2. A new member, then a duplicate runbook key: the user's handle and the member's
+    //    identity stay free.
+    let dora = new_user("dora");
+    let mut dora_m = new_membership(ctx.id(), dora.id, WorkspaceRole::Operator);
+    dora_m.chat_identities = vec![chat("slack", "UDORA")];
     let dup = new_runbook(&ctx, rb.key, simple_body("Duplicate"), &ctx.alice, true);
     assert_already_exists(
         try_commit(
             store,
             ctx.id(),
             vec![
-                Write::User {
-                    user: dora.clone(),
-                    expected_rev: None,
-                },
+                insert_user(&dora),
+                insert_membership(&dora_m),
                 Write::Runbook {
                     runbook: dup,
                     expected_rev: None,
@@ -2886,7 +2973,7 @@ pub async fn commit_is_atomic(store: &dyn Store) {
             ],
         )
         .await,
-        "a commit whose second write repeats a key",
+        "a commit whose third write repeats a key",
     );
     assert_not_found(store.user(dora.id).await, "user of a refused commit");
     assert_not_found(
@@ -2894,7 +2981,13 @@ pub async fn commit_is_atomic(store: &dyn Store) {
         "handle of a refused commit",
     );
     assert_not_found(
-        store.user_by_chat(&chat("slack", "T1", "UDORA")).await,
+        store.membership(ctx.id(), dora.id).await,
+        "membership of a refused commit",
+    );
+    assert_not_found(
+        store
+            .member_by_chat(ctx.id(), &chat("slack", "UDORA"))
+            .await,
         "identity of a refused commit",
     );
 
@@ -2984,10 +3077,8 @@ pub async fn commit_is_atomic(store: &dyn Store) {
         store,
         ctx.id(),
         vec![
-            Write::User {
-                user: dora.clone(),
-                expected_rev: None,
-            },
+            insert_user(&dora),
+            insert_membership(&dora_m),
             Write::Runbook {
                 runbook: rb2.clone(),
                 expected_rev: None,
@@ -2999,10 +3090,10 @@ pub async fn commit_is_atomic(store: &dyn Store) {
     assert_eq!(entry.seq, entries_before as u64 + 1);
     assert_eq!(
         store
-            .user_by_chat(&chat("slack", "T1", "UDORA"))
+            .member_by_chat(ctx.id(), &chat("slack", "UDORA"))
             .await
             .unwrap(),
-        dora
+        (dora, dora_m)
     );
     assert_eq!(store.runbook_by_key(ctx.id(), key2).await.unwrap(), rb2);
     let all = audit_all(store, ctx.id()).await;
@@ -3193,6 +3284,388 @@ pub async fn concurrent_updates_one_winner(store: &dyn Store) {
     assert_eq!(audit_len(store, ctx.id()).await, entries_before + 1);
 }
 
+/// A commit carrying an acting member applies only while that member's membership of the
+/// workspace is still at the revision it names: after the membership moves, the commit is a
+/// `Conflict` that applies nothing and appends no audit entry; so is a commit on the authority
+/// of a user who is not a member of the workspace (or only of another one).
+pub async fn commit_checks_acting_membership(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let other = setup(store, "dev").await;
+    let rb_write = |title: &str| {
+        let rb = new_runbook(
+            &ctx,
+            Key::new(KeyKind::Runbook, 1),
+            simple_body(title),
+            &ctx.bob,
+            false,
+        );
+        (
+            rb.clone(),
+            vec![
+                Write::Runbook {
+                    runbook: rb.clone(),
+                    expected_rev: None,
+                },
+                Write::RunbookVersion(first_version(&rb)),
+            ],
+        )
+    };
+
+    // 1. The acting membership is current: the commit applies.
+    let (rb, writes) = rb_write("Current authority");
+    let entry = try_commit_as(store, ctx.id(), writes, acting(&ctx.bob_m))
+        .await
+        .unwrap();
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb);
+    let before = audit_len(store, ctx.id()).await;
+    assert_eq!(entry.seq as usize, before);
+
+    // 2. bob's membership moves (alice, acting, changes his role).
+    let (bob_m2, write) = update_membership(&ctx.bob_m, |m| m.role = WorkspaceRole::Member);
+    try_commit_as(store, ctx.id(), vec![write], acting(&ctx.alice_m))
+        .await
+        .unwrap();
+    let before = before + 1;
+
+    // 3. A commit on bob's old authority is refused and applies nothing.
+    let mut rb_edit = rb.clone();
+    rb_edit.is_published = true;
+    rb_edit.rev = 2;
+    let publish = vec![Write::Runbook {
+        runbook: rb_edit.clone(),
+        expected_rev: Some(1),
+    }];
+    assert_conflict(
+        try_commit_as(store, ctx.id(), publish.clone(), acting(&ctx.bob_m)).await,
+        "a commit on the authority of a membership that has moved",
+    );
+    assert_conflict(
+        try_commit_as(
+            store,
+            ctx.id(),
+            publish.clone(),
+            Some(ActingMember {
+                user: ctx.bob.id,
+                membership_rev: bob_m2.rev + 1,
+            }),
+        )
+        .await,
+        "a commit on the authority of a revision not reached yet",
+    );
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb);
+    assert_eq!(
+        store.membership(ctx.id(), ctx.bob.id).await.unwrap(),
+        bob_m2
+    );
+    assert_eq!(
+        audit_len(store, ctx.id()).await,
+        before,
+        "a refused commit appends no audit entry"
+    );
+    // An audit-only commit is checked too.
+    assert_conflict(
+        try_commit_as(store, ctx.id(), Vec::new(), acting(&ctx.bob_m)).await,
+        "an audit-only commit on a moved authority",
+    );
+    assert_eq!(audit_len(store, ctx.id()).await, before);
+
+    // 4. Users who are not members of this workspace have no authority in it.
+    let loner = new_user("loner");
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![insert_user(&loner)],
+        draft("user.created", "loner"),
+    )
+    .await;
+    let before = before + 1;
+    for (who, user) in [
+        ("a user without membership", loner.id),
+        ("a member of another workspace only", other.bob.id),
+        ("an unknown user", UserId::new()),
+    ] {
+        assert_conflict(
+            try_commit_as(
+                store,
+                ctx.id(),
+                publish.clone(),
+                Some(ActingMember {
+                    user,
+                    membership_rev: 1,
+                }),
+            )
+            .await,
+            &format!("a commit on the authority of {who}"),
+        );
+    }
+    // Nor does a member of B act in A with B's membership revision.
+    assert_conflict(
+        try_commit_as(store, ctx.id(), publish.clone(), acting(&other.alice_m)).await,
+        "a commit in A on the authority of a membership of B",
+    );
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb);
+    assert_eq!(audit_len(store, ctx.id()).await, before);
+    assert_eq!(audit_len(store, other.id()).await, 1);
+
+    // 5. The current revision works again, with the entry chained right after.
+    let entry = try_commit_as(store, ctx.id(), publish, acting(&bob_m2))
+        .await
+        .unwrap();
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb_edit);
+    assert_eq!(entry.seq as usize, before + 1);
+    let all = audit_all(store, ctx.id()).await;
+    assert_eq!(audit::verify(&all).unwrap(), all.len() as u64);
+}
+
+/// A commit that writes a membership must leave the workspace with an active owner: demoting
+/// or removing the last owner is a `Conflict` that applies nothing; with two owners, one can be
+/// demoted; the check is on the state the whole commit leaves (a hand-over in one commit works).
+pub async fn workspace_keeps_an_owner(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let before = audit_len(store, ctx.id()).await;
+    let rb = new_runbook(
+        &ctx,
+        Key::new(KeyKind::Runbook, 1),
+        simple_body("Rides along"),
+        &ctx.alice,
+        true,
+    );
+    let rb_write = Write::Runbook {
+        runbook: rb.clone(),
+        expected_rev: None,
+    };
+
+    // 1. The only owner demoted, or removed: refused, with the writes beside it.
+    let (_, demote_alice) = update_membership(&ctx.alice_m, |m| m.role = WorkspaceRole::Admin);
+    assert_conflict(
+        try_commit(
+            store,
+            ctx.id(),
+            vec![rb_write.clone(), demote_alice.clone()],
+        )
+        .await,
+        "demoting the only owner",
+    );
+    let (_, remove_alice) = update_membership(&ctx.alice_m, |m| m.removed_at = Some(now()));
+    assert_conflict(
+        try_commit_as(store, ctx.id(), vec![remove_alice], acting(&ctx.alice_m)).await,
+        "removing the only owner",
+    );
+    assert_eq!(
+        store.membership(ctx.id(), ctx.alice.id).await.unwrap(),
+        ctx.alice_m
+    );
+    assert_not_found(
+        store.runbook(ctx.id(), rb.id).await,
+        "a write of a commit that left no owner",
+    );
+    assert_eq!(audit_len(store, ctx.id()).await, before);
+
+    // 2. A workspace created without an active owner is refused too.
+    let empty = new_workspace("ownerless");
+    let mut ghost_owner = new_membership(empty.id, ctx.alice.id, WorkspaceRole::Owner);
+    ghost_owner.removed_at = Some(now());
+    for (what, m) in [
+        (
+            "a new workspace whose only member is an admin",
+            new_membership(empty.id, ctx.alice.id, WorkspaceRole::Admin),
+        ),
+        ("a new workspace whose only owner is removed", ghost_owner),
+    ] {
+        assert_conflict(
+            try_commit(
+                store,
+                empty.id,
+                vec![
+                    Write::Workspace {
+                        workspace: empty.clone(),
+                        expected_rev: None,
+                    },
+                    insert_membership(&m),
+                ],
+            )
+            .await,
+            what,
+        );
+    }
+    assert_not_found(store.workspace(empty.id).await, "an ownerless workspace");
+
+    // 3. Two owners: one may be demoted.
+    let (bob_owner, write) = update_membership(&ctx.bob_m, |m| m.role = WorkspaceRole::Owner);
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![write],
+        draft("member.promoted", "bob"),
+    )
+    .await;
+    let (alice_admin, write) = update_membership(&ctx.alice_m, |m| m.role = WorkspaceRole::Admin);
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![write],
+        draft("member.demoted", "alice"),
+    )
+    .await;
+    assert_eq!(
+        store.membership(ctx.id(), ctx.alice.id).await.unwrap(),
+        alice_admin
+    );
+
+    // 4. The last remaining owner marked removed (still role owner): refused.
+    let (_, remove_bob) = update_membership(&bob_owner, |m| m.removed_at = Some(now()));
+    assert_conflict(
+        try_commit(store, ctx.id(), vec![remove_bob]).await,
+        "removing the last remaining owner",
+    );
+    let (_, demote_bob) = update_membership(&bob_owner, |m| m.role = WorkspaceRole::Member);
+    assert_conflict(
+        try_commit(store, ctx.id(), vec![demote_bob]).await,
+        "demoting the last remaining owner",
+    );
+    assert_eq!(
+        store.membership(ctx.id(), ctx.bob.id).await.unwrap(),
+        bob_owner
+    );
+
+    // 5. A hand-over in one commit: the state the commit leaves has an owner.
+    let (alice_owner, promote) = update_membership(&alice_admin, |m| m.role = WorkspaceRole::Owner);
+    let (bob_gone, remove) = update_membership(&bob_owner, |m| m.removed_at = Some(now()));
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![remove, promote],
+        draft("member.handover", "alice"),
+    )
+    .await;
+    let owners: Vec<UserId> = store
+        .list_members(ctx.id())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(_, m)| m.is_active_owner())
+        .map(|(u, _)| u.id)
+        .collect();
+    assert_eq!(owners, vec![ctx.alice.id]);
+    assert_eq!(
+        store.membership(ctx.id(), ctx.alice.id).await.unwrap(),
+        alice_owner
+    );
+    assert_eq!(
+        store.membership(ctx.id(), ctx.bob.id).await.unwrap(),
+        bob_gone
+    );
+}
+
+/// Rounds of the acting race of [`owner_demotions_race`] (each two concurrent commits).
+const ACTING_RACE_ROUNDS: usize = 150;
+/// Rounds of the plain race (no acting member: the owner invariant alone).
+const PLAIN_RACE_ROUNDS: usize = 150;
+
+/// Two owners demote each other at the same moment, hundreds of times. With an acting member
+/// (each on the authority of its own membership revision) and without one (the owner invariant
+/// alone), at most one of the two commits may succeed, every loser is a `Conflict`, the
+/// workspace always keeps an active owner, and what is stored is exactly the winner's change.
+pub async fn owner_demotions_race(store: &dyn Store) {
+    let ctx = setup(store, "ops").await;
+    let (x, y) = (new_user("racer-x"), new_user("racer-y"));
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![insert_user(&x), insert_user(&y)],
+        draft("user.created", "racers"),
+    )
+    .await;
+    let mut violations: Vec<String> = Vec::new();
+    let mut wins = 0;
+    for round in 0..ACTING_RACE_ROUNDS + PLAIN_RACE_ROUNDS {
+        let with_acting = round < ACTING_RACE_ROUNDS;
+        // A fresh workspace where x and y are both owners.
+        let ws = new_workspace(&format!("race-{round}"));
+        let xm = new_membership(ws.id, x.id, WorkspaceRole::Owner);
+        let ym = new_membership(ws.id, y.id, WorkspaceRole::Owner);
+        commit_ok(
+            store,
+            ws.id,
+            vec![
+                Write::Workspace {
+                    workspace: ws.clone(),
+                    expected_rev: None,
+                },
+                insert_membership(&xm),
+                insert_membership(&ym),
+            ],
+            draft("workspace.created", "race"),
+        )
+        .await;
+        // Caller 0 is x demoting y; caller 1 is y demoting x.
+        let pairs = [(&xm, &ym), (&ym, &xm)];
+        let results = parallel(2, |i| {
+            let (me, them) = pairs[i];
+            let ws = ws.id;
+            async move {
+                let (_, demote) = update_membership(them, |m| m.role = WorkspaceRole::Admin);
+                let by = if with_acting { acting(me) } else { None };
+                try_commit_as(store, ws, vec![demote], by).await
+            }
+        });
+        let kind = if with_acting { "acting" } else { "plain" };
+        let won: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
+        for (i, r) in results.iter().enumerate() {
+            if let Err(e) = r
+                && !matches!(e, StoreError::Conflict(_))
+            {
+                violations.push(format!(
+                    "{kind} round {round}: caller {i} lost with {e:?}, not Conflict"
+                ));
+            }
+        }
+        if won.len() > 1 {
+            violations.push(format!("{kind} round {round}: both demotions succeeded"));
+        }
+        wins += won.len();
+        let members = store.list_members(ws.id).await.unwrap();
+        let owners: Vec<UserId> = members
+            .iter()
+            .filter(|(_, m)| m.is_active_owner())
+            .map(|(u, _)| u.id)
+            .collect();
+        if owners.is_empty() {
+            violations.push(format!("{kind} round {round}: no active owner left"));
+        }
+        // What is stored is the winner's change, or nothing.
+        let expected: Vec<UserId> = match won.as_slice() {
+            [] => vec![x.id, y.id],
+            [0] => vec![x.id],
+            [1] => vec![y.id],
+            _ => Vec::new(),
+        };
+        if owners != expected && won.len() <= 1 {
+            violations.push(format!(
+                "{kind} round {round}: winners {won:?} but owners {owners:?} are stored"
+            ));
+        }
+        let entries = audit_len(store, ws.id).await;
+        if entries != 1 + won.len() {
+            violations.push(format!(
+                "{kind} round {round}: {entries} audit entries for {} successful commits",
+                1 + won.len()
+            ));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "{} violations in {} races:\n{}",
+        violations.len(),
+        ACTING_RACE_ROUNDS + PLAIN_RACE_ROUNDS,
+        violations.join("\n")
+    );
+    assert!(
+        wins > 0,
+        "no demotion ever succeeded: the race tested nothing"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Audit
 // ---------------------------------------------------------------------------------------------
@@ -3211,6 +3684,7 @@ pub async fn audit_chain(store: &dyn Store) {
         incident: Some(Key::new(KeyKind::Incident, 4)),
         execution: Some(Key::new(KeyKind::Execution, 5)),
     };
+    d.origin = Some(Origin::new(Surface::Slack, "T1/U1"));
     let returned = commit_ok(store, a.id(), Vec::new(), d.clone()).await;
     assert_eq!(returned.seq, 3);
     assert_eq!(returned.workspace, a.id());
@@ -3222,7 +3696,8 @@ pub async fn audit_chain(store: &dyn Store) {
             &returned.action,
             &returned.target,
             &returned.details,
-            &returned.links
+            &returned.links,
+            &returned.origin
         ),
         (
             d.at,
@@ -3231,7 +3706,8 @@ pub async fn audit_chain(store: &dyn Store) {
             &d.action,
             &d.target,
             &d.details,
-            &d.links
+            &d.links,
+            &d.origin
         )
     );
     for i in 0..5 {
@@ -3807,6 +4283,185 @@ pub async fn workspace_isolation_writes(store: &dyn Store) {
     );
 }
 
+/// What a workspace says about a person is its own: one user's memberships of two workspaces
+/// hold different display names, roles and chat identities; the same chat identity maps to
+/// different users in two workspaces and each workspace finds only its own member; updating one
+/// membership changes nothing seen through the other; a commit for one workspace cannot write a
+/// membership of the other.
+pub async fn people_are_isolated_between_workspaces(store: &dyn Store) {
+    let a = setup(store, "ops").await;
+    let b = setup(store, "dev").await;
+    let mal = new_user("mal");
+    let imp = new_user("imp");
+    let mut mal_a = new_membership(a.id(), mal.id, WorkspaceRole::Admin);
+    mal_a.display_name = label("Mal Reynolds");
+    mal_a.team_roles = [name("sre")].into_iter().collect();
+    mal_a.chat_identities = vec![chat("slack", "U0MAL"), chat("console", "mal")];
+    let mut mal_b = new_membership(b.id(), mal.id, WorkspaceRole::Member);
+    mal_b.display_name = label("M. R. (contractor)");
+    mal_b.chat_identities = vec![chat("slack", "UMALB")];
+    // In B, U0MAL is someone else.
+    let mut imp_b = new_membership(b.id(), imp.id, WorkspaceRole::Operator);
+    imp_b.display_name = label("Not Mal");
+    imp_b.chat_identities = vec![chat("slack", "U0MAL")];
+    commit_ok(
+        store,
+        a.id(),
+        vec![insert_user(&mal), insert_membership(&mal_a)],
+        draft_by(&a.alice, "member.added", "mal"),
+    )
+    .await;
+    commit_ok(
+        store,
+        b.id(),
+        vec![
+            insert_membership(&mal_b),
+            insert_user(&imp),
+            insert_membership(&imp_b),
+        ],
+        draft_by(&b.alice, "member.added", "mal"),
+    )
+    .await;
+
+    assert_eq!(store.membership(a.id(), mal.id).await.unwrap(), mal_a);
+    assert_eq!(store.membership(b.id(), mal.id).await.unwrap(), mal_b);
+    assert_not_found(
+        store.membership(a.id(), imp.id).await,
+        "a member of B through A",
+    );
+    let slack_mal = chat("slack", "U0MAL");
+    assert_eq!(
+        store.member_by_chat(a.id(), &slack_mal).await.unwrap(),
+        (mal.clone(), mal_a.clone())
+    );
+    assert_eq!(
+        store.member_by_chat(b.id(), &slack_mal).await.unwrap(),
+        (imp.clone(), imp_b.clone())
+    );
+    assert_not_found(
+        store.member_by_chat(a.id(), &chat("slack", "UMALB")).await,
+        "B's identity of mal through A",
+    );
+    assert_not_found(
+        store.member_by_chat(b.id(), &chat("console", "mal")).await,
+        "A's identity of mal through B",
+    );
+    let members_of = |ws: WorkspaceId| async move {
+        store
+            .list_members(ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(u, _)| u.id == mal.id || u.id == imp.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members_of(a.id()).await, vec![(mal.clone(), mal_a.clone())]);
+    assert_eq!(
+        members_of(b.id()).await,
+        vec![(imp.clone(), imp_b.clone()), (mal.clone(), mal_b.clone())]
+    );
+
+    // A changes everything it says about mal, and gives up U0MAL.
+    let (mal_a2, write) = update_membership(&mal_a, |m| {
+        m.role = WorkspaceRole::Operator;
+        m.display_name = label("Captain");
+        m.team_roles.clear();
+        m.chat_identities = vec![chat("slack", "UMALA")];
+    });
+    commit_ok(
+        store,
+        a.id(),
+        vec![write],
+        draft_by(&a.alice, "member.updated", "mal"),
+    )
+    .await;
+    assert_eq!(store.membership(a.id(), mal.id).await.unwrap(), mal_a2);
+    assert_eq!(store.membership(b.id(), mal.id).await.unwrap(), mal_b);
+    assert_not_found(
+        store.member_by_chat(a.id(), &slack_mal).await,
+        "an identity A gave up",
+    );
+    assert_eq!(
+        store.member_by_chat(b.id(), &slack_mal).await.unwrap(),
+        (imp.clone(), imp_b.clone()),
+        "B's mapping of the same identity is untouched"
+    );
+    assert_eq!(
+        store
+            .member_by_chat(b.id(), &chat("slack", "UMALB"))
+            .await
+            .unwrap(),
+        (mal.clone(), mal_b.clone())
+    );
+    assert_eq!(
+        members_of(b.id()).await,
+        vec![(imp.clone(), imp_b.clone()), (mal.clone(), mal_b.clone())]
+    );
+
+    // B maps one more identity that A's member holds; A's mapping is untouched.
+    let (mal_b2, write) = update_membership(&mal_b, |m| {
+        m.chat_identities.push(chat("slack", "UMALA"));
+    });
+    commit_ok(
+        store,
+        b.id(),
+        vec![write],
+        draft_by(&b.alice, "member.updated", "mal"),
+    )
+    .await;
+    assert_eq!(
+        store
+            .member_by_chat(a.id(), &chat("slack", "UMALA"))
+            .await
+            .unwrap(),
+        (mal.clone(), mal_a2.clone())
+    );
+    assert_eq!(
+        store
+            .member_by_chat(b.id(), &chat("slack", "UMALA"))
+            .await
+            .unwrap(),
+        (mal.clone(), mal_b2.clone())
+    );
+
+    // A commit for A cannot reach B's memberships.
+    let (audit_a, audit_b) = (
+        audit_len(store, a.id()).await,
+        audit_len(store, b.id()).await,
+    );
+    let (_, promote_in_b) = update_membership(&mal_b2, |m| {
+        m.role = WorkspaceRole::Owner;
+        m.display_name = label("Hijacked");
+    });
+    assert_not_found(
+        try_commit(store, a.id(), vec![promote_in_b]).await,
+        "update of B's membership in a commit for A",
+    );
+    let (_, steal_in_b) = update_membership(&imp_b, |m| m.chat_identities.clear());
+    assert_not_found(
+        try_commit(store, a.id(), vec![steal_in_b]).await,
+        "update of another member of B in a commit for A",
+    );
+    let mut plant = new_membership(b.id(), a.bob.id, WorkspaceRole::Owner);
+    plant.chat_identities = vec![chat("slack", "UPLANT")];
+    assert_not_found(
+        try_commit(store, a.id(), vec![insert_membership(&plant)]).await,
+        "insert of a membership of B in a commit for A",
+    );
+    assert_eq!(store.membership(b.id(), mal.id).await.unwrap(), mal_b2);
+    assert_eq!(store.membership(b.id(), imp.id).await.unwrap(), imp_b);
+    assert_not_found(
+        store.membership(b.id(), a.bob.id).await,
+        "a planted membership",
+    );
+    assert_not_found(
+        store.member_by_chat(b.id(), &chat("slack", "UPLANT")).await,
+        "identity of a planted membership",
+    );
+    assert_eq!(audit_len(store, a.id()).await, audit_a);
+    assert_eq!(audit_len(store, b.id()).await, audit_b);
+}
+
 /// Reads of rows that were never written are `NotFound`; lists of an empty store are empty.
 pub async fn missing_rows_are_not_found(store: &dyn Store) {
     assert_eq!(store.list_workspaces().await.unwrap(), Vec::new());
@@ -3820,8 +4475,8 @@ pub async fn missing_rows_are_not_found(store: &dyn Store) {
     assert_not_found(store.user(UserId::new()).await, "user");
     assert_not_found(store.user_by_handle("alice").await, "user by handle");
     assert_not_found(
-        store.user_by_chat(&chat("slack", "T1", "U1")).await,
-        "user by chat identity",
+        store.member_by_chat(ws, &chat("slack", "U1")).await,
+        "member by chat identity",
     );
 
     let ctx = setup(store, "ops").await;
@@ -3832,6 +4487,10 @@ pub async fn missing_rows_are_not_found(store: &dyn Store) {
         "workspace without a Slack team",
     );
     assert_not_found(store.membership(id, UserId::new()).await, "membership");
+    assert_not_found(
+        store.member_by_chat(id, &chat("slack", "U1")).await,
+        "member by an identity nobody holds",
+    );
     assert_not_found(store.runbook(id, RunbookId::new()).await, "runbook");
     assert_not_found(store.runbook_by_key(id, rb_key).await, "runbook by key");
     assert_not_found(
@@ -3915,18 +4574,26 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
     ws.created_at = t0;
     ws.slack_team = Some("T0ROUND".into());
     ws.policy.approver_must_differ = false;
-    let mut user = new_user("zoe");
-    user.display_name = Label::parse_field("display_name", "Zoë Ølberg 🚀").unwrap();
-    // Not in sorted order: the order written is the order read.
-    user.chat_identities = vec![
-        chat("slack", "T9", "U9"),
-        chat("console", "", "zoe"),
-        chat("slack", "T1", "U1"),
-    ];
+    let user = new_user("zoe");
     let mut membership = new_membership(ws.id, user.id, WorkspaceRole::Admin);
     membership.team_roles = [name("dba"), name("sre"), name("net.ops")]
         .into_iter()
         .collect();
+    membership.display_name = label("Zoë Ølberg 🚀");
+    // Not in sorted order: the order written is the order read.
+    membership.chat_identities = vec![
+        chat("slack", "U9"),
+        chat("console", "zoe"),
+        chat("slack", "U1"),
+    ];
+    // The owner every workspace keeps.
+    let owner = new_user("root");
+    let mut owner_m = new_membership(ws.id, owner.id, WorkspaceRole::Owner);
+    owner_m.display_name = label("Root of «all» — 根");
+    // A removed member, removed at a time with microseconds.
+    let gone = new_user("yuri");
+    let mut gone_m = new_membership(ws.id, gone.id, WorkspaceRole::Operator);
+    gone_m.removed_at = Some(t0);
     commit_ok(
         store,
         ws.id,
@@ -3935,14 +4602,12 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
                 workspace: ws.clone(),
                 expected_rev: None,
             },
-            Write::User {
-                user: user.clone(),
-                expected_rev: None,
-            },
-            Write::Membership {
-                membership: membership.clone(),
-                expected_rev: None,
-            },
+            insert_user(&user),
+            insert_membership(&membership),
+            insert_user(&owner),
+            insert_membership(&owner_m),
+            insert_user(&gone),
+            insert_membership(&gone_m),
         ],
         draft("workspace.created", "round-trip"),
     )
@@ -3950,6 +4615,32 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
     assert_eq!(store.workspace(ws.id).await.unwrap(), ws);
     assert_eq!(store.user(user.id).await.unwrap(), user);
     assert_eq!(store.membership(ws.id, user.id).await.unwrap(), membership);
+    assert_eq!(store.membership(ws.id, owner.id).await.unwrap(), owner_m);
+    assert_eq!(store.membership(ws.id, gone.id).await.unwrap(), gone_m);
+    for identity in &membership.chat_identities {
+        assert_eq!(
+            store.member_by_chat(ws.id, identity).await.unwrap(),
+            (user.clone(), membership.clone())
+        );
+    }
+    assert_eq!(
+        store.list_members(ws.id).await.unwrap(),
+        vec![
+            (owner.clone(), owner_m.clone()),
+            (gone.clone(), gone_m.clone()),
+            (user.clone(), membership.clone()),
+        ],
+        "members by handle, removed ones included"
+    );
+    // Removal and its time move on update; reinstating clears it.
+    let (regone, write) = update_membership(&gone_m, |m| {
+        m.removed_at = Some(t1 + Duration::microseconds(7));
+    });
+    commit_ok(store, ws.id, vec![write], draft("member.removed", "yuri")).await;
+    assert_eq!(store.membership(ws.id, gone.id).await.unwrap(), regone);
+    let (back, write) = update_membership(&regone, |m| m.removed_at = None);
+    commit_ok(store, ws.id, vec![write], draft("member.restored", "yuri")).await;
+    assert_eq!(store.membership(ws.id, gone.id).await.unwrap(), back);
     let ctx = Ctx {
         ws: ws.clone(),
         alice: user.clone(),
@@ -4145,9 +4836,30 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
         incident: Some(inc.key),
         execution: Some(ex_key),
     };
+    d.origin = Some(Origin::new(Surface::Slack, "T1/U1"));
     let entry = commit_ok(store, ws.id, vec![Write::StepEvent(event.clone())], d).await;
+    assert_eq!(entry.origin, Some(Origin::new(Surface::Slack, "T1/U1")));
     assert_eq!(store.step_events(ws.id, ex.id).await.unwrap(), vec![event]);
     let chain = audit_all(store, ws.id).await;
     assert_eq!(chain.last(), Some(&entry));
+    assert!(
+        chain[..chain.len() - 1].iter().all(|e| e.origin.is_none()),
+        "entries without an origin read back without one"
+    );
+    assert_eq!(audit::verify(&chain).unwrap(), chain.len() as u64);
+    // Each surface reads back as written, and the chain still verifies.
+    let surfaces = [Surface::Cli, Surface::Console, Surface::Api, Surface::Slack];
+    for (i, surface) in surfaces.into_iter().enumerate() {
+        let mut d = draft_by(&user, "test.origin", "round-trip");
+        d.origin = Some(Origin::new(surface, format!("ops@host-{i} ✓")));
+        let e = commit_ok(store, ws.id, Vec::new(), d.clone()).await;
+        assert_eq!(e.origin, d.origin);
+    }
+    let chain = audit_all(store, ws.id).await;
+    let origins: Vec<_> = chain[chain.len() - 4..]
+        .iter()
+        .map(|e| e.origin.clone().map(|o| o.surface))
+        .collect();
+    assert_eq!(origins, surfaces.map(Some).to_vec());
     assert_eq!(audit::verify(&chain).unwrap(), chain.len() as u64);
 }

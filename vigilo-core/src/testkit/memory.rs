@@ -35,7 +35,8 @@ enum Unique {
     Slug(String),
     SlackTeam(String),
     Handle(String),
-    Chat(ChatIdentity),
+    /// A chat identity mapped in a workspace.
+    Chat(WorkspaceId, ChatIdentity),
     /// A key of a table (`runbook`, `execution`, `change`, `incident`) in a workspace.
     Key(&'static str, WorkspaceId, Key),
 }
@@ -46,7 +47,7 @@ impl Unique {
             Unique::Slug(s) => format!("workspace slug `{s}`"),
             Unique::SlackTeam(t) => format!("a workspace linked to Slack team `{t}`"),
             Unique::Handle(h) => format!("user handle `{h}`"),
-            Unique::Chat(c) => format!("chat identity {}/{}/{}", c.platform, c.team, c.user),
+            Unique::Chat(_, c) => format!("chat identity {}/{}", c.platform, c.user),
             Unique::Key(what, _, key) => format!("{what} {key}"),
         }
     }
@@ -158,9 +159,7 @@ impl Row for User {
         format!("user {}", self.handle)
     }
     fn uniques(&self) -> Vec<Unique> {
-        let mut u = vec![Unique::Handle(self.handle.to_string())];
-        u.extend(self.chat_identities.iter().cloned().map(Unique::Chat));
-        u
+        vec![Unique::Handle(self.handle.to_string())]
     }
     fn owner(&self) -> Uuid {
         self.id.0
@@ -187,6 +186,15 @@ impl Row for Membership {
     }
     fn describe(&self) -> String {
         format!("membership of user {}", self.user)
+    }
+    fn uniques(&self) -> Vec<Unique> {
+        self.chat_identities
+            .iter()
+            .map(|c| Unique::Chat(self.workspace, c.clone()))
+            .collect()
+    }
+    fn owner(&self) -> Uuid {
+        self.user.0
     }
     fn check_refs(&self, s: &State) -> StoreResult<()> {
         if s.users.contains_key(&self.user) {
@@ -570,14 +578,30 @@ impl MemoryStore {
 /// (its writes and its audit entry), so that a caller can roll back this commit and any
 /// before it.
 fn commit_locked(s: &mut State, commit: Commit, undo: &mut UndoLog) -> StoreResult<AuditEntry> {
+    let keeps_owner = commit.writes_membership();
     let Commit {
         workspace: ws,
         writes,
         audit: draft,
+        acting,
     } = commit;
     writes.into_iter().try_for_each(|w| apply(s, ws, w, undo))?;
     if !s.workspaces.contains_key(&ws) {
         return Err(StoreError::NotFound(format!("workspace {ws}")));
+    }
+    if let Some(acting) = acting {
+        let rev = s.memberships.get(&(ws, acting.user)).map(|m| m.rev);
+        if rev != Some(acting.membership_rev) {
+            return Err(crate::store::authority_moved(acting.user));
+        }
+    }
+    if keeps_owner
+        && !s
+            .memberships
+            .values()
+            .any(|m| m.workspace == ws && m.is_active_owner())
+    {
+        return Err(crate::store::no_owner_left());
     }
     let chain = s.audit.entry(ws).or_default();
     let entry = audit::seal(ws, draft, chain.last().map(|e| (e.seq, e.hash.as_str())));
@@ -681,16 +705,20 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::NotFound(format!("user {handle}")))
     }
 
-    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User> {
-        self.lock()
-            .users
+    async fn member_by_chat(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+    ) -> StoreResult<(User, Membership)> {
+        let s = self.lock();
+        s.memberships
             .values()
-            .find(|u| u.chat_identities.contains(identity))
-            .cloned()
+            .find(|m| m.workspace == workspace && m.chat_identities.contains(identity))
+            .and_then(|m| s.users.get(&m.user).map(|u| (u.clone(), m.clone())))
             .ok_or_else(|| {
                 StoreError::NotFound(format!(
-                    "user with chat identity {}/{}/{}",
-                    identity.platform, identity.team, identity.user
+                    "member with chat identity {}/{}",
+                    identity.platform, identity.user
                 ))
             })
     }

@@ -197,22 +197,6 @@ async fn write_all(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), TransferErr
     .await?;
     insert(
         tx,
-        "chat_identities",
-        r#"INSERT INTO chat_identities (platform, team, "user", user_id)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])"#,
-        &s.chat_identities,
-        |c| {
-            Ok(vec![
-                col(c, |i| i.platform.clone()),
-                col(c, |i| i.team.clone()),
-                col(c, |i| i.user.clone()),
-                col(c, |i| i.user_id),
-            ])
-        },
-    )
-    .await?;
-    insert(
-        tx,
         "memberships",
         "INSERT INTO memberships (workspace_id, user_id, rev, doc)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[])",
@@ -223,6 +207,22 @@ async fn write_all(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), TransferErr
                 col(c, |m| m.value.user.0),
                 col(c, |m| i64::try_from(m.value.rev).unwrap_or(i64::MAX)),
                 col(c, |m| m.doc.clone()),
+            ])
+        },
+    )
+    .await?;
+    insert(
+        tx,
+        "member_identities",
+        r#"INSERT INTO member_identities (workspace_id, platform, "user", user_id)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])"#,
+        &s.member_identities,
+        |c| {
+            Ok(vec![
+                col(c, |i| i.workspace_id),
+                col(c, |i| i.platform.clone()),
+                col(c, |i| i.user.clone()),
+                col(c, |i| i.user_id),
             ])
         },
     )

@@ -18,7 +18,7 @@
 //! on. Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
 //! `timestamptz` (microseconds, the precision every store keeps). Text that queries compare or
 //! sort is `COLLATE "C"`: byte order, like the in-memory reference store, whatever the
-//! database's locale. Every table but `users` and `chat_identities` (global) is keyed or
+//! database's locale. Every table but `users` (global, a handle each) is keyed or
 //! indexed by workspace.
 
 use tokio_postgres::Client;
@@ -33,7 +33,7 @@ use super::error::PgError;
 pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Schema 1: every table, its indexes, the runbook search columns and the audit guards.
 const MIGRATION_1: &str = r#"
@@ -291,6 +291,112 @@ BEGIN
                WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
         EXECUTE 'ALTER TABLE executions ALTER COLUMN doc SET COMPRESSION lz4';
     END IF;
+END;
+$$;
+"#;
+
+/// Schema 3: people per workspace, and commits checked against the acting membership.
+///
+/// A user row keeps only the handle; each membership holds the workspace's view of the person
+/// (display name, chat identities, removal), and chat identities are keyed by workspace
+/// (`member_identities`), bound to whatever Slack team the workspace is linked to. Existing data
+/// moves in place, as in the SQLite schema 2: every membership takes its user's display name; an
+/// identity moves to the memberships of the workspace linked to its team, or, when it was mapped
+/// before any link (empty team), to every membership of its user.
+///
+/// `vigilo_step_transition` takes the acting member and the membership revision the click was
+/// checked at, and refuses the transition (SQLSTATE `VG001`, nothing applied) when the
+/// membership moved, checked after the chain head lock like every other commit's invariants.
+const MIGRATION_3: &str = r#"
+CREATE TABLE member_identities (
+    workspace_id  uuid  NOT NULL,
+    platform      text  COLLATE "C" NOT NULL,
+    "user"        text  COLLATE "C" NOT NULL,
+    user_id       uuid  NOT NULL REFERENCES users (id),
+    CONSTRAINT member_identities_pkey PRIMARY KEY (workspace_id, platform, "user")
+);
+CREATE INDEX member_identities_by_member ON member_identities (workspace_id, user_id);
+
+INSERT INTO member_identities (workspace_id, platform, "user", user_id)
+SELECT m.workspace_id, i.platform, i."user", i.user_id
+FROM chat_identities i
+JOIN memberships m ON m.user_id = i.user_id
+JOIN workspaces w ON w.id = m.workspace_id
+WHERE i.team = '' OR w.slack_team = i.team
+ON CONFLICT DO NOTHING;
+
+UPDATE memberships m SET doc = jsonb_set(jsonb_set(m.doc::jsonb,
+    '{display_name}',
+    coalesce((SELECT u.doc::jsonb -> 'display_name' FROM users u WHERE u.id = m.user_id),
+             '""'::jsonb)),
+    '{chat_identities}',
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('platform', i.platform, 'user', i."user")),
+                     '[]'::jsonb)
+     FROM member_identities i
+     WHERE i.workspace_id = m.workspace_id AND i.user_id = m.user_id))::text;
+
+UPDATE users SET doc = (doc::jsonb - 'display_name' - 'chat_identities')::text;
+
+DROP TABLE chat_identities;
+
+DROP FUNCTION vigilo_step_transition(
+    uuid, uuid, bigint, bigint, uuid, bigint, text, uuid, text, text, bigint, text, bigint, text,
+    uuid, timestamptz, uuid, text, text, text, text, text, text, bytea, bytea, bytea, text, text,
+    text);
+
+CREATE FUNCTION vigilo_step_transition(
+    p_workspace uuid, p_execution uuid, p_expected_rev bigint,
+    p_key_number bigint, p_runbook uuid, p_runbook_version bigint, p_status text,
+    p_change uuid, p_channel_platform text, p_channel_id text, p_rev bigint, p_doc text,
+    p_event_seq bigint, p_event_doc text,
+    p_audit_id uuid, p_at timestamptz, p_actor uuid, p_action text, p_target text,
+    p_link_runbook text, p_link_change text, p_link_incident text, p_link_execution text,
+    p_hash_head bytea, p_hash_middle bytea, p_hash_tail bytea,
+    p_doc_head text, p_doc_middle text, p_genesis text,
+    p_acting_user uuid, p_acting_rev bigint,
+    OUT o_seq bigint, OUT o_prev_hash text, OUT o_hash text, OUT o_stored_rev bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    head_seq bigint;
+    head_hash text;
+BEGIN
+    UPDATE executions SET key_number = p_key_number, runbook_id = p_runbook,
+        runbook_version = p_runbook_version, status = p_status, change_id = p_change,
+        channel_platform = p_channel_platform, channel_id = p_channel_id, rev = p_rev,
+        doc = p_doc
+    WHERE id = p_execution AND workspace_id = p_workspace AND rev = p_expected_rev;
+    IF NOT FOUND THEN
+        SELECT rev INTO o_stored_rev FROM executions
+        WHERE id = p_execution AND workspace_id = p_workspace;
+        RETURN;
+    END IF;
+    INSERT INTO step_events (execution_id, seq, workspace_id, doc)
+    VALUES (p_execution, p_event_seq, p_workspace, p_event_doc);
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_heads
+    WHERE workspace_id = p_workspace FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'workspace % has no audit chain head', p_workspace
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF p_acting_user IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM memberships
+        WHERE workspace_id = p_workspace AND user_id = p_acting_user AND rev = p_acting_rev
+    ) THEN
+        RAISE EXCEPTION 'the membership of user % moved since the action was checked',
+            p_acting_user USING ERRCODE = 'VG001';
+    END IF;
+    o_seq := head_seq + 1;
+    o_prev_hash := CASE WHEN head_seq = 0 THEN p_genesis ELSE head_hash END;
+    o_hash := encode(sha256(p_hash_head || convert_to(o_seq::text, 'UTF8') || p_hash_middle
+        || convert_to(o_prev_hash, 'UTF8') || p_hash_tail), 'hex');
+    INSERT INTO audit (workspace_id, seq, id, at, actor, action, target,
+        link_runbook, link_change, link_incident, link_execution, hash, doc)
+    VALUES (p_workspace, o_seq, p_audit_id, p_at, p_actor, p_action, p_target,
+        p_link_runbook, p_link_change, p_link_incident, p_link_execution, o_hash,
+        p_doc_head || o_seq::text || p_doc_middle || o_prev_hash || '","hash":"' || o_hash
+            || '"}');
+    UPDATE audit_heads SET seq = o_seq, hash = o_hash WHERE workspace_id = p_workspace;
+    o_stored_rev := p_rev;
 END;
 $$;
 "#;

@@ -715,8 +715,12 @@ impl Store for PgStore {
         read!(self, |c| read::user_by_handle(&c, handle))
     }
 
-    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User> {
-        read!(self, |c| read::user_by_chat(&c, identity))
+    async fn member_by_chat(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+    ) -> StoreResult<(User, Membership)> {
+        read!(self, |c| read::member_by_chat(&c, workspace, identity))
     }
 
     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {

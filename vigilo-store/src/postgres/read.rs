@@ -192,20 +192,27 @@ pub(crate) async fn user_by_handle(c: &Client, handle: &str) -> StoreResult<User
     .await
 }
 
-pub(crate) async fn user_by_chat(c: &Client, identity: &ChatIdentity) -> StoreResult<User> {
-    one(
+pub(crate) async fn member_by_chat(
+    c: &Client,
+    ws: WorkspaceId,
+    identity: &ChatIdentity,
+) -> StoreResult<(User, Membership)> {
+    let found = rows(
         c,
-        r#"SELECT u.doc FROM chat_identities i JOIN users u ON u.id = i.user_id
-           WHERE i.platform = $1 AND i.team = $2 AND i."user" = $3"#,
-        &[&identity.platform, &identity.team, &identity.user],
-        || {
-            format!(
-                "user with chat identity {}/{}/{}",
-                identity.platform, identity.team, identity.user
-            )
-        },
+        r#"SELECT u.doc, m.doc FROM member_identities i
+           JOIN memberships m ON m.workspace_id = i.workspace_id AND m.user_id = i.user_id
+           JOIN users u ON u.id = i.user_id
+           WHERE i.workspace_id = $1 AND i.platform = $2 AND i."user" = $3"#,
+        &[&ws.0, &identity.platform, &identity.user],
     )
-    .await
+    .await?;
+    let Some(row) = found.first() else {
+        return Err(StoreError::NotFound(format!(
+            "member with chat identity {}/{}",
+            identity.platform, identity.user
+        )));
+    };
+    Ok((doc_at(row, 0, "user")?, doc_at(row, 1, "membership")?))
 }
 
 pub(crate) async fn membership(

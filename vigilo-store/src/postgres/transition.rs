@@ -24,7 +24,7 @@ use tokio_postgres::error::SqlState;
 use vigilo_core::audit::{self, AuditEntry, GENESIS_HASH};
 use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::AuditId;
-use vigilo_core::store::{Commit, StoreError, StoreResult, Write};
+use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 
 use super::error::{Fail, fail, is_connection_loss, store_err, violated};
 use super::rows::{int, micros, to_doc, uint};
@@ -96,11 +96,14 @@ pub(crate) enum Outcome {
     InDoubt(AuditEntry, tokio_postgres::Error),
 }
 
-/// The call, with its 29 parameters in the function's order.
+/// The call, with its 31 parameters in the function's order (schema 3).
 const CALL_SQL: &str =
     "SELECT o_seq, o_prev_hash, o_hash, o_stored_rev FROM vigilo_step_transition(
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-     $21, $22, $23, $24, $25, $26, $27, $28, $29)";
+     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)";
+
+/// The SQLSTATE `vigilo_step_transition` raises when the acting membership moved.
+const AUTHORITY_MOVED: &str = "VG001";
 
 /// The entry's document with its chain fields left open: the text before `seq`, and between
 /// `seq` and `prev_hash` (the function appends `prev_hash`, then `","hash":"`, the hash and
@@ -181,6 +184,7 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         target: draft.target.clone(),
         details: draft.details.clone(),
         links: draft.links.clone(),
+        origin: draft.origin.clone(),
         prev_hash: String::new(),
         hash: String::new(),
     };
@@ -193,7 +197,12 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         Err(err) => return Some(Outcome::Failed(Fail::done(err))),
     };
     let links = LinkColumns::of(&open.links);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 29] = [
+    let acting_user = t.commit.acting.map(|a| a.user.0);
+    let acting_rev = match t.commit.acting.map(|a| int(a.membership_rev, "revision")).transpose() {
+        Ok(r) => r,
+        Err(err) => return Some(Outcome::Failed(Fail::done(err))),
+    };
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 31] = [
         &ws.0,
         &e.id.0,
         &p.expected,
@@ -223,6 +232,8 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         &p.doc_head,
         &p.doc_middle,
         &GENESIS_HASH,
+        &acting_user,
+        &acting_rev,
     ];
     let stmt = match c.prepare_cached(CALL_SQL).await {
         Ok(s) => s,
@@ -310,6 +321,11 @@ fn refused(err: tokio_postgres::Error, t: &Transition<'_>) -> Fail {
                 t.execution.key
             )));
         }
+    }
+    if let (Some(code), Some(acting)) = (err.code(), t.commit.acting)
+        && code.code() == AUTHORITY_MOVED
+    {
+        return Fail::done(store::authority_moved(acting.user));
     }
     if err.code() == Some(&SqlState::NO_DATA_FOUND) {
         return Fail::done(StoreError::NotFound(format!(
@@ -430,6 +446,7 @@ mod tests {
             target: "EX-00001".into(),
             details: json!({}),
             links: AuditLinks::default(),
+            origin: None,
             prev_hash: String::new(),
             hash: String::new(),
         };

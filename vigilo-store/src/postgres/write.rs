@@ -32,7 +32,7 @@ use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
-use vigilo_core::store::{Commit, StoreError, StoreResult, Write};
+use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::error::{Fail, fail, store_err, violated};
@@ -345,28 +345,7 @@ async fn write_user(tx: &Transaction<'_>, u: &User, expected: Option<u64>) -> Re
                 r,
             )
             .await?;
-            exec(
-                tx,
-                "DELETE FROM chat_identities WHERE user_id = $1",
-                &[&u.id.0],
-            )
-            .await
-            .map_err(|e| fail("replacing chat identities", e))?;
         }
-    }
-    let identities: BTreeSet<_> = u.chat_identities.iter().collect();
-    for c in identities {
-        exec(
-            tx,
-            r#"INSERT INTO chat_identities (platform, team, "user", user_id) VALUES ($1, $2, $3, $4)"#,
-            &[&c.platform, &c.team, &c.user, &u.id.0],
-        )
-        .await
-        .map_err(|e| {
-            written(e, |_| {
-                format!("chat identity {}/{}/{}", c.platform, c.team, c.user)
-            })
-        })?;
     }
     Ok(())
 }
@@ -395,7 +374,7 @@ async fn write_membership(
             } else {
                 written(e, |_| what.clone())
             }
-        }),
+        })?,
         Some(r) => {
             let expected = int(r, "revision")?;
             let changed = exec(
@@ -414,9 +393,32 @@ async fn write_membership(
                 &what,
                 r,
             )
+            .await?;
+            exec(
+                tx,
+                "DELETE FROM member_identities WHERE workspace_id = $1 AND user_id = $2",
+                &[&ws.0, &m.user.0],
+            )
             .await
+            .map_err(|e| fail("replacing chat identities", e))?;
         }
     }
+    let identities: BTreeSet<_> = m.chat_identities.iter().collect();
+    for c in identities {
+        exec(
+            tx,
+            r#"INSERT INTO member_identities (workspace_id, platform, "user", user_id)
+               VALUES ($1, $2, $3, $4)"#,
+            &[&ws.0, &c.platform, &c.user, &m.user.0],
+        )
+        .await
+        .map_err(|e| {
+            written(e, |_| {
+                format!("chat identity {}/{} in this workspace", c.platform, c.user)
+            })
+        })?;
+    }
+    Ok(())
 }
 
 async fn write_runbook(
@@ -824,6 +826,49 @@ async fn append_audit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, F
     append_after(tx, commit, head).await
 }
 
+/// Checks the commit's invariants (see [`Commit`]) with the chain head locked: every commit of
+/// the workspace that took the lock before this one has committed, and READ COMMITTED shows its
+/// rows to these statements, so no commit can slip in between check and commit. The acting
+/// membership must be at the revision the command was checked at (or, if this commit writes
+/// that very membership, at the revision it writes); the workspace must keep an active owner.
+async fn check_invariants(tx: &Transaction<'_>, commit: &Commit) -> Result<(), Fail> {
+    let ws = commit.workspace;
+    if let Some(acting) = commit.acting {
+        let own = commit.writes.iter().find_map(|w| match w {
+            Write::Membership { membership, .. } if membership.user == acting.user => {
+                Some(membership.rev)
+            }
+            _ => None,
+        });
+        let want = int(own.unwrap_or(acting.membership_rev), "revision")?;
+        let row = query_opt(
+            tx,
+            "SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2 AND rev = $3",
+            &[&ws.0, &acting.user.0, &want],
+        )
+        .await
+        .map_err(|e| fail("checking the acting membership", e))?;
+        if row.is_none() {
+            return Err(Fail::done(store::authority_moved(acting.user)));
+        }
+    }
+    if commit.writes_membership() {
+        let row = query_opt(
+            tx,
+            "SELECT 1 FROM memberships WHERE workspace_id = $1
+             AND doc::jsonb ->> 'role' = 'owner' AND doc::jsonb ->> 'removed_at' IS NULL
+             LIMIT 1",
+            &[&ws.0],
+        )
+        .await
+        .map_err(|e| fail("checking the workspace's owner", e))?;
+        if row.is_none() {
+            return Err(Fail::done(store::no_owner_left()));
+        }
+    }
+    Ok(())
+}
+
 /// Locks the chain head of workspace `$1` and reads it with the transaction's ids.
 const HEAD_SQL: &str = "SELECT seq, hash, txid_current(), pg_backend_pid() FROM audit_heads
      WHERE workspace_id = $1 FOR UPDATE";
@@ -849,6 +894,7 @@ async fn append_after(
     let txid: i64 = head.try_get(2).map_err(corrupt)?;
     let pid: i32 = head.try_get(3).map_err(corrupt)?;
     let seq = uint(seq, "audit head seq")?;
+    check_invariants(tx, commit).await?;
     let prev = (seq > 0).then_some((seq, hash.as_str()));
     let mut draft = commit.audit.clone();
     draft.at = micros(draft.at);

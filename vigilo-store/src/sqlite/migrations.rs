@@ -6,8 +6,8 @@
 //!
 //! Conventions of the schema: every entity is stored whole as JSON in `doc` (the core struct,
 //! read back with serde), next to real, indexed columns for what queries filter and sort on.
-//! Every table is keyed or indexed by workspace (users and their chat identities, which are
-//! global, excepted). Times in columns are microseconds since the Unix epoch.
+//! Every table is keyed or indexed by workspace (users, which are global and hold only a handle,
+//! excepted). Times in columns are microseconds since the Unix epoch.
 
 use rusqlite::{Connection, TransactionBehavior};
 use tracing::info;
@@ -16,7 +16,7 @@ use tracing::info;
 pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"VGLO");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Schema 1: every table, its indexes, the runbook search index and the audit guards.
 const MIGRATION_1: &str = r#"
@@ -184,6 +184,44 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE (ABORT, 'audit entries are append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE (ABORT, 'audit entries are append-only'); END;
+"#;
+
+/// Schema 2: people per workspace. A user row keeps only the handle; each membership holds the
+/// workspace's view of the person (display name, chat identities, removal), and chat identities
+/// are keyed by workspace (`member_identities`), bound to whatever Slack team the workspace is
+/// linked to. Existing data moves in place: every membership takes its user's display name; an
+/// identity moves to the memberships of the workspace linked to its team, or, when it was mapped
+/// before any link (empty team), to every membership of its user.
+const MIGRATION_2: &str = r#"
+CREATE TABLE member_identities (
+    workspace_id  TEXT NOT NULL,
+    platform      TEXT NOT NULL,
+    user          TEXT NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    PRIMARY KEY (workspace_id, platform, user)
+) STRICT;
+CREATE INDEX member_identities_by_member ON member_identities (workspace_id, user_id);
+
+INSERT OR IGNORE INTO member_identities (workspace_id, platform, user, user_id)
+SELECT m.workspace_id, i.platform, i.user, i.user_id
+FROM chat_identities i
+JOIN memberships m ON m.user_id = i.user_id
+JOIN workspaces w ON w.id = m.workspace_id
+WHERE i.team = '' OR w.slack_team = i.team;
+
+UPDATE memberships SET doc = json_set(doc,
+    '$.display_name',
+    coalesce((SELECT json_extract(u.doc, '$.display_name') FROM users u
+              WHERE u.id = memberships.user_id), ''),
+    '$.chat_identities',
+    (SELECT json_group_array(json_object('platform', i.platform, 'user', i.user))
+     FROM member_identities i
+     WHERE i.workspace_id = memberships.workspace_id AND i.user_id = memberships.user_id));
+
+UPDATE users SET doc = json_remove(doc, '$.display_name', '$.chat_identities');
+
+DROP INDEX chat_identities_by_user;
+DROP TABLE chat_identities;
 "#;
 
 /// The schema version a database is at (`PRAGMA user_version`).

@@ -231,9 +231,14 @@ impl Store for SqliteStore {
         self.read(move |c| read::user_by_handle(c, &handle)).await
     }
 
-    async fn user_by_chat(&self, identity: &ChatIdentity) -> StoreResult<User> {
+    async fn member_by_chat(
+        &self,
+        workspace: WorkspaceId,
+        identity: &ChatIdentity,
+    ) -> StoreResult<(User, Membership)> {
         let identity = identity.clone();
-        self.read(move |c| read::user_by_chat(c, &identity)).await
+        self.read(move |c| read::member_by_chat(c, workspace, &identity))
+            .await
     }
 
     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {

@@ -2,7 +2,7 @@
 //! connection. Each names the workspace in its `WHERE`, so a row of another workspace is
 //! simply not found.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use rusqlite::types::Value;
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::change::ChangeRequest;
@@ -94,19 +94,33 @@ pub(crate) fn user_by_handle(c: &Connection, handle: &str) -> StoreResult<User> 
     )
 }
 
-pub(crate) fn user_by_chat(c: &Connection, identity: &ChatIdentity) -> StoreResult<User> {
-    one(
-        c,
-        "SELECT u.doc FROM chat_identities i JOIN users u ON u.id = i.user_id
-         WHERE i.platform = ?1 AND i.team = ?2 AND i.user = ?3",
-        [&identity.platform, &identity.team, &identity.user],
-        || {
-            format!(
-                "user with chat identity {}/{}/{}",
-                identity.platform, identity.team, identity.user
-            )
-        },
-    )
+pub(crate) fn member_by_chat(
+    c: &Connection,
+    ws: WorkspaceId,
+    identity: &ChatIdentity,
+) -> StoreResult<(User, Membership)> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT u.doc, m.doc FROM member_identities i
+             JOIN memberships m ON m.workspace_id = i.workspace_id AND m.user_id = i.user_id
+             JOIN users u ON u.id = i.user_id
+             WHERE i.workspace_id = ?1 AND i.platform = ?2 AND i.user = ?3",
+        )
+        .map_err(sql_err)?;
+    let row = stmt
+        .query_row(
+            [ws.to_string(), identity.platform.clone(), identity.user.clone()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(sql_err)?;
+    let Some((u, m)) = row else {
+        return Err(StoreError::NotFound(format!(
+            "member with chat identity {}/{}",
+            identity.platform, identity.user
+        )));
+    };
+    Ok((from_doc(&u, "user")?, from_doc(&m, "membership")?))
 }
 
 pub(crate) fn membership(c: &Connection, ws: WorkspaceId, user: UserId) -> StoreResult<Membership> {

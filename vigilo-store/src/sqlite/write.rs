@@ -14,19 +14,45 @@ use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
-use vigilo_core::store::{Commit, StoreError, StoreResult, Write};
+use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::rows::{exists, int, micros, sql_err, to_doc, unique_violation};
 use super::search::SearchText;
 
 /// Applies every write of `commit` in order, then seals and appends its audit entry.
+///
+/// The commit's invariants (see [`Commit`]) are checked here, on the writer connection inside
+/// the commit's savepoint, where no other commit can interleave: the acting membership before
+/// the writes, the workspace's owner after them.
 pub(crate) fn apply_commit(conn: &Connection, commit: &Commit) -> StoreResult<AuditEntry> {
     let ws = commit.workspace;
+    if let Some(acting) = commit.acting {
+        let rev: Option<u64> = conn
+            .prepare_cached("SELECT rev FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![ws.to_string(), acting.user.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sql_err)?;
+        if rev != Some(acting.membership_rev) {
+            return Err(store::authority_moved(acting.user));
+        }
+    }
     for write in &commit.writes {
         apply_write(conn, ws, write)?;
     }
     ensure_workspace(conn, ws)?;
+    if commit.writes_membership()
+        && !exists(
+            conn,
+            "SELECT 1 FROM memberships WHERE workspace_id = ?1
+             AND json_extract(doc, '$.role') = 'owner' AND json_extract(doc, '$.removed_at') IS NULL",
+            [ws.to_string()],
+        )?
+    {
+        return Err(store::no_owner_left());
+    }
     append_audit(conn, ws, &commit.audit)
 }
 
@@ -250,21 +276,7 @@ fn write_user(conn: &Connection, u: &User, expected: Option<u64>) -> StoreResult
                     r,
                 ));
             }
-            conn.prepare_cached("DELETE FROM chat_identities WHERE user_id = ?1")
-                .and_then(|mut s| s.execute([&id]))
-                .map_err(sql_err)?;
         }
-    }
-    let identities: std::collections::BTreeSet<_> = u.chat_identities.iter().collect();
-    for c in identities {
-        inserted(
-            run_insert(
-                conn,
-                "INSERT INTO chat_identities (platform, team, user, user_id) VALUES (?1, ?2, ?3, ?4)",
-                params![c.platform, c.team, c.user, id],
-            ),
-            |_| format!("chat identity {}/{}/{}", c.platform, c.team, c.user),
-        )?;
     }
     Ok(())
 }
@@ -285,15 +297,16 @@ fn write_membership(
     let doc = to_doc(m, &what)?;
     let wsid = ws.to_string();
     match expected {
-        None => inserted(
-            run_insert(
-                conn,
-                "INSERT INTO memberships (workspace_id, user_id, rev, doc) VALUES (?1, ?2, ?3, ?4)",
-                params![wsid, user, m.rev, doc],
-            ),
-            |_| what.clone(),
-        )
-        .map(drop),
+        None => {
+            inserted(
+                run_insert(
+                    conn,
+                    "INSERT INTO memberships (workspace_id, user_id, rev, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![wsid, user, m.rev, doc],
+                ),
+                |_| what.clone(),
+            )?;
+        }
         Some(r) => {
             let changed = run_update(
                 conn,
@@ -301,19 +314,34 @@ fn write_membership(
                 params![wsid, user, m.rev, doc, r],
             )
             .map_err(sql_err)?;
-            if changed {
-                Ok(())
-            } else {
-                Err(not_updated(
+            if !changed {
+                return Err(not_updated(
                     conn,
                     "SELECT rev FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
                     [&wsid, &user],
                     &what,
                     r,
-                ))
+                ));
             }
+            conn.prepare_cached(
+                "DELETE FROM member_identities WHERE workspace_id = ?1 AND user_id = ?2",
+            )
+            .and_then(|mut s| s.execute([&wsid, &user]))
+            .map_err(sql_err)?;
         }
     }
+    let identities: std::collections::BTreeSet<_> = m.chat_identities.iter().collect();
+    for c in identities {
+        inserted(
+            run_insert(
+                conn,
+                "INSERT INTO member_identities (workspace_id, platform, user, user_id) VALUES (?1, ?2, ?3, ?4)",
+                params![wsid, c.platform, c.user, user],
+            ),
+            |_| format!("chat identity {}/{} in this workspace", c.platform, c.user),
+        )?;
+    }
+    Ok(())
 }
 
 fn write_runbook(

@@ -383,7 +383,9 @@ mod tests {
                 target: "test".into(),
                 details,
                 links: AuditLinks::default(),
+                origin: None,
             },
+            acting: None,
         }))
     }
 
