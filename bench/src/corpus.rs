@@ -345,6 +345,7 @@ pub async fn seed(
                         runbook_version: Some(1),
                         ..AuditLinks::default()
                     },
+                    origin: None,
                 };
                 store
                     .commit(Commit {
@@ -357,6 +358,7 @@ pub async fn seed(
                             Write::RunbookVersion(version),
                         ],
                         audit,
+                        acting: None,
                     })
                     .await?;
             }

@@ -23,8 +23,6 @@ fn actor(handle: &str, role: WorkspaceRole, teams: &[&str]) -> Actor {
         user: User {
             id,
             handle: Name::parse_field("handle", handle).unwrap(),
-            display_name: Default::default(),
-            chat_identities: vec![],
             rev: 1,
         },
         membership: Membership {
@@ -35,6 +33,9 @@ fn actor(handle: &str, role: WorkspaceRole, teams: &[&str]) -> Actor {
                 .iter()
                 .map(|t| Name::parse_field("t", *t).unwrap())
                 .collect::<BTreeSet<_>>(),
+            display_name: Default::default(),
+            chat_identities: vec![],
+            removed_at: None,
             rev: 1,
         },
     }

@@ -98,8 +98,6 @@ fn actors(roles: &[WorkspaceRole]) -> Vec<Actor> {
                 user: User {
                     id,
                     handle: Name::parse_field("h", format!("user{i}")).unwrap(),
-                    display_name: Default::default(),
-                    chat_identities: vec![],
                     rev: 1,
                 },
                 membership: Membership {
@@ -107,6 +105,9 @@ fn actors(roles: &[WorkspaceRole]) -> Vec<Actor> {
                     user: id,
                     role: *r,
                     team_roles: BTreeSet::new(),
+                    display_name: Default::default(),
+                    chat_identities: vec![],
+                    removed_at: None,
                     rev: 1,
                 },
             }

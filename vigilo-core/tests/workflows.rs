@@ -990,11 +990,23 @@ async fn runbook_ownership_can_be_handed_over() {
     assert!(missing.to_string().contains("@mallory"), "{missing}");
     assert_eq!(audit_count(&w).await, entries);
 
-    // The owner hands it to carol: the version stays, one audit entry names both.
-    let after = w.v.set_runbook_owner(&w.bob, key, "@carol").await.unwrap();
+    // carol is a member: she may not own a runbook (an owner edits and publishes it).
+    let refused =
+        w.v.set_runbook_owner(&w.bob, key, "@carol")
+            .await
+            .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Refused, "{refused}");
+    assert!(
+        refused.to_string().contains("@carol is a member"),
+        "{refused}"
+    );
+    assert_eq!(audit_count(&w).await, entries);
+
+    // The owner hands it to erin (an operator): the version stays, one audit entry names both.
+    let after = w.v.set_runbook_owner(&w.bob, key, "@erin").await.unwrap();
     assert_eq!(after.version, before.version);
     assert_ne!(after.owner, before.owner);
-    assert_eq!(w.v.runbook(&w.carol, key).await.unwrap().owner, after.owner);
+    assert_eq!(w.v.runbook(&w.erin, key).await.unwrap().owner, after.owner);
     let log =
         w.v.audit_entries(&w.alice, AuditFilter::default())
             .await
@@ -1003,10 +1015,10 @@ async fn runbook_ownership_can_be_handed_over() {
     let last = log.iter().max_by_key(|e| e.seq).unwrap();
     assert_eq!(last.action, "runbook.owner_changed");
     assert_eq!(last.details["from"], "@bob");
-    assert_eq!(last.details["to"], "@carol");
+    assert_eq!(last.details["to"], "@erin");
 
     // Handing it to its owner again changes nothing; bob is no longer the owner.
-    w.v.set_runbook_owner(&w.carol, key, "carol").await.unwrap();
+    w.v.set_runbook_owner(&w.erin, key, "erin").await.unwrap();
     assert_eq!(audit_count(&w).await, entries + 1);
     let denied = w.v.set_runbook_owner(&w.bob, key, "bob").await.unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::Denied, "{denied}");
@@ -1059,11 +1071,22 @@ async fn saving_several_runbooks_is_all_or_nothing() {
     };
     assert_eq!(w.v.list_runbooks(&w.dave, all()).await.unwrap().len(), 1);
 
-    // bob: a new runbook, and his runbook edited, unpublished and handed to carol, at once.
-    let saved =
+    // A member as the owner in the last item (a file's front matter naming a member): the same.
+    let member_owner =
         w.v.save_runbooks(
             &w.bob,
             vec![create("New one"), update(Some(false), Some("carol"))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(member_owner.kind(), ErrorKind::Refused, "{member_owner}");
+    assert_eq!(audit_count(&w).await, entries);
+
+    // bob: a new runbook, and his runbook edited, unpublished and handed to erin, at once.
+    let saved =
+        w.v.save_runbooks(
+            &w.bob,
+            vec![create("New one"), update(Some(false), Some("erin"))],
         )
         .await
         .unwrap();

@@ -124,8 +124,8 @@ async fn the_wal_file_is_kept_checkpointed_at_close() {
     store.close().await;
 }
 
-/// A second migration that only a test knows, to exercise the upgrade path.
-const TEST_MIGRATION_2: &str = "
+/// A migration after the shipped ones that only a test knows, to exercise the upgrade path.
+const TEST_MIGRATION_NEXT: &str = "
     CREATE TABLE upgrade_probe (answer INTEGER NOT NULL) STRICT;
     INSERT INTO upgrade_probe (answer) VALUES (42);
 ";
@@ -140,12 +140,13 @@ async fn a_schema_1_database_is_upgraded_and_keeps_its_data() {
     store.close().await;
     assert_eq!(version(&path), 1);
 
-    let v2: &[&str] = &[MIGRATIONS[0], TEST_MIGRATION_2];
-    let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), v2).unwrap();
+    let mut next: Vec<&str> = MIGRATIONS.to_vec();
+    next.push(TEST_MIGRATION_NEXT);
+    let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), &next).unwrap();
     assert_eq!(store.workspace(ctx.id()).await.unwrap(), ctx.ws);
     assert_eq!(common::verified_chain(&store, ctx.id()).await, 1);
     store.close().await;
-    assert_eq!(version(&path), 2);
+    assert_eq!(version(&path), next.len() as i64);
     let c = Connection::open(&path).unwrap();
     let answer: i64 = c
         .query_row("SELECT answer FROM upgrade_probe", [], |r| r.get(0))
@@ -153,15 +154,142 @@ async fn a_schema_1_database_is_upgraded_and_keeps_its_data() {
     assert_eq!(answer, 42);
     drop(c);
 
-    // This build knows one migration only: the upgraded file is now from a newer schema.
+    // This build does not know the probe: the upgraded file is now from a newer schema.
     let before = snapshot(dir.path());
     match open(&path).await {
-        Err(OpenError::TooNew {
-            found: 2, known, ..
-        }) => assert_eq!(known, MIGRATIONS.len()),
+        Err(OpenError::TooNew { found, known, .. }) => {
+            assert_eq!(found, next.len() as i64);
+            assert_eq!(known, MIGRATIONS.len());
+        }
         other => panic!("expected TooNew, got {other:?}"),
     }
     assert_eq!(snapshot(dir.path()), before);
+}
+
+/// Schema 2 moves people into workspaces: a schema-1 file whose users carry a display name and
+/// global chat identities upgrades in place. Every membership takes the display name; an
+/// identity moves to the membership in the workspace linked to its team only (so an identity
+/// of team T0ACME never maps in another workspace), and one mapped before any link (empty
+/// team) to every membership of its user; the audit chain still verifies.
+#[tokio::test]
+async fn schema_2_moves_names_and_chat_identities_into_memberships() {
+    use vigilo_core::workspace::ChatIdentity;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("people.db");
+    let v1: &[&str] = &[MIGRATIONS[0]];
+    let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), v1).unwrap();
+    let acme = common::setup(&store, "acme").await;
+    let evil = common::setup(&store, "evil").await;
+    store.close().await;
+
+    // People as the first schema stored them, written as that build wrote them.
+    let olivia = uuid::Uuid::now_v7();
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "UPDATE workspaces SET slack_team = 'T0ACME', doc = json_set(doc, '$.slack_team', 'T0ACME')
+         WHERE id = ?1",
+        [acme.id().to_string()],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO users (id, handle, rev, doc) VALUES (?1, 'olivia', 1, ?2)",
+        rusqlite::params![
+            olivia.to_string(),
+            format!(
+                r#"{{"id":"{olivia}","handle":"olivia","display_name":"Olivia Ørsted","chat_identities":[{{"platform":"slack","team":"T0ACME","user":"U0OLI"}},{{"platform":"slack","team":"","user":"U0PRE"}}],"rev":1}}"#
+            )
+        ],
+    )
+    .unwrap();
+    for (team, user) in [("T0ACME", "U0OLI"), ("", "U0PRE")] {
+        c.execute(
+            "INSERT INTO chat_identities (platform, team, user, user_id) VALUES ('slack', ?1, ?2, ?3)",
+            rusqlite::params![team, user, olivia.to_string()],
+        )
+        .unwrap();
+    }
+    for (ws, role) in [(acme.id(), "owner"), (evil.id(), "member")] {
+        c.execute(
+            "INSERT INTO memberships (workspace_id, user_id, rev, doc) VALUES (?1, ?2, 1, ?3)",
+            rusqlite::params![
+                ws.to_string(),
+                olivia.to_string(),
+                format!(
+                    r#"{{"workspace":"{ws}","user":"{olivia}","role":"{role}","team_roles":[],"rev":1}}"#
+                )
+            ],
+        )
+        .unwrap();
+    }
+    drop(c);
+
+    let store = open(&path).await.unwrap();
+    assert_eq!(version(&path), MIGRATIONS.len() as i64);
+    let user = store.user_by_handle("olivia").await.unwrap();
+    assert_eq!(user.id.0, olivia);
+    let in_acme = store.membership(acme.id(), user.id).await.unwrap();
+    let in_evil = store.membership(evil.id(), user.id).await.unwrap();
+    assert_eq!(in_acme.display_name.as_str(), "Olivia Ørsted");
+    assert_eq!(in_evil.display_name.as_str(), "Olivia Ørsted");
+    let mut acme_ids: Vec<&str> = in_acme
+        .chat_identities
+        .iter()
+        .map(|c| c.user.as_str())
+        .collect();
+    acme_ids.sort();
+    assert_eq!(acme_ids, ["U0OLI", "U0PRE"]);
+    let evil_ids: Vec<&str> = in_evil
+        .chat_identities
+        .iter()
+        .map(|c| c.user.as_str())
+        .collect();
+    assert_eq!(
+        evil_ids,
+        ["U0PRE"],
+        "an identity of team T0ACME stays in acme"
+    );
+    let found = store
+        .member_by_chat(acme.id(), &ChatIdentity::slack("U0OLI"))
+        .await
+        .unwrap();
+    assert_eq!(found.0.id, user.id);
+    assert!(
+        store
+            .member_by_chat(evil.id(), &ChatIdentity::slack("U0OLI"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .member_by_chat(evil.id(), &ChatIdentity::slack("U0PRE"))
+            .await
+            .unwrap()
+            .0
+            .id,
+        user.id
+    );
+    assert_eq!(common::verified_chain(&store, acme.id()).await, 1);
+    assert_eq!(common::verified_chain(&store, evil.id()).await, 1);
+    store.close().await;
+    // The user row keeps only what is global.
+    let c = Connection::open(&path).unwrap();
+    let doc: String = c
+        .query_row("SELECT doc FROM users WHERE handle = 'olivia'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        !doc.contains("display_name") && !doc.contains("chat_identities"),
+        "{doc}"
+    );
+    let old: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'chat_identities'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0);
 }
 
 #[tokio::test]

@@ -105,6 +105,7 @@ impl Client {
                     target: ex.key.to_string(),
                     details: serde_json::json!({ "step": step }),
                     links: Default::default(),
+                    origin: None,
                 };
                 draft.links.execution = Some(ex.key);
                 self.vigilo
@@ -119,6 +120,10 @@ impl Client {
                             Write::StepEvent(t.event),
                         ],
                         audit: draft,
+                        acting: Some(vigilo_core::store::ActingMember {
+                            user: actor.id(),
+                            membership_rev: actor.membership.rev,
+                        }),
                     })
                     .await
                     .unwrap();

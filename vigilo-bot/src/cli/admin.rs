@@ -191,7 +191,11 @@ pub async fn user(ctx: &Ctx, c: UserCmd) -> Result<(), CliError> {
         UserCmd::Remove { handle } => {
             let removed = ctx.vigilo.remove_member(&who, &handle).await?;
             let u = ctx.vigilo.user(removed.membership.user).await?;
-            let runs: Vec<String> = removed.open_runs.iter().map(|e| e.key.to_string()).collect();
+            let runs: Vec<String> = removed
+                .open_runs
+                .iter()
+                .map(|e| e.key.to_string())
+                .collect();
             let mut v = views::member(&u, &removed.membership);
             if let Value::Object(map) = &mut v {
                 map.insert("key".into(), json!(u.handle.as_str()));

@@ -95,8 +95,9 @@ impl Ctx {
         let dyn_store: Arc<dyn Store> = store.clone();
         let out = Out::new(global.json);
         Ok(Ctx {
-            vigilo: Vigilo::new(dyn_store)
-                .acting_via(crate::principal::local_origin(vigilo_core::audit::Surface::Cli)),
+            vigilo: Vigilo::new(dyn_store).acting_via(crate::principal::local_origin(
+                vigilo_core::audit::Surface::Cli,
+            )),
             global,
             out,
             db_label: path.display().to_string(),
@@ -120,8 +121,9 @@ impl Ctx {
         let dyn_store: Arc<dyn Store> = store.clone();
         let out = Out::new(global.json);
         Ok(Ctx {
-            vigilo: Vigilo::new(dyn_store)
-                .acting_via(crate::principal::local_origin(vigilo_core::audit::Surface::Cli)),
+            vigilo: Vigilo::new(dyn_store).acting_via(crate::principal::local_origin(
+                vigilo_core::audit::Surface::Cli,
+            )),
             global,
             out,
             db_label: redact(url),

@@ -92,9 +92,11 @@ pub enum ConsoleError {
 /// Opens (or creates) the SQLite database at `path` and returns the service over it.
 pub async fn open(path: impl AsRef<Path>) -> Result<Vigilo, ConsoleError> {
     let store = SqliteStore::open(path, SqliteOptions::default()).await?;
-    Ok(Vigilo::new(Arc::new(store)).acting_via(crate::principal::local_origin(
-        vigilo_core::audit::Surface::Console,
-    )))
+    Ok(
+        Vigilo::new(Arc::new(store)).acting_via(crate::principal::local_origin(
+            vigilo_core::audit::Surface::Console,
+        )),
+    )
 }
 
 /// Runs the console on standard input and output until `/quit` or the end of input.

@@ -502,11 +502,7 @@ pub async fn space(
                     display_name: String::new(),
                     role: *role,
                     team_roles: teams.iter().map(|t| t.to_string()).collect(),
-                    chat_identity: Some(ChatIdentity {
-                        platform: "slack".into(),
-                        team: team.into(),
-                        user: (*slack).into(),
-                    }),
+                    chat_identity: Some(ChatIdentity::slack(*slack)),
                 },
             )
             .await

@@ -102,7 +102,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            &actor,
+            actor,
             vec![Write::Change {
                 change: next.clone(),
                 expected_rev: Some(old.rev),
@@ -463,7 +463,7 @@ impl Vigilo {
             },
         );
         self.commit(
-            &actor,
+            actor,
             vec![
                 Write::Runbook {
                     runbook: next.clone(),

@@ -3413,6 +3413,18 @@ pub async fn commit_checks_acting_membership(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap(), rb_edit);
     assert_eq!(entry.seq as usize, before + 1);
+
+    // 6. A member may change their own membership on its current authority: the authority is
+    // what the command was checked against, before the commit's own writes (an owner stepping
+    // down while another owner remains).
+    let (bob_m3, write) = update_membership(&bob_m2, |m| m.role = WorkspaceRole::Operator);
+    try_commit_as(store, ctx.id(), vec![write], acting(&bob_m2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.membership(ctx.id(), ctx.bob.id).await.unwrap(),
+        bob_m3
+    );
     let all = audit_all(store, ctx.id()).await;
     assert_eq!(audit::verify(&all).unwrap(), all.len() as u64);
 }
@@ -3558,9 +3570,9 @@ pub async fn workspace_keeps_an_owner(store: &dyn Store) {
 }
 
 /// Rounds of the acting race of [`owner_demotions_race`] (each two concurrent commits).
-const ACTING_RACE_ROUNDS: usize = 150;
+const ACTING_RACE_ROUNDS: usize = 300;
 /// Rounds of the plain race (no acting member: the owner invariant alone).
-const PLAIN_RACE_ROUNDS: usize = 150;
+const PLAIN_RACE_ROUNDS: usize = 200;
 
 /// Two owners demote each other at the same moment, hundreds of times. With an acting member
 /// (each on the authority of its own membership revision) and without one (the owner invariant

@@ -585,15 +585,17 @@ fn commit_locked(s: &mut State, commit: Commit, undo: &mut UndoLog) -> StoreResu
         audit: draft,
         acting,
     } = commit;
-    writes.into_iter().try_for_each(|w| apply(s, ws, w, undo))?;
-    if !s.workspaces.contains_key(&ws) {
-        return Err(StoreError::NotFound(format!("workspace {ws}")));
-    }
+    // The authority is checked against the state the command was checked in, before the
+    // commit's own writes (which may update the acting member's own membership).
     if let Some(acting) = acting {
         let rev = s.memberships.get(&(ws, acting.user)).map(|m| m.rev);
         if rev != Some(acting.membership_rev) {
             return Err(crate::store::authority_moved(acting.user));
         }
+    }
+    writes.into_iter().try_for_each(|w| apply(s, ws, w, undo))?;
+    if !s.workspaces.contains_key(&ws) {
+        return Err(StoreError::NotFound(format!("workspace {ws}")));
     }
     if keeps_owner
         && !s

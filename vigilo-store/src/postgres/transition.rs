@@ -198,7 +198,12 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
     };
     let links = LinkColumns::of(&open.links);
     let acting_user = t.commit.acting.map(|a| a.user.0);
-    let acting_rev = match t.commit.acting.map(|a| int(a.membership_rev, "revision")).transpose() {
+    let acting_rev = match t
+        .commit
+        .acting
+        .map(|a| int(a.membership_rev, "revision"))
+        .transpose()
+    {
         Ok(r) => r,
         Err(err) => return Some(Outcome::Failed(Fail::done(err))),
     };
@@ -417,6 +422,10 @@ mod tests {
                 execution: Some("EX-00001".parse().unwrap()),
                 ..AuditLinks::default()
             },
+            origin: Some(vigilo_core::audit::Origin::new(
+                vigilo_core::audit::Surface::Slack,
+                "T1/U\"1",
+            )),
             prev_hash: String::new(),
             hash: String::new(),
         };

@@ -214,9 +214,10 @@ UPDATE memberships SET doc = json_set(doc,
     coalesce((SELECT json_extract(u.doc, '$.display_name') FROM users u
               WHERE u.id = memberships.user_id), ''),
     '$.chat_identities',
-    (SELECT json_group_array(json_object('platform', i.platform, 'user', i.user))
-     FROM member_identities i
-     WHERE i.workspace_id = memberships.workspace_id AND i.user_id = memberships.user_id));
+    json((SELECT json_group_array(json_object('platform', i.platform, 'user', i.user))
+          FROM member_identities i
+          WHERE i.workspace_id = memberships.workspace_id
+            AND i.user_id = memberships.user_id)));
 
 UPDATE users SET doc = json_remove(doc, '$.display_name', '$.chat_identities');
 

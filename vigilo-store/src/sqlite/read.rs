@@ -2,8 +2,8 @@
 //! connection. Each names the workspace in its `WHERE`, so a row of another workspace is
 //! simply not found.
 
-use rusqlite::{Connection, OptionalExtension};
 use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
@@ -109,7 +109,11 @@ pub(crate) fn member_by_chat(
         .map_err(sql_err)?;
     let row = stmt
         .query_row(
-            [ws.to_string(), identity.platform.clone(), identity.user.clone()],
+            [
+                ws.to_string(),
+                identity.platform.clone(),
+                identity.user.clone(),
+            ],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
         .optional()

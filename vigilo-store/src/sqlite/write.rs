@@ -31,8 +31,10 @@ pub(crate) fn apply_commit(conn: &Connection, commit: &Commit) -> StoreResult<Au
         let rev: Option<u64> = conn
             .prepare_cached("SELECT rev FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")
             .and_then(|mut s| {
-                s.query_row(params![ws.to_string(), acting.user.to_string()], |r| r.get(0))
-                    .optional()
+                s.query_row(params![ws.to_string(), acting.user.to_string()], |r| {
+                    r.get(0)
+                })
+                .optional()
             })
             .map_err(sql_err)?;
         if rev != Some(acting.membership_rev) {

@@ -57,7 +57,7 @@ use chrono::{DateTime, Utc};
 use vigilo_core::audit::{AuditDraft, AuditEntry, AuditLinks};
 use vigilo_core::clock::to_micros;
 use vigilo_core::execution::{Execution, ExecutionStatus};
-use vigilo_core::fields::{Label, Name};
+use vigilo_core::fields::Name;
 use vigilo_core::ids::{ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
 use vigilo_core::runbook::{Runbook, RunbookBody, RunbookInput, StepInput};
 use vigilo_core::store::{AuditQuery, Commit, StoreResult, Write};
@@ -78,6 +78,7 @@ pub fn draft(action: &str, target: &str) -> AuditDraft {
         target: target.into(),
         details: serde_json::json!({}),
         links: AuditLinks::default(),
+        origin: None,
     }
 }
 
@@ -92,6 +93,7 @@ pub async fn commit(
             workspace: ws,
             writes,
             audit: draft("test.write", "test"),
+            acting: None,
         })
         .await
 }
@@ -121,8 +123,6 @@ pub async fn setup(store: &dyn Store, slug: &str) -> Ctx {
     let owner = User {
         id: UserId::new(),
         handle: Name::parse_field("handle", format!("{slug}-owner")).unwrap(),
-        display_name: Label::parse_field("display_name", "").unwrap(),
-        chat_identities: Vec::new(),
         rev: 1,
     };
     commit(
