@@ -193,10 +193,33 @@ impl Ctx {
                     .into(),
             ));
         };
-        let (user, m) = self.vigilo.member(ws.id, handle).await?;
+        let (user, m) = match self.vigilo.member(ws.id, handle).await {
+            Ok(found) => found,
+            Err(e) => return Err(self.removed_or(&ws, handle, e).await),
+        };
         let who = Who::new(ws.id, user.id);
         self.remember(user.id, user.handle.as_str());
         Ok((ws, who, user, m))
+    }
+
+    /// `error`, unless `handle` names a member removed from `ws`: then a denial that says so.
+    async fn removed_or(
+        &self,
+        ws: &Workspace,
+        handle: &str,
+        error: vigilo_core::error::Error,
+    ) -> CliError {
+        let handle = handle.trim_start_matches('@');
+        if let Ok(user) = self.store().user_by_handle(handle).await
+            && let Ok(m) = self.store().membership(ws.id, user.id).await
+            && !m.is_active()
+        {
+            return CliError::Denied(format!(
+                "@{handle} was removed from workspace {} and can no longer act in it; an admin can add them again (`vigilo user add {handle} --role <role>`)",
+                ws.slug
+            ));
+        }
+        error.into()
     }
 
     fn remember(&self, id: UserId, handle: &str) {

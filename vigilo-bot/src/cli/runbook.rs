@@ -68,6 +68,44 @@ struct Parsed {
     /// for sync).
     source: String,
     file: RunbookFile,
+    /// The line of the front matter's `owner` key (1-based), for errors about the owner.
+    owner_line: usize,
+}
+
+/// The 1-based line of the front matter's `owner = …`, or 1 when there is none.
+fn owner_line(text: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix("owner")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(1, |i| i + 1)
+}
+
+/// The member a file names as its owner: refused, with the file and line, unless they are a
+/// current member who may own runbooks (an operator or above: an owner edits and publishes).
+async fn file_owner(
+    ctx: &Ctx,
+    who: &Who,
+    at: &str,
+    handle: &str,
+) -> Result<vigilo_core::workspace::User, CliError> {
+    let (user, m) = ctx
+        .vigilo
+        .member(who.workspace, handle)
+        .await
+        .map_err(|e| CliError::NotFound(format!("{at}: owner: {e}")))?;
+    if m.role < vigilo_core::roles::WorkspaceRole::Operator {
+        return Err(CliError::Refused(format!(
+            "{at}: owner: @{} is a {} and cannot own runbooks; name an operator, admin or owner, or make @{} an operator first (`vigilo user set-role {} operator`)",
+            user.handle,
+            m.role.as_str(),
+            user.handle,
+            user.handle
+        )));
+    }
+    Ok(user)
 }
 
 /// What saving one file will do.
@@ -114,6 +152,7 @@ fn read_all(paths: &[(PathBuf, String, String)]) -> Result<Vec<Parsed>, CliError
                 name: name.clone(),
                 source: source.clone(),
                 file,
+                owner_line: owner_line(&text),
             }),
             Err(e) => errors.push(e.to_string()),
         }
@@ -264,12 +303,8 @@ async fn plan(
                 }
                 let new_owner = match &p.file.owner {
                     Some(h) => {
-                        let user = ctx
-                            .vigilo
-                            .member(who.workspace, h)
-                            .await
-                            .map_err(|e| CliError::NotFound(format!("{name}: owner: {e}")))?
-                            .0;
+                        let user =
+                            file_owner(ctx, &who, &format!("{name}:{}", p.owner_line), h).await?;
                         if user.id == rb.owner {
                             None
                         } else {
@@ -295,11 +330,8 @@ async fn plan(
                 }
                 let owner = match &p.file.owner {
                     Some(h) => Some(
-                        ctx.vigilo
-                            .member(who.workspace, h)
-                            .await
-                            .map_err(|e| CliError::NotFound(format!("{name}: owner: {e}")))?
-                            .0
+                        file_owner(ctx, &who, &format!("{name}:{}", p.owner_line), h)
+                            .await?
                             .id,
                     ),
                     None => None,
