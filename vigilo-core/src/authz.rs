@@ -11,6 +11,11 @@
 //! | Save change plan back as runbook | Owner of the change, Admin, Workspace Owner |
 //! | Archive runbook | Admin, Owner |
 //!
+//! Vigilo adds, for people: adding members, changing ranks and team roles, removing members and
+//! linking chat teams is for admins and the owner ([`Action::ManageMembers`]); granting, taking
+//! or removing the owner rank is for the owner ([`Action::ManageOwners`]); owning a runbook is
+//! for operators and above ([`Action::OwnRunbook`], checked on the person named as owner).
+//!
 //! Vigilo's additions (readings of what the page leaves open) are listed on [`Action`].
 
 use std::fmt;
@@ -52,15 +57,19 @@ pub enum Action {
     CreateIncident,
     /// Resolve an incident: operator and above.
     ResolveIncident,
-    /// Add users, change roles, link chat teams: admin, owner.
+    /// Add, change and remove members, link chat teams: admin, owner.
     ManageMembers,
+    /// Grant, take or remove the owner rank: the workspace owner only.
+    ManageOwners,
+    /// Be named a runbook's owner (who may then edit and publish it): operator and above.
+    OwnRunbook,
     /// Read the audit trail: every member (transparency is the point of an audit trail).
     ViewAudit,
 }
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::ViewRunbook,
         Action::CreateRunbook,
         Action::EditRunbook,
@@ -77,6 +86,8 @@ impl Action {
         Action::CreateIncident,
         Action::ResolveIncident,
         Action::ManageMembers,
+        Action::ManageOwners,
+        Action::OwnRunbook,
         Action::ViewAudit,
     ];
 
@@ -99,6 +110,8 @@ impl Action {
             Action::CreateIncident => "declaring an incident",
             Action::ResolveIncident => "resolving an incident",
             Action::ManageMembers => "managing members",
+            Action::ManageOwners => "granting, taking or removing the owner rank",
+            Action::OwnRunbook => "owning a runbook",
             Action::ViewAudit => "reading the audit trail",
         }
     }
@@ -182,9 +195,11 @@ fn rule_for(action: Action, subject: &Subject) -> (Rule, &'static str) {
     match action {
         A::ViewRunbook | A::RehearseRunbook if draft_like => (Rule::OwnerOrAdmin, runbook_owner),
         A::ViewRunbook | A::RehearseRunbook => (Rule::AnyMember, ""),
-        A::CreateRunbook | A::ExecuteRunbook | A::CreateChange | A::ResolveIncident => {
-            (Rule::AtLeast(WorkspaceRole::Operator), "")
-        }
+        A::CreateRunbook
+        | A::ExecuteRunbook
+        | A::CreateChange
+        | A::ResolveIncident
+        | A::OwnRunbook => (Rule::AtLeast(WorkspaceRole::Operator), ""),
         A::EditRunbook | A::PublishRunbook => (Rule::OwnerOrAdmin, runbook_owner),
         A::ArchiveRunbook | A::ApproveChange | A::ManageMembers => {
             (Rule::AtLeast(WorkspaceRole::Admin), "")
@@ -196,6 +211,7 @@ fn rule_for(action: Action, subject: &Subject) -> (Rule, &'static str) {
         A::EditChange | A::MoveChange | A::SaveChangeAsRunbook => {
             (Rule::OwnerOrAdmin, change_owner)
         }
+        A::ManageOwners => (Rule::AtLeast(WorkspaceRole::Owner), ""),
         A::CreateIncident | A::ViewAudit => (Rule::AnyMember, ""),
     }
 }

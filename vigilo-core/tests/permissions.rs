@@ -35,6 +35,8 @@ SaveChangeAsRunbook  *          . Y . Y Y Y Y Y
 CreateIncident       *          Y Y Y Y Y Y Y Y
 ResolveIncident      *          . . Y Y Y Y Y Y
 ManageMembers        *          . . . . Y Y Y Y
+ManageOwners         *          . . . . . . Y Y
+OwnRunbook           *          . . Y Y Y Y Y Y
 ViewAudit            *          Y Y Y Y Y Y Y Y
 ";
 

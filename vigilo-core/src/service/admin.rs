@@ -250,10 +250,8 @@ impl Vigilo {
     pub async fn add_member(&self, who: &Who, new: NewMember) -> Result<(User, Membership)> {
         let actor = self.actor(who).await?;
         self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
-        if new.role == WorkspaceRole::Owner && actor.role() != WorkspaceRole::Owner {
-            return Err(Error::Denied(
-                "only the workspace owner can add another owner".into(),
-            ));
+        if new.role == WorkspaceRole::Owner {
+            self.check(&actor, Action::ManageOwners, &Subject::NONE)?;
         }
         let handle = Name::parse_field("handle", new.handle.as_str())?;
         let display_name = Label::parse_field("name", new.display_name.as_str())?;
@@ -363,11 +361,8 @@ impl Vigilo {
         let actor = self.actor(who).await?;
         self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
         let (user, m) = self.member(who.workspace, handle).await?;
-        let touches_owner = role == WorkspaceRole::Owner || m.role == WorkspaceRole::Owner;
-        if touches_owner && actor.role() != WorkspaceRole::Owner {
-            return Err(Error::Denied(
-                "only the workspace owner can grant or take the owner role".into(),
-            ));
+        if role == WorkspaceRole::Owner || m.role == WorkspaceRole::Owner {
+            self.check(&actor, Action::ManageOwners, &Subject::NONE)?;
         }
         if m.role == WorkspaceRole::Owner && role != WorkspaceRole::Owner {
             self.check_keeps_owner(who.workspace, user.id).await?;
@@ -411,11 +406,7 @@ impl Vigilo {
         self.check(&actor, Action::ManageMembers, &Subject::NONE)?;
         let (user, m) = self.member(who.workspace, handle).await?;
         if m.role == WorkspaceRole::Owner {
-            if actor.role() != WorkspaceRole::Owner {
-                return Err(Error::Denied(
-                    "only the workspace owner can remove an owner".into(),
-                ));
-            }
+            self.check(&actor, Action::ManageOwners, &Subject::NONE)?;
             self.check_keeps_owner(who.workspace, user.id).await?;
         }
         let now = self.now();

@@ -762,15 +762,13 @@ impl Vigilo {
     }
 }
 
-/// Refuses an owner who may not create runbooks: a runbook's owner may edit and publish it, so
-/// owning one is for operators and above, like creating one.
+/// Refuses an owner who may not own runbooks ([`Action::OwnRunbook`], checked on the person
+/// named): a runbook's owner may edit and publish it.
 fn may_own_runbooks(handle: &str, m: &crate::workspace::Membership) -> Result<()> {
-    if m.role >= WorkspaceRole::Operator {
-        Ok(())
-    } else {
-        Err(Error::Refused(format!(
+    crate::authz::authorize(m.user, m.role, Action::OwnRunbook, &Subject::NONE).map_err(|_| {
+        Error::Refused(format!(
             "{handle} is a {} and cannot own runbooks; a runbook's owner must be an operator, admin or owner (`vigilo user set-role`)",
             m.role.as_str()
-        )))
-    }
+        ))
+    })
 }
