@@ -266,6 +266,88 @@ pub fn seal(workspace: WorkspaceId, draft: AuditDraft, prev: Option<(u64, &str)>
     entry
 }
 
+/// The columns a store keeps beside an entry's document for its queries (`actor`, `target`,
+/// `at`, the links…), as the store read them back. Queries filter on these, not on the hashed
+/// document, so an edit of a column alone would change what a filter answers while the chain
+/// still verifies: [`AuditEntry::check_stored`] compares them with the hashed entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredColumns {
+    /// `workspace_id`.
+    pub workspace: String,
+    /// `seq`.
+    pub seq: i64,
+    /// `id`.
+    pub id: String,
+    /// `at`, in microseconds since the Unix epoch.
+    pub at_micros: i64,
+    /// `actor`.
+    pub actor: Option<String>,
+    /// `action`.
+    pub action: String,
+    /// `target`.
+    pub target: String,
+    /// `link_runbook`.
+    pub link_runbook: Option<String>,
+    /// `link_change`.
+    pub link_change: Option<String>,
+    /// `link_incident`.
+    pub link_incident: Option<String>,
+    /// `link_execution`.
+    pub link_execution: Option<String>,
+    /// `hash`.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    /// Checks an entry read back from a store: its document must match its own hash, and every
+    /// column stored beside it must say what the hashed entry says. The first difference is
+    /// reported as tampering, naming the column and both values.
+    pub fn check_stored(&self, stored: &StoredColumns) -> Result<(), Tamper> {
+        let tamper = |problem: String| Tamper {
+            seq: self.seq,
+            problem,
+        };
+        if compute_hash(self) != self.hash {
+            return Err(tamper(
+                "its contents do not match its hash (edited)".into(),
+            ));
+        }
+        let key = |k: Option<Key>| k.map(|k| k.to_string());
+        let micros = self.at.timestamp_micros();
+        let checks: [(&str, String, String); 12] = [
+            ("workspace_id", stored.workspace.clone(), self.workspace.to_string()),
+            ("seq", stored.seq.to_string(), self.seq.to_string()),
+            ("id", stored.id.clone(), self.id.to_string()),
+            ("at", stored.at_micros.to_string(), micros.to_string()),
+            ("actor", show(&stored.actor), show(&self.actor.map(|a| a.to_string()))),
+            ("action", stored.action.clone(), self.action.clone()),
+            ("target", stored.target.clone(), self.target.clone()),
+            ("link_runbook", show(&stored.link_runbook), show(&key(self.links.runbook))),
+            ("link_change", show(&stored.link_change), show(&key(self.links.change))),
+            ("link_incident", show(&stored.link_incident), show(&key(self.links.incident))),
+            (
+                "link_execution",
+                show(&stored.link_execution),
+                show(&key(self.links.execution)),
+            ),
+            ("hash", stored.hash.clone(), self.hash.clone()),
+        ];
+        for (column, found, hashed) in checks {
+            if found != hashed {
+                return Err(tamper(format!(
+                    "its stored column `{column}` says {found} but the hashed entry says {hashed} (edited outside Vigilo)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A column value as a tampering message shows it.
+fn show(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "NULL".into())
+}
+
 /// How the chain was found broken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("audit chain broken at entry {seq}: {problem}")]

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Conflict,
     /// A rule refuses it, or an input broke a limit (exit 6).
     Refused,
+    /// The audit trail was found edited outside Vigilo (exit 7).
+    Tampered,
     /// Storage failed (exit 1).
     Internal,
 }
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::Denied => "denied",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Refused => "refused",
+            ErrorKind::Tampered => "tampered",
             ErrorKind::Internal => "internal",
         }
     }
@@ -58,6 +61,10 @@ pub enum Error {
     /// An input broke a limit; names the field.
     #[error("invalid {0}")]
     Invalid(#[from] ValidationError),
+    /// The audit trail was found edited: an entry read back does not match its hash or its
+    /// stored columns.
+    #[error("the audit trail was tampered with: {0}")]
+    Tampered(crate::audit::Tamper),
     /// The store failed; nothing was applied.
     #[error("{0}")]
     Store(#[source] StoreError),
@@ -71,6 +78,7 @@ impl Error {
             Error::Denied(_) => ErrorKind::Denied,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Refused(_) | Error::Invalid(_) => ErrorKind::Refused,
+            Error::Tampered(_) => ErrorKind::Tampered,
             Error::Store(_) => ErrorKind::Internal,
         }
     }
@@ -89,6 +97,7 @@ impl From<StoreError> for Error {
                 "{what}; someone else changed it at the same moment, reload and try again"
             )),
             StoreError::AlreadyExists(what) => Error::Conflict(format!("{what} already exists")),
+            StoreError::Tampered(t) => Error::Tampered(t),
             other => Error::Store(other),
         }
     }

@@ -44,6 +44,10 @@ pub enum StoreError {
     /// Stored data could not be read back (corruption or a newer schema).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// An audit entry read back does not match its hash, or a column stored beside it does not
+    /// say what the hashed entry says: the trail was edited outside Vigilo.
+    #[error("{0}")]
+    Tampered(crate::audit::Tamper),
     /// Any other backend failure.
     #[error("storage error: {message}")]
     Backend {
@@ -81,6 +85,7 @@ impl StoreError {
                 source: None,
             },
             StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            StoreError::Tampered(t) => StoreError::Tampered(t.clone()),
             StoreError::Backend { message, .. } => StoreError::Backend {
                 message: message.clone(),
                 source: None,
@@ -432,7 +437,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every incident, by key.
     async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>>;
 
-    /// A page of audit entries, oldest first.
+    /// A page of audit entries, oldest first. Every entry returned is checked against its hash
+    /// and against the columns the query filtered on ([`crate::audit::AuditEntry::check_stored`]);
+    /// the first that fails is [`StoreError::Tampered`], never an answer.
     async fn audit(
         &self,
         workspace: WorkspaceId,

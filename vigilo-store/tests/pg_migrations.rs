@@ -252,7 +252,7 @@ async fn schema_3_moves_names_and_chat_identities_into_memberships() {
     assert!(
         functions[0]
             .1
-            .ends_with("p_acting_user uuid, p_acting_rev bigint"),
+            .contains("p_genesis text, p_acting_user uuid, p_acting_rev bigint"),
         "{functions:?}"
     );
     let old_signature: bool = c

@@ -20,6 +20,13 @@ pub fn error_reply(error: &Error) -> Reply {
                 "Vigilo could not complete this ({message}). Nothing was changed; try again in a moment."
             )
         }
+        ErrorKind::Tampered => {
+            tracing::error!(error = %message, "audit trail tampering found");
+            format!(
+                "{}. Tell the workspace owner and your auditors (`vigilo audit verify` names the entry).",
+                capitalize(&message)
+            )
+        }
         ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Refused => capitalize(&message),
     };
     Reply::private_markdown(escape_markdown_keeping_code(&text), text)

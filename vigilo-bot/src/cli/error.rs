@@ -59,6 +59,7 @@ impl CliError {
                 ErrorKind::Denied => 4,
                 ErrorKind::Conflict => 5,
                 ErrorKind::Refused => 6,
+                ErrorKind::Tampered => 7,
                 ErrorKind::Internal => 1,
             },
             CliError::Usage(_) => 2,

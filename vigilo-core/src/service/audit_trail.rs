@@ -47,8 +47,10 @@ impl Vigilo {
     pub async fn audit_entries(&self, who: &Who, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         let actor = self.actor(who).await?;
         self.check(&actor, Action::ViewAudit, &Subject::NONE)?;
+        // A person who has left still has their entries: look the handle up among everyone who
+        // ever was a member, removed or not.
         let actor_id = match &filter.actor {
-            Some(h) => Some(self.member(who.workspace, h).await?.0.id),
+            Some(h) => Some(self.past_or_present_member(who.workspace, h).await?),
             None => None,
         };
         let query = AuditQuery {
@@ -68,7 +70,7 @@ impl Vigilo {
         let mut v = Verifier::new();
         let mut after = 0;
         loop {
-            let page = self
+            let page = match self
                 .store
                 .audit(
                     workspace,
@@ -78,7 +80,14 @@ impl Vigilo {
                         ..Default::default()
                     },
                 )
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                Err(crate::store::StoreError::Tampered(t)) => {
+                    return Ok(AuditVerdict::Tampered(t));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let Some(last) = page.last() else { break };
             after = last.seq;
             for e in &page {
@@ -91,5 +100,31 @@ impl Vigilo {
             entries: v.count(),
             head: v.head().map(str::to_owned),
         })
+    }
+
+    /// The id of the user `handle` if they are, or were, a member of `workspace`.
+    async fn past_or_present_member(
+        &self,
+        workspace: WorkspaceId,
+        handle: &str,
+    ) -> Result<crate::ids::UserId> {
+        let not_found = || {
+            crate::error::Error::NotFound(format!(
+                "no user @{} has been a member of this workspace",
+                handle.trim_start_matches('@')
+            ))
+        };
+        let Ok(user) = self
+            .store
+            .user_by_handle(handle.trim_start_matches('@'))
+            .await
+        else {
+            return Err(not_found());
+        };
+        match self.store.membership(workspace, user.id).await {
+            Ok(_) => Ok(user.id),
+            Err(crate::store::StoreError::NotFound(_)) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -6,7 +6,7 @@ use deadpool_postgres::Client;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
-use vigilo_core::audit::AuditEntry;
+use vigilo_core::audit::{AuditEntry, StoredColumns, Tamper};
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
@@ -576,8 +576,11 @@ pub(crate) async fn audit(
     let mut b = Binds::default();
     let ws_p = b.bind(ws.0);
     let after = b.bind(int(q.after_seq, "seq")?);
-    let mut sql =
-        format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}");
+    let mut sql = format!(
+        "SELECT a.doc, a.workspace_id, a.seq, a.id, a.at, a.actor, a.action, a.target,
+                a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash
+         FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}"
+    );
     if let Some(target) = &q.target {
         // The entries naming the target or linking to it (each column has its index; the
         // planner ORs them).
@@ -600,5 +603,50 @@ pub(crate) async fn audit(
         " ORDER BY a.seq LIMIT {}",
         b.bind(page(q.limit, DEFAULT_AUDIT_PAGE))
     ));
-    many(c, &sql, &b.refs(), "audit entry").await
+    rows(c, &sql, &b.refs())
+        .await?
+        .iter()
+        .map(checked_entry)
+        .collect()
+}
+
+/// An audit row as its entry, checked against its hash and its stored columns: a mismatch is
+/// tampering, never an answer.
+fn checked_entry(row: &Row) -> StoreResult<AuditEntry> {
+    let read = |e: tokio_postgres::Error| store_err("reading an audit row", e);
+    let seq: i64 = row.try_get(2).map_err(read)?;
+    let tampered = |problem: &str| {
+        StoreError::Tampered(Tamper {
+            seq: u64::try_from(seq).unwrap_or_default(),
+            problem: problem.into(),
+        })
+    };
+    let doc: String = row.try_get(0).map_err(read)?;
+    let Ok(entry) = from_doc::<AuditEntry>(&doc, "audit entry") else {
+        return Err(tampered(
+            "its stored document is not an audit entry (edited)",
+        ));
+    };
+    let workspace: Uuid = row.try_get(1).map_err(read)?;
+    let id: Uuid = row.try_get(3).map_err(read)?;
+    let at: chrono::DateTime<chrono::Utc> = row.try_get(4).map_err(read)?;
+    let actor: Option<Uuid> = row.try_get(5).map_err(read)?;
+    let stored = StoredColumns {
+        workspace: workspace.to_string(),
+        seq,
+        id: id.to_string(),
+        at_micros: at.timestamp_micros(),
+        actor: actor.map(|a| a.to_string()),
+        action: row.try_get(6).map_err(read)?,
+        target: row.try_get(7).map_err(read)?,
+        link_runbook: row.try_get(8).map_err(read)?,
+        link_change: row.try_get(9).map_err(read)?,
+        link_incident: row.try_get(10).map_err(read)?,
+        link_execution: row.try_get(11).map_err(read)?,
+        hash: row.try_get(12).map_err(read)?,
+    };
+    entry
+        .check_stored(&stored)
+        .map(|()| entry)
+        .map_err(StoreError::Tampered)
 }

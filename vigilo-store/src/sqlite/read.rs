@@ -4,7 +4,7 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
-use vigilo_core::audit::AuditEntry;
+use vigilo_core::audit::{AuditEntry, StoredColumns, Tamper};
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
@@ -466,12 +466,12 @@ pub(crate) fn audit(
                 .map(|col| format!("SELECT seq FROM audit WHERE workspace_id = {ws_p} AND {col} = {t} AND seq > {after}"))
                 .collect();
             format!(
-                "SELECT a.doc FROM ({}) m JOIN audit a ON a.workspace_id = {ws_p} AND a.seq = m.seq WHERE 1 = 1",
+                "SELECT {AUDIT_COLUMNS} FROM ({}) m JOIN audit a ON a.workspace_id = {ws_p} AND a.seq = m.seq WHERE 1 = 1",
                 arms.join(" UNION ")
             )
         }
         None => {
-            format!("SELECT a.doc FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}")
+            format!("SELECT {AUDIT_COLUMNS} FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}")
         }
     };
     if let Some(actor) = q.actor {
@@ -497,5 +497,50 @@ pub(crate) fn audit(
         Value::Integer(page(q.limit, DEFAULT_AUDIT_PAGE)),
     );
     sql.push_str(&format!(" ORDER BY a.seq LIMIT {limit}"));
-    many(c, &sql, rusqlite::params_from_iter(params), "audit entry")
+    let mut stmt = c.prepare_cached(&sql).map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        out.push(checked_entry(row).map_err(sql_err)??);
+    }
+    Ok(out)
+}
+
+/// What an audit read selects: the document, then every column stored beside it.
+const AUDIT_COLUMNS: &str = "a.doc, a.workspace_id, a.seq, a.id, a.at, a.actor, a.action, \
+    a.target, a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash";
+
+/// An audit row (selected with [`AUDIT_COLUMNS`]) as its entry, checked against its hash and its
+/// stored columns: a mismatch is tampering, never an answer.
+fn checked_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<AuditEntry>> {
+    let doc: String = row.get(0)?;
+    let stored = StoredColumns {
+        workspace: row.get(1)?,
+        seq: row.get(2)?,
+        id: row.get(3)?,
+        at_micros: row.get(4)?,
+        actor: row.get(5)?,
+        action: row.get(6)?,
+        target: row.get(7)?,
+        link_runbook: row.get(8)?,
+        link_change: row.get(9)?,
+        link_incident: row.get(10)?,
+        link_execution: row.get(11)?,
+        hash: row.get(12)?,
+    };
+    let entry: AuditEntry = match from_doc(&doc, "audit entry") {
+        Ok(e) => e,
+        Err(_) => {
+            return Ok(Err(StoreError::Tampered(Tamper {
+                seq: u64::try_from(stored.seq).unwrap_or_default(),
+                problem: "its stored document is not an audit entry (edited)".into(),
+            })));
+        }
+    };
+    Ok(entry
+        .check_stored(&stored)
+        .map(|()| entry)
+        .map_err(StoreError::Tampered))
 }
