@@ -308,23 +308,41 @@ impl AuditEntry {
             problem,
         };
         if compute_hash(self) != self.hash {
-            return Err(tamper(
-                "its contents do not match its hash (edited)".into(),
-            ));
+            return Err(tamper("its contents do not match its hash (edited)".into()));
         }
         let key = |k: Option<Key>| k.map(|k| k.to_string());
         let micros = self.at.timestamp_micros();
         let checks: [(&str, String, String); 12] = [
-            ("workspace_id", stored.workspace.clone(), self.workspace.to_string()),
+            (
+                "workspace_id",
+                stored.workspace.clone(),
+                self.workspace.to_string(),
+            ),
             ("seq", stored.seq.to_string(), self.seq.to_string()),
             ("id", stored.id.clone(), self.id.to_string()),
             ("at", stored.at_micros.to_string(), micros.to_string()),
-            ("actor", show(&stored.actor), show(&self.actor.map(|a| a.to_string()))),
+            (
+                "actor",
+                show(&stored.actor),
+                show(&self.actor.map(|a| a.to_string())),
+            ),
             ("action", stored.action.clone(), self.action.clone()),
             ("target", stored.target.clone(), self.target.clone()),
-            ("link_runbook", show(&stored.link_runbook), show(&key(self.links.runbook))),
-            ("link_change", show(&stored.link_change), show(&key(self.links.change))),
-            ("link_incident", show(&stored.link_incident), show(&key(self.links.incident))),
+            (
+                "link_runbook",
+                show(&stored.link_runbook),
+                show(&key(self.links.runbook)),
+            ),
+            (
+                "link_change",
+                show(&stored.link_change),
+                show(&key(self.links.change)),
+            ),
+            (
+                "link_incident",
+                show(&stored.link_incident),
+                show(&key(self.links.incident)),
+            ),
             (
                 "link_execution",
                 show(&stored.link_execution),

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod authz;
 pub mod change;
+pub mod checkpoint;
 pub mod clock;
 pub mod error;
 pub mod execution;

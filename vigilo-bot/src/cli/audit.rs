@@ -1,15 +1,18 @@
-//! `vigilo audit …`: list, export (streamed page by page, JSON lines or CSV) and verify the
-//! hash chain (exit 7 naming the first bad entry).
+//! `vigilo audit …`: list, export (streamed page by page, JSON lines or CSV), verify the hash
+//! chain and every stored column (exit 7 naming the first bad entry), and signed checkpoints
+//! (keygen, checkpoint, verify --checkpoint).
 
 use std::io::Write;
 
 use serde_json::{Value, json};
 use vigilo_core::audit::AuditEntry;
-use vigilo_core::service::{AuditFilter, AuditVerdict};
+use vigilo_core::checkpoint::Checkpoint;
+use vigilo_core::service::{AuditFilter, AuditVerdict, CheckpointVerdict};
 use vigilo_core::store::AuditQuery;
 
+use super::output::Out;
 use super::output::{Table, cut, time};
-use super::{AuditCmd, CliError, Ctx, ExportFormat};
+use super::{AuditCmd, CliError, Ctx, ExportFormat, Global, keys};
 
 /// Entries fetched per page.
 const PAGE: usize = 1000;
@@ -77,7 +80,16 @@ pub async fn dispatch(ctx: &Ctx, c: AuditCmd) -> Result<(), CliError> {
             })
         }
         AuditCmd::Export { format, output } => export(ctx, format, output).await,
-        AuditCmd::Verify => verify(ctx).await,
+        AuditCmd::Verify {
+            checkpoint,
+            trusted_key,
+        } if !checkpoint.is_empty() => {
+            verify_checkpoints(ctx, &checkpoint, trusted_key.as_deref()).await
+        }
+        AuditCmd::Verify { .. } => verify(ctx).await,
+        AuditCmd::Checkpoint { key, out } => make_checkpoint(ctx, &key, out.as_deref()).await,
+        // Handled before a database is opened.
+        AuditCmd::Keygen { out } => keygen(&ctx.global, &out),
     }
 }
 
@@ -276,4 +288,113 @@ async fn verify(ctx: &Ctx) -> Result<(), CliError> {
             )))
         }
     }
+}
+
+/// `audit keygen --out FILE`: needs no database.
+pub fn keygen(global: &Global, out: &std::path::Path) -> Result<(), CliError> {
+    let public = keys::generate(out)?;
+    let public_file = keys::public_key_path(out);
+    let doc = json!({
+        "file": out.display().to_string(),
+        "public_key": public,
+        "public_key_file": public_file.display().to_string(),
+    });
+    Out::new(global.json).emit(&doc, |_| {
+        format!(
+            "Wrote an Ed25519 signing key to {} (mode 0600; keep it out of the database and its backups).\nPublic key: {public} (also in {}); give it to your auditors.",
+            out.display(),
+            public_file.display()
+        )
+    })
+}
+
+/// `audit checkpoint --key FILE [--out FILE]`.
+async fn make_checkpoint(
+    ctx: &Ctx,
+    key: &std::path::Path,
+    out: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    let key = keys::read(key)?;
+    let checkpoints = ctx.vigilo.checkpoints(&key).await?;
+    let doc = serde_json::to_value(&checkpoints)
+        .map_err(|e| CliError::Internal(format!("cannot encode checkpoints: {e}")))?;
+    match out {
+        Some(path) => {
+            let mut text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| CliError::Internal(format!("cannot encode checkpoints: {e}")))?;
+            text.push('\n');
+            std::fs::write(path, text)?;
+            let summary = json!({ "file": path.display().to_string(), "checkpoints": doc });
+            ctx.out.emit(&summary, |_| {
+                let heads: Vec<String> = checkpoints
+                    .iter()
+                    .map(|c| format!("{} at entry {}", c.slug, c.seq))
+                    .collect();
+                format!("Signed {} to {}.", heads.join(", "), path.display())
+            })
+        }
+        None => ctx.out.json(&doc),
+    }
+}
+
+/// `audit verify --checkpoint FILE…`: every checkpoint of every file, each against its
+/// workspace's chain as it is now; exit 7 at the first that does not hold (all are reported).
+async fn verify_checkpoints(
+    ctx: &Ctx,
+    files: &[std::path::PathBuf],
+    trusted: Option<&str>,
+) -> Result<(), CliError> {
+    let trusted = trusted.map(keys::trusted).transpose()?;
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            CliError::NotFound(format!(
+                "cannot read the checkpoint {}: {e}",
+                file.display()
+            ))
+        })?;
+        let checkpoints: Vec<Checkpoint> = serde_json::from_str(&text).map_err(|e| {
+            CliError::Tampered(format!(
+                "{} is not a checkpoint file written by `vigilo audit checkpoint` ({e}): edited or truncated",
+                file.display()
+            ))
+        })?;
+        for cp in &checkpoints {
+            let verdict = ctx.vigilo.verify_checkpoint(cp, trusted.as_ref()).await?;
+            if let CheckpointVerdict::Violated { problem, .. } = &verdict {
+                failures.push(format!("{}: {problem}", file.display()));
+            }
+            let mut v = serde_json::to_value(&verdict).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("file".into(), json!(file.display().to_string()));
+            }
+            results.push(v);
+        }
+    }
+    let doc = json!({
+        "result": if failures.is_empty() { "intact" } else { "tampered" },
+        "checkpoints": results,
+    });
+    if failures.is_empty() {
+        return ctx.out.emit(&doc, |p| {
+            let lines: Vec<String> = results
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}: the chain still holds entry {} as signed ({} entries now)",
+                        p.green("holds"),
+                        r["slug"].as_str().unwrap_or("?"),
+                        r["seq"],
+                        r["entries"]
+                    )
+                })
+                .collect();
+            lines.join("\n")
+        });
+    }
+    if ctx.out.json {
+        ctx.out.json(&doc)?;
+    }
+    Err(CliError::Tampered(failures.join("\n")))
 }

@@ -24,6 +24,7 @@ pub mod change;
 pub mod context;
 pub mod error;
 pub mod exec;
+pub mod keys;
 pub mod migrate;
 pub mod output;
 pub mod run;
@@ -837,9 +838,41 @@ pub enum AuditCmd {
         #[arg(short, long, value_name = "file")]
         output: Option<PathBuf>,
     },
-    /// Check the hash chain: exit 0 when intact, 7 naming the first bad entry.
-    #[command(after_help = "Example:\n  vigilo --workspace acme audit verify")]
-    Verify,
+    /// Check the hash chain and every stored column: exit 0 when intact, 7 naming the first
+    /// bad entry. With --checkpoint, also that each signed head still holds (7 if the chain was
+    /// truncated, rolled back to an older backup or rebuilt, or the checkpoint was edited).
+    #[command(
+        after_help = "Examples:\n  vigilo --workspace acme audit verify\n  vigilo audit verify --checkpoint ckpt-0900.json --trusted-key audit.key.pub"
+    )]
+    Verify {
+        /// A checkpoint file written by `audit checkpoint` (repeat for several).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// The public key checkpoints must be signed with (hex, or a file such as KEY.pub).
+        #[arg(long, value_name = "HEX|FILE", requires = "checkpoint")]
+        trusted_key: Option<String>,
+    },
+    /// Create an Ed25519 signing key for checkpoints (mode 0600; never in the database), and
+    /// its public key in FILE.pub.
+    #[command(after_help = "Example:\n  vigilo audit keygen --out /etc/vigilo/audit.key")]
+    Keygen {
+        /// Where to write the key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign the head of every workspace's chain (each verified first), as a JSON array: keep it
+    /// where the database cannot reach.
+    #[command(
+        after_help = "Example:\n  vigilo audit checkpoint --key /etc/vigilo/audit.key --out ckpt-$(date +%F-%H%M).json"
+    )]
+    Checkpoint {
+        /// The signing key (from `audit keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `vigilo serve …`.
@@ -891,6 +924,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     if let Command::Migrate(args) = command {
         return migrate::run(global, args).await;
+    }
+    if let Command::Audit(AuditCmd::Keygen { out }) = &command {
+        return audit::keygen(&global, out);
     }
     let ctx = Ctx::open(global, create).await?;
     let result = dispatch(&ctx, command).await;

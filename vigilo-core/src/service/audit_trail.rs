@@ -42,7 +42,133 @@ pub enum AuditVerdict {
     Tampered(Tamper),
 }
 
+/// What a signed checkpoint says of a chain as it is now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CheckpointVerdict {
+    /// The signature is good and the chain still holds the signed head at its `seq` (it may
+    /// have grown since, and verifies up to its end).
+    Holds {
+        /// The workspace's slug as signed.
+        slug: String,
+        /// The checkpointed `seq`.
+        seq: u64,
+        /// Entries the chain has now.
+        entries: u64,
+    },
+    /// The checkpoint or the chain does not hold: the problem says which.
+    Violated {
+        /// The workspace's slug as signed.
+        slug: String,
+        /// The checkpointed `seq`.
+        seq: u64,
+        /// What is wrong: an edited checkpoint, a truncated or rolled-back chain, a rebuilt
+        /// chain, a workspace that is gone, or a chain broken inside.
+        problem: String,
+    },
+}
+
 impl Vigilo {
+    /// Signs the head of every workspace's chain with `key` (see [`crate::checkpoint`]). Each
+    /// chain is verified first: a broken chain is never signed ([`crate::error::Error::Tampered`]).
+    /// Needs no acting user: whoever holds the database and the key makes checkpoints.
+    pub async fn checkpoints(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Vec<crate::checkpoint::Checkpoint>> {
+        let mut out = Vec::new();
+        for ws in self.store.list_workspaces().await? {
+            match self.verify_audit(ws.id).await? {
+                AuditVerdict::Intact { entries, head } => {
+                    let head = head.as_deref().map(|h| (entries, h));
+                    out.push(crate::checkpoint::Checkpoint::sign(
+                        key,
+                        ws.id,
+                        ws.slug.as_str(),
+                        head,
+                        self.now(),
+                    ));
+                }
+                AuditVerdict::Tampered(t) => return Err(crate::error::Error::Tampered(t)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks a signed checkpoint against the chain as it is now: its signature (against
+    /// `trusted` too, when given), then that the workspace's chain verifies and still holds the
+    /// signed hash at the signed `seq`. A chain shorter than the checkpoint was truncated or
+    /// restored from an older backup; another hash at that `seq` means the chain was rebuilt.
+    pub async fn verify_checkpoint(
+        &self,
+        checkpoint: &crate::checkpoint::Checkpoint,
+        trusted: Option<&ed25519_dalek::VerifyingKey>,
+    ) -> Result<CheckpointVerdict> {
+        let cp = checkpoint;
+        let violated = |problem: String| CheckpointVerdict::Violated {
+            slug: cp.slug.clone(),
+            seq: cp.seq,
+            problem,
+        };
+        if let Err(e) = cp.check_signature(trusted) {
+            return Ok(violated(e.to_string()));
+        }
+        match self.store.workspace(cp.workspace).await {
+            Ok(_) => {}
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Ok(violated(format!(
+                    "workspace {} ({}) is not in this database: it was deleted, or this is another database",
+                    cp.slug, cp.workspace
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let entries = match self.verify_audit(cp.workspace).await? {
+            AuditVerdict::Intact { entries, .. } => entries,
+            AuditVerdict::Tampered(t) => {
+                return Ok(violated(format!(
+                    "the chain itself is broken at entry {}: {}",
+                    t.seq, t.problem
+                )));
+            }
+        };
+        if entries < cp.seq {
+            return Ok(violated(format!(
+                "the chain of {} ends at entry {entries}, but entry {} was checkpointed: its newest entries were deleted, or the database was restored from an older backup (rolled back)",
+                cp.slug, cp.seq
+            )));
+        }
+        if cp.seq > 0 {
+            let found = self
+                .store
+                .audit(
+                    cp.workspace,
+                    &AuditQuery {
+                        after_seq: cp.seq - 1,
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let hash = found
+                .first()
+                .filter(|e| e.seq == cp.seq)
+                .map(|e| e.hash.clone())
+                .unwrap_or_default();
+            if hash != cp.head {
+                return Ok(violated(format!(
+                    "entry {} of {} now hashes {hash}, but the checkpoint signed {}: the chain was rebuilt or replaced",
+                    cp.seq, cp.slug, cp.head
+                )));
+            }
+        }
+        Ok(CheckpointVerdict::Holds {
+            slug: cp.slug.clone(),
+            seq: cp.seq,
+            entries,
+        })
+    }
+
     /// Lists audit entries, oldest first (any member).
     pub async fn audit_entries(&self, who: &Who, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         let actor = self.actor(who).await?;

@@ -23,7 +23,7 @@ use crate::store::{ActingMember, Commit, Store, StoreError, StoreResult, Write};
 use crate::workspace::{Actor, Workspace};
 
 pub use admin::{NewMember, Removed};
-pub use audit_trail::{AuditFilter, AuditVerdict};
+pub use audit_trail::{AuditFilter, AuditVerdict, CheckpointVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
 pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};

@@ -471,7 +471,9 @@ pub(crate) fn audit(
             )
         }
         None => {
-            format!("SELECT {AUDIT_COLUMNS} FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}")
+            format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}"
+            )
         }
     };
     if let Some(actor) = q.actor {
