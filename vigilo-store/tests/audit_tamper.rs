@@ -1007,9 +1007,9 @@ async fn baseline(backend: Backend, test: &str) {
         AuditVerdict::Intact { entries: 1, .. }
     ));
     let approved_at = t.entry(t.s.approved).at;
-    let links = |e: &AuditEntry, k: Key| {
-        let k = Some(k);
-        e.target == k.unwrap().to_string()
+    let links = |e: &AuditEntry, key: Key| {
+        let k = Some(key);
+        e.target == key.to_string()
             || e.links.runbook == k
             || e.links.change == k
             || e.links.incident == k

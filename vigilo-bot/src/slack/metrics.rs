@@ -12,6 +12,11 @@
 //! | `vigilo_slack_web_api_calls_total` | `method`, `outcome` | Web API calls (`ok`, `error`) |
 //! | `vigilo_slack_web_api_rate_limited_total` | `method` | 429 answers honoured |
 //! | `vigilo_slack_in_flight` | | background tasks (store write and follow-ups) running |
+//! | `vigilo_slack_audit_intact` | `workspace` | 1 when the workspace's audit chain verified at the last check, 0 when tampering was found |
+//! | `vigilo_slack_audit_entries` | `workspace` | entries verified at the last check |
+//! | `vigilo_slack_audit_verifications_total` | `result` | checks of every chain: `intact`, `tampered`, `error` |
+//! | `vigilo_slack_audit_last_verified_seconds` | | Unix time of the last completed check |
+//! | `vigilo_slack_audit_checkpoints_posted_total` | | signed checkpoints posted to the checkpoint channel |
 
 use std::sync::atomic::AtomicI64;
 
@@ -54,6 +59,18 @@ struct MethodLabels {
     method: &'static str,
 }
 
+/// Labels naming a workspace (its slug).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkspaceLabels {
+    workspace: String,
+}
+
+/// Labels naming a result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 /// Latency buckets in seconds, fine below 25 ms where the targets are.
 const LATENCY_BUCKETS: [f64; 20] = [
     0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.004, 0.005, 0.007_5, 0.01, 0.012_5, 0.015, 0.02,
@@ -77,6 +94,11 @@ pub struct Metrics {
     web_api_calls: Family<CallLabels, Counter>,
     rate_limited: Family<MethodLabels, Counter>,
     in_flight: Gauge<i64, AtomicI64>,
+    audit_intact: Family<WorkspaceLabels, Gauge<i64, AtomicI64>>,
+    audit_entries: Family<WorkspaceLabels, Gauge<i64, AtomicI64>>,
+    audit_verifications: Family<ResultLabels, Counter>,
+    audit_last_verified: Gauge<i64, AtomicI64>,
+    checkpoints_posted: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,6 +133,11 @@ impl Metrics {
         let web_api_calls = Family::<CallLabels, Counter>::default();
         let rate_limited = Family::<MethodLabels, Counter>::default();
         let in_flight = Gauge::<i64, AtomicI64>::default();
+        let audit_intact = Family::<WorkspaceLabels, Gauge<i64, AtomicI64>>::default();
+        let audit_entries = Family::<WorkspaceLabels, Gauge<i64, AtomicI64>>::default();
+        let audit_verifications = Family::<ResultLabels, Counter>::default();
+        let audit_last_verified = Gauge::<i64, AtomicI64>::default();
+        let checkpoints_posted = Counter::default();
         registry.register(
             "requests",
             "Requests answered, by endpoint and HTTP status",
@@ -157,6 +184,31 @@ impl Metrics {
             "Background tasks running (store write and follow-up messages)",
             in_flight.clone(),
         );
+        registry.register(
+            "audit_intact",
+            "1 when the workspace's audit chain verified at the last check, 0 when tampered",
+            audit_intact.clone(),
+        );
+        registry.register(
+            "audit_entries",
+            "Audit entries verified at the last check",
+            audit_entries.clone(),
+        );
+        registry.register(
+            "audit_verifications",
+            "Checks of every audit chain, by result",
+            audit_verifications.clone(),
+        );
+        registry.register(
+            "audit_last_verified_seconds",
+            "Unix time of the last completed audit check",
+            audit_last_verified.clone(),
+        );
+        registry.register(
+            "audit_checkpoints_posted",
+            "Signed audit checkpoints posted to the checkpoint channel",
+            checkpoints_posted.clone(),
+        );
         Self {
             registry,
             requests,
@@ -169,6 +221,11 @@ impl Metrics {
             web_api_calls,
             rate_limited,
             in_flight,
+            audit_intact,
+            audit_entries,
+            audit_verifications,
+            audit_last_verified,
+            checkpoints_posted,
         }
     }
 
@@ -229,6 +286,32 @@ impl Metrics {
     /// One background task fewer.
     pub fn task_finished(&self) {
         self.in_flight.dec();
+    }
+
+    /// Records one workspace's verdict of an audit check.
+    pub fn audit_verdict(&self, workspace: &str, intact: bool, entries: u64) {
+        let labels = WorkspaceLabels {
+            workspace: workspace.to_owned(),
+        };
+        self.audit_intact
+            .get_or_create(&labels)
+            .set(i64::from(intact));
+        self.audit_entries
+            .get_or_create(&labels)
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Records the end of a check of every chain: `intact`, `tampered` or `error`.
+    pub fn audit_checked(&self, result: &'static str, unix_seconds: i64) {
+        self.audit_verifications
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.audit_last_verified.set(unix_seconds);
+    }
+
+    /// Counts a posted checkpoint message.
+    pub fn checkpoint_posted(&self) {
+        self.checkpoints_posted.inc();
     }
 
     /// The metrics in Prometheus' text format.

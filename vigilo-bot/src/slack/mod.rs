@@ -58,6 +58,7 @@ mod server;
 mod socket_mode;
 mod state;
 pub mod verify;
+pub mod watch;
 pub mod web_api;
 
 use std::net::SocketAddr;
@@ -68,6 +69,7 @@ use slack_morphism::prelude::{SlackCommandEventResponse, SlackViewSubmissionResp
 use vigilo_core::service::Vigilo;
 
 pub use server::SlackServer;
+pub use watch::{CheckpointPosting, WatchOptions};
 pub use web_api::{RetryPolicy, SLACK_API_URL};
 
 /// The default address of the HTTP listener.
@@ -99,6 +101,8 @@ pub struct SlackOptions {
     /// How long shutdown waits for background work (store writes, follow-up messages) to
     /// finish (default 10 s).
     pub shutdown_grace: Duration,
+    /// The audit watch: scheduled verification, alerts, signed checkpoints.
+    pub watch: WatchOptions,
 }
 
 impl std::fmt::Debug for SlackOptions {
@@ -111,6 +115,7 @@ impl std::fmt::Debug for SlackOptions {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("retry", &self.retry)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("watch", &self.watch)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +132,7 @@ impl Default for SlackOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(10),
+            watch: WatchOptions::default(),
         }
     }
 }

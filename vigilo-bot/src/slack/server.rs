@@ -24,6 +24,7 @@ use super::metrics::Metrics;
 use super::socket_mode::SocketMode;
 use super::state::Bot;
 use super::verify::{self, RETRY_NUM_HEADER, Refusal};
+use super::watch::AuditWatch;
 use super::web_api::WebApi;
 use super::{Ack, SlackError, SlackOptions, commands, events, interactions};
 use crate::chat::ChatEngine;
@@ -51,6 +52,7 @@ pub struct SlackServer {
     task: JoinHandle<std::io::Result<()>>,
     socket: Option<SocketMode>,
     grace: Duration,
+    watch: Option<AuditWatch>,
     background: Background,
 }
 
@@ -147,6 +149,7 @@ impl SlackServer {
             None
         };
         tracing::info!(%addr, socket_mode = opts.socket_mode, api = %opts.slack_api_url, "Slack surface listening");
+        let watch = AuditWatch::start(bot.clone(), opts.watch.clone());
         Ok(Self {
             addr,
             bot,
@@ -154,6 +157,7 @@ impl SlackServer {
             task,
             socket,
             grace: opts.shutdown_grace,
+            watch,
             background,
         })
     }
@@ -173,6 +177,9 @@ impl SlackServer {
         match failed {
             None => self.shutdown().await,
             Some(res) => {
+                if let Some(w) = self.watch.take() {
+                    w.stop().await;
+                }
                 if let Some(s) = self.socket.take() {
                     s.shutdown().await;
                 }
@@ -187,6 +194,9 @@ impl SlackServer {
     /// flight are answered, and background work (store writes, follow-up messages) finishes —
     /// waiting at most the configured grace period for it.
     pub async fn shutdown(mut self) -> Result<(), SlackError> {
+        if let Some(w) = self.watch.take() {
+            w.stop().await;
+        }
         if let Some(s) = self.socket.take() {
             s.shutdown().await;
         }

@@ -197,6 +197,11 @@ impl Bot {
         });
     }
 
+    /// The background runtime, for long-running work that is not a request's (the audit watch).
+    pub(crate) fn background(&self) -> &tokio::runtime::Handle {
+        &self.background
+    }
+
     /// Waits until no background task runs, at most `limit`; true when they all finished.
     pub async fn wait_idle(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
