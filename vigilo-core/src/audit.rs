@@ -296,7 +296,16 @@ pub struct StoredColumns {
     pub link_execution: Option<String>,
     /// `hash`.
     pub hash: String,
+    /// The `prev_hash` of the entry after this one in the store (`seq + 1`), if there is one.
+    pub next_prev_hash: Option<String>,
+    /// The highest `seq` stored in the workspace.
+    pub head_seq: i64,
 }
+
+/// The `prev_hash` of an entry's stored document, read from its fixed place at the end of the
+/// document without parsing it (serde writes `…"prev_hash":"<64 hex>","hash":"<64 hex>"}`
+/// last): how far from the end, in characters, it starts.
+pub const PREV_HASH_FROM_END: usize = 140;
 
 impl AuditEntry {
     /// Checks an entry read back from a store: its document must match its own hash, and every
@@ -355,6 +364,40 @@ impl AuditEntry {
                 return Err(tamper(format!(
                     "its stored column `{column}` says {found} but the hashed entry says {hashed} (edited outside Vigilo)"
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an entry's place in the chain as stored: unless it is the last, the entry after
+    /// it must chain to this very hash, so an entry rewritten with a recomputed hash, or one
+    /// whose successor was deleted, is never answered as genuine. The problem is named at the
+    /// entry after it (missing, or chaining elsewhere), as [`Verifier`] names it. The last
+    /// entry has no successor yet: checkpoints cover it. Run after [`Self::check_stored`] on
+    /// every entry of a page, so a row's own edits are named first.
+    pub fn check_successor(&self, stored: &StoredColumns) -> Result<(), Tamper> {
+        let next = self.seq + 1;
+        if i64::try_from(self.seq).is_ok_and(|s| s < stored.head_seq) {
+            match &stored.next_prev_hash {
+                None => {
+                    return Err(Tamper {
+                        seq: next,
+                        problem: format!(
+                            "entry {next} is missing (deleted); entry {} before it is stored",
+                            self.seq
+                        ),
+                    });
+                }
+                Some(p) if p != &self.hash => {
+                    return Err(Tamper {
+                        seq: next,
+                        problem: format!(
+                            "its previous-hash does not match entry {} before it (entry {} was rewritten, or this one was replaced)",
+                            self.seq, self.seq
+                        ),
+                    });
+                }
+                Some(_) => {}
             }
         }
         Ok(())
@@ -528,6 +571,19 @@ mod tests {
         let mut chain = chain(2);
         chain[1].origin = Some(Origin::new(Surface::Slack, "T1/U1"));
         assert_eq!(verify(&chain).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn the_prev_hash_sits_at_its_fixed_place_at_the_end_of_a_stored_document() {
+        for mut e in chain(3) {
+            e.details = serde_json::json!({ "prev_hash": "x", "note": "Zoë \u{1F680} \"q\"" });
+            e.origin = Some(Origin::new(Surface::Slack, "T1/U1"));
+            let doc = serde_json::to_string(&e).unwrap();
+            let chars: Vec<char> = doc.chars().collect();
+            let start = chars.len() - PREV_HASH_FROM_END;
+            let found: String = chars[start..start + 64].iter().collect();
+            assert_eq!(found, e.prev_hash);
+        }
     }
 
     #[test]

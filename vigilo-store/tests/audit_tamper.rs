@@ -12,10 +12,16 @@
 //! - a filtered `audit_entries` that returns the edited row after the edit, and an unfiltered
 //!   one, fail with [`ErrorKind::Tampered`], never `Ok` with the edited row.
 //!
-//! The `*_hidden` modules ask more: a filter that returned the entry *before* the edit must not
-//! answer `Ok` afterwards with the entry silently missing (an edit of `actor`, `at`, `target`
-//! or a link moves a row out of the filters that used to find it), nor with a re-sealed
-//! (edited, hash recomputed) entry. Those tests fail where the trail does not notice.
+//! The `*_hidden` modules ask more of the lists: a filter that returned the entry *before* the
+//! edit must not answer `Ok` afterwards with a re-sealed (edited, hash recomputed) entry, nor
+//! without an entry that was deleted or moved to another workspace: each list checks every
+//! returned entry's successor.
+//!
+//! The `*_left_to_verify` modules are the edits no list can see: an edit of `actor`, `at`, or a
+//! link moves the row out of the filters that used to find it, and a filter cannot report what
+//! it does not return. That is what the full check is for (`audit verify`, and the Slack bot's
+//! scheduled check with its alert): these tests show the list answering without the row, and
+//! `verify_audit` naming it.
 //!
 //! The same cases run on a SQLite file (the store closed, the file edited with a second
 //! rusqlite connection, the store opened again) and on the real PostgreSQL server of
@@ -987,6 +993,37 @@ async fn not_hidden(backend: Backend, test: &str, case: fn(&Trail) -> Case) {
     );
 }
 
+/// The edit moves the row out of the lists that found it; the full check names it.
+async fn left_to_verify(backend: Backend, test: &str, case: fn(&Trail) -> Case) {
+    let Some(mut h) = Harness::start(backend, test).await else {
+        return;
+    };
+    let c = case(&h.t);
+    h.tamper(&c.edits).await;
+    for (label, who, filter) in &c.original {
+        match h.vigilo().audit_entries(who, filter.clone()).await {
+            Ok(v) => {
+                let after: Vec<u64> = v.iter().map(|e| e.seq).collect();
+                assert!(
+                    c.seqs.iter().all(|s| !after.contains(s)),
+                    "{test}: list {label} returned the edited entry as genuine: {after:?}"
+                );
+            }
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Tampered, "{test}: list {label}: {e}"),
+        }
+    }
+    match h.vigilo().verify_audit(h.t.ws).await.unwrap() {
+        AuditVerdict::Tampered(t) => assert!(
+            c.seqs.contains(&t.seq),
+            "{test}: verify names entry {} ({}), expected one of {:?}",
+            t.seq,
+            t.problem,
+            c.seqs
+        ),
+        other => panic!("{test}: verify missed the edit: {other:?}"),
+    }
+}
+
 /// Before any edit: verify says intact, the lists answer what the trail holds, and the
 /// append-only triggers refuse an edit.
 async fn baseline(backend: Backend, test: &str) {
@@ -1204,6 +1241,15 @@ macro_rules! hidden {
     ($module:ident, $backend:expr) => {
         on_store!($module, $backend, not_hidden:
             workspace_moved,
+            doc_resealed,
+            entry_deleted,
+        );
+    };
+}
+
+macro_rules! left {
+    ($module:ident, $backend:expr) => {
+        on_store!($module, $backend, left_to_verify:
             at_1970,
             actor_moved,
             actor_nulled,
@@ -1211,14 +1257,13 @@ macro_rules! hidden {
             link_runbook_changed,
             link_change_changed,
             link_incident_changed,
-            doc_resealed,
-            entry_deleted,
         );
     };
 }
 
 detected!(sqlite, super::Backend::Sqlite);
 hidden!(sqlite_hidden, super::Backend::Sqlite);
+left!(sqlite_left_to_verify, super::Backend::Sqlite);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_baseline() {
@@ -1229,6 +1274,8 @@ async fn sqlite_baseline() {
 detected!(postgres, super::Backend::Postgres);
 #[cfg(feature = "postgres")]
 hidden!(postgres_hidden, super::Backend::Postgres);
+#[cfg(feature = "postgres")]
+left!(postgres_left_to_verify, super::Backend::Postgres);
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -578,7 +578,10 @@ pub(crate) async fn audit(
     let after = b.bind(int(q.after_seq, "seq")?);
     let mut sql = format!(
         "SELECT a.doc, a.workspace_id, a.seq, a.id, a.at, a.actor, a.action, a.target,
-                a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash
+                a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash,
+                (SELECT left(right(n.doc, 140), 64) FROM audit n
+                 WHERE n.workspace_id = a.workspace_id AND n.seq = a.seq + 1),
+                (SELECT max(h.seq) FROM audit h WHERE h.workspace_id = {ws_p})
          FROM audit a WHERE a.workspace_id = {ws_p} AND a.seq > {after}"
     );
     if let Some(target) = &q.target {
@@ -603,16 +606,26 @@ pub(crate) async fn audit(
         " ORDER BY a.seq LIMIT {}",
         b.bind(page(q.limit, DEFAULT_AUDIT_PAGE))
     ));
-    rows(c, &sql, &b.refs())
+    let checked = rows(c, &sql, &b.refs())
         .await?
         .iter()
         .map(checked_entry)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // Each row's own columns first (above), then each row's place in the chain.
+    checked
+        .into_iter()
+        .map(|(entry, stored)| {
+            entry
+                .check_successor(&stored)
+                .map(|()| entry)
+                .map_err(StoreError::Tampered)
+        })
         .collect()
 }
 
 /// An audit row as its entry, checked against its hash and its stored columns: a mismatch is
 /// tampering, never an answer.
-fn checked_entry(row: &Row) -> StoreResult<AuditEntry> {
+fn checked_entry(row: &Row) -> StoreResult<(AuditEntry, StoredColumns)> {
     let read = |e: tokio_postgres::Error| store_err("reading an audit row", e);
     let seq: i64 = row.try_get(2).map_err(read)?;
     let tampered = |problem: &str| {
@@ -644,9 +657,14 @@ fn checked_entry(row: &Row) -> StoreResult<AuditEntry> {
         link_incident: row.try_get(10).map_err(read)?,
         link_execution: row.try_get(11).map_err(read)?,
         hash: row.try_get(12).map_err(read)?,
+        next_prev_hash: row.try_get(13).map_err(read)?,
+        head_seq: row
+            .try_get::<_, Option<i64>>(14)
+            .map_err(read)?
+            .unwrap_or_default(),
     };
     entry
         .check_stored(&stored)
-        .map(|()| entry)
+        .map(|()| (entry, stored))
         .map_err(StoreError::Tampered)
 }

@@ -503,20 +503,36 @@ pub(crate) fn audit(
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params))
         .map_err(sql_err)?;
-    let mut out = Vec::new();
+    let mut checked = Vec::new();
     while let Some(row) = rows.next().map_err(sql_err)? {
-        out.push(checked_entry(row).map_err(sql_err)??);
+        checked.push(checked_entry(row).map_err(sql_err)??);
     }
-    Ok(out)
+    // Each row's own columns first (above), then each row's place in the chain.
+    checked
+        .into_iter()
+        .map(|(entry, stored)| {
+            entry
+                .check_successor(&stored)
+                .map(|()| entry)
+                .map_err(StoreError::Tampered)
+        })
+        .collect()
 }
 
 /// What an audit read selects: the document, then every column stored beside it.
+/// The last two: the `prev_hash` of the entry after it, cut from its place at the end of that
+/// entry's document ([`vigilo_core::audit::PREV_HASH_FROM_END`]), and the chain's last `seq`.
 const AUDIT_COLUMNS: &str = "a.doc, a.workspace_id, a.seq, a.id, a.at, a.actor, a.action, \
-    a.target, a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash";
+    a.target, a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash, \
+    (SELECT substr(n.doc, -140, 64) FROM audit n \
+     WHERE n.workspace_id = a.workspace_id AND n.seq = a.seq + 1), \
+    (SELECT max(h.seq) FROM audit h WHERE h.workspace_id = a.workspace_id)";
 
 /// An audit row (selected with [`AUDIT_COLUMNS`]) as its entry, checked against its hash and its
 /// stored columns: a mismatch is tampering, never an answer.
-fn checked_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<AuditEntry>> {
+fn checked_entry(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<StoreResult<(AuditEntry, StoredColumns)>> {
     let doc: String = row.get(0)?;
     let stored = StoredColumns {
         workspace: row.get(1)?,
@@ -531,6 +547,8 @@ fn checked_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<AuditE
         link_incident: row.get(10)?,
         link_execution: row.get(11)?,
         hash: row.get(12)?,
+        next_prev_hash: row.get(13)?,
+        head_seq: row.get::<_, Option<i64>>(14)?.unwrap_or_default(),
     };
     let entry: AuditEntry = match from_doc(&doc, "audit entry") {
         Ok(e) => e,
@@ -543,6 +561,6 @@ fn checked_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<AuditE
     };
     Ok(entry
         .check_stored(&stored)
-        .map(|()| entry)
+        .map(|()| (entry, stored))
         .map_err(StoreError::Tampered))
 }
