@@ -304,7 +304,7 @@ async fn plan(
                 let new_owner = match &p.file.owner {
                     Some(h) => {
                         let user =
-                            file_owner(ctx, &who, &format!("{name}:{}", p.owner_line), h).await?;
+                            file_owner(ctx, who, &format!("{name}:{}", p.owner_line), h).await?;
                         if user.id == rb.owner {
                             None
                         } else {
@@ -330,7 +330,7 @@ async fn plan(
                 }
                 let owner = match &p.file.owner {
                     Some(h) => Some(
-                        file_owner(ctx, &who, &format!("{name}:{}", p.owner_line), h)
+                        file_owner(ctx, who, &format!("{name}:{}", p.owner_line), h)
                             .await?
                             .id,
                     ),

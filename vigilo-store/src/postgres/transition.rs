@@ -1,6 +1,6 @@
 //! Step transitions in one round trip: what every click commits (the execution's new
 //! revision, its step event and one audit entry) as one autocommitted call of
-//! `vigilo_step_transition` (schema 2, see [`super::migrations`]), instead of a transaction of
+//! `vigilo_step_transition` (schema 2, redefined in schema 3 with the acting membership; see [`super::migrations`]), instead of a transaction of
 //! four round trips.
 //!
 //! The function does what `write::step_transition` does, with the same checks and the same
