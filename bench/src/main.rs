@@ -12,6 +12,7 @@
 //! The machine is small and shared, so every comparison interleaves the two sides round by
 //! round (alternating which goes first) and reports medians.
 
+mod audit;
 mod corpus;
 mod diff;
 mod raw;
@@ -42,7 +43,7 @@ struct Args {
     runbooks: Option<usize>,
 }
 
-const BENCHES: &[&str] = &["act", "concurrent", "diff", "size", "corpus"];
+const BENCHES: &[&str] = &["act", "concurrent", "diff", "size", "corpus", "audit"];
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -82,6 +83,9 @@ fn parse_args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    if let Some(done) = audit::child_main() {
+        return done;
+    }
     let args = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,6 +143,7 @@ async fn run(args: Args) -> Result<()> {
                     .unwrap_or(if args.quick { 10_000 } else { 100_000 });
                 rows.extend(bench_corpus(&dir, n, if args.quick { 30 } else { 101 }).await?);
             }
+            "audit" => rows.extend(audit::bench(&dir, rounds).await?),
             other => bail!("unknown benchmark {other}"),
         }
         say(&format!("  ({bench} took {:.1?})\n", t.elapsed()));

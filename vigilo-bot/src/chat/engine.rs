@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use vigilo_core::audit::Origin;
 use vigilo_core::error::Error;
 use vigilo_core::execution::machine::Command as StepCommand;
 use vigilo_core::execution::{ChannelRef, EventKind, Execution, ExecutionSummary};
@@ -35,6 +36,9 @@ pub struct ChatContext {
     pub platform: String,
     /// The platform's channel id; executions started here are "open in this channel".
     pub channel: String,
+    /// Who is really behind the request (Slack: the signed team and user), recorded in every
+    /// audit entry the request writes; `None` keeps the engine's own.
+    pub origin: Option<Origin>,
 }
 
 impl ChatContext {
@@ -44,7 +48,14 @@ impl ChatContext {
             who,
             platform: platform.into(),
             channel: channel.into(),
+            origin: None,
         }
+    }
+
+    /// The same context, recording `origin` in the audit entries its commands write.
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
+        self
     }
 
     /// The channel as the core records it on executions.
@@ -185,6 +196,14 @@ impl ChatEngine {
         finish(self.act(ctx, v.execution, cmd).await)
     }
 
+    /// The service that records `ctx`'s origin in the entries it writes.
+    fn via(&self, ctx: &ChatContext) -> Vigilo {
+        match &ctx.origin {
+            Some(o) => self.vigilo.acting_via(o.clone()),
+            None => self.vigilo.clone(),
+        }
+    }
+
     async fn dispatch(&self, ctx: &ChatContext, cmd: Command) -> Result<Vec<Reply>, Error> {
         let who = &ctx.who;
         Ok(match cmd {
@@ -245,7 +264,7 @@ impl ChatEngine {
                 rehearsal,
             } => {
                 let exec = self
-                    .vigilo
+                    .via(ctx)
                     .start_execution(
                         who,
                         runbook,
@@ -296,7 +315,7 @@ impl ChatEngine {
                 before.version
             ))]);
         }
-        let rb = self.vigilo.set_published(who, key, true).await?;
+        let rb = self.via(ctx).set_published(who, key, true).await?;
         let actor = self.handle_of(who.user).await;
         let text = format!(
             "@{actor} published {key} v{}: {}",
@@ -421,7 +440,7 @@ impl ChatEngine {
     /// Applies a step command and answers with the updated card, the next card, and on seal the
     /// summary and the updated header; or with one private error reply.
     async fn act(&self, ctx: &ChatContext, execution: Key, cmd: StepCommand) -> Vec<Reply> {
-        match self.vigilo.act(&ctx.who, execution, cmd).await {
+        match self.via(ctx).act(&ctx.who, execution, cmd).await {
             Ok(outcome) => self.after_act(&outcome).await,
             Err(e) => vec![error_reply(&e)],
         }

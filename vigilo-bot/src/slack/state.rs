@@ -54,6 +54,17 @@ pub struct Origin {
     pub thread_ts: Option<String>,
 }
 
+impl Origin {
+    /// Who is behind the request, as its signature proves it: the team and the user
+    /// (`T…/U…`), recorded in the audit entries the request writes.
+    pub fn principal(&self) -> vigilo_core::audit::Origin {
+        vigilo_core::audit::Origin::new(
+            vigilo_core::audit::Surface::Slack,
+            format!("{}/{}", self.team, self.user),
+        )
+    }
+}
+
 /// The acting user, resolved: their workspace and Vigilo user, and the chat context.
 #[derive(Clone, Debug)]
 pub struct Acting {
@@ -135,7 +146,8 @@ impl Bot {
         if let Some((ws, user)) = cached {
             return Ok(Acting {
                 workspace: ws,
-                ctx: ChatContext::new(Who::new(ws, user), PLATFORM, origin.channel.clone()),
+                ctx: ChatContext::new(Who::new(ws, user), PLATFORM, origin.channel.clone())
+                    .with_origin(origin.principal()),
             });
         }
         let acting = self.resolve(origin).await?;
@@ -174,7 +186,8 @@ impl Bot {
             .map_err(failed)?;
         Ok(Acting {
             workspace: ws.id,
-            ctx: ChatContext::new(Who::new(ws.id, user.id), PLATFORM, origin.channel.clone()),
+            ctx: ChatContext::new(Who::new(ws.id, user.id), PLATFORM, origin.channel.clone())
+                .with_origin(origin.principal()),
         })
     }
 
