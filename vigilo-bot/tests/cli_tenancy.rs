@@ -324,3 +324,21 @@ fn entries_name_the_surface_and_the_principal() {
         "intact"
     );
 }
+
+/// The console records its own surface, with the operating-system principal.
+#[test]
+fn the_console_records_its_surface() {
+    let env = Env::seeded();
+    let f = env.write("rb.md", &simple("Restart", &[("Drain", 1)]));
+    env.ok(
+        Some("alice"),
+        &["runbook", "import", path_str(&f), "--publish"],
+    );
+    let r = env.run_stdin(Some("bob"), &["console"], "run RB-00001\n");
+    assert_eq!(r.code, 0, "{r:?}");
+    let trail = env.json(Some("alice"), &["audit", "list"]);
+    let last = trail.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "execution.started", "{last}");
+    assert_eq!(last["surface"], "console", "{last}");
+    assert!(last["principal"].as_str().unwrap().contains('@'), "{last}");
+}

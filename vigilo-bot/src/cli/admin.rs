@@ -274,7 +274,10 @@ pub async fn console(ctx: &Ctx, a: ConsoleArgs) -> Result<(), CliError> {
         db_path: ctx.db_path.clone(),
         ..ConsoleOptions::default()
     };
-    crate::console::run(ctx.vigilo.clone(), options)
+    let vigilo = ctx.vigilo.acting_via(crate::principal::local_origin(
+        vigilo_core::audit::Surface::Console,
+    ));
+    crate::console::run(vigilo, options)
         .await
         .map_err(|e| match e {
             crate::console::ConsoleError::Vigilo(v) => CliError::Service(v),
