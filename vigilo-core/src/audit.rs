@@ -182,19 +182,29 @@ impl<'a> Hashed<'a> {
 /// still verify; format 2 adds the `origin` object between `links` and `prev_hash`.
 pub fn compute_hash(entry: &AuditEntry) -> String {
     let h = Hashed::of(entry, entry.seq, &entry.prev_hash);
-    // Serialising plain structs, strings and a serde_json::Value cannot fail.
-    let bytes = serde_json::to_vec(&h).unwrap_or_default();
-    hex_sha256(&bytes)
+    let mut w = HashWriter(Sha256::new());
+    // Serialising plain structs, strings and a serde_json::Value into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, &h);
+    hex::encode(w.0.finalize())
 }
 
 /// The lowercase hex SHA-256 of `bytes`.
 fn hex_sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Feeds serialised bytes straight into a SHA-256 state (no intermediate buffer).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
     }
-    out
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An entry's hash input with its two chain fields, `seq` and `prev_hash`, left open.
@@ -319,52 +329,77 @@ impl AuditEntry {
         if compute_hash(self) != self.hash {
             return Err(tamper("its contents do not match its hash (edited)".into()));
         }
-        let key = |k: Option<Key>| k.map(|k| k.to_string());
+        // Compared with the canonical text (what queries bind), mostly without allocating; the
+        // message is built only for a difference.
+        let uuid_is = |found: &str, want: uuid::Uuid| {
+            let mut buf = uuid::Uuid::encode_buffer();
+            found == want.hyphenated().encode_lower(&mut buf)
+        };
+        let opt_key_is = |found: &Option<String>, want: Option<Key>| match (found, want) {
+            (None, None) => true,
+            (Some(f), Some(w)) => *f == w.to_string(),
+            _ => false,
+        };
+        let actor_is = match (&stored.actor, self.actor) {
+            (None, None) => true,
+            (Some(f), Some(w)) => uuid_is(f, w.0),
+            _ => false,
+        };
         let micros = self.at.timestamp_micros();
-        let checks: [(&str, String, String); 12] = [
+        let columns: [(&str, bool); 12] = [
+            ("workspace_id", uuid_is(&stored.workspace, self.workspace.0)),
             (
-                "workspace_id",
-                stored.workspace.clone(),
-                self.workspace.to_string(),
+                "seq",
+                u64::try_from(stored.seq).is_ok_and(|s| s == self.seq),
             ),
-            ("seq", stored.seq.to_string(), self.seq.to_string()),
-            ("id", stored.id.clone(), self.id.to_string()),
-            ("at", stored.at_micros.to_string(), micros.to_string()),
-            (
-                "actor",
-                show(&stored.actor),
-                show(&self.actor.map(|a| a.to_string())),
-            ),
-            ("action", stored.action.clone(), self.action.clone()),
-            ("target", stored.target.clone(), self.target.clone()),
+            ("id", uuid_is(&stored.id, self.id.0)),
+            ("at", stored.at_micros == micros),
+            ("actor", actor_is),
+            ("action", stored.action == self.action),
+            ("target", stored.target == self.target),
             (
                 "link_runbook",
-                show(&stored.link_runbook),
-                show(&key(self.links.runbook)),
+                opt_key_is(&stored.link_runbook, self.links.runbook),
             ),
             (
                 "link_change",
-                show(&stored.link_change),
-                show(&key(self.links.change)),
+                opt_key_is(&stored.link_change, self.links.change),
             ),
             (
                 "link_incident",
-                show(&stored.link_incident),
-                show(&key(self.links.incident)),
+                opt_key_is(&stored.link_incident, self.links.incident),
             ),
             (
                 "link_execution",
-                show(&stored.link_execution),
-                show(&key(self.links.execution)),
+                opt_key_is(&stored.link_execution, self.links.execution),
             ),
-            ("hash", stored.hash.clone(), self.hash.clone()),
+            ("hash", stored.hash == self.hash),
         ];
-        for (column, found, hashed) in checks {
-            if found != hashed {
-                return Err(tamper(format!(
-                    "its stored column `{column}` says {found} but the hashed entry says {hashed} (edited outside Vigilo)"
-                )));
-            }
+        if let Some((column, _)) = columns.iter().find(|(_, same)| !same) {
+            let key = |k: Option<Key>| k.map(|k| k.to_string());
+            let (found, hashed) = match *column {
+                "workspace_id" => (stored.workspace.clone(), self.workspace.to_string()),
+                "seq" => (stored.seq.to_string(), self.seq.to_string()),
+                "id" => (stored.id.clone(), self.id.to_string()),
+                "at" => (stored.at_micros.to_string(), micros.to_string()),
+                "actor" => (
+                    show(&stored.actor),
+                    show(&self.actor.map(|a| a.to_string())),
+                ),
+                "action" => (stored.action.clone(), self.action.clone()),
+                "target" => (stored.target.clone(), self.target.clone()),
+                "link_runbook" => (show(&stored.link_runbook), show(&key(self.links.runbook))),
+                "link_change" => (show(&stored.link_change), show(&key(self.links.change))),
+                "link_incident" => (show(&stored.link_incident), show(&key(self.links.incident))),
+                "link_execution" => (
+                    show(&stored.link_execution),
+                    show(&key(self.links.execution)),
+                ),
+                _ => (stored.hash.clone(), self.hash.clone()),
+            };
+            return Err(tamper(format!(
+                "its stored column `{column}` says {found} but the hashed entry says {hashed} (edited outside Vigilo)"
+            )));
         }
         Ok(())
     }

@@ -679,6 +679,19 @@ fn actor_moved(t: &Trail) -> Case {
     .originally("by actor ada", t.owner, by_actor("ada"))
 }
 
+/// `link_execution`: the same key written in lower case, so a filter on the canonical key no
+/// longer finds the row while a lenient comparison would call it equal.
+fn link_recased(t: &Trail) -> Case {
+    let a = t.s.approved;
+    Case::column(
+        t,
+        a,
+        "link_execution",
+        t.update(a, "link_execution = lower(link_execution)"),
+    )
+    .list("unfiltered", t.owner, AuditFilter::default())
+}
+
 /// `actor`: erased.
 fn actor_nulled(t: &Trail) -> Case {
     let a = t.s.approved;
@@ -1229,6 +1242,7 @@ macro_rules! detected {
             link_incident_changed,
             link_execution_changed,
             hash_replaced,
+            link_recased,
             doc_detail_edited,
             doc_resealed,
             entry_deleted,

@@ -524,9 +524,9 @@ pub(crate) fn audit(
 /// entry's document ([`vigilo_core::audit::PREV_HASH_FROM_END`]), and the chain's last `seq`.
 const AUDIT_COLUMNS: &str = "a.doc, a.workspace_id, a.seq, a.id, a.at, a.actor, a.action, \
     a.target, a.link_runbook, a.link_change, a.link_incident, a.link_execution, a.hash, \
-    (SELECT substr(n.doc, -140, 64) FROM audit n \
+    (SELECT CAST(substr(CAST(n.doc AS BLOB), -140, 64) AS TEXT) FROM audit n \
      WHERE n.workspace_id = a.workspace_id AND n.seq = a.seq + 1), \
-    (SELECT max(h.seq) FROM audit h WHERE h.workspace_id = a.workspace_id)";
+    (SELECT max(h.seq) FROM audit h WHERE h.workspace_id = ?1)"; // ?1: the workspace, bound first
 
 /// An audit row (selected with [`AUDIT_COLUMNS`]) as its entry, checked against its hash and its
 /// stored columns: a mismatch is tampering, never an answer.
