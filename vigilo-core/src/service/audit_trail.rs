@@ -216,8 +216,9 @@ impl Vigilo {
             };
             let Some(last) = page.last() else { break };
             after = last.seq;
+            // The store's read checked every entry against its hash and its columns.
             for e in &page {
-                if let Err(t) = v.push(e) {
+                if let Err(t) = v.push_hash_checked(e) {
                     return Ok(AuditVerdict::Tampered(t));
                 }
             }

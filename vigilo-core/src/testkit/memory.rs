@@ -1001,7 +1001,7 @@ impl Store for MemoryStore {
         let Some(chain) = s.audit.get(&workspace) else {
             return Ok(Vec::new());
         };
-        Ok(chain
+        let found: Vec<AuditEntry> = chain
             .iter()
             .filter(|e| e.seq > query.after_seq)
             .filter(|e| query.target.as_deref().is_none_or(|t| links_to(e, t)))
@@ -1010,6 +1010,41 @@ impl Store for MemoryStore {
             .filter(|e| query.until.is_none_or(|t| e.at < t))
             .take(page(query.limit, DEFAULT_AUDIT_PAGE))
             .cloned()
-            .collect())
+            .collect();
+        // The contract every store keeps: each entry checked against its hash and its place in
+        // the chain (this store keeps no separate columns, so they are the entry's own).
+        let head_seq = chain.last().map_or(0, |e| e.seq);
+        for e in &found {
+            let next = chain.get(usize::try_from(e.seq).unwrap_or(usize::MAX));
+            let stored = stored_columns(e, next, head_seq);
+            e.check_stored(&stored).map_err(StoreError::Tampered)?;
+            e.check_successor(&stored).map_err(StoreError::Tampered)?;
+        }
+        Ok(found)
+    }
+}
+
+/// The columns an SQL store would keep for `e`, taken from the entry itself.
+fn stored_columns(
+    e: &AuditEntry,
+    next: Option<&AuditEntry>,
+    head_seq: u64,
+) -> crate::audit::StoredColumns {
+    let key = |k: Option<Key>| k.map(|k| k.to_string());
+    crate::audit::StoredColumns {
+        workspace: e.workspace.to_string(),
+        seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+        id: e.id.to_string(),
+        at_micros: e.at.timestamp_micros(),
+        actor: e.actor.map(|a| a.to_string()),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        link_runbook: key(e.links.runbook),
+        link_change: key(e.links.change),
+        link_incident: key(e.links.incident),
+        link_execution: key(e.links.execution),
+        hash: e.hash.clone(),
+        next_prev_hash: next.map(|n| n.prev_hash.clone()),
+        head_seq: i64::try_from(head_seq).unwrap_or(i64::MAX),
     }
 }
