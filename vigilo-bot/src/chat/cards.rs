@@ -7,7 +7,8 @@ use vigilo_core::ids::UserId;
 use vigilo_core::roles::RoleRequirement;
 
 use super::format::{Names, estimate, minutes, time, variance};
-use super::limits::{MAX_SECTION_CHARS, split_code, split_markdown};
+use super::budget::{MAX_MESSAGE_CHARS, blocks_chars, paginate_within};
+use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
 use super::markdown::{escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
     ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Badge,
@@ -225,9 +226,92 @@ fn skip_button(value: &str, order: usize) -> Button {
     )
 }
 
+/// Characters a step card keeps for everything but the step's text (title, badges, failure,
+/// fields, approval, buttons, small print); the text gets the rest of the message budget.
+const CARD_RESERVE_CHARS: usize = 3_000;
+/// Blocks a step card keeps for everything but the step's text.
+const CARD_RESERVE_BLOCKS: usize = 10;
+/// The longest failure note a card shows (the full note is in `exec show` and the summary).
+const MAX_CARD_NOTE_CHARS: usize = 1_500;
+/// Characters a continuation message keeps for its title and small print.
+const PART_RESERVE_CHARS: usize = 500;
+
+/// The step's own text as blocks: instruction, expected outcome, verification, rollback note.
+fn step_text(step: &ExecStep) -> Vec<Block> {
+    let (mut blocks, tail) = step_text_halves(step);
+    blocks.extend(tail);
+    blocks
+}
+
+/// The step's text in two halves: what goes before the card's fields (instruction, expected
+/// outcome) and what goes after them (verification, rollback note).
+fn step_text_halves(step: &ExecStep) -> (Vec<Block>, Vec<Block>) {
+    let mut head: Vec<Block> = sections(step.step.description.as_str()).collect();
+    if !step.step.expected_outcome.is_blank() {
+        head.extend(sections(&labelled(
+            "Expected outcome",
+            step.step.expected_outcome.as_str(),
+        )));
+    }
+    let mut blocks = Vec::new();
+    let verification = verification_code(step.step.verification.as_str());
+    if !verification.is_empty() {
+        blocks.push(Block::Section("**Verification**".into()));
+        blocks.extend(code_blocks(&verification));
+    }
+    if !step.step.rollback_note.is_blank() {
+        blocks.extend(sections(&labelled(
+            "Rollback",
+            step.step.rollback_note.as_str(),
+        )));
+    }
+    (head, blocks)
+}
+
+/// The step's text in pages for continuation messages, or `None` when it fits on the card
+/// itself. Decided by the step's text alone, so a card and every later update of it agree.
+fn step_text_pages(step: &ExecStep) -> Option<Vec<Vec<Block>>> {
+    let text = step_text(step);
+    let fits = text.len() + CARD_RESERVE_BLOCKS <= MAX_BLOCKS
+        && blocks_chars(&text) + CARD_RESERVE_CHARS <= MAX_MESSAGE_CHARS;
+    if fits {
+        return None;
+    }
+    Some(paginate_within(
+        text,
+        MAX_BLOCKS - 2,
+        MAX_MESSAGE_CHARS - PART_RESERVE_CHARS,
+    ))
+}
+
+/// Every message of the current step, in order: when its text is too long for one message, the
+/// text continues over several messages first, and the card with the buttons comes last (see
+/// [`step_card`]); otherwise the card alone.
+pub fn step_messages(exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> {
+    let mut out = Vec::new();
+    if let Some(pages) = exec.steps.get(idx).and_then(step_text_pages) {
+        let n = pages.len();
+        for (i, page) in pages.into_iter().enumerate() {
+            let title = step_title(exec, idx);
+            let mut blocks = vec![Block::Header(title.clone())];
+            blocks.extend(page);
+            blocks.push(Block::Context(format!(
+                "{} · the step's text, part {} of {n}; the buttons follow",
+                exec.key,
+                i + 1
+            )));
+            out.push(Reply::public(format!("{title} ({}/{n})", i + 1), blocks));
+        }
+    }
+    out.push(step_card(exec, idx, names));
+    out
+}
+
 /// The card of the current step, with its buttons: Done, Skip…, Failed… and, on a gated step
 /// not yet approved, Approve. A failed step shows what failed and offers Retry, Skip… and
-/// Abort… instead.
+/// Abort… instead. When the step's text is too long for one message, the card says that the
+/// text is in the messages before it ([`step_messages`]) and carries everything else; this is
+/// the message updated in place when the step is acted on.
 pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
     let Some(step) = exec.steps.get(idx) else {
         return Reply::public(String::new(), Vec::new());
@@ -250,30 +334,26 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
         let note = step
             .note
             .as_ref()
-            .map(|n| n.to_string())
+            .map(|n| truncate(n.as_str(), MAX_CARD_NOTE_CHARS))
             .unwrap_or_default();
         blocks.extend(sections(&format!(
             "✖ **Failed** (marked by {by} at {at}): {note}"
         )));
     }
-    blocks.extend(sections(step.step.description.as_str()));
-    if !step.step.expected_outcome.is_blank() {
-        blocks.extend(sections(&labelled(
-            "Expected outcome",
-            step.step.expected_outcome.as_str(),
-        )));
-    }
-    blocks.push(step_fields(step, names));
-    let verification = verification_code(step.step.verification.as_str());
-    if !verification.is_empty() {
-        blocks.push(Block::Section("**Verification**".into()));
-        blocks.extend(code_blocks(&verification));
-    }
-    if !step.step.rollback_note.is_blank() {
-        blocks.extend(sections(&labelled(
-            "Rollback",
-            step.step.rollback_note.as_str(),
-        )));
+    match step_text_pages(step) {
+        None => {
+            let (head, tail) = step_text_halves(step);
+            blocks.extend(head);
+            blocks.push(step_fields(step, names));
+            blocks.extend(tail);
+        }
+        Some(pages) => {
+            blocks.push(Block::Context(format!(
+                "The step's text is in the {} messages above.",
+                pages.len()
+            )));
+            blocks.push(step_fields(step, names));
+        }
     }
     if let Some(line) = approval_line(step, names) {
         blocks.push(Block::Context(line));

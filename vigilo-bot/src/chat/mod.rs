@@ -33,6 +33,7 @@
 //! The engine never fails: errors come back as private replies. It holds no state besides the
 //! service, so one engine (it is `Clone`) serves every channel and workspace concurrently.
 
+pub mod budget;
 pub mod cards;
 pub mod command;
 pub mod engine;
@@ -40,6 +41,7 @@ pub mod errors;
 pub mod format;
 pub mod limits;
 pub mod markdown;
+pub mod prepare;
 pub mod refs;
 pub mod reply;
 pub mod views;
