@@ -9,7 +9,7 @@ use vigilo_core::roles::RoleRequirement;
 use super::format::{Names, estimate, minutes, time, variance};
 use super::budget::{MAX_MESSAGE_CHARS, blocks_chars, paginate_within};
 use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
-use super::markdown::{escape_markdown, escape_markdown_keeping_code};
+use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
     ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Badge,
     Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
@@ -557,7 +557,7 @@ pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> R
         })
         .collect();
     if !lines.is_empty() {
-        blocks.extend(sections(&lines.join("\n")));
+        blocks.extend(sections(&lines.join(LINE_BREAK)));
     }
     let mut counts = vec![format!("{} done", summary.done)];
     if summary.skipped > 0 {

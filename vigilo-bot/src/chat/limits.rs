@@ -192,6 +192,15 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             text,
         }];
     }
+    if blocks.len() <= MAX_BLOCKS && blocks_chars(&blocks) <= room {
+        return vec![Reply {
+            blocks,
+            visibility,
+            target,
+            anchor,
+            text,
+        }];
+    }
     // The buttons go on the last message: the one anchored, updated when acted on.
     let buttons: Vec<Block> = if anchor.is_some() {
         let (buttons, rest): (Vec<Block>, Vec<Block>) = blocks

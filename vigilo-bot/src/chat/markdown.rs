@@ -24,6 +24,10 @@ pub enum Flavor {
     Plain,
 }
 
+/// A CommonMark hard line break: lines of a list the bot writes (runbooks, summary lines) are
+/// joined with it, since a plain line break is a space.
+pub const LINE_BREAK: &str = "  \n";
+
 /// Renders CommonMark `markdown` as Slack `mrkdwn`; see the module documentation.
 pub fn to_mrkdwn(markdown: &str) -> String {
     render(markdown, Flavor::Mrkdwn)

@@ -86,6 +86,13 @@ fn inline_link(
     dest: &str,
     title: &str,
 ) -> Option<(Range<usize>, String)> {
+    let mut range = range;
+    if link_type == LinkType::Collapsed
+        && !src.get(range.clone())?.ends_with("[]")
+        && src.get(range.end..)?.starts_with("[]")
+    {
+        range.end += 2;
+    }
     let text = src.get(range.clone())?;
     let label_end = match link_type {
         LinkType::Shortcut => text.len(),
