@@ -67,7 +67,7 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
         return vec![text.to_owned()];
     }
     let prepared = self_contained(text);
-    let units = paragraphs(&prepared);
+    let units = attach_continuations(paragraphs(&prepared), max, &measure);
     let chunks = pack(
         &units,
         "\n\n",
@@ -81,7 +81,7 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
     );
     chunks
         .into_iter()
-        .map(|c| c.trim_matches('\n').to_owned())
+        .map(|c| dedent_chunk(c.trim_matches('\n').to_owned()))
         .filter(|c| !c.trim().is_empty() && !to_mrkdwn(c).trim().is_empty())
         .collect()
 }
@@ -391,14 +391,99 @@ fn split_table(unit: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<S
     .collect()
 }
 
-fn split_lines(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
-    let units: Vec<String> = text.split('\n').map(str::to_owned).collect();
-    if units.len() <= 1 {
-        return split_words(text, max, measure);
+/// Joins an indented paragraph (the continuation of a list item after a blank line) to the unit
+/// before it while the two fit together, so a chunk does not start with an indented line, which
+/// would read as code on its own.
+fn attach_continuations(
+    units: Vec<String>,
+    max: usize,
+    measure: &dyn Fn(&str) -> usize,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(units.len());
+    for unit in units {
+        let indented = unit.starts_with(' ') || unit.starts_with('\t');
+        if indented
+            && Fence::of_block(&unit).is_none()
+            && let Some(prev) = out.last_mut()
+        {
+            let joined = format!("{prev}\n\n{unit}");
+            if measure(&joined) <= max {
+                *prev = joined;
+                continue;
+            }
+        }
+        out.push(unit);
     }
-    pack(&units, "\n", max, measure, &|line: &str| {
-        split_words(line, max, measure)
-    })
+    out
+}
+
+/// Splits a paragraph unit by lines, keeping each line with the more indented lines after it
+/// (a list item with its nested items) where they fit, and going one level deeper where not.
+fn split_lines(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let base = text
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(indent_of)
+        .min()
+        .unwrap_or(0);
+    let mut groups: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        let starts_group = !line.trim().is_empty() && indent_of(line) <= base;
+        match groups.last_mut() {
+            Some(g) if !starts_group => {
+                g.push('\n');
+                g.push_str(line);
+            }
+            _ => groups.push(line.to_owned()),
+        }
+    }
+    if groups.len() > 1 {
+        return pack(&groups, "\n", max, measure, &|group: &str| {
+            split_lines(group, max, measure)
+        });
+    }
+    // One line and what is nested under it.
+    match text.split_once('\n') {
+        None => split_words(text, max, measure),
+        Some((head, rest)) => {
+            let mut units = vec![head.to_owned()];
+            units.extend(split_lines(rest, max, measure));
+            pack(&units, "\n", max, measure, &|unit: &str| {
+                split_words(unit, max, measure)
+            })
+        }
+    }
+}
+
+/// The indentation of a line, in columns (a tab counts four).
+fn indent_of(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+/// A chunk that starts with an indented line (the middle of a nested list) loses its common
+/// indentation: on its own, four spaces would make it a code block.
+fn dedent_chunk(chunk: String) -> String {
+    let first = chunk.split('\n').next().unwrap_or("");
+    if indent_of(first) == 0 || Fence::open(first).is_some() {
+        return chunk;
+    }
+    let common = chunk
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    if common == 0 {
+        return chunk;
+    }
+    chunk
+        .split('\n')
+        .map(|l| l.get(common..).filter(|_| l.is_char_boundary(common)).unwrap_or(l.trim_start_matches(' ')))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn split_words(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
