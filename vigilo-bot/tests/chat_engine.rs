@@ -723,7 +723,11 @@ async fn long_texts_are_split_within_the_limits() {
     };
     assert!(count(|b| matches!(b, Block::Section(_))) > 5);
     assert!(count(|b| matches!(b, Block::Code(_))) > 2);
-    assert!(parts.iter().all(|p| p.anchor.is_none() && p.buttons().count() == 0));
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.anchor.is_none() && p.buttons().count() == 0)
+    );
     // The card is the anchored message (it is updated in place) and keeps its buttons.
     assert!(card.anchor.is_some());
     assert_eq!(

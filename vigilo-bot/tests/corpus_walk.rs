@@ -71,7 +71,10 @@ async fn import_corpus(vigilo: &Vigilo, who: &Who) -> Vec<Runbook> {
         .map(|s| s.description.as_str().chars().count())
         .max()
         .unwrap();
-    assert!(longest > 50_000, "the longest step has {longest} characters");
+    assert!(
+        longest > 50_000,
+        "the longest step has {longest} characters"
+    );
     let restore = &out[3].body.steps[0];
     assert!(restore.description.as_str().chars().count() >= 20_000);
     out
@@ -255,7 +258,12 @@ async fn the_corpus_walks_in_the_console() {
             .await
             .unwrap()
             .remove(0);
-        assert_eq!(exec.status, ExecutionStatus::Completed, "{}:\n{out}", rb.key);
+        assert_eq!(
+            exec.status,
+            ExecutionStatus::Completed,
+            "{}:\n{out}",
+            rb.key
+        );
     }
 }
 
@@ -263,7 +271,12 @@ async fn the_corpus_walks_in_the_console() {
 fn assert_within_slack_limits(call: &Call) {
     let body = &call.body;
     let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
-    assert!(blocks.len() <= 50, "{} blocks in {}", blocks.len(), call.method);
+    assert!(
+        blocks.len() <= 50,
+        "{} blocks in {}",
+        blocks.len(),
+        call.method
+    );
     let mut total = body["text"].as_str().map_or(0, |t| t.chars().count());
     for b in &blocks {
         total += text_chars(b);
@@ -376,14 +389,21 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
         // `show` spreads over several private messages, each within the limits.
         let from = fake.count();
         let a = client
-            .post("/slack/commands", &dave.command(&format!("show {}", rb.key)))
+            .post(
+                "/slack/commands",
+                &dave.command(&format!("show {}", rb.key)),
+            )
             .await;
         assert_eq!(a.status, 200);
         settle(&fake).await;
         let shown: Vec<Call> = fake.calls().into_iter().skip(from).collect();
         assert!(!shown.is_empty());
         assert!(shown.iter().all(|c| c.method == "chat.postEphemeral"));
-        let all: String = shown.iter().map(section_texts).collect::<Vec<_>>().join("\n");
+        let all: String = shown
+            .iter()
+            .map(section_texts)
+            .collect::<Vec<_>>()
+            .join("\n");
         for (i, s) in rb.body.steps.iter().enumerate() {
             assert_text_arrived(
                 &format!("show {} step {}", rb.key, i + 1),
@@ -409,14 +429,34 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
                 .skip(since)
                 .filter(|c| c.method == "chat.postMessage" && header_of(c).starts_with(&title))
                 .collect();
-            assert!(!posts.is_empty(), "{}: no message for step {}", rb.key, i + 1);
+            assert!(
+                !posts.is_empty(),
+                "{}: no message for step {}",
+                rb.key,
+                i + 1
+            );
             let card = posts.last().unwrap().clone();
-            assert!(card.button("vigilo.done").is_some(), "the last message has the buttons");
-            assert!(posts[..posts.len() - 1].iter().all(|p| p.button("vigilo.done").is_none()));
+            assert!(
+                card.button("vigilo.done").is_some(),
+                "the last message has the buttons"
+            );
+            assert!(
+                posts[..posts.len() - 1]
+                    .iter()
+                    .all(|p| p.button("vigilo.done").is_none())
+            );
             let thread = card.body["thread_ts"].as_str().map(str::to_owned);
             assert!(thread.is_some(), "step messages are in the run's thread");
-            assert!(posts.iter().all(|p| p.body["thread_ts"].as_str() == thread.as_deref()));
-            let text: String = posts.iter().map(section_texts).collect::<Vec<_>>().join("\n");
+            assert!(
+                posts
+                    .iter()
+                    .all(|p| p.body["thread_ts"].as_str() == thread.as_deref())
+            );
+            let text: String = posts
+                .iter()
+                .map(section_texts)
+                .collect::<Vec<_>>()
+                .join("\n");
             assert_text_arrived(
                 &format!("slack {} step {}", rb.key, i + 1),
                 &to_mrkdwn(s.description.as_str()),
@@ -426,13 +466,20 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
             if s.requires_approval {
                 let approver = &users[approver_for(s.owner_role.as_str())];
                 let a = client
-                    .post("/slack/interactions", &approver.click(&card, "vigilo.approve"))
+                    .post(
+                        "/slack/interactions",
+                        &approver.click(&card, "vigilo.approve"),
+                    )
                     .await;
                 assert_eq!(a.status, 200, "{a:?}");
                 settle(&fake).await;
                 let updated = fake.calls_of("chat.update");
                 let last = updated.last().unwrap();
-                assert_eq!(last.body["ts"].as_str(), card.ts.as_deref(), "the card is updated");
+                assert_eq!(
+                    last.body["ts"].as_str(),
+                    card.ts.as_deref(),
+                    "the card is updated"
+                );
                 assert!(last.text().contains("APPROVED"), "{}", last.text());
             }
             let before = fake.count();
@@ -515,13 +562,18 @@ async fn a_runbook_without_steps_is_refused_everywhere() {
         format!("run {} rehearsal", rb.key),
     ] {
         let from = fake.count();
-        client
-            .post("/slack/commands", &user.command(&cmd))
-            .await;
+        client.post("/slack/commands", &user.command(&cmd)).await;
         let told = fake.wait_calls(from, "chat.postEphemeral", 1).await;
-        assert!(told[0].text().contains("has no steps"), "{cmd}: {}", told[0].text());
+        assert!(
+            told[0].text().contains("has no steps"),
+            "{cmd}: {}",
+            told[0].text()
+        );
     }
-    assert!(fake.calls_of("chat.postMessage").is_empty(), "nothing public");
+    assert!(
+        fake.calls_of("chat.postMessage").is_empty(),
+        "nothing public"
+    );
     server.shutdown().await.unwrap();
     // A runbook with steps is unaffected.
     let ok = vigilo

@@ -460,8 +460,15 @@ async fn bad_requests_are_refused_and_change_nothing() {
         )
         .await;
     assert_eq!((a.status, a.body.trim()), (200, ""));
-    let told = w.fake.wait_calls(0, "chat.postEphemeral", ephemerals + 2).await;
-    assert!(told[ephemerals].text().contains("not one of Vigilo"), "{:?}", told[ephemerals]);
+    let told = w
+        .fake
+        .wait_calls(0, "chat.postEphemeral", ephemerals + 2)
+        .await;
+    assert!(
+        told[ephemerals].text().contains("not one of Vigilo"),
+        "{:?}",
+        told[ephemerals]
+    );
 
     // Another workspace's button: globex has an EX-00001 too, and it must not move.
     let a = w
@@ -524,8 +531,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
         .map(|c| c.method)
         .collect();
     assert_eq!(
-        since,
-        ["chat.postEphemeral"; 4],
+        since, ["chat.postEphemeral"; 4],
         "only the private answers (two explanations, two on how to get access)"
     );
 

@@ -59,7 +59,12 @@ fn signature_vectors_verify() {
         let ts: i64 = vector["timestamp"].as_str().unwrap().parse().unwrap();
         let body = vector["body"].as_str().unwrap().as_bytes();
         let signature = vector["signature"].as_str().unwrap();
-        assert_eq!(verify::sign(secret, ts, body), signature, "{}", vector["source"]);
+        assert_eq!(
+            verify::sign(secret, ts, body),
+            signature,
+            "{}",
+            vector["source"]
+        );
         let mut headers = HeaderMap::new();
         headers.insert(verify::TIMESTAMP_HEADER, HeaderValue::from(ts));
         headers.insert(
@@ -149,7 +154,12 @@ async fn every_real_payload_gets_a_200() {
     // The click on another app's button in T111 (a known team and user) is explained privately.
     // So is the one from a workflow function (no `response_url`, no `trigger_id`).
     let told = o.fake.wait_calls(0, "chat.postEphemeral", 2).await;
-    let to = |channel: &str| told.iter().find(|c| c.channel() == channel).unwrap().clone();
+    let to = |channel: &str| {
+        told.iter()
+            .find(|c| c.channel() == channel)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(to("C111").body["user"], "U111");
     assert!(to("C111").text().contains("not one of Vigilo"), "{told:?}");
     assert_eq!(to("D065ZJQQQAE").body["user"], "U03E94MK0");
@@ -176,7 +186,11 @@ async fn every_real_payload_gets_a_200() {
         .await;
     assert_eq!(a.status, 200);
     let listed = o.fake.wait_calls(from, "chat.postEphemeral", 1).await;
-    assert!(listed[0].text().contains("Restart the API"), "{:?}", listed[0]);
+    assert!(
+        listed[0].text().contains("Restart the API"),
+        "{:?}",
+        listed[0]
+    );
     o.server.shutdown().await.unwrap();
 }
 

@@ -34,7 +34,10 @@ pub fn block_chars(block: &Block) -> usize {
             .iter()
             .map(|b| b.label().len() + BADGE_OVERHEAD)
             .sum(),
-        Block::Buttons(buttons) => buttons.iter().map(|b| count(&escape_mrkdwn(&b.label))).sum(),
+        Block::Buttons(buttons) => buttons
+            .iter()
+            .map(|b| count(&escape_mrkdwn(&b.label)))
+            .sum(),
     }
 }
 
@@ -85,11 +88,20 @@ mod tests {
         let big = "x".repeat(2_900);
         let blocks: Vec<Block> = (0..10).map(|_| Block::Section(big.clone())).collect();
         let pages = paginate_within(blocks, MAX_BLOCKS, MAX_MESSAGE_CHARS);
-        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
         let small: Vec<Block> = (0..120).map(|i| Block::Section(i.to_string())).collect();
         let pages = paginate_within(small, MAX_BLOCKS, MAX_MESSAGE_CHARS);
-        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 50, 20]);
-        assert_eq!(paginate_within(Vec::new(), 50, 100), vec![Vec::<Block>::new()]);
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![50, 50, 20]
+        );
+        assert_eq!(
+            paginate_within(Vec::new(), 50, 100),
+            vec![Vec::<Block>::new()]
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use vigilo_core::execution::{ExecStep, Execution, ExecutionStatus, ExecutionSumm
 use vigilo_core::ids::UserId;
 use vigilo_core::roles::RoleRequirement;
 
-use super::format::{Names, estimate, minutes, time, variance};
 use super::budget::{MAX_MESSAGE_CHARS, blocks_chars, paginate_within};
+use super::format::{Names, estimate, minutes, time, variance};
 use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
 use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
@@ -95,13 +95,13 @@ pub fn execution_header(exec: &Execution, names: &Names, summary: &ExecutionSumm
     };
     blocks.push(Block::Context(context));
     let text = format!(
-        "{} started {}: {} v{} {} ({} steps, ~{})",
+        "{} started {}: {} v{} {} ({}, ~{})",
         names.plain(exec.operator),
         exec.key,
         exec.runbook_key,
         exec.runbook_version,
         exec.title,
-        exec.steps.len(),
+        super::views::plural(exec.steps.len(), "step"),
         estimate(est_total(exec))
     );
     Reply::public(text, blocks)

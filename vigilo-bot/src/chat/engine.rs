@@ -363,10 +363,14 @@ impl ChatEngine {
         if let [exec] = execs.as_slice()
             && let Some(i) = exec.current_index()
         {
-            out.extend(cards::step_messages(exec, i, &names).into_iter().map(|mut m| {
-                m.visibility = super::reply::Visibility::Private;
-                m
-            }));
+            out.extend(
+                cards::step_messages(exec, i, &names)
+                    .into_iter()
+                    .map(|mut m| {
+                        m.visibility = super::reply::Visibility::Private;
+                        m
+                    }),
+            );
         }
         Ok(out)
     }

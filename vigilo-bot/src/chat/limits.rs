@@ -181,8 +181,8 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
     let text = truncate(&text, MAX_FALLBACK_CHARS);
     let room = MAX_MESSAGE_CHARS.saturating_sub(escape_mrkdwn(&text).chars().count());
     let mut blocks: Vec<Block> = blocks.into_iter().flat_map(fit_block).collect();
-    let one_message = matches!(target, Target::Update(_))
-        || (anchor.is_some() && target == Target::NewMessage);
+    let one_message =
+        matches!(target, Target::Update(_)) || (anchor.is_some() && target == Target::NewMessage);
     if one_message {
         return vec![Reply {
             blocks: fit_one_message(blocks, MAX_BLOCKS, room, SHORTENED_NOTE),
@@ -481,7 +481,11 @@ fn dedent_chunk(chunk: String) -> String {
     }
     chunk
         .split('\n')
-        .map(|l| l.get(common..).filter(|_| l.is_char_boundary(common)).unwrap_or(l.trim_start_matches(' ')))
+        .map(|l| {
+            l.get(common..)
+                .filter(|_| l.is_char_boundary(common))
+                .unwrap_or(l.trim_start_matches(' '))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -162,6 +162,21 @@ fn linkable(dest: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
 }
 
+/// Slack's formatting characters inside a bold, italic or struck-through span shown as
+/// lookalikes, so a title such as `Restart *all* pods` stays one bold span: `*` as `∗`, `_` as
+/// `ˍ`, `~` as `∼`, a backtick as `ˋ`.
+fn defuse_formatting(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '*' => '\u{2217}',
+            '_' => '\u{02CD}',
+            '~' => '\u{223C}',
+            '`' => '\u{02CB}',
+            c => c,
+        })
+        .collect()
+}
+
 /// Columns a text takes in a monospace font: East Asian wide and full-width characters take
 /// two.
 fn display_width(text: &str) -> usize {
@@ -198,6 +213,9 @@ struct Renderer {
     prefixes: Vec<String>,
     lists: Vec<Option<u64>>,
     links: Vec<OpenLink>,
+    /// How many bold, italic, struck-through or heading spans are open: inside one, Slack's
+    /// formatting characters in the text would end it early, so they are shown as lookalikes.
+    styled: usize,
     /// The table being read: its rows of cells (rendered without styling), shown at its end.
     table: Option<Vec<Vec<String>>>,
     /// Where the current table cell's text starts in `out`.
@@ -215,6 +233,7 @@ impl Renderer {
             prefixes: Vec::new(),
             lists: Vec::new(),
             links: Vec::new(),
+            styled: 0,
             table: None,
             cell_start: 0,
         }
@@ -253,7 +272,10 @@ impl Renderer {
     /// Writes source text, escaped for the flavour.
     fn text(&mut self, s: &str) {
         if self.escaped() {
-            let escaped = escape_entities(s);
+            let mut escaped = escape_entities(s);
+            if self.styled > 0 && self.mrkdwn() {
+                escaped = defuse_formatting(&escaped);
+            }
             self.raw(&escaped);
         } else {
             self.raw(s);
@@ -330,6 +352,7 @@ impl Renderer {
                 if self.mrkdwn() {
                     self.raw("*");
                 }
+                self.styled += 1;
             }
             Tag::BlockQuote(_) => {
                 self.start_block();
@@ -386,16 +409,19 @@ impl Renderer {
                 if self.mrkdwn() {
                     self.raw("_");
                 }
+                self.styled += 1;
             }
             Tag::Strong => {
                 if self.mrkdwn() {
                     self.raw("*");
                 }
+                self.styled += 1;
             }
             Tag::Strikethrough => {
                 if self.mrkdwn() {
                     self.raw("~");
                 }
+                self.styled += 1;
             }
             Tag::Link {
                 link_type,
@@ -429,6 +455,7 @@ impl Renderer {
         match tag {
             TagEnd::Paragraph | TagEnd::HtmlBlock | TagEnd::MetadataBlock(_) => self.end_block(),
             TagEnd::Heading(_) => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("*");
                 }
@@ -474,16 +501,19 @@ impl Renderer {
                 }
             }
             TagEnd::Emphasis => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("_");
                 }
             }
             TagEnd::Strong => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("*");
                 }
             }
             TagEnd::Strikethrough => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("~");
                 }
@@ -500,6 +530,8 @@ impl Renderer {
 
     /// A table with aligned columns: a code block in `mrkdwn`, indented lines in plain text.
     fn table_block(&mut self, rows: &[Vec<String>]) {
+        // The cells' text was taken back out: the table starts where the line started.
+        self.at_line_start = self.out.is_empty() || self.out.ends_with('\n');
         let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut widths = vec![0usize; columns];
         for row in rows {
@@ -603,6 +635,31 @@ mod tests {
         );
         assert_eq!(to_mrkdwn("- a\n- b"), "• a\n• b");
         assert_eq!(to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
+    }
+
+    #[test]
+    fn titles_stay_one_bold_span() {
+        let title = escape_markdown("Restart *all* pods_now `x`");
+        assert_eq!(
+            to_mrkdwn(&format!("**{title}** · 3 steps")),
+            "*Restart \u{2217}all\u{2217} pods\u{02CD}now \u{02CB}x\u{02CB}* · 3 steps"
+        );
+        assert_eq!(to_plain(&format!("**{title}**")), "Restart *all* pods_now `x`");
+        assert_eq!(to_mrkdwn("a *b* c"), "a _b_ c");
+    }
+
+    #[test]
+    fn soft_breaks_are_spaces_and_tables_align() {
+        assert_eq!(to_mrkdwn("one\ntwo"), "one two");
+        assert_eq!(to_plain("one  \ntwo"), "one\ntwo");
+        assert_eq!(
+            to_mrkdwn("| a | long header |\n|---|---|\n| wide cell | x |"),
+            "```\na         | long header\n----------+------------\nwide cell | x\n```"
+        );
+        assert_eq!(
+            to_plain("| 班 | b |\n|---|---|\n| x | y |"),
+            "    班 | b\n    ---+--\n    x  | y"
+        );
     }
 
     #[test]

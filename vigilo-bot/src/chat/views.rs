@@ -65,7 +65,7 @@ pub fn runbook_line(rb: &Runbook) -> String {
         parts.push(escape_markdown(rb.body.category.as_str()));
     }
     parts.push(format!("v{}", rb.version));
-    parts.push(format!("{} steps", rb.body.steps.len()));
+    parts.push(plural(rb.body.steps.len(), "step"));
     parts.push(format!("~{}", estimate(rb.body.est_total_minutes())));
     if !rb.is_published {
         parts.push("_draft_".into());
@@ -158,12 +158,12 @@ pub fn history(rb: &Runbook, versions: &[VersionInfo]) -> Reply {
         .iter()
         .map(|v| {
             format!(
-                "**v{}** · {} · {} · {} · {} steps · {}",
+                "**v{}** · {} · {} · {} · {} · {}",
                 v.version,
                 time(v.saved_at),
                 escape_markdown(&format!("@{}", v.author.trim_start_matches('@'))),
                 escape_markdown(&v.source.to_string()),
-                v.steps,
+                plural(v.steps as usize, "step"),
                 escape_markdown(&v.title)
             )
         })

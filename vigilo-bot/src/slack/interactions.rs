@@ -203,7 +203,9 @@ async fn view_submission(bot: &Arc<Bot>, ev: Interaction, key: &[u8], received: 
         .as_deref()
         .and_then(|m| serde_json::from_str::<ModalContext>(m).ok())
     else {
-        return modal_error("This form is not valid any more; nothing changed. Close it and press the button on the step again.");
+        return modal_error(
+            "This form is not valid any more; nothing changed. Close it and press the button on the step again.",
+        );
     };
     if !ACTIONS.contains(&context.action_id.as_str()) {
         return modal_error("This form is not one of Vigilo's; nothing changed.");
