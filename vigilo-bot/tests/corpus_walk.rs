@@ -23,12 +23,14 @@ use serde_json::Value;
 use support::*;
 use vigilo_bot::chat::markdown::{to_mrkdwn, to_plain};
 use vigilo_bot::console::{ConsoleOptions, run_with};
+use vigilo_core::audit::AuditDraft;
 use vigilo_core::execution::ExecutionStatus;
 use vigilo_core::ids::{Key, KeyKind};
 use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::runbook::file;
 use vigilo_core::runbook::{Runbook, StepInput};
 use vigilo_core::service::{CreateRunbook, Vigilo, Who};
+use vigilo_core::store::{Commit, Write};
 use vigilo_store::SqliteOptions;
 
 const CORPUS: [&str; 4] = [
@@ -537,6 +539,10 @@ async fn a_runbook_without_steps_is_refused_everywhere() {
         .create_runbook(&dave, draft.input.clone(), CreateRunbook::default())
         .await
         .unwrap();
+    let rb2 = vigilo
+        .create_runbook(&dave, draft.input.clone(), CreateRunbook::default())
+        .await
+        .unwrap();
     let e = vigilo.set_published(&dave, rb.key, true).await.unwrap_err();
     assert!(e.to_string().contains("has no steps"), "{e}");
     let e = vigilo
@@ -552,13 +558,46 @@ async fn a_runbook_without_steps_is_refused_everywhere() {
         .unwrap_err();
     assert!(e.to_string().contains("has no steps"), "{e}");
 
+    // One published before the rule existed (written to the store directly) can no longer be
+    // started, with the same message.
+    let mut legacy = vigilo.runbook(&dave, rb.key).await.unwrap();
+    let expected_rev = legacy.rev;
+    legacy.is_published = true;
+    legacy.rev += 1;
+    vigilo
+        .store()
+        .commit(Commit {
+            workspace: acme.id,
+            writes: vec![Write::Runbook {
+                runbook: legacy,
+                expected_rev: Some(expected_rev),
+            }],
+            audit: AuditDraft {
+                at: vigilo.now(),
+                actor: None,
+                actor_handle: None,
+                action: "runbook.published".into(),
+                target: rb.key.to_string(),
+                details: serde_json::json!({}),
+                links: Default::default(),
+            },
+        })
+        .await
+        .unwrap();
+    let e = vigilo
+        .start_execution(&dave, rb.key, Default::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has no steps"), "{e}");
+
     // In Slack: publish and a rehearsal are answered privately with the same reason.
     let fake = FakeSlack::start().await;
     let server = start_bot(vigilo.clone(), &fake).await;
     let client = SlackClient::new(server.local_addr(), SECRET);
     let user = SlackUser::new("T0ACME", "U0DAVE", "C0OPS");
     for cmd in [
-        format!("publish {}", rb.key),
+        format!("publish {}", rb2.key),
+        format!("run {}", rb.key),
         format!("run {} rehearsal", rb.key),
     ] {
         let from = fake.count();

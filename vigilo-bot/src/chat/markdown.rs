@@ -644,7 +644,10 @@ mod tests {
             to_mrkdwn(&format!("**{title}** · 3 steps")),
             "*Restart \u{2217}all\u{2217} pods\u{02CD}now \u{02CB}x\u{02CB}* · 3 steps"
         );
-        assert_eq!(to_plain(&format!("**{title}**")), "Restart *all* pods_now `x`");
+        assert_eq!(
+            to_plain(&format!("**{title}**")),
+            "Restart *all* pods_now `x`"
+        );
         assert_eq!(to_mrkdwn("a *b* c"), "a _b_ c");
     }
 
