@@ -163,7 +163,7 @@ pub fn history(rb: &Runbook, versions: &[VersionInfo]) -> Reply {
                 time(v.saved_at),
                 escape_markdown(&format!("@{}", v.author.trim_start_matches('@'))),
                 escape_markdown(&v.source.to_string()),
-                plural(v.steps as usize, "step"),
+                plural(v.steps, "step"),
                 escape_markdown(&v.title)
             )
         })
