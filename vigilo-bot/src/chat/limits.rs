@@ -656,6 +656,59 @@ mod tests {
     }
 
     #[test]
+    fn numbers_links_and_tables_survive_splits() {
+        let items: String = (0..60)
+            .map(|i| format!("1. Check item {i} with [the docs][d] and\n   tick it.\n"))
+            .collect();
+        let text = format!("{items}\n[d]: https://docs.example/x\n");
+        let chunks = split_markdown(&text, 600);
+        assert!(chunks.len() > 3);
+        let plain: Vec<String> = chunks
+            .iter()
+            .map(|c| super::super::markdown::to_plain(c))
+            .collect();
+        let numbers: Vec<String> = plain
+            .iter()
+            .flat_map(|p| {
+                p.lines()
+                    .map(|l| l.split('.').next().unwrap_or("").to_owned())
+            })
+            .collect();
+        let want: Vec<String> = (1..=60).map(|n| n.to_string()).collect();
+        assert_eq!(numbers, want);
+        assert!(
+            plain
+                .iter()
+                .all(|p| p.lines().all(|l| l.contains("(https://docs.example/x)")))
+        );
+
+        let rows: String = (0..200).map(|i| format!("| host-{i} | ok |\n")).collect();
+        let table = format!("| host | state |\n|---|---|\n{rows}");
+        let chunks = split_markdown(&table, 1000);
+        assert!(chunks.len() > 2);
+        for c in &chunks {
+            assert!(c.starts_with("| host | state |\n|---|---|"), "{c}");
+            assert!(to_mrkdwn(c).starts_with("```\nhost"), "{c}");
+        }
+    }
+
+    #[test]
+    fn nested_chunks_never_turn_into_code() {
+        let mut text = String::new();
+        for a in 0..10 {
+            text.push_str(&format!("{a}. Rack {a}\n"));
+            for b in 0..30 {
+                text.push_str(&format!(
+                    "   - node {a}-{b}\n     - check the budget of {a}-{b}\n"
+                ));
+            }
+        }
+        for c in split_markdown(&text, 800) {
+            assert!(!to_mrkdwn(&c).contains("```"), "{c}");
+        }
+    }
+
+    #[test]
     fn code_splits_by_lines() {
         let code: String = (0..500).map(|i| format!("<line {i}>\n")).collect();
         let chunks = split_code(&code, 3000);
