@@ -236,13 +236,6 @@ const MAX_CARD_NOTE_CHARS: usize = 1_500;
 /// Characters a continuation message keeps for its title and small print.
 const PART_RESERVE_CHARS: usize = 500;
 
-/// The step's own text as blocks: instruction, expected outcome, verification, rollback note.
-fn step_text(step: &ExecStep) -> Vec<Block> {
-    let (mut blocks, tail) = step_text_halves(step);
-    blocks.extend(tail);
-    blocks
-}
-
 /// The step's text in two halves: what goes before the card's fields (instruction, expected
 /// outcome) and what goes after them (verification, rollback note).
 fn step_text_halves(step: &ExecStep) -> (Vec<Block>, Vec<Block>) {
@@ -268,17 +261,28 @@ fn step_text_halves(step: &ExecStep) -> (Vec<Block>, Vec<Block>) {
     (head, blocks)
 }
 
-/// The step's text in pages for continuation messages, or `None` when it fits on the card
-/// itself. Decided by the step's text alone, so a card and every later update of it agree.
-fn step_text_pages(step: &ExecStep) -> Option<Vec<Vec<Block>>> {
-    let text = step_text(step);
-    let fits = text.len() + CARD_RESERVE_BLOCKS <= MAX_BLOCKS
-        && blocks_chars(&text) + CARD_RESERVE_CHARS <= MAX_MESSAGE_CHARS;
-    if fits {
-        return None;
+/// Where a step's text goes.
+enum StepText {
+    /// On the card itself: what goes before the card's fields, and what goes after them.
+    OnCard(Vec<Block>, Vec<Block>),
+    /// In continuation messages before the card, one page each.
+    Pages(Vec<Vec<Block>>),
+}
+
+/// Where the step's text goes. Decided by the step's text alone, so a card and every later
+/// update of it agree.
+fn step_text(step: &ExecStep) -> StepText {
+    let (head, tail) = step_text_halves(step);
+    let blocks = head.len() + tail.len();
+    let chars = blocks_chars(&head) + blocks_chars(&tail);
+    if blocks + CARD_RESERVE_BLOCKS <= MAX_BLOCKS && chars + CARD_RESERVE_CHARS <= MAX_MESSAGE_CHARS
+    {
+        return StepText::OnCard(head, tail);
     }
-    Some(paginate_within(
-        text,
+    let mut all = head;
+    all.extend(tail);
+    StepText::Pages(paginate_within(
+        all,
         MAX_BLOCKS - 2,
         MAX_MESSAGE_CHARS - PART_RESERVE_CHARS,
     ))
@@ -288,23 +292,43 @@ fn step_text_pages(step: &ExecStep) -> Option<Vec<Vec<Block>>> {
 /// text continues over several messages first, and the card with the buttons comes last (see
 /// [`step_card`]); otherwise the card alone.
 pub fn step_messages(exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> {
+    let Some(step) = exec.steps.get(idx) else {
+        return vec![step_card(exec, idx, names)];
+    };
     let mut out = Vec::new();
-    if let Some(pages) = exec.steps.get(idx).and_then(step_text_pages) {
-        let n = pages.len();
-        for (i, page) in pages.into_iter().enumerate() {
-            let title = step_title(exec, idx);
-            let mut blocks = vec![Block::Header(title.clone())];
-            blocks.extend(page);
-            blocks.push(Block::Context(format!(
-                "{} · the step's text, part {} of {n}; the buttons follow",
-                exec.key,
-                i + 1
-            )));
-            out.push(Reply::public(format!("{title} ({}/{n})", i + 1), blocks));
+    let on_card = match step_text(step) {
+        StepText::Pages(pages) => {
+            let n = pages.len();
+            for (i, page) in pages.into_iter().enumerate() {
+                out.push(text_part(exec, idx, page, i, n));
+            }
+            CardText::Above(n)
         }
-    }
-    out.push(step_card(exec, idx, names));
+        StepText::OnCard(head, tail) => CardText::Here(head, tail),
+    };
+    out.push(card_with(exec, idx, names, on_card));
     out
+}
+
+/// The step's text as the card shows it.
+enum CardText {
+    /// On the card: before the fields, and after them.
+    Here(Vec<Block>, Vec<Block>),
+    /// In this many messages above the card.
+    Above(usize),
+}
+
+/// Continuation message `i` of `n` of step `idx`'s text.
+fn text_part(exec: &Execution, idx: usize, page: Vec<Block>, i: usize, n: usize) -> Reply {
+    let title = step_title(exec, idx);
+    let mut blocks = vec![Block::Header(title.clone())];
+    blocks.extend(page);
+    blocks.push(Block::Context(format!(
+        "{} · the step's text, part {} of {n}; the buttons follow",
+        exec.key,
+        i + 1
+    )));
+    Reply::public(format!("{title} ({}/{n})", i + 1), blocks)
 }
 
 /// The card of the current step, with its buttons: Done, Skip…, Failed… and, on a gated step
@@ -313,6 +337,18 @@ pub fn step_messages(exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> 
 /// text is in the messages before it ([`step_messages`]) and carries everything else; this is
 /// the message updated in place when the step is acted on.
 pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
+    let Some(step) = exec.steps.get(idx) else {
+        return Reply::public(String::new(), Vec::new());
+    };
+    let text = match step_text(step) {
+        StepText::OnCard(head, tail) => CardText::Here(head, tail),
+        StepText::Pages(pages) => CardText::Above(pages.len()),
+    };
+    card_with(exec, idx, names, text)
+}
+
+/// The card of step `idx` with its text placed as `text` says.
+fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Reply {
     let Some(step) = exec.steps.get(idx) else {
         return Reply::public(String::new(), Vec::new());
     };
@@ -340,17 +376,15 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
             "✖ **Failed** (marked by {by} at {at}): {note}"
         )));
     }
-    match step_text_pages(step) {
-        None => {
-            let (head, tail) = step_text_halves(step);
+    match text {
+        CardText::Here(head, tail) => {
             blocks.extend(head);
             blocks.push(step_fields(step, names));
             blocks.extend(tail);
         }
-        Some(pages) => {
+        CardText::Above(n) => {
             blocks.push(Block::Context(format!(
-                "The step's text is in the {} messages above.",
-                pages.len()
+                "The step's text is in the {n} messages above."
             )));
             blocks.push(step_fields(step, names));
         }
