@@ -261,31 +261,28 @@ fn step_text_halves(step: &ExecStep) -> (Vec<Block>, Vec<Block>) {
     (head, blocks)
 }
 
-/// Where a step's text goes.
-enum StepText {
-    /// On the card itself: what goes before the card's fields, and what goes after them.
-    OnCard(Vec<Block>, Vec<Block>),
-    /// In continuation messages before the card, one page each.
-    Pages(Vec<Vec<Block>>),
+/// The step's text as the card shows it.
+enum CardText {
+    /// On the card: what goes before the card's fields, and what goes after them.
+    Here(Vec<Block>, Vec<Block>),
+    /// In this many continuation messages above the card.
+    Above(usize),
 }
 
-/// Where the step's text goes. Decided by the step's text alone, so a card and every later
-/// update of it agree.
-fn step_text(step: &ExecStep) -> StepText {
+/// Where the step's text goes, and the pages of the continuation messages (none when it is on
+/// the card). Decided by the step's text alone, so a card and every later update of it agree.
+fn step_text(step: &ExecStep) -> (CardText, Vec<Vec<Block>>) {
     let (head, tail) = step_text_halves(step);
     let blocks = head.len() + tail.len();
     let chars = blocks_chars(&head) + blocks_chars(&tail);
     if blocks + CARD_RESERVE_BLOCKS <= MAX_BLOCKS && chars + CARD_RESERVE_CHARS <= MAX_MESSAGE_CHARS
     {
-        return StepText::OnCard(head, tail);
+        return (CardText::Here(head, tail), Vec::new());
     }
     let mut all = head;
     all.extend(tail);
-    StepText::Pages(paginate_within(
-        all,
-        MAX_BLOCKS - 2,
-        MAX_MESSAGE_CHARS - PART_RESERVE_CHARS,
-    ))
+    let pages = paginate_within(all, MAX_BLOCKS - 2, MAX_MESSAGE_CHARS - PART_RESERVE_CHARS);
+    (CardText::Above(pages.len()), pages)
 }
 
 /// Every message of the current step, in order: when its text is too long for one message, the
@@ -295,27 +292,15 @@ pub fn step_messages(exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> 
     let Some(step) = exec.steps.get(idx) else {
         return vec![step_card(exec, idx, names)];
     };
-    let mut out = Vec::new();
-    let on_card = match step_text(step) {
-        StepText::Pages(pages) => {
-            let n = pages.len();
-            for (i, page) in pages.into_iter().enumerate() {
-                out.push(text_part(exec, idx, page, i, n));
-            }
-            CardText::Above(n)
-        }
-        StepText::OnCard(head, tail) => CardText::Here(head, tail),
-    };
+    let (on_card, pages) = step_text(step);
+    let n = pages.len();
+    let mut out: Vec<Reply> = pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, page)| text_part(exec, idx, page, i, n))
+        .collect();
     out.push(card_with(exec, idx, names, on_card));
     out
-}
-
-/// The step's text as the card shows it.
-enum CardText {
-    /// On the card: before the fields, and after them.
-    Here(Vec<Block>, Vec<Block>),
-    /// In this many messages above the card.
-    Above(usize),
 }
 
 /// Continuation message `i` of `n` of step `idx`'s text.
@@ -340,11 +325,7 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
     let Some(step) = exec.steps.get(idx) else {
         return Reply::public(String::new(), Vec::new());
     };
-    let text = match step_text(step) {
-        StepText::OnCard(head, tail) => CardText::Here(head, tail),
-        StepText::Pages(pages) => CardText::Above(pages.len()),
-    };
-    card_with(exec, idx, names, text)
+    card_with(exec, idx, names, step_text(step).0)
 }
 
 /// The card of step `idx` with its text placed as `text` says.
