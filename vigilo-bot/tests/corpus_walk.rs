@@ -341,6 +341,13 @@ fn header_of(call: &Call) -> String {
         .to_owned()
 }
 
+/// Whether `call` posts the card of a step titled `title…` (the message with the buttons).
+fn is_card(call: &Call, title: &str) -> bool {
+    call.method == "chat.postMessage"
+        && call.button("vigilo.done").is_some()
+        && header_of(call).starts_with(title)
+}
+
 /// Waits until the bot has been quiet for a while (every follow-up of an action posted).
 async fn settle(fake: &FakeSlack) {
     let deadline = Instant::now() + WAIT;
@@ -395,6 +402,12 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
             )
             .await;
         assert_eq!(a.status, 200);
+        fake.wait_for(from, "the last page of show", |calls| {
+            calls.iter().any(|c| {
+                c.method == "chat.postEphemeral" && c.text().contains("Start it here with")
+            })
+        })
+        .await;
         settle(&fake).await;
         let shown: Vec<Call> = fake.calls().into_iter().skip(from).collect();
         assert!(!shown.is_empty());
@@ -418,6 +431,12 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
             .post("/slack/commands", &dave.command(&format!("run {}", rb.key)))
             .await;
         assert_eq!(a.status, 200);
+        fake.wait_for(from, "the first card", |calls| {
+            calls
+                .iter()
+                .any(|c| is_card(c, &format!("Step 1/{} · ", rb.body.steps.len())))
+        })
+        .await;
         settle(&fake).await;
         let n = rb.body.steps.len();
         let mut since = from;
@@ -472,6 +491,12 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
                     )
                     .await;
                 assert_eq!(a.status, 200, "{a:?}");
+                fake.wait_for(since, "the approved card", |calls| {
+                    calls.iter().any(|c| {
+                        c.method == "chat.update" && c.body["ts"].as_str() == card.ts.as_deref()
+                    })
+                })
+                .await;
                 settle(&fake).await;
                 let updated = fake.calls_of("chat.update");
                 let last = updated.last().unwrap();
@@ -487,6 +512,17 @@ async fn the_corpus_walks_in_slack_within_the_limits() {
                 .post("/slack/interactions", &dave.click(&card, "vigilo.done"))
                 .await;
             assert_eq!(a.status, 200, "{a:?}");
+            let next = if i + 1 < n {
+                format!("Step {}/{n} · ", i + 2)
+            } else {
+                "Summary".to_owned()
+            };
+            fake.wait_for(before, "the next message", |calls| {
+                calls
+                    .iter()
+                    .any(|c| c.method == "chat.postMessage" && header_of(c).starts_with(&next))
+            })
+            .await;
             settle(&fake).await;
             let update = fake
                 .calls()

@@ -151,18 +151,23 @@ async fn every_real_payload_gets_a_200() {
             .await;
         assert_eq!(a.status, 200, "{name}: {a:?}");
     }
-    // The click on another app's button in T111 (a known team and user) is explained privately.
-    // So is the one from a workflow function (no `response_url`, no `trigger_id`).
-    let told = o.fake.wait_calls(0, "chat.postEphemeral", 2).await;
-    let to = |channel: &str| {
+    // The click on another app's button in T111 (a known team and user) is explained privately,
+    // and so is the one from a workflow function (no `response_url`, no `trigger_id`); the
+    // org-wide command's word `test` is answered privately as an unknown command.
+    let told = o.fake.wait_calls(0, "chat.postEphemeral", 3).await;
+    let to = |user: &str| {
         told.iter()
-            .find(|c| c.channel() == channel)
-            .unwrap()
+            .find(|c| c.body["user"] == user)
+            .unwrap_or_else(|| panic!("nothing told to {user}: {told:?}"))
             .clone()
     };
-    assert_eq!(to("C111").body["user"], "U111");
-    assert!(to("C111").text().contains("not one of Vigilo"), "{told:?}");
-    assert_eq!(to("D065ZJQQQAE").body["user"], "U03E94MK0");
+    assert_eq!(to("U111").channel(), "C111");
+    assert!(to("U111").text().contains("not one of Vigilo"), "{told:?}");
+    assert_eq!(to("U03E94MK0").channel(), "D065ZJQQQAE");
+    assert!(
+        to("W111").text().contains("Unknown command `test`"),
+        "{told:?}"
+    );
     // The unknown team of Slack's documentation example is told how to get access.
     let a = o
         .client
@@ -172,8 +177,7 @@ async fn every_real_payload_gets_a_200() {
         )
         .await;
     assert!(a.body.contains("link-slack"), "{a:?}");
-    // The org-wide command's user is known: the command runs (an unknown word, answered
-    // privately).
+    // The org-wide command's user is known: `list` runs in the workspace of team T111.
     let from = o.fake.count();
     let a = o
         .client
@@ -185,12 +189,13 @@ async fn every_real_payload_gets_a_200() {
         )
         .await;
     assert_eq!(a.status, 200);
-    let listed = o.fake.wait_calls(from, "chat.postEphemeral", 1).await;
-    assert!(
-        listed[0].text().contains("Restart the API"),
-        "{:?}",
-        listed[0]
-    );
+    o.fake
+        .wait_for(from, "the list of runbooks", |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "chat.postEphemeral" && c.text().contains("Restart the API"))
+        })
+        .await;
     o.server.shutdown().await.unwrap();
 }
 
