@@ -510,3 +510,44 @@ fn a_file_can_hand_a_runbook_to_another_owner() {
     assert_eq!(same["action"], "unchanged");
     assert_eq!(env.audit_count(), before + 1);
 }
+
+#[test]
+fn a_published_file_without_steps_is_refused_and_a_draft_is_saved() {
+    let env = Env::seeded();
+    let notes =
+        "+++\ntitle = \"On-call notes\"\npublished = true\n+++\n\nJust notes, no step heading.\n";
+    let path = env.write("repo/notes.md", notes);
+    env.write(
+        "repo/restart.md",
+        &simple("Restart the API", &[("Drain", 2)]),
+    );
+    let before = env.audit_count();
+    // Import and sync refuse it like any other bad file, naming the file and the line.
+    for args in [
+        vec!["runbook", "import", path_str(&path)],
+        vec!["runbook", "sync", path_str(&env.path("repo"))],
+    ] {
+        let err = env.fails(Some("alice"), &args, 6);
+        let msg = err["message"].as_str().unwrap();
+        assert!(msg.contains("notes.md:3: "), "{msg}");
+        assert!(
+            msg.contains("has no steps") && msg.contains("## 1. Title"),
+            "{msg}"
+        );
+    }
+    assert_eq!(env.audit_count(), before, "nothing changed");
+    // As a draft it is saved; publishing it is refused with the same reason.
+    let draft = env.write("draft/notes.md", &notes.replace("true", "false"));
+    let saved = env.json(Some("alice"), &["runbook", "import", path_str(&draft)]);
+    let key = saved["key"]
+        .as_str()
+        .or_else(|| saved["runbook"]["key"].as_str())
+        .or_else(|| saved["runbooks"][0]["key"].as_str())
+        .unwrap_or_else(|| panic!("no key in {saved}"))
+        .to_owned();
+    let err = env.fails(Some("alice"), &["runbook", "publish", &key], 6);
+    assert!(
+        err["message"].as_str().unwrap().contains("has no steps"),
+        "{err}"
+    );
+}

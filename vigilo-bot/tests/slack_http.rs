@@ -441,7 +441,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let a = w.client.post("/slack/events", "{oops").await;
     assert_eq!(a.status, 400);
 
-    // An unknown action id, a value that is not ours.
+    // An unknown action id, a value that is not ours: a 200 (never an error Slack would
+    // show), a private explanation, and nothing changes.
+    let ephemerals = w.fake.calls_of("chat.postEphemeral").len();
     let a = w
         .client
         .post(
@@ -449,7 +451,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             &form(&w.dave.click_payload("vigilo.explode", &done, &ts, None)),
         )
         .await;
-    assert_eq!((a.status, a.body.trim()), (400, "unknown action"));
+    assert_eq!((a.status, a.body.trim()), (200, ""));
     let a = w
         .client
         .post(
@@ -457,7 +459,16 @@ async fn bad_requests_are_refused_and_change_nothing() {
             &form(&w.dave.click_payload("vigilo.done", "EX-00001:1", &ts, None)),
         )
         .await;
-    assert_eq!((a.status, a.body.trim()), (400, "malformed button value"));
+    assert_eq!((a.status, a.body.trim()), (200, ""));
+    let told = w
+        .fake
+        .wait_calls(0, "chat.postEphemeral", ephemerals + 2)
+        .await;
+    assert!(
+        told[ephemerals].text().contains("not one of Vigilo"),
+        "{:?}",
+        told[ephemerals]
+    );
 
     // Another workspace's button: globex has an EX-00001 too, and it must not move.
     let a = w
@@ -489,7 +500,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
         )
         .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
-    let told = w.fake.wait_calls(from, "chat.postEphemeral", 2).await;
+    let told = w.fake.wait_calls(from, "chat.postEphemeral", 4).await;
     let texts: Vec<String> = told.iter().map(Call::text).collect();
     assert!(
         texts
@@ -520,9 +531,8 @@ async fn bad_requests_are_refused_and_change_nothing() {
         .map(|c| c.method)
         .collect();
     assert_eq!(
-        since,
-        ["chat.postEphemeral", "chat.postEphemeral"],
-        "only the two private answers"
+        since, ["chat.postEphemeral"; 4],
+        "only the private answers (two explanations, two on how to get access)"
     );
 
     // The metrics counted the refusals.
@@ -883,10 +893,13 @@ async fn bad_modal_submissions_and_strangers_change_nothing() {
     bad["a"] = "vigilo.explode".into();
     forged.body["view"]["private_metadata"] = bad.to_string().into();
     let a = w.client.post(path, &w.dave.submit(&forged, "x")).await;
-    assert_eq!((a.status, a.body.trim()), (400, "unknown action"));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.contains(r#""response_action":"errors""#), "{a:?}");
+    assert!(a.body.contains("not one of Vigilo"), "{a:?}");
     forged.body["view"]["private_metadata"] = "{nope".into();
     let a = w.client.post(path, &w.dave.submit(&forged, "x")).await;
-    assert_eq!((a.status, a.body.trim()), (400, "malformed modal metadata"));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.contains("not valid any more"), "{a:?}");
     // A stale submission (a valid body signed six minutes ago).
     let a = w
         .client

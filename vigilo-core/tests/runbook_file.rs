@@ -422,6 +422,12 @@ proptest! {
         };
         let key = key.map(|n| Key::new(KeyKind::Runbook, n));
         let text = file::write_keyed(key, &body, owner.as_deref(), published);
+        if published == Some(true) && body.steps.is_empty() {
+            // A published runbook needs a step: the file is refused at its `published` line.
+            let e = file::parse("gen.md", &text).map_err(|e| e.to_string());
+            prop_assert!(e.as_ref().is_err_and(|e| e.contains("has no steps")), "{:?}", e);
+            return Ok(());
+        }
         let back = match file::parse("gen.md", &text) {
             Ok(f) => f,
             Err(e) => return Err(TestCaseError::fail(format!("{e}\n---\n{text}"))),

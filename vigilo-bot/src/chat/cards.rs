@@ -6,9 +6,10 @@ use vigilo_core::execution::{ExecStep, Execution, ExecutionStatus, ExecutionSumm
 use vigilo_core::ids::UserId;
 use vigilo_core::roles::RoleRequirement;
 
+use super::budget::{MAX_MESSAGE_CHARS, blocks_chars, paginate_within};
 use super::format::{Names, estimate, minutes, time, variance};
-use super::limits::{MAX_SECTION_CHARS, split_code, split_markdown};
-use super::markdown::{escape_markdown, escape_markdown_keeping_code};
+use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
+use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
     ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Badge,
     Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
@@ -94,13 +95,13 @@ pub fn execution_header(exec: &Execution, names: &Names, summary: &ExecutionSumm
     };
     blocks.push(Block::Context(context));
     let text = format!(
-        "{} started {}: {} v{} {} ({} steps, ~{})",
+        "{} started {}: {} v{} {} ({}, ~{})",
         names.plain(exec.operator),
         exec.key,
         exec.runbook_key,
         exec.runbook_version,
         exec.title,
-        exec.steps.len(),
+        super::views::plural(exec.steps.len(), "step"),
         estimate(est_total(exec))
     );
     Reply::public(text, blocks)
@@ -225,10 +226,110 @@ fn skip_button(value: &str, order: usize) -> Button {
     )
 }
 
+/// Characters a step card keeps for everything but the step's text (title, badges, failure,
+/// fields, approval, buttons, small print); the text gets the rest of the message budget.
+const CARD_RESERVE_CHARS: usize = 3_000;
+/// Blocks a step card keeps for everything but the step's text.
+const CARD_RESERVE_BLOCKS: usize = 10;
+/// The longest failure note a card shows (the full note is in `exec show` and the summary).
+const MAX_CARD_NOTE_CHARS: usize = 1_500;
+/// Characters a continuation message keeps for its title and small print.
+const PART_RESERVE_CHARS: usize = 500;
+
+/// The step's text in two halves: what goes before the card's fields (instruction, expected
+/// outcome) and what goes after them (verification, rollback note).
+fn step_text_halves(step: &ExecStep) -> (Vec<Block>, Vec<Block>) {
+    let mut head: Vec<Block> = sections(step.step.description.as_str()).collect();
+    if !step.step.expected_outcome.is_blank() {
+        head.extend(sections(&labelled(
+            "Expected outcome",
+            step.step.expected_outcome.as_str(),
+        )));
+    }
+    let mut blocks = Vec::new();
+    let verification = verification_code(step.step.verification.as_str());
+    if !verification.is_empty() {
+        blocks.push(Block::Section("**Verification**".into()));
+        blocks.extend(code_blocks(&verification));
+    }
+    if !step.step.rollback_note.is_blank() {
+        blocks.extend(sections(&labelled(
+            "Rollback",
+            step.step.rollback_note.as_str(),
+        )));
+    }
+    (head, blocks)
+}
+
+/// The step's text as the card shows it.
+enum CardText {
+    /// On the card: what goes before the card's fields, and what goes after them.
+    Here(Vec<Block>, Vec<Block>),
+    /// In this many continuation messages above the card.
+    Above(usize),
+}
+
+/// Where the step's text goes, and the pages of the continuation messages (none when it is on
+/// the card). Decided by the step's text alone, so a card and every later update of it agree.
+fn step_text(step: &ExecStep) -> (CardText, Vec<Vec<Block>>) {
+    let (head, tail) = step_text_halves(step);
+    let blocks = head.len() + tail.len();
+    let chars = blocks_chars(&head) + blocks_chars(&tail);
+    if blocks + CARD_RESERVE_BLOCKS <= MAX_BLOCKS && chars + CARD_RESERVE_CHARS <= MAX_MESSAGE_CHARS
+    {
+        return (CardText::Here(head, tail), Vec::new());
+    }
+    let mut all = head;
+    all.extend(tail);
+    let pages = paginate_within(all, MAX_BLOCKS - 2, MAX_MESSAGE_CHARS - PART_RESERVE_CHARS);
+    (CardText::Above(pages.len()), pages)
+}
+
+/// Every message of the current step, in order: when its text is too long for one message, the
+/// text continues over several messages first, and the card with the buttons comes last (see
+/// [`step_card`]); otherwise the card alone.
+pub fn step_messages(exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> {
+    let Some(step) = exec.steps.get(idx) else {
+        return vec![step_card(exec, idx, names)];
+    };
+    let (on_card, pages) = step_text(step);
+    let n = pages.len();
+    let mut out: Vec<Reply> = pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, page)| text_part(exec, idx, page, i, n))
+        .collect();
+    out.push(card_with(exec, idx, names, on_card));
+    out
+}
+
+/// Continuation message `i` of `n` of step `idx`'s text.
+fn text_part(exec: &Execution, idx: usize, page: Vec<Block>, i: usize, n: usize) -> Reply {
+    let title = step_title(exec, idx);
+    let mut blocks = vec![Block::Header(title.clone())];
+    blocks.extend(page);
+    blocks.push(Block::Context(format!(
+        "{} · the step's text, part {} of {n}; the buttons follow",
+        exec.key,
+        i + 1
+    )));
+    Reply::public(format!("{title} ({}/{n})", i + 1), blocks)
+}
+
 /// The card of the current step, with its buttons: Done, Skip…, Failed… and, on a gated step
 /// not yet approved, Approve. A failed step shows what failed and offers Retry, Skip… and
-/// Abort… instead.
+/// Abort… instead. When the step's text is too long for one message, the card says that the
+/// text is in the messages before it ([`step_messages`]) and carries everything else; this is
+/// the message updated in place when the step is acted on.
 pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
+    let Some(step) = exec.steps.get(idx) else {
+        return Reply::public(String::new(), Vec::new());
+    };
+    card_with(exec, idx, names, step_text(step).0)
+}
+
+/// The card of step `idx` with its text placed as `text` says.
+fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Reply {
     let Some(step) = exec.steps.get(idx) else {
         return Reply::public(String::new(), Vec::new());
     };
@@ -250,30 +351,24 @@ pub fn step_card(exec: &Execution, idx: usize, names: &Names) -> Reply {
         let note = step
             .note
             .as_ref()
-            .map(|n| n.to_string())
+            .map(|n| truncate(n.as_str(), MAX_CARD_NOTE_CHARS))
             .unwrap_or_default();
         blocks.extend(sections(&format!(
             "✖ **Failed** (marked by {by} at {at}): {note}"
         )));
     }
-    blocks.extend(sections(step.step.description.as_str()));
-    if !step.step.expected_outcome.is_blank() {
-        blocks.extend(sections(&labelled(
-            "Expected outcome",
-            step.step.expected_outcome.as_str(),
-        )));
-    }
-    blocks.push(step_fields(step, names));
-    let verification = verification_code(step.step.verification.as_str());
-    if !verification.is_empty() {
-        blocks.push(Block::Section("**Verification**".into()));
-        blocks.extend(code_blocks(&verification));
-    }
-    if !step.step.rollback_note.is_blank() {
-        blocks.extend(sections(&labelled(
-            "Rollback",
-            step.step.rollback_note.as_str(),
-        )));
+    match text {
+        CardText::Here(head, tail) => {
+            blocks.extend(head);
+            blocks.push(step_fields(step, names));
+            blocks.extend(tail);
+        }
+        CardText::Above(n) => {
+            blocks.push(Block::Context(format!(
+                "The step's text is in the {n} messages above."
+            )));
+            blocks.push(step_fields(step, names));
+        }
     }
     if let Some(line) = approval_line(step, names) {
         blocks.push(Block::Context(line));
@@ -477,7 +572,7 @@ pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> R
         })
         .collect();
     if !lines.is_empty() {
-        blocks.extend(sections(&lines.join("\n")));
+        blocks.extend(sections(&lines.join(LINE_BREAK)));
     }
     let mut counts = vec![format!("{} done", summary.done)];
     if summary.skipped > 0 {

@@ -341,7 +341,7 @@ impl ChatEngine {
                 .with_anchor(Anchor::Execution(exec.key)),
         ];
         match exec.current_index() {
-            Some(i) => out.push(self.card(exec, i, &names)),
+            Some(i) => out.extend(self.card(exec, i, &names)),
             None => out.push(
                 cards::summary(exec, &summary, &names)
                     .with_target(Target::Thread(Anchor::Execution(exec.key))),
@@ -350,11 +350,17 @@ impl ChatEngine {
         out
     }
 
-    /// The active card of step `idx`, threaded under the header.
-    fn card(&self, exec: &Execution, idx: usize, names: &Names) -> Reply {
-        cards::step_card(exec, idx, names)
-            .with_target(Target::Thread(Anchor::Execution(exec.key)))
-            .with_anchor(step_anchor(exec.key, idx))
+    /// The messages of step `idx`, threaded under the header: the step's text when it needs
+    /// messages of its own, then the active card (anchored: it is updated when acted on).
+    fn card(&self, exec: &Execution, idx: usize, names: &Names) -> Vec<Reply> {
+        let mut out: Vec<Reply> = cards::step_messages(exec, idx, names)
+            .into_iter()
+            .map(|r| r.with_target(Target::Thread(Anchor::Execution(exec.key))))
+            .collect();
+        if let Some(card) = out.last_mut() {
+            card.anchor = Some(step_anchor(exec.key, idx));
+        }
+        out
     }
 
     async fn status(&self, ctx: &ChatContext, named: Option<Key>) -> Result<Vec<Reply>, Error> {
@@ -376,9 +382,14 @@ impl ChatEngine {
         if let [exec] = execs.as_slice()
             && let Some(i) = exec.current_index()
         {
-            let mut card = cards::step_card(exec, i, &names);
-            card.visibility = super::reply::Visibility::Private;
-            out.push(card);
+            out.extend(
+                cards::step_messages(exec, i, &names)
+                    .into_iter()
+                    .map(|mut m| {
+                        m.visibility = super::reply::Visibility::Private;
+                        m
+                    }),
+            );
         }
         Ok(out)
     }
@@ -468,7 +479,7 @@ impl ChatEngine {
                         .with_anchor(step_anchor(exec.key, i)),
                 );
                 if let Some(next) = exec.current_index() {
-                    out.push(self.card(exec, next, &names));
+                    out.extend(self.card(exec, next, &names));
                 }
             }
             (EventKind::Aborted, Some(i)) => {

@@ -6,9 +6,15 @@
 //! the *rendered* `mrkdwn` (escaping included), so a surface that renders one
 //! [`Block::Section`] with [`to_mrkdwn`] always stays within [`MAX_SECTION_CHARS`].
 //! Splits prefer paragraph boundaries, then lines, then spaces; code fences are closed and
-//! reopened around a split.
+//! reopened around a split, and a table's header is repeated. Before a text is split it is made
+//! self-contained ([`super::prepare`]): list numbers and link targets survive the split.
+//!
+//! A message as a whole stays within [`super::budget`]: [`fit_reply`] spreads a long reply over
+//! several messages.
 
-use super::markdown::{code_to_mrkdwn, to_mrkdwn};
+use super::budget::{MAX_MESSAGE_CHARS, block_chars, blocks_chars, paginate_within};
+use super::markdown::{code_to_mrkdwn, escape_mrkdwn, to_mrkdwn};
+use super::prepare::self_contained;
 use super::reply::{Block, Field, Reply, Target};
 
 /// The longest command text accepted (8 KiB); longer input is refused before parsing.
@@ -60,7 +66,8 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
     if measure(text) <= max {
         return vec![text.to_owned()];
     }
-    let units = paragraphs(text);
+    let prepared = self_contained(text);
+    let units = attach_continuations(paragraphs(&prepared), max, &measure);
     let chunks = pack(
         &units,
         "\n\n",
@@ -68,13 +75,14 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
         &measure,
         &|unit: &str| match Fence::of_block(unit) {
             Some(fence) => split_fenced(unit, &fence, max),
+            None if is_table(unit) => split_table(unit, max, &measure),
             None => split_lines(unit, max, &measure),
         },
     );
     chunks
         .into_iter()
-        .map(|c| c.trim_matches('\n').to_owned())
-        .filter(|c| !c.trim().is_empty())
+        .map(|c| dedent_chunk(c.trim_matches('\n').to_owned()))
+        .filter(|c| !c.trim().is_empty() && !to_mrkdwn(c).trim().is_empty())
         .collect()
 }
 
@@ -117,12 +125,18 @@ pub fn paginate(blocks: Vec<Block>, max_blocks: usize) -> Vec<Vec<Block>> {
     pages
 }
 
-/// Keeps `blocks` within one message: past `max_blocks`, the last blocks are dropped and a
-/// context block saying so (`note`) takes the last place. Used for messages that are updated in
-/// place and so cannot spread over several messages.
-pub fn fit_one_message(mut blocks: Vec<Block>, max_blocks: usize, note: &str) -> Vec<Block> {
+/// Keeps `blocks` within one message of `max_blocks` blocks and `max_chars` characters: past
+/// either, the last blocks are dropped and a context block saying so (`note`) takes the last
+/// place. Used for messages that are updated in place and so cannot spread over several
+/// messages.
+pub fn fit_one_message(
+    mut blocks: Vec<Block>,
+    max_blocks: usize,
+    max_chars: usize,
+    note: &str,
+) -> Vec<Block> {
     let max_blocks = max_blocks.max(1);
-    if blocks.len() <= max_blocks {
+    if blocks.len() <= max_blocks && blocks_chars(&blocks) <= max_chars {
         return blocks;
     }
     // Keep the buttons: they are what the message is for.
@@ -130,18 +144,32 @@ pub fn fit_one_message(mut blocks: Vec<Block>, max_blocks: usize, note: &str) ->
         .iter()
         .rposition(|b| matches!(b, Block::Buttons(_)))
         .map(|i| blocks.remove(i));
-    let room = max_blocks.saturating_sub(1 + usize::from(buttons.is_some()));
-    blocks.truncate(room);
-    blocks.push(Block::Context(note.to_owned()));
-    blocks.extend(buttons);
-    blocks.truncate(max_blocks);
-    blocks
+    let note = Block::Context(note.to_owned());
+    let room_blocks = max_blocks.saturating_sub(1 + usize::from(buttons.is_some()));
+    let mut room_chars = max_chars
+        .saturating_sub(block_chars(&note))
+        .saturating_sub(buttons.as_ref().map_or(0, block_chars));
+    let mut kept = Vec::with_capacity(room_blocks + 2);
+    for block in blocks {
+        let size = block_chars(&block);
+        if kept.len() == room_blocks || size > room_chars {
+            break;
+        }
+        room_chars -= size;
+        kept.push(block);
+    }
+    kept.push(note);
+    kept.extend(buttons);
+    kept.truncate(max_blocks);
+    kept
 }
 
 /// Brings one reply within every limit: headers, fields, sections, code and context are cut or
-/// split, and a reply with more than [`MAX_BLOCKS`] blocks is split into several messages — or,
-/// when it is anchored or an update (one message that must stay one), shortened with
-/// [`SHORTENED_NOTE`].
+/// split, and a reply over [`MAX_BLOCKS`] blocks or [`MAX_MESSAGE_CHARS`] characters is spread
+/// over several messages in order, all with the reply's target; an anchored reply's anchor and
+/// buttons go with its last message. An update, or an anchored new top-level message (an
+/// execution's header, which its thread hangs from), must stay one message and is shortened
+/// with [`SHORTENED_NOTE`] instead.
 pub fn fit_reply(reply: Reply) -> Vec<Reply> {
     let Reply {
         blocks,
@@ -151,23 +179,55 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
         text,
     } = reply;
     let text = truncate(&text, MAX_FALLBACK_CHARS);
-    let blocks: Vec<Block> = blocks.into_iter().flat_map(fit_block).collect();
-    if anchor.is_some() || matches!(target, Target::Update(_)) {
+    let room = MAX_MESSAGE_CHARS.saturating_sub(escape_mrkdwn(&text).chars().count());
+    let mut blocks: Vec<Block> = blocks.into_iter().flat_map(fit_block).collect();
+    let one_message =
+        matches!(target, Target::Update(_)) || (anchor.is_some() && target == Target::NewMessage);
+    if one_message {
         return vec![Reply {
-            blocks: fit_one_message(blocks, MAX_BLOCKS, SHORTENED_NOTE),
+            blocks: fit_one_message(blocks, MAX_BLOCKS, room, SHORTENED_NOTE),
             visibility,
             target,
             anchor,
             text,
         }];
     }
-    paginate(blocks, MAX_BLOCKS)
+    if blocks.len() <= MAX_BLOCKS && blocks_chars(&blocks) <= room {
+        return vec![Reply {
+            blocks,
+            visibility,
+            target,
+            anchor,
+            text,
+        }];
+    }
+    // The buttons go on the last message: the one anchored, updated when acted on.
+    let buttons: Vec<Block> = if anchor.is_some() {
+        let (buttons, rest): (Vec<Block>, Vec<Block>) = blocks
+            .into_iter()
+            .partition(|b| matches!(b, Block::Buttons(_)));
+        blocks = rest;
+        buttons
+    } else {
+        Vec::new()
+    };
+    let mut pages = paginate_within(
+        blocks,
+        MAX_BLOCKS.saturating_sub(buttons.len()),
+        room.saturating_sub(blocks_chars(&buttons)),
+    );
+    if let Some(last) = pages.last_mut() {
+        last.extend(buttons);
+    }
+    let n = pages.len();
+    pages
         .into_iter()
-        .map(|page| Reply {
+        .enumerate()
+        .map(|(i, page)| Reply {
             blocks: page,
             visibility,
             target,
-            anchor: None,
+            anchor: if i + 1 == n { anchor } else { None },
             text: text.clone(),
         })
         .collect()
@@ -292,14 +352,142 @@ fn flush(
     current.clear();
 }
 
-fn split_lines(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
-    let units: Vec<String> = text.split('\n').map(str::to_owned).collect();
-    if units.len() <= 1 {
-        return split_words(text, max, measure);
-    }
-    pack(&units, "\n", max, measure, &|line: &str| {
-        split_words(line, max, measure)
+/// Whether a paragraph unit is a table: a header row and a delimiter row (`|---|:--:|`).
+fn is_table(unit: &str) -> bool {
+    let mut lines = unit.split('\n');
+    let (Some(head), Some(rule)) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let rule = rule.trim();
+    head.contains('|')
+        && rule.contains('-')
+        && rule
+            .chars()
+            .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+}
+
+/// Splits a table by rows, repeating its header and delimiter rows in every chunk.
+fn split_table(unit: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let mut lines = unit.split('\n');
+    let head = format!(
+        "{}\n{}",
+        lines.next().unwrap_or(""),
+        lines.next().unwrap_or("")
+    );
+    let rows: Vec<String> = lines.map(str::to_owned).collect();
+    let with_head = |body: &str| format!("{head}\n{body}");
+    let measure_rows = |s: &str| measure(&with_head(s));
+    pack(&rows, "\n", max, &measure_rows, &|row: &str| {
+        split_words(row, max, measure)
     })
+    .into_iter()
+    .map(|body| {
+        if measure_rows(&body) <= max {
+            with_head(&body)
+        } else {
+            body
+        }
+    })
+    .collect()
+}
+
+/// Joins an indented paragraph (the continuation of a list item after a blank line) to the unit
+/// before it while the two fit together, so a chunk does not start with an indented line, which
+/// would read as code on its own.
+fn attach_continuations(
+    units: Vec<String>,
+    max: usize,
+    measure: &dyn Fn(&str) -> usize,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(units.len());
+    for unit in units {
+        let indented = unit.starts_with(' ') || unit.starts_with('\t');
+        if indented
+            && Fence::of_block(&unit).is_none()
+            && let Some(prev) = out.last_mut()
+        {
+            let joined = format!("{prev}\n\n{unit}");
+            if measure(&joined) <= max {
+                *prev = joined;
+                continue;
+            }
+        }
+        out.push(unit);
+    }
+    out
+}
+
+/// Splits a paragraph unit by lines, keeping each line with the more indented lines after it
+/// (a list item with its nested items) where they fit, and going one level deeper where not.
+fn split_lines(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let base = text
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(indent_of)
+        .min()
+        .unwrap_or(0);
+    let mut groups: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        let starts_group = !line.trim().is_empty() && indent_of(line) <= base;
+        match groups.last_mut() {
+            Some(g) if !starts_group => {
+                g.push('\n');
+                g.push_str(line);
+            }
+            _ => groups.push(line.to_owned()),
+        }
+    }
+    if groups.len() > 1 {
+        return pack(&groups, "\n", max, measure, &|group: &str| {
+            split_lines(group, max, measure)
+        });
+    }
+    // One line and what is nested under it.
+    match text.split_once('\n') {
+        None => split_words(text, max, measure),
+        Some((head, rest)) => {
+            let mut units = vec![head.to_owned()];
+            units.extend(split_lines(rest, max, measure));
+            pack(&units, "\n", max, measure, &|unit: &str| {
+                split_words(unit, max, measure)
+            })
+        }
+    }
+}
+
+/// The indentation of a line, in columns (a tab counts four).
+fn indent_of(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+/// A chunk that starts with an indented line (the middle of a nested list) loses its common
+/// indentation: on its own, four spaces would make it a code block.
+fn dedent_chunk(chunk: String) -> String {
+    let first = chunk.split('\n').next().unwrap_or("");
+    if indent_of(first) == 0 || Fence::open(first).is_some() {
+        return chunk;
+    }
+    let common = chunk
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    if common == 0 {
+        return chunk;
+    }
+    chunk
+        .split('\n')
+        .map(|l| {
+            l.get(common..)
+                .filter(|_| l.is_char_boundary(common))
+                .unwrap_or(l.trim_start_matches(' '))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn split_words(text: &str, max: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
@@ -468,6 +656,59 @@ mod tests {
     }
 
     #[test]
+    fn numbers_links_and_tables_survive_splits() {
+        let items: String = (0..60)
+            .map(|i| format!("1. Check item {i} with [the docs][d] and\n   tick it.\n"))
+            .collect();
+        let text = format!("{items}\n[d]: https://docs.example/x\n");
+        let chunks = split_markdown(&text, 600);
+        assert!(chunks.len() > 3);
+        let plain: Vec<String> = chunks
+            .iter()
+            .map(|c| super::super::markdown::to_plain(c))
+            .collect();
+        let numbers: Vec<String> = plain
+            .iter()
+            .flat_map(|p| {
+                p.lines()
+                    .map(|l| l.split('.').next().unwrap_or("").to_owned())
+            })
+            .collect();
+        let want: Vec<String> = (1..=60).map(|n| n.to_string()).collect();
+        assert_eq!(numbers, want);
+        assert!(
+            plain
+                .iter()
+                .all(|p| p.lines().all(|l| l.contains("(https://docs.example/x)")))
+        );
+
+        let rows: String = (0..200).map(|i| format!("| host-{i} | ok |\n")).collect();
+        let table = format!("| host | state |\n|---|---|\n{rows}");
+        let chunks = split_markdown(&table, 1000);
+        assert!(chunks.len() > 2);
+        for c in &chunks {
+            assert!(c.starts_with("| host | state |\n|---|---|"), "{c}");
+            assert!(to_mrkdwn(c).starts_with("```\nhost"), "{c}");
+        }
+    }
+
+    #[test]
+    fn nested_chunks_never_turn_into_code() {
+        let mut text = String::new();
+        for a in 0..10 {
+            text.push_str(&format!("{a}. Rack {a}\n"));
+            for b in 0..30 {
+                text.push_str(&format!(
+                    "   - node {a}-{b}\n     - check the budget of {a}-{b}\n"
+                ));
+            }
+        }
+        for c in split_markdown(&text, 800) {
+            assert!(!to_mrkdwn(&c).contains("```"), "{c}");
+        }
+    }
+
+    #[test]
     fn code_splits_by_lines() {
         let code: String = (0..500).map(|i| format!("<line {i}>\n")).collect();
         let chunks = split_code(&code, 3000);
@@ -487,7 +728,7 @@ mod tests {
         );
         let mut with_buttons = blocks;
         with_buttons.push(Block::Buttons(Vec::new()));
-        let fit = fit_one_message(with_buttons, 50, "cut");
+        let fit = fit_one_message(with_buttons, 50, MAX_MESSAGE_CHARS, "cut");
         assert_eq!(fit.len(), 50);
         assert!(matches!(fit.last(), Some(Block::Buttons(_))));
         assert_eq!(truncate("abcdef", 4), "abc…");

@@ -7,10 +7,13 @@
 //! - [`to_plain`]: plain terminal text (lists with `-`, code indented by four spaces, links as
 //!   `text (url)`), with control characters replaced so text cannot smuggle terminal escapes.
 //!
+//! In both, a soft line break (a hard-wrapped source line) is a space, as CommonMark says, and a
+//! table is shown with aligned columns in a monospace block (Slack: a code block).
+//!
 //! Text that is *not* markdown (titles, handles, reasons shown verbatim) is embedded into
 //! markdown with [`escape_markdown`], and into `mrkdwn` with [`escape_mrkdwn`].
 
-use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, LinkType, Parser, Tag, TagEnd};
 
 /// The output flavour of [`render`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +23,10 @@ pub enum Flavor {
     /// Plain terminal text.
     Plain,
 }
+
+/// A CommonMark hard line break: lines of a list the bot writes (runbooks, summary lines) are
+/// joined with it, since a plain line break is a space.
+pub const LINE_BREAK: &str = "  \n";
 
 /// Renders CommonMark `markdown` as Slack `mrkdwn`; see the module documentation.
 pub fn to_mrkdwn(markdown: &str) -> String {
@@ -33,10 +40,8 @@ pub fn to_plain(markdown: &str) -> String {
 
 /// Renders CommonMark `markdown` in `flavor`.
 pub fn render(markdown: &str, flavor: Flavor) -> String {
-    let options =
-        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
     let mut r = Renderer::new(flavor);
-    for event in Parser::new_ext(markdown, options) {
+    for event in Parser::new_ext(markdown, super::prepare::options()) {
         r.event(event);
     }
     r.finish()
@@ -157,6 +162,41 @@ fn linkable(dest: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
 }
 
+/// Slack's formatting characters inside a bold, italic or struck-through span shown as
+/// lookalikes, so a title such as `Restart *all* pods` stays one bold span: `*` as `∗`, `_` as
+/// `ˍ`, `~` as `∼`, a backtick as `ˋ`.
+fn defuse_formatting(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '*' => '\u{2217}',
+            '_' => '\u{02CD}',
+            '~' => '\u{223C}',
+            '`' => '\u{02CB}',
+            c => c,
+        })
+        .collect()
+}
+
+/// Columns a text takes in a monospace font: East Asian wide and full-width characters take
+/// two.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            let c = c as u32;
+            let wide = (0x1100..=0x115F).contains(&c)
+                || (0x2E80..=0xA4CF).contains(&c)
+                || (0xAC00..=0xD7A3).contains(&c)
+                || (0xF900..=0xFAFF).contains(&c)
+                || (0xFE30..=0xFE4F).contains(&c)
+                || (0xFF00..=0xFF60).contains(&c)
+                || (0xFFE0..=0xFFE6).contains(&c)
+                || (0x1F300..=0x1FAFF).contains(&c)
+                || (0x20000..=0x3FFFD).contains(&c);
+            if wide { 2 } else { 1 }
+        })
+        .sum()
+}
+
 struct OpenLink {
     dest: String,
     start: usize,
@@ -173,7 +213,13 @@ struct Renderer {
     prefixes: Vec<String>,
     lists: Vec<Option<u64>>,
     links: Vec<OpenLink>,
-    cell: usize,
+    /// How many bold, italic, struck-through or heading spans are open: inside one, Slack's
+    /// formatting characters in the text would end it early, so they are shown as lookalikes.
+    styled: usize,
+    /// The table being read: its rows of cells (rendered without styling), shown at its end.
+    table: Option<Vec<Vec<String>>>,
+    /// Where the current table cell's text starts in `out`.
+    cell_start: usize,
 }
 
 impl Renderer {
@@ -187,11 +233,18 @@ impl Renderer {
             prefixes: Vec::new(),
             lists: Vec::new(),
             links: Vec::new(),
-            cell: 0,
+            styled: 0,
+            table: None,
+            cell_start: 0,
         }
     }
 
     fn mrkdwn(&self) -> bool {
+        self.flavor == Flavor::Mrkdwn && self.table.is_none()
+    }
+
+    /// Whether text is escaped for Slack (also inside tables, which are code there).
+    fn escaped(&self) -> bool {
         self.flavor == Flavor::Mrkdwn
     }
 
@@ -218,8 +271,11 @@ impl Renderer {
 
     /// Writes source text, escaped for the flavour.
     fn text(&mut self, s: &str) {
-        if self.mrkdwn() {
-            let escaped = escape_entities(s);
+        if self.escaped() {
+            let mut escaped = escape_entities(s);
+            if self.styled > 0 && self.mrkdwn() {
+                escaped = defuse_formatting(&escaped);
+            }
             self.raw(&escaped);
         } else {
             self.raw(s);
@@ -271,8 +327,13 @@ impl Renderer {
                 self.text(&f);
                 self.raw("]");
             }
-            Event::SoftBreak | Event::HardBreak => {
-                self.newline();
+            Event::SoftBreak => self.raw(" "),
+            Event::HardBreak => {
+                if self.table.is_some() {
+                    self.raw(" ");
+                } else {
+                    self.newline();
+                }
             }
             Event::Rule => {
                 self.start_block();
@@ -291,6 +352,7 @@ impl Renderer {
                 if self.mrkdwn() {
                     self.raw("*");
                 }
+                self.styled += 1;
             }
             Tag::BlockQuote(_) => {
                 self.start_block();
@@ -333,33 +395,33 @@ impl Renderer {
                 self.prefixes.push(" ".repeat(bullet.chars().count()));
                 self.fresh_item = true;
             }
-            Tag::Table(_) => self.start_block(),
+            Tag::Table(_) => {
+                self.start_block();
+                self.table = Some(Vec::new());
+            }
             Tag::TableHead | Tag::TableRow => {
-                if !self.at_line_start {
-                    self.newline();
+                if let Some(t) = self.table.as_mut() {
+                    t.push(Vec::new());
                 }
-                self.cell = 0;
             }
-            Tag::TableCell => {
-                if self.cell > 0 {
-                    self.raw(" | ");
-                }
-                self.cell += 1;
-            }
+            Tag::TableCell => self.cell_start = self.out.len(),
             Tag::Emphasis => {
                 if self.mrkdwn() {
                     self.raw("_");
                 }
+                self.styled += 1;
             }
             Tag::Strong => {
                 if self.mrkdwn() {
                     self.raw("*");
                 }
+                self.styled += 1;
             }
             Tag::Strikethrough => {
                 if self.mrkdwn() {
                     self.raw("~");
                 }
+                self.styled += 1;
             }
             Tag::Link {
                 link_type,
@@ -393,6 +455,7 @@ impl Renderer {
         match tag {
             TagEnd::Paragraph | TagEnd::HtmlBlock | TagEnd::MetadataBlock(_) => self.end_block(),
             TagEnd::Heading(_) => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("*");
                 }
@@ -423,20 +486,34 @@ impl Renderer {
                 self.prefixes.pop();
                 self.fresh_item = false;
             }
-            TagEnd::Table => self.end_block(),
+            TagEnd::Table => {
+                let rows = self.table.take().unwrap_or_default();
+                self.table_block(&rows);
+                self.end_block();
+            }
             TagEnd::TableHead | TagEnd::TableRow => {}
-            TagEnd::TableCell => {}
+            TagEnd::TableCell => {
+                let start = self.cell_start.min(self.out.len());
+                let cell = self.out[start..].trim().to_owned();
+                self.out.truncate(start);
+                if let Some(row) = self.table.as_mut().and_then(|t| t.last_mut()) {
+                    row.push(cell);
+                }
+            }
             TagEnd::Emphasis => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("_");
                 }
             }
             TagEnd::Strong => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("*");
                 }
             }
             TagEnd::Strikethrough => {
+                self.styled = self.styled.saturating_sub(1);
                 if self.mrkdwn() {
                     self.raw("~");
                 }
@@ -451,6 +528,45 @@ impl Renderer {
         }
     }
 
+    /// A table with aligned columns: a code block in `mrkdwn`, indented lines in plain text.
+    fn table_block(&mut self, rows: &[Vec<String>]) {
+        // The cells' text was taken back out: the table starts where the line started.
+        self.at_line_start = self.out.is_empty() || self.out.ends_with('\n');
+        let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut widths = vec![0usize; columns];
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(display_width(cell));
+            }
+        }
+        let line = |row: &[String]| -> String {
+            let cells: Vec<String> = (0..columns)
+                .map(|i| {
+                    let cell = row.get(i).map(String::as_str).unwrap_or("");
+                    let pad = widths[i].saturating_sub(display_width(cell));
+                    format!("{cell}{}", " ".repeat(pad))
+                })
+                .collect();
+            cells.join(" | ").trim_end().to_owned()
+        };
+        let mut lines: Vec<String> = Vec::with_capacity(rows.len() + 1);
+        for (i, row) in rows.iter().enumerate() {
+            lines.push(line(row));
+            if i == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat((*w).max(1))).collect();
+                lines.push(rule.join("-+-"));
+            }
+        }
+        if self.flavor == Flavor::Mrkdwn {
+            let body = lines.join("\n").replace("```", "`\u{200B}``");
+            self.raw(&format!("```\n{body}\n```"));
+        } else {
+            self.prefixes.push("    ".into());
+            self.raw(&lines.join("\n"));
+            self.prefixes.pop();
+        }
+    }
+
     fn close_link(&mut self) {
         let Some(link) = self.links.pop() else {
             return;
@@ -462,7 +578,7 @@ impl Renderer {
             return;
         }
         match self.flavor {
-            Flavor::Mrkdwn if linkable(&dest) => {
+            Flavor::Mrkdwn if linkable(&dest) && self.table.is_none() => {
                 self.out.truncate(start);
                 let url = escape_entities(&dest).replace('|', "%7C");
                 let plain_label = label.trim();
@@ -473,7 +589,7 @@ impl Renderer {
                 }
             }
             _ => {
-                let shown = if self.mrkdwn() {
+                let shown = if self.escaped() {
                     escape_entities(&dest)
                 } else {
                     dest.clone()
@@ -519,6 +635,34 @@ mod tests {
         );
         assert_eq!(to_mrkdwn("- a\n- b"), "• a\n• b");
         assert_eq!(to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
+    }
+
+    #[test]
+    fn titles_stay_one_bold_span() {
+        let title = escape_markdown("Restart *all* pods_now `x`");
+        assert_eq!(
+            to_mrkdwn(&format!("**{title}** · 3 steps")),
+            "*Restart \u{2217}all\u{2217} pods\u{02CD}now \u{02CB}x\u{02CB}* · 3 steps"
+        );
+        assert_eq!(
+            to_plain(&format!("**{title}**")),
+            "Restart *all* pods_now `x`"
+        );
+        assert_eq!(to_mrkdwn("a *b* c"), "a _b_ c");
+    }
+
+    #[test]
+    fn soft_breaks_are_spaces_and_tables_align() {
+        assert_eq!(to_mrkdwn("one\ntwo"), "one two");
+        assert_eq!(to_plain("one  \ntwo"), "one\ntwo");
+        assert_eq!(
+            to_mrkdwn("| a | long header |\n|---|---|\n| wide cell | x |"),
+            "```\na         | long header\n----------+------------\nwide cell | x\n```"
+        );
+        assert_eq!(
+            to_plain("| 班 | b |\n|---|---|\n| x | y |"),
+            "    班 | b\n    ---+--\n    x  | y"
+        );
     }
 
     #[test]

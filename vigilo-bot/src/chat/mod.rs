@@ -8,6 +8,8 @@
 //! - [`cards`] and [`views`]: the messages themselves, as pure functions.
 //! - [`markdown`]: CommonMark to Slack `mrkdwn` (escaped) and to plain text.
 //! - [`limits`]: platform limits and the splitting that keeps replies inside them.
+//! - [`budget`]: the message budget (characters over all text fields of one message).
+//! - [`prepare`]: markdown made self-contained before it is split (list numbers, links).
 //! - [`refs`]: [`MessageRefs`], resolving symbolic targets to a surface's message ids.
 //! - [`errors`]: service and parse errors as private replies.
 //!
@@ -27,12 +29,15 @@
 //!    update) and, after posting, [`MessageRefs::remember`] its [`Reply::anchor`]. Render
 //!    sections, field values and context with [`markdown::to_mrkdwn`], code with
 //!    [`markdown::code_to_mrkdwn`], headers, labels and [`Reply::text`] with
-//!    [`markdown::escape_mrkdwn`]: then nothing can ping a channel, and every block is within
-//!    Slack's limits ([`limits`]).
+//!    [`markdown::escape_mrkdwn`]: then nothing can ping a channel, and every block and every
+//!    message is within Slack's limits ([`limits`], [`budget`]). A long step or answer comes as
+//!    several replies in order; for a step, only the last (the card with the buttons) is
+//!    anchored.
 //!
 //! The engine never fails: errors come back as private replies. It holds no state besides the
 //! service, so one engine (it is `Clone`) serves every channel and workspace concurrently.
 
+pub mod budget;
 pub mod cards;
 pub mod command;
 pub mod engine;
@@ -40,6 +45,7 @@ pub mod errors;
 pub mod format;
 pub mod limits;
 pub mod markdown;
+pub mod prepare;
 pub mod refs;
 pub mod reply;
 pub mod views;

@@ -9,7 +9,7 @@ use vigilo_core::service::VersionInfo;
 use super::cards::{code_blocks, sections, step_title};
 use super::command::Subcommand;
 use super::format::{Names, estimate, time};
-use super::markdown::{escape_markdown, escape_markdown_keeping_code};
+use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{Badge, Block, Field, Reply};
 
 /// The command list, or the usage of one command.
@@ -18,7 +18,7 @@ pub fn help_blocks(topic: Option<Subcommand>) -> Vec<Block> {
         Some(s) => vec![
             Block::Header(format!("/runbook {}", s.name())),
             Block::Section(format!(
-                "`{}`\n{}",
+                "`{}`  \n{}",
                 s.usage(),
                 escape_markdown_keeping_code(&super::format::capitalize(s.summary()))
             )),
@@ -36,7 +36,7 @@ pub fn help_blocks(topic: Option<Subcommand>) -> Vec<Block> {
                 .collect();
             vec![
                 Block::Header("Vigilo runbook commands".into()),
-                Block::Section(lines.join("\n")),
+                Block::Section(lines.join(LINE_BREAK)),
                 Block::Context(
                     "`done`, `skip`, `fail`, `approve`, `retry` and `abort` act on the execution open in this channel; when several are open, name one right after the command word: `done EX-00002`. The buttons on step cards do the same.".into(),
                 ),
@@ -65,7 +65,7 @@ pub fn runbook_line(rb: &Runbook) -> String {
         parts.push(escape_markdown(rb.body.category.as_str()));
     }
     parts.push(format!("v{}", rb.version));
-    parts.push(format!("{} steps", rb.body.steps.len()));
+    parts.push(plural(rb.body.steps.len(), "step"));
     parts.push(format!("~{}", estimate(rb.body.est_total_minutes())));
     if !rb.is_published {
         parts.push("_draft_".into());
@@ -80,7 +80,7 @@ pub fn runbook_list(title: &str, runbooks: &[Runbook], empty: &str) -> Reply {
         blocks.push(Block::Section(escape_markdown_keeping_code(empty)));
     } else {
         let lines: Vec<String> = runbooks.iter().map(runbook_line).collect();
-        blocks.extend(sections(&lines.join("\n")));
+        blocks.extend(sections(&lines.join(LINE_BREAK)));
         blocks.push(Block::Context(
             "`show RB-…` shows one; `run RB-…` starts it here.".into(),
         ));
@@ -134,7 +134,7 @@ pub fn runbook(rb: &Runbook, owner: &str) -> Reply {
             flags.join(" · ")
         );
         if !s.description.is_blank() {
-            text.push('\n');
+            text.push_str("\n\n");
             text.push_str(s.description.as_str());
         }
         blocks.extend(sections(&text));
@@ -158,18 +158,18 @@ pub fn history(rb: &Runbook, versions: &[VersionInfo]) -> Reply {
         .iter()
         .map(|v| {
             format!(
-                "**v{}** · {} · {} · {} · {} steps · {}",
+                "**v{}** · {} · {} · {} · {} · {}",
                 v.version,
                 time(v.saved_at),
                 escape_markdown(&format!("@{}", v.author.trim_start_matches('@'))),
                 escape_markdown(&v.source.to_string()),
-                v.steps,
+                plural(v.steps, "step"),
                 escape_markdown(&v.title)
             )
         })
         .collect();
     let mut blocks = vec![Block::Header(title.clone())];
-    blocks.extend(sections(&lines.join("\n")));
+    blocks.extend(sections(&lines.join(LINE_BREAK)));
     if versions.len() > 1 {
         blocks.push(Block::Context(format!(
             "`diff {} {} {}` shows what changed.",
@@ -263,7 +263,7 @@ pub fn execution_line(exec: &Execution, names: &Names) -> String {
             exec.sealed_at.map(time).unwrap_or_default()
         ),
     };
-    format!("{head}\n{at}")
+    format!("{head}{LINE_BREAK}{at}")
 }
 
 /// `1 execution`, `2 executions`.

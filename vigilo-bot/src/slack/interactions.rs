@@ -4,6 +4,11 @@
 //! naming the workspace of the clicker's team, a known team and user. Done and Approve go to
 //! the engine in the background; Skip…, Failed… and Abort… first open a modal (`views.open`)
 //! whose submission carries the reason back. An empty reason is refused in the modal itself.
+//!
+//! Payloads are read leniently ([`super::payload`]): org-wide installs (`"team": null`), clicks
+//! without `response_url` or `trigger_id`, unknown blocks and fields. A button or modal Vigilo
+//! did not make is acknowledged with a 200 and explained privately, never refused with a 400
+//! that Slack would show as an error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,23 +22,32 @@ use super::blocks::{
     ButtonPayload, ModalContext, PROMPT_CALLBACK_ID, REASON_ACTION_ID, REASON_BLOCK_ID,
     prompt_modal,
 };
+use super::payload::Interaction;
 use super::state::{Acting, Bot, Origin, SlackRef, committed};
 use crate::chat::markdown::decode_slack_entities;
 use crate::chat::reply::ACTIONS;
-use crate::chat::{Anchor, ButtonValue};
+use crate::chat::{Anchor, ButtonValue, Reply};
+
+/// What a click on a button Vigilo did not put there is told, privately.
+const NOT_OURS: &str = "This button is not one of Vigilo's, or no longer valid; nothing changed. `/runbook status` shows where your executions stand.";
 
 /// Handles an interaction payload. `key` identifies the delivery for redelivery checks;
-/// `received` is when it arrived (for the click → committed latency).
+/// `received` is when it arrived (for the click → committed latency). Every payload Slack can
+/// send is acknowledged with a 200: what Vigilo does not handle is explained privately where
+/// the payload says who and where, and changes nothing.
 pub(crate) async fn interaction(
     bot: &Arc<Bot>,
-    ev: SlackInteractionEvent,
+    ev: Interaction,
     key: &[u8],
     received: Instant,
 ) -> Ack {
-    match ev {
-        SlackInteractionEvent::BlockActions(ev) => block_actions(bot, ev, key, received).await,
-        SlackInteractionEvent::ViewSubmission(ev) => view_submission(bot, ev, key, received).await,
-        _ => Ack::Empty,
+    match ev.kind.as_str() {
+        "block_actions" => block_actions(bot, ev, key, received).await,
+        "view_submission" => view_submission(bot, ev, key, received).await,
+        other => {
+            tracing::debug!(kind = other, "interaction not handled");
+            Ack::Empty
+        }
     }
 }
 
@@ -41,57 +55,56 @@ fn refuse(status: StatusCode, message: &'static str) -> Ack {
     Ack::Refuse(status, message)
 }
 
-async fn block_actions(
-    bot: &Arc<Bot>,
-    ev: SlackInteractionBlockActionsEvent,
-    key: &[u8],
-    received: Instant,
-) -> Ack {
-    let Some(action) = ev.actions.as_ref().and_then(|a| a.first()) else {
-        return refuse(StatusCode::BAD_REQUEST, "no action in the payload");
+/// Where to answer an interaction privately, when the payload says who and where.
+fn origin_of(ev: &Interaction) -> Option<Origin> {
+    Some(Origin {
+        team: ev.team.clone().or_else(|| ev.enterprise.clone())?,
+        user: ev.user.clone()?,
+        channel: ev.channel.clone()?,
+        thread_ts: ev.thread_ts.clone(),
+    })
+}
+
+/// Acknowledges an interaction Vigilo does not handle, explaining `why` privately (once per
+/// delivery) when the payload says who and where and the team is known.
+fn unhandled(bot: &Arc<Bot>, ev: &Interaction, key: &[u8], why: &'static str) -> Ack {
+    tracing::info!(team = ?ev.team, user = ?ev.user, why, "interaction not handled");
+    if let Some(origin) = origin_of(ev)
+        && bot.dedupe.first_time(key)
+    {
+        let task_bot = bot.clone();
+        bot.spawn(async move {
+            let workspace = task_bot.identify(&origin).await.ok().map(|a| a.workspace);
+            let reply = Reply::private_markdown(
+                crate::chat::markdown::escape_markdown_keeping_code(NOT_OURS),
+                NOT_OURS,
+            );
+            task_bot.tell(workspace, &origin, &reply).await;
+        });
+    }
+    Ack::Empty
+}
+
+async fn block_actions(bot: &Arc<Bot>, ev: Interaction, key: &[u8], received: Instant) -> Ack {
+    let Some(action) = ev.action.clone() else {
+        return Ack::Empty;
     };
-    let action_id = action.action_id.0.clone();
+    let action_id = action.action_id.clone();
     if !ACTIONS.contains(&action_id.as_str()) {
-        return refuse(StatusCode::BAD_REQUEST, "unknown action");
+        return unhandled(bot, &ev, key, "unknown action");
     }
     let Some(raw_value) = action.value.clone() else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed button value");
+        return unhandled(bot, &ev, key, "button without a value");
     };
     let Some(payload) = ButtonPayload::decode(&raw_value) else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed button value");
+        return unhandled(bot, &ev, key, "malformed button value");
     };
     let Ok(button) = payload.value.parse::<ButtonValue>() else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed button value");
+        return unhandled(bot, &ev, key, "malformed button value");
     };
-    let Some(user) = &ev.user else {
-        return refuse(StatusCode::BAD_REQUEST, "no user in the payload");
-    };
-    let (message_ts, container_channel, is_ephemeral) = match &ev.container {
-        SlackInteractionActionContainer::Message(m) => (
-            Some(m.message_ts.0.clone()),
-            m.channel_id.as_ref().map(|c| c.0.clone()),
-            m.is_ephemeral.unwrap_or(false),
-        ),
-        _ => (None, None, false),
-    };
-    let Some(channel) = ev
-        .channel
-        .as_ref()
-        .map(|c| c.id.0.clone())
-        .or(container_channel)
-    else {
-        return refuse(StatusCode::BAD_REQUEST, "no channel in the payload");
-    };
-    let thread_ts = ev
-        .message
-        .as_ref()
-        .and_then(|m| m.origin.thread_ts.as_ref())
-        .map(|t| t.0.clone());
-    let origin = Origin {
-        team: ev.team.id.0.clone(),
-        user: user.id.0.clone(),
-        channel,
-        thread_ts,
+    let Some(origin) = origin_of(&ev) else {
+        tracing::info!(team = ?ev.team, user = ?ev.user, channel = ?ev.channel, "click without team, user or channel");
+        return Ack::Empty;
     };
     let acting = match identify(bot, &origin, key).await {
         Ok(a) => a,
@@ -108,6 +121,8 @@ async fn block_actions(
         bot.metrics.duplicate();
         return Ack::Empty;
     }
+    let message_ts = ev.message_ts.clone();
+    let is_ephemeral = ev.is_ephemeral;
     // The clicked card and its thread, so updates find them even after a restart.
     if !is_ephemeral {
         if let Some(ts) = &message_ts {
@@ -130,6 +145,17 @@ async fn block_actions(
         }
     }
     if let Some(prompt) = payload.prompt() {
+        let Some(trigger) = ev.trigger_id.clone() else {
+            // No trigger, no modal: say how to give the reason by typing instead.
+            let reply = Reply::private_markdown(
+                "This button needs a reason, and Slack sent no way to ask for it here; type `/runbook skip <reason>`, `/runbook fail <note>` or `/runbook abort <reason>` instead. Nothing changed.",
+                "Type the command with a reason instead; nothing changed.",
+            );
+            let task_bot = bot.clone();
+            let workspace = acting.workspace;
+            bot.spawn(async move { task_bot.tell(Some(workspace), &origin, &reply).await });
+            return Ack::Empty;
+        };
         let context = ModalContext {
             action_id,
             value: raw_value,
@@ -137,7 +163,6 @@ async fn block_actions(
             message_ts: if is_ephemeral { None } else { message_ts },
             thread_ts: origin.thread_ts.clone(),
         };
-        let trigger = ev.trigger_id.0.clone();
         let task_bot = bot.clone();
         bot.spawn(async move {
             let view = prompt_modal(&prompt, &context);
@@ -157,54 +182,52 @@ async fn block_actions(
     Ack::Empty
 }
 
-async fn view_submission(
-    bot: &Arc<Bot>,
-    ev: SlackInteractionViewSubmissionEvent,
-    key: &[u8],
-    received: Instant,
-) -> Ack {
-    let SlackView::Modal(modal) = &ev.view.view else {
+/// A modal answer showing `message` under the reason input: the modal stays open.
+fn modal_error(message: &str) -> Ack {
+    let errors = HashMap::from([(REASON_BLOCK_ID.to_owned(), message.to_owned())]);
+    Ack::View(Box::new(SlackViewSubmissionResponse::Errors(
+        SlackViewSubmissionErrorsResponse::new(errors),
+    )))
+}
+
+async fn view_submission(bot: &Arc<Bot>, ev: Interaction, key: &[u8], received: Instant) -> Ack {
+    let Some(view) = &ev.view else {
         return Ack::Empty;
     };
-    if modal.callback_id.as_ref().map(|c| c.0.as_str()) != Some(PROMPT_CALLBACK_ID) {
+    if view.callback_id.as_deref() != Some(PROMPT_CALLBACK_ID) {
+        // Another app's or another flow's modal: closed, nothing done.
         return Ack::Empty;
     }
-    let Some(context) = modal
+    let Some(context) = view
         .private_metadata
         .as_deref()
         .and_then(|m| serde_json::from_str::<ModalContext>(m).ok())
     else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed modal metadata");
+        return modal_error(
+            "This form is not valid any more; nothing changed. Close it and press the button on the step again.",
+        );
     };
     if !ACTIONS.contains(&context.action_id.as_str()) {
-        return refuse(StatusCode::BAD_REQUEST, "unknown action");
+        return modal_error("This form is not one of Vigilo's; nothing changed.");
     }
     let Some(payload) = ButtonPayload::decode(&context.value) else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed button value");
+        return modal_error("This form is not one of Vigilo's; nothing changed.");
     };
-    let reason = ev
-        .view
-        .state_params
-        .state
-        .as_ref()
-        .and_then(|s| s.values.get(&SlackBlockId(REASON_BLOCK_ID.to_owned())))
-        .and_then(|b| b.get(&SlackActionId(REASON_ACTION_ID.to_owned())))
-        .and_then(|v| v.value.as_deref())
-        .map(decode_slack_entities)
+    let reason = view
+        .input(REASON_BLOCK_ID, REASON_ACTION_ID)
+        .map(|r| decode_slack_entities(&r))
         .unwrap_or_default();
     let reason = reason.trim().to_owned();
     if reason.is_empty() {
-        let errors = HashMap::from([(
-            REASON_BLOCK_ID.to_owned(),
-            "Please give a reason; nothing was changed.".to_owned(),
-        )]);
-        return Ack::View(Box::new(SlackViewSubmissionResponse::Errors(
-            SlackViewSubmissionErrorsResponse::new(errors),
-        )));
+        return modal_error("Please give a reason; nothing was changed.");
     }
+    let (Some(team), Some(user)) = (ev.team.clone().or(ev.enterprise.clone()), ev.user.clone())
+    else {
+        return modal_error("Slack did not say who submitted this form; nothing changed.");
+    };
     let origin = Origin {
-        team: ev.team.id.0.clone(),
-        user: ev.user.id.0.clone(),
+        team,
+        user,
         channel: context.channel.clone(),
         thread_ts: context.thread_ts.clone(),
     };

@@ -15,9 +15,10 @@
 //!
 //! Every `/slack/*` request is checked before anything else ([`verify`]): a missing header
 //! (400), a stale timestamp or a wrong signature (401), a body over
-//! [`SlackOptions::max_body_bytes`] (413), a payload that does not parse (400), an unknown action
-//! id (400) or a button of another workspace (403) get a 4xx with a short message, and nothing
-//! changes. A click or command from a Slack team not linked to a workspace, or a user not mapped
+//! [`SlackOptions::max_body_bytes`] (413), a payload that is not JSON (400) or a button of
+//! another workspace (403) get a 4xx with a short message, and nothing changes. Every payload
+//! shape Slack sends is read ([`payload`]); a button or modal Vigilo does not handle gets a 200
+//! and, where the payload says who and where, a private explanation. A click or command from a Slack team not linked to a workspace, or a user not mapped
 //! to a Vigilo user, is acknowledged and answered privately with how to get access.
 //!
 //! # Acknowledge first, then act
@@ -54,6 +55,7 @@ mod dedupe;
 mod events;
 mod interactions;
 pub mod metrics;
+pub mod payload;
 mod server;
 mod socket_mode;
 mod state;

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use vigilo_core::service::Vigilo;
 
 use super::metrics::Metrics;
+use super::payload::{self, Interaction, PayloadError};
 use super::socket_mode::SocketMode;
 use super::state::Bot;
 use super::verify::{self, RETRY_NUM_HEADER, Refusal};
@@ -332,12 +333,14 @@ struct InteractionForm {
     payload: String,
 }
 
-/// An interaction's `payload` form field, parsed.
-fn parse_interaction(body: &[u8]) -> Result<SlackInteractionEvent, Ack> {
+/// An interaction's `payload` form field, parsed ([`payload`]).
+fn parse_interaction(body: &[u8]) -> Result<Interaction, Ack> {
     let form: InteractionForm = serde_urlencoded::from_bytes(body)
         .map_err(|_| Ack::Refuse(StatusCode::BAD_REQUEST, "malformed interaction form"))?;
-    serde_json::from_str(&form.payload)
-        .map_err(|_| Ack::Refuse(StatusCode::BAD_REQUEST, "malformed payload JSON"))
+    payload::parse(&form.payload).map_err(|e| match e {
+        PayloadError::NotJson => Ack::Refuse(StatusCode::BAD_REQUEST, "malformed payload JSON"),
+        PayloadError::NoType => Ack::Refuse(StatusCode::BAD_REQUEST, "the payload has no type"),
+    })
 }
 
 fn json(value: &impl serde::Serialize) -> Response {

@@ -144,7 +144,13 @@ async fn on_interaction<H: Send + Sync + Clone + Connect + 'static>(
     let received = Instant::now();
     let bot = bot_of(&state).await?;
     let key = serde_json::to_vec(&ev).unwrap_or_default();
-    let ack = interactions::interaction(&bot, ev, &key, received).await;
+    let ack = match serde_json::to_value(&ev)
+        .ok()
+        .and_then(|v| super::payload::from_value(&v).ok())
+    {
+        Some(ev) => interactions::interaction(&bot, ev, &key, received).await,
+        None => Ack::Empty,
+    };
     count(&bot, "socket_interactions", received, &ack);
     Ok(match ack {
         Ack::View(v) => SlackInteractionResponse::ViewSubmission(*v),

@@ -181,6 +181,60 @@ impl FakeSlack {
     }
 }
 
+/// Why a message body breaks Slack's limits, if it does: 50 blocks, 150 characters per header,
+/// 3,000 per section text, 2,000 per field, 75 per button label, and 10,000 characters over
+/// every text field of the message (the notification text included).
+pub fn over_slack_limits(body: &Value) -> Option<String> {
+    fn chars(v: &Value) -> usize {
+        v.as_str().map_or(0, |s| s.chars().count())
+    }
+    fn text_chars(v: &Value) -> usize {
+        match v {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) if k == "text" => s.chars().count(),
+                    other => text_chars(other),
+                })
+                .sum(),
+            Value::Array(items) => items.iter().map(text_chars).sum(),
+            _ => 0,
+        }
+    }
+    let blocks = body["blocks"].as_array()?;
+    if blocks.len() > 50 {
+        return Some(format!("{} blocks", blocks.len()));
+    }
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("header") if chars(&b["text"]["text"]) > 150 => {
+                return Some("a header over 150 characters".into());
+            }
+            Some("section") => {
+                if chars(&b["text"]["text"]) > 3_000 {
+                    return Some("a section over 3,000 characters".into());
+                }
+                if b["fields"]
+                    .as_array()
+                    .is_some_and(|f| f.len() > 10 || f.iter().any(|f| chars(&f["text"]) > 2_000))
+                {
+                    return Some("fields over 10, or over 2,000 characters".into());
+                }
+            }
+            Some("actions")
+                if b["elements"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| chars(&e["text"]["text"]) > 75)) =>
+            {
+                return Some("a button label over 75 characters".into());
+            }
+            _ => {}
+        }
+    }
+    let total = chars(&body["text"]) + blocks.iter().map(text_chars).sum::<usize>();
+    (total > 10_000).then(|| format!("{total} characters of text in one message"))
+}
+
 async fn api(
     State(state): State<Arc<FakeState>>,
     Path(method): Path<String>,
@@ -210,6 +264,21 @@ async fn api(
         }
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Like Slack, refuse a message over its limits (the test then sees no `ts` and no post).
+    if let Some(why) = over_slack_limits(&body) {
+        state.calls.lock().unwrap().push(Call {
+            method: format!("{method} (rejected: {why})"),
+            body,
+            ts: None,
+            at: Instant::now(),
+            auth: String::new(),
+        });
+        return (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            json!({ "ok": false, "error": "invalid_blocks", "detail": why }).to_string(),
+        )
+            .into_response();
+    }
     let channel = body["channel"].as_str().unwrap_or("C0").to_owned();
     let n = state.next_ts.fetch_add(1, Ordering::SeqCst) + 1;
     let ts = format!("1700000000.{n:06}");

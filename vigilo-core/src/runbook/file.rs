@@ -50,7 +50,7 @@ use std::ops::Range;
 
 use crate::fields::{MAX_STEPS, ValidationError};
 use crate::ids::{Key, KeyKind};
-use crate::runbook::{RunbookBody, RunbookInput, StepInput};
+use crate::runbook::{RunbookBody, RunbookInput, StepInput, no_steps_message};
 
 /// A runbook read from a file: the body to save, plus what the front matter says about the
 /// runbook record itself.
@@ -368,6 +368,7 @@ struct Lines {
     front: usize,
     title: Option<usize>,
     category: Option<usize>,
+    published: Option<usize>,
     description: usize,
     steps: Vec<StepLines>,
 }
@@ -480,6 +481,15 @@ pub fn parse(file_name: &str, text: &str) -> Result<RunbookFile, FileError> {
     if let Err(e) = file.input.clone().validate() {
         return Err(validation_error(&cx, &found, e));
     }
+    if file.published == Some(true) && file.input.steps.is_empty() {
+        return Err(cx.err(
+            found.published.unwrap_or(found.front),
+            format!(
+                "`published = true`, but {}; add a step, or set `published = false` to save a draft",
+                no_steps_message("this file")
+            ),
+        ));
+    }
     Ok(file)
 }
 
@@ -546,7 +556,10 @@ fn front_matter(
             }
             "owner" => file.owner = Some(string("owner = \"alice\"")?),
             "published" => match v {
-                toml::Value::Boolean(b) => file.published = Some(*b),
+                toml::Value::Boolean(b) => {
+                    file.published = Some(*b);
+                    found.published = Some(line);
+                }
                 _ => return Err(cx.err(line, "`published` must be true or false")),
             },
             "key" => {

@@ -116,6 +116,12 @@ pub struct RunbookBody {
 }
 
 impl RunbookBody {
+    /// Whether the body has no step: such a runbook can be saved as a draft, but not published
+    /// or started ([`no_steps_message`]).
+    pub fn has_no_steps(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Sum of the step estimates.
     pub fn est_total_minutes(&self) -> u64 {
         self.steps
@@ -281,4 +287,12 @@ pub fn adopt_step_ids(old: &[Step], new: &mut [StepInput]) {
             used.insert(o.id);
         }
     }
+}
+
+/// Why a runbook without steps (`what`: its key, or its file) cannot be published or started,
+/// and what a step looks like.
+pub fn no_steps_message(what: &str) -> String {
+    format!(
+        "{what} has no steps, so it cannot be published or started; a step is a `## 1. Title` heading followed by its instruction (a draft without steps may still be saved)"
+    )
 }

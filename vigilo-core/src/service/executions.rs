@@ -11,6 +11,7 @@ use crate::execution::machine::{self, Command, ExecError, StartParams};
 use crate::execution::{ChannelRef, EventKind, Execution, ExecutionSummary, StepEvent};
 use crate::ids::{Key, KeyKind};
 use crate::incident::IncidentStatus;
+use crate::runbook::no_steps_message;
 use crate::store::{ExecutionQuery, StoreError, Write};
 
 /// Options for starting an execution.
@@ -77,6 +78,9 @@ impl Vigilo {
             return Err(Error::Refused(format!(
                 "{runbook} is archived; archived runbooks cannot be executed"
             )));
+        }
+        if rb.body.has_no_steps() {
+            return Err(Error::Refused(no_steps_message(&runbook.to_string())));
         }
         if !rb.is_published && !opts.rehearsal {
             return Err(Error::Refused(format!(

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::ids::{Key, KeyKind, RunbookId, UserId};
 use crate::roles::WorkspaceRole;
 use crate::runbook::diff::{RunbookDiff, diff};
-use crate::runbook::{Runbook, RunbookInput, RunbookVersion, VersionSource, adopt_step_ids};
+use crate::runbook::{
+    Runbook, RunbookInput, RunbookVersion, VersionSource, adopt_step_ids, no_steps_message,
+};
 use crate::store::{Commit, DraftFilter, RunbookQuery, StoreError, Write};
 use crate::workspace::Actor;
 
@@ -187,6 +189,12 @@ impl Vigilo {
     ) -> Result<(Commit, Runbook)> {
         self.check(actor, Action::CreateRunbook, &Subject::NONE)?;
         let body = input.validate()?;
+        if opts.publish && body.has_no_steps() {
+            return Err(Error::Refused(no_steps_message(&format!(
+                "The runbook {:?}",
+                body.title.as_str()
+            ))));
+        }
         let owner = match opts.owner {
             Some(o) if o != actor.id() => {
                 let m = match self.store.membership(who.workspace, o).await {
@@ -341,6 +349,12 @@ impl Vigilo {
                 "{key} is archived; archived runbooks cannot be edited"
             )));
         }
+        if rb.is_published && body.has_no_steps() {
+            return Err(Error::Refused(format!(
+                "{}; unpublish it first to keep it as a draft",
+                no_steps_message(&format!("The new version of {key}"))
+            )));
+        }
         if let Some(expected) = expected_version
             && expected != rb.version
         {
@@ -440,6 +454,9 @@ impl Vigilo {
         }
         if rb.is_published == published {
             return Ok(None);
+        }
+        if published && rb.body.has_no_steps() {
+            return Err(Error::Refused(no_steps_message(&key.to_string())));
         }
         let now = self.now();
         let mut next = rb.clone();
