@@ -49,6 +49,41 @@ fn every_test_data_file_is_a_case() {
     );
 }
 
+/// The repository's copy is the shared test data, file for file and byte for byte, so a payload
+/// added there fails [`every_test_data_file_is_a_case`] here until it is a case. The shared
+/// folder sits beside the clone (`../shared`); CI always has it, so there its absence fails.
+#[test]
+fn the_copy_matches_the_shared_test_data() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shared = root.join("shared/testdata/slack");
+    if !shared.is_dir() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{} is missing: CI runs beside a copy of shared/",
+            shared.display()
+        );
+        eprintln!("SKIPPED: {} is not here", shared.display());
+        return;
+    }
+    let list = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/slack");
+    assert_eq!(list(&shared), list(&ours));
+    for name in list(&shared) {
+        assert_eq!(
+            std::fs::read(shared.join(&name)).unwrap(),
+            std::fs::read(ours.join(&name)).unwrap(),
+            "{name} differs from the shared copy"
+        );
+    }
+}
+
 #[test]
 fn signature_vectors_verify() {
     let v: Value = serde_json::from_str(&testdata("signature_vectors.json")).unwrap();
