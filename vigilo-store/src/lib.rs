@@ -21,6 +21,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod transfer;

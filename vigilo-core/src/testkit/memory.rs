@@ -24,10 +24,8 @@ use crate::store::{
 };
 use crate::workspace::{ChatIdentity, Membership, User, Workspace};
 
-/// The page size used when a query's `limit` is 0 (runbooks, executions, search).
-const DEFAULT_PAGE: usize = 100;
-/// The page size used when an audit query's `limit` is 0.
-const DEFAULT_AUDIT_PAGE: usize = 1000;
+use crate::store::contract::{self, DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page_size as page};
+use crate::store::search::SearchText;
 
 /// A value that at most one row may hold.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -412,20 +410,16 @@ fn write<R: Row>(
     expected_rev: Option<u64>,
     undo: &mut UndoLog,
 ) -> StoreResult<()> {
-    if let Some(w) = row.workspace(s)?
-        && w != ws
-    {
-        // Another workspace does not exist from here.
-        return Err(StoreError::NotFound(format!(
-            "{} (it belongs to workspace {w})",
-            row.describe()
-        )));
+    // What the write claims (its workspace, its new revision) was checked for the whole commit
+    // by the contract; here, what depends on the state.
+    if let Some(w) = row.workspace(s)? {
+        contract::belongs(ws, w, &row.describe())?;
     }
     let id = row.id();
     match (expected_rev, R::table(s).get(&id)) {
         (None, Some(_)) => return Err(StoreError::AlreadyExists(row.describe())),
         (None, None) => {}
-        (Some(_), None) => return Err(StoreError::NotFound(row.describe())),
+        (Some(r), None) => return Err(contract::stale(&row.describe(), None, r)),
         (Some(r), Some(current)) => {
             if let Some(w) = current.workspace(s)?
                 && w != ws
@@ -433,25 +427,8 @@ fn write<R: Row>(
                 return Err(StoreError::NotFound(row.describe()));
             }
             if current.rev() != Some(r) {
-                return Err(StoreError::Conflict(format!(
-                    "{} was changed by someone else (revision {} is stored, {r} was read)",
-                    row.describe(),
-                    current.rev().unwrap_or_default(),
-                )));
+                return Err(contract::stale(&row.describe(), current.rev(), r));
             }
-        }
-    }
-    if let Some(rev) = row.rev() {
-        let want = expected_rev.map_or(Some(1), |r| r.checked_add(1));
-        if Some(rev) != want {
-            return Err(StoreError::Backend {
-                message: format!(
-                    "{} must be written with its new revision ({}), not {rev}",
-                    row.describe(),
-                    want.map_or_else(|| "none".to_owned(), |w| w.to_string()),
-                ),
-                source: None,
-            });
         }
     }
     row.check_refs(s)?;
@@ -521,10 +498,6 @@ where
     }
 }
 
-fn page(limit: usize, default: usize) -> usize {
-    if limit == 0 { default } else { limit }
-}
-
 fn draft_visible(rb: &Runbook, drafts: DraftFilter) -> bool {
     match drafts {
         DraftFilter::None => rb.is_published,
@@ -578,6 +551,7 @@ impl MemoryStore {
 /// (its writes and its audit entry), so that a caller can roll back this commit and any
 /// before it.
 fn commit_locked(s: &mut State, commit: Commit, undo: &mut UndoLog) -> StoreResult<AuditEntry> {
+    contract::check_commit(&commit)?;
     let keeps_owner = commit.writes_membership();
     let Commit {
         workspace: ws,
@@ -796,7 +770,11 @@ impl Store for MemoryStore {
         drafts: DraftFilter,
         limit: usize,
     ) -> StoreResult<Vec<Runbook>> {
-        let words: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+        let words: Vec<String> = crate::store::search::words(words)
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_lowercase)
+            .collect();
         let s = self.lock();
         let mut hits: Vec<(usize, &Runbook)> = s
             .runbooks
@@ -805,12 +783,13 @@ impl Store for MemoryStore {
                 r.workspace == workspace && r.archived_at.is_none() && draft_visible(r, drafts)
             })
             .filter_map(|r| {
-                let title = r.body.title.as_str().to_lowercase();
-                let mut text = vec![title.clone(), r.body.description.as_str().to_lowercase()];
-                for step in &r.body.steps {
-                    text.push(step.title.as_str().to_lowercase());
-                    text.push(step.description.as_str().to_lowercase());
-                }
+                let indexed = SearchText::of(&r.body);
+                let title = indexed.title.to_lowercase();
+                let text = [
+                    title.clone(),
+                    indexed.description.to_lowercase(),
+                    indexed.steps.to_lowercase(),
+                ];
                 let all = words
                     .iter()
                     .all(|w| text.iter().any(|t| t.contains(w.as_str())));

@@ -18,7 +18,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::PgStore;
-use super::search::SearchText;
+use crate::shared::SearchText;
 use crate::transfer::{Snapshot, TABLES, TableCounts, TransferError};
 
 /// Rows per statement.

@@ -660,6 +660,11 @@ impl Store for PgStore {
         if commits.is_empty() {
             return Ok(Vec::new());
         }
+        // The contract's own checks, before the database is asked anything (every path: the
+        // one-call transition and the transaction).
+        for commit in &commits {
+            vigilo_core::store::contract::check_commit(commit)?;
+        }
         let mut pause = FIRST_BACKOFF;
         let mut tries = 0;
         loop {

@@ -18,13 +18,9 @@ use vigilo_core::store::{
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::error::store_err;
-use super::rows::{Params, doc_at, from_doc, int, micros_ceil, page};
+use super::rows::{Params, doc_at, from_doc, int, micros_ceil};
 use super::search::words;
-
-/// The page size when a runbook, execution or search query says 0.
-pub(crate) const DEFAULT_PAGE: usize = 100;
-/// The page size when an audit query says 0.
-pub(crate) const DEFAULT_AUDIT_PAGE: usize = 1000;
+use crate::shared::{DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page};
 
 /// A parameter list built alongside dynamic SQL.
 #[derive(Default)]

@@ -57,12 +57,6 @@ pub(crate) fn micros_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// A clamped page size: `limit`, or `default` when it is 0.
-pub(crate) fn page(limit: usize, default: usize) -> i64 {
-    let n = if limit == 0 { default } else { limit };
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

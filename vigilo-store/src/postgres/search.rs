@@ -17,46 +17,11 @@
 //! (The title is a tier of its own, as in the SQLite adapter: a rank alone would favour short
 //! titles.)
 
-use vigilo_core::runbook::RunbookBody;
-
-/// The text of a runbook as indexed.
-pub(crate) struct SearchText {
-    /// The title.
-    pub title: String,
-    /// The description.
-    pub description: String,
-    /// Every step's title and description, one after the other.
-    pub steps: String,
-}
-
-impl SearchText {
-    /// The indexed text of `body`.
-    pub(crate) fn of(body: &RunbookBody) -> Self {
-        let mut steps = String::new();
-        for step in &body.steps {
-            steps.push_str(step.title.as_str());
-            steps.push('\n');
-            steps.push_str(step.description.as_str());
-            steps.push('\n');
-        }
-        Self {
-            title: body.title.to_string(),
-            description: body.description.to_string(),
-            steps,
-        }
-    }
-}
-
 /// The words of a search, or `None` when the input has no word at all (then every visible
 /// runbook matches, in key order, as in the SQLite adapter). Words without a letter or digit
 /// (`-`, `*`) can match nothing and are dropped.
 pub(crate) fn words(input: &str) -> Option<Vec<String>> {
-    let words: Vec<String> = input
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .map(str::to_owned)
-        .collect();
-    if words.is_empty() { None } else { Some(words) }
+    vigilo_core::store::search::words(input).map(|w| w.into_iter().map(str::to_owned).collect())
 }
 
 #[cfg(test)]

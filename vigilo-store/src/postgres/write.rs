@@ -37,7 +37,7 @@ use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::error::{Fail, fail, store_err, violated};
 use super::rows::{Params, int, micros, to_doc, uint};
-use super::search::SearchText;
+use crate::shared::SearchText;
 
 /// A sealed entry, and the id of the transaction that appends it (to learn, if the connection
 /// breaks during `COMMIT`, whether it committed).
@@ -129,6 +129,7 @@ pub(crate) async fn txid_status(c: &Client, txid: i64) -> StoreResult<Option<Str
 
 /// Applies every write of `commit` in order, then seals and appends its audit entry.
 pub(crate) async fn apply_commit(tx: &Transaction<'_>, commit: &Commit) -> Result<Sealed, Fail> {
+    store::contract::check_commit(commit).map_err(Fail::done)?;
     if let [
         Write::Execution {
             execution,
@@ -151,7 +152,7 @@ async fn apply_write(tx: &Transaction<'_>, ws: WorkspaceId, write: &Write) -> Re
         Write::Workspace {
             workspace,
             expected_rev,
-        } => write_workspace(tx, ws, workspace, *expected_rev).await,
+        } => write_workspace(tx, workspace, *expected_rev).await,
         Write::User { user, expected_rev } => write_user(tx, user, *expected_rev).await,
         Write::Membership {
             membership,
@@ -178,33 +179,6 @@ async fn apply_write(tx: &Transaction<'_>, ws: WorkspaceId, write: &Write) -> Re
     }
 }
 
-/// Refuses a row written into another workspace's commit: from here it does not exist.
-fn same_workspace(ws: WorkspaceId, row_ws: WorkspaceId, what: &str) -> Result<(), Fail> {
-    if row_ws == ws {
-        Ok(())
-    } else {
-        Err(Fail::done(StoreError::NotFound(format!(
-            "{what} (it belongs to workspace {row_ws})"
-        ))))
-    }
-}
-
-/// Refuses a value that does not carry its new revision (1 on insert, `expected + 1` on update).
-fn new_rev(what: &str, rev: u64, expected: Option<u64>) -> Result<i64, Fail> {
-    let want = expected.map_or(Some(1), |r| r.checked_add(1));
-    if Some(rev) == want {
-        Ok(int(rev, "revision")?)
-    } else {
-        Err(Fail::done(StoreError::Backend {
-            message: format!(
-                "{what} must be written with its new revision ({}), not {rev}",
-                want.map_or_else(|| "none".to_owned(), |w| w.to_string()),
-            ),
-            source: None,
-        }))
-    }
-}
-
 /// Maps the error of an insert or update: a unique violation is `AlreadyExists`, named by
 /// `taken` from the constraint's name.
 fn written(e: tokio_postgres::Error, taken: impl FnOnce(&str) -> String) -> Fail {
@@ -224,13 +198,18 @@ async fn not_updated(
     expected: u64,
 ) -> Fail {
     match query_opt(tx, rev_sql, key).await {
-        Ok(None) => Fail::done(StoreError::NotFound(what.to_owned())),
+        Ok(None) => Fail::done(store::contract::stale(what, None, expected)),
         Ok(Some(row)) => {
             let stored: Option<i64> = row.try_get(0).ok();
-            Fail::done(StoreError::Conflict(format!(
-                "{what} was changed by someone else (revision {} is stored, {expected} was read)",
-                stored.map_or_else(|| "?".to_owned(), |s| s.to_string())
-            )))
+            Fail::done(store::contract::stale(
+                what,
+                Some(
+                    stored
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or_default(),
+                ),
+                expected,
+            ))
         }
         Err(e) => fail("reading a revision", e),
     }
@@ -254,13 +233,11 @@ async fn updated(
 
 async fn write_workspace(
     tx: &Transaction<'_>,
-    ws: WorkspaceId,
     w: &Workspace,
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("workspace {}", w.slug);
-    same_workspace(ws, w.id, &what)?;
-    let rev = new_rev(&what, w.rev, expected)?;
+    let rev = int(w.rev, "revision")?;
     let doc = to_doc(w, &what)?;
     let taken = |constraint: &str| match constraint {
         "workspaces_slug_key" => format!("workspace slug `{}`", w.slug),
@@ -310,7 +287,7 @@ async fn write_workspace(
 
 async fn write_user(tx: &Transaction<'_>, u: &User, expected: Option<u64>) -> Result<(), Fail> {
     let what = format!("user {}", u.handle);
-    let rev = new_rev(&what, u.rev, expected)?;
+    let rev = int(u.rev, "revision")?;
     let doc = to_doc(u, &what)?;
     let taken = |constraint: &str| match constraint {
         "users_handle_key" => format!("user handle `{}`", u.handle),
@@ -357,8 +334,7 @@ async fn write_membership(
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("membership of user {}", m.user);
-    same_workspace(ws, m.workspace, &what)?;
-    let rev = new_rev(&what, m.rev, expected)?;
+    let rev = int(m.rev, "revision")?;
     let doc = to_doc(m, &what)?;
     match expected {
         None => exec(
@@ -428,8 +404,7 @@ async fn write_runbook(
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("runbook {}", rb.key);
-    same_workspace(ws, rb.workspace, &what)?;
-    let rev = new_rev(&what, rb.rev, expected)?;
+    let rev = int(rb.rev, "revision")?;
     let doc = to_doc(rb, &what)?;
     let number = int(rb.key.number, "key number")?;
     let category = rb.body.category.as_str();
@@ -594,8 +569,7 @@ async fn write_execution(
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("execution {}", e.key);
-    same_workspace(ws, e.workspace, &what)?;
-    let rev = new_rev(&what, e.rev, expected)?;
+    let rev = int(e.rev, "revision")?;
     let row = ExecutionRow::of(e, &what)?;
     match expected {
         None => exec(
@@ -782,8 +756,7 @@ async fn write_change(
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("change {}", c.key);
-    same_workspace(ws, c.workspace, &what)?;
-    let rev = new_rev(&what, c.rev, expected)?;
+    let rev = int(c.rev, "revision")?;
     let doc = to_doc(c, &what)?;
     let row = KeyedRow {
         what: &what,
@@ -803,8 +776,7 @@ async fn write_incident(
     expected: Option<u64>,
 ) -> Result<(), Fail> {
     let what = format!("incident {}", i.key);
-    same_workspace(ws, i.workspace, &what)?;
-    let rev = new_rev(&what, i.rev, expected)?;
+    let rev = int(i.rev, "revision")?;
     let doc = to_doc(i, &what)?;
     let row = KeyedRow {
         what: &what,
@@ -956,8 +928,7 @@ async fn step_transition(
 ) -> Result<Sealed, Fail> {
     let ws = commit.workspace;
     let what = format!("execution {}", e.key);
-    same_workspace(ws, e.workspace, &what)?;
-    let rev = new_rev(&what, e.rev, Some(expected))?;
+    let rev = int(e.rev, "revision")?;
     let row = ExecutionRow::of(e, &what)?;
     let expected_i = int(expected, "revision")?;
     let ev_what = format!("event {} of execution {}", ev.seq, ev.execution);

@@ -15,13 +15,9 @@ use vigilo_core::store::{
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
-use super::rows::{from_doc, int, many, micros_ceil, one, page, sql_err, text};
+use super::rows::{from_doc, int, many, micros_ceil, one, sql_err, text};
 use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, terms};
-
-/// The page size when a runbook, execution or search query says 0.
-pub(crate) const DEFAULT_PAGE: usize = 100;
-/// The page size when an audit query says 0.
-pub(crate) const DEFAULT_AUDIT_PAGE: usize = 1000;
+use crate::shared::{DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page};
 
 /// Runs `f` in one read transaction, so its statements see one snapshot.
 fn snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {

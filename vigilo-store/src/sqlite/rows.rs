@@ -131,12 +131,6 @@ pub(crate) fn exists<P: Params>(conn: &Connection, sql: &str, params: P) -> Stor
     stmt.exists(params).map_err(sql_err)
 }
 
-/// A clamped page size: `limit`, or `default` when it is 0.
-pub(crate) fn page(limit: usize, default: usize) -> i64 {
-    let n = if limit == 0 { default } else { limit };
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,40 +10,10 @@
 //! bm25 favours short titles, which would order two runbooks that both name the words in their
 //! title by title length, not by relevance.)
 
-use vigilo_core::runbook::RunbookBody;
-
 /// bm25 weight of the description column.
 pub(crate) const DESCRIPTION_WEIGHT: f64 = 3.0;
 /// bm25 weight of the step text column.
 pub(crate) const STEPS_WEIGHT: f64 = 1.0;
-
-/// The text of a runbook as indexed.
-pub(crate) struct SearchText {
-    /// The title.
-    pub title: String,
-    /// The description.
-    pub description: String,
-    /// Every step's title and description, one after the other.
-    pub steps: String,
-}
-
-impl SearchText {
-    /// The indexed text of `body`.
-    pub(crate) fn of(body: &RunbookBody) -> Self {
-        let mut steps = String::new();
-        for step in &body.steps {
-            steps.push_str(step.title.as_str());
-            steps.push('\n');
-            steps.push_str(step.description.as_str());
-            steps.push('\n');
-        }
-        Self {
-            title: body.title.to_string(),
-            description: body.description.to_string(),
-            steps,
-        }
-    }
-}
 
 /// User input as FTS5 terms, one per word, or `None` when the input has no word at all.
 ///
@@ -53,16 +23,11 @@ impl SearchText {
 /// string is a prefix query. Words without a letter or digit (`-`, `"`) would be empty phrases
 /// and are dropped.
 pub(crate) fn terms(words: &str) -> Option<Terms> {
-    let quoted: Vec<String> = words
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
+    let quoted: Vec<String> = vigilo_core::store::search::words(words)?
+        .into_iter()
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect();
-    if quoted.is_empty() {
-        None
-    } else {
-        Some(Terms(quoted))
-    }
+    Some(Terms(quoted))
 }
 
 /// The quoted terms of a search.

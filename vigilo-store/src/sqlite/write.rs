@@ -18,7 +18,7 @@ use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::rows::{exists, int, micros, sql_err, to_doc, unique_violation};
-use super::search::SearchText;
+use crate::shared::SearchText;
 
 /// Applies every write of `commit` in order, then seals and appends its audit entry.
 ///
@@ -26,6 +26,7 @@ use super::search::SearchText;
 /// the commit's savepoint, where no other commit can interleave: the acting membership before
 /// the writes, the workspace's owner after them.
 pub(crate) fn apply_commit(conn: &Connection, commit: &Commit) -> StoreResult<AuditEntry> {
+    store::contract::check_commit(commit)?;
     let ws = commit.workspace;
     if let Some(acting) = commit.acting {
         let rev: Option<u64> = conn
@@ -93,7 +94,7 @@ fn apply_write(conn: &Connection, ws: WorkspaceId, write: &Write) -> StoreResult
         Write::Workspace {
             workspace,
             expected_rev,
-        } => write_workspace(conn, ws, workspace, *expected_rev),
+        } => write_workspace(conn, workspace, *expected_rev),
         Write::User { user, expected_rev } => write_user(conn, user, *expected_rev),
         Write::Membership {
             membership,
@@ -120,33 +121,6 @@ fn apply_write(conn: &Connection, ws: WorkspaceId, write: &Write) -> StoreResult
     }
 }
 
-/// Refuses a row written into another workspace's commit: from here it does not exist.
-fn same_workspace(ws: WorkspaceId, row_ws: WorkspaceId, what: &str) -> StoreResult<()> {
-    if row_ws == ws {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound(format!(
-            "{what} (it belongs to workspace {row_ws})"
-        )))
-    }
-}
-
-/// Refuses a value that does not carry its new revision (1 on insert, `expected + 1` on update).
-fn new_rev(what: &str, rev: u64, expected: Option<u64>) -> StoreResult<()> {
-    let want = expected.map_or(Some(1), |r| r.checked_add(1));
-    if Some(rev) == want {
-        Ok(())
-    } else {
-        Err(StoreError::Backend {
-            message: format!(
-                "{what} must be written with its new revision ({}), not {rev}",
-                want.map_or_else(|| "none".to_owned(), |w| w.to_string()),
-            ),
-            source: None,
-        })
-    }
-}
-
 /// The outcome of an insert: unique and primary-key violations become `AlreadyExists`, named by
 /// `taken` from SQLite's `UNIQUE constraint failed: table.column` message.
 fn inserted<T>(result: rusqlite::Result<T>, taken: impl FnOnce(&str) -> String) -> StoreResult<T> {
@@ -169,10 +143,7 @@ fn not_updated<P: Params>(
         .prepare_cached(rev_sql)
         .and_then(|mut s| s.query_row(key, |r| r.get(0)).optional());
     match current {
-        Ok(None) => StoreError::NotFound(what.to_owned()),
-        Ok(Some(stored)) => StoreError::Conflict(format!(
-            "{what} was changed by someone else (revision {stored} is stored, {expected} was read)"
-        )),
+        Ok(stored) => store::contract::stale(what, stored, expected),
         Err(e) => sql_err(e),
     }
 }
@@ -186,15 +157,8 @@ fn run_insert<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::R
     conn.prepare_cached(sql)?.execute(params)
 }
 
-fn write_workspace(
-    conn: &Connection,
-    ws: WorkspaceId,
-    w: &Workspace,
-    expected: Option<u64>,
-) -> StoreResult<()> {
+fn write_workspace(conn: &Connection, w: &Workspace, expected: Option<u64>) -> StoreResult<()> {
     let what = format!("workspace {}", w.slug);
-    same_workspace(ws, w.id, &what)?;
-    new_rev(&what, w.rev, expected)?;
     let doc = to_doc(w, &what)?;
     let taken = |msg: &str| {
         if msg.contains("workspaces.slug") {
@@ -239,7 +203,6 @@ fn write_workspace(
 
 fn write_user(conn: &Connection, u: &User, expected: Option<u64>) -> StoreResult<()> {
     let what = format!("user {}", u.handle);
-    new_rev(&what, u.rev, expected)?;
     let doc = to_doc(u, &what)?;
     let taken = |msg: &str| {
         if msg.contains("users.handle") {
@@ -290,8 +253,6 @@ fn write_membership(
     expected: Option<u64>,
 ) -> StoreResult<()> {
     let what = format!("membership of user {}", m.user);
-    same_workspace(ws, m.workspace, &what)?;
-    new_rev(&what, m.rev, expected)?;
     let user = m.user.to_string();
     if !exists(conn, "SELECT 1 FROM users WHERE id = ?1", [&user])? {
         return Err(StoreError::NotFound(format!("user {}", m.user)));
@@ -353,8 +314,6 @@ fn write_runbook(
     expected: Option<u64>,
 ) -> StoreResult<()> {
     let what = format!("runbook {}", rb.key);
-    same_workspace(ws, rb.workspace, &what)?;
-    new_rev(&what, rb.rev, expected)?;
     let doc = to_doc(rb, &what)?;
     let id = rb.id.to_string();
     let wsid = ws.to_string();
@@ -444,7 +403,7 @@ fn write_version(conn: &Connection, ws: WorkspaceId, v: &RunbookVersion) -> Stor
         &runbook,
         format!("runbook {}", v.runbook),
     )?;
-    same_workspace(ws, owner_ws, &what)?;
+    store::contract::belongs(ws, owner_ws, &what)?;
     let doc = to_doc(v, &what)?;
     inserted(
         run_insert(
@@ -464,8 +423,6 @@ fn write_execution(
     expected: Option<u64>,
 ) -> StoreResult<()> {
     let what = format!("execution {}", e.key);
-    same_workspace(ws, e.workspace, &what)?;
-    new_rev(&what, e.rev, expected)?;
     let doc = to_doc(e, &what)?;
     let id = e.id.to_string();
     let wsid = ws.to_string();
@@ -546,7 +503,7 @@ fn write_event(conn: &Connection, ws: WorkspaceId, ev: &StepEvent) -> StoreResul
         &execution,
         format!("execution {}", ev.execution),
     )?;
-    same_workspace(ws, owner_ws, &what)?;
+    store::contract::belongs(ws, owner_ws, &what)?;
     let doc = to_doc(ev, &what)?;
     inserted(
         run_insert(
@@ -653,8 +610,6 @@ fn write_change(
     expected: Option<u64>,
 ) -> StoreResult<()> {
     let what = format!("change {}", c.key);
-    same_workspace(ws, c.workspace, &what)?;
-    new_rev(&what, c.rev, expected)?;
     let doc = to_doc(c, &what)?;
     write_keyed(
         conn,
@@ -677,8 +632,6 @@ fn write_incident(
     expected: Option<u64>,
 ) -> StoreResult<()> {
     let what = format!("incident {}", i.key);
-    same_workspace(ws, i.workspace, &what)?;
-    new_rev(&what, i.rev, expected)?;
     let doc = to_doc(i, &what)?;
     write_keyed(
         conn,

@@ -7,6 +7,11 @@
 //! moved revision is a [`StoreError::Conflict`]. Every read and write names the workspace; an id
 //! of another workspace behaves exactly like an id that does not exist.
 
+pub mod contract;
+pub mod search;
+
+pub use contract::{authority_moved, no_owner_left};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -159,6 +164,58 @@ pub enum Write {
     },
 }
 
+/// A row a [`Write`] inserts or updates: it carries the revision it is written at.
+pub trait Revisioned: Clone {
+    /// The row's revision, to be set by [`Write::insert`] and [`Write::update`].
+    fn rev_mut(&mut self) -> &mut u64;
+    /// The write of this row, `expected_rev` as in [`Write`].
+    fn into_write(self, expected_rev: Option<u64>) -> Write;
+}
+
+macro_rules! revisioned {
+    ($($ty:ty => $variant:ident { $field:ident }),* $(,)?) => {
+        $(
+            impl Revisioned for $ty {
+                fn rev_mut(&mut self) -> &mut u64 {
+                    &mut self.rev
+                }
+                fn into_write(self, expected_rev: Option<u64>) -> Write {
+                    Write::$variant {
+                        $field: self,
+                        expected_rev,
+                    }
+                }
+            }
+        )*
+    };
+}
+
+revisioned!(
+    Workspace => Workspace { workspace },
+    User => User { user },
+    Membership => Membership { membership },
+    Runbook => Runbook { runbook },
+    Execution => Execution { execution },
+    ChangeRequest => Change { change },
+    Incident => Incident { incident },
+);
+
+impl Write {
+    /// Inserts `row`: sets its revision to 1 and writes a copy.
+    pub fn insert<R: Revisioned>(row: &mut R) -> Write {
+        *row.rev_mut() = 1;
+        row.clone().into_write(None)
+    }
+
+    /// Updates `row`, read at revision `read`: sets its revision to `read + 1` and writes a copy,
+    /// applied only if the stored row is still at `read`. The one way to bump a revision, so
+    /// it can never be bumped without stating the revision read (or the other way round).
+    pub fn update<R: Revisioned>(row: &mut R, read: u64) -> Write {
+        *row.rev_mut() = read.saturating_add(1);
+        row.clone().into_write(Some(read))
+    }
+}
+
 /// The membership a change was authorised by: the acting user and the revision of their
 /// membership that the rules were checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,21 +255,6 @@ impl Commit {
             .iter()
             .any(|w| matches!(w, Write::Membership { .. }))
     }
-}
-
-/// The message of the conflict a store reports when the acting member's membership moved
-/// between the check and the commit.
-pub fn authority_moved(user: UserId) -> StoreError {
-    StoreError::Conflict(format!(
-        "the acting member's role in this workspace changed (user {user}) while the command was being applied; nothing was changed, run it again"
-    ))
-}
-
-/// The message of the conflict a store reports when a commit would leave no owner.
-pub fn no_owner_left() -> StoreError {
-    StoreError::Conflict(
-        "this change would leave the workspace without an owner (another owner was demoted or removed at the same moment); nothing was changed".into(),
-    )
 }
 
 /// Which drafts a runbook list includes.
