@@ -10,6 +10,9 @@
 //!   standard input.
 //! - [`seed`]: the demo workspace a fresh console database starts with.
 
+// Every public item says what it is and why: the crates are meant to be embedded.
+#![deny(missing_docs)]
+
 pub mod chat;
 pub mod cli;
 pub mod console;

@@ -7,6 +7,9 @@
 //! Front ends (the chat bot, the CLI, programs that embed Vigilo) call [`service::Vigilo`];
 //! storage adapters implement [`store::Store`]. See `ARCHITECTURE.md` at the repository root.
 
+// Every public item says what it is and why: the crates are meant to be embedded.
+#![deny(missing_docs)]
+
 pub mod audit;
 pub mod authz;
 pub mod change;

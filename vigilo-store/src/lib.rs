@@ -19,6 +19,9 @@
 //! # }
 //! ```
 
+// Every public item says what it is and why: the crates are meant to be embedded.
+#![deny(missing_docs)]
+
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod shared;

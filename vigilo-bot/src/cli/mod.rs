@@ -1,6 +1,6 @@
 //! The `vigilo` command line: every command of the CLI contract (`shared/spec/cli.md`).
 //!
-//! [`Cli`] is the clap definition; [`run`] executes a parsed command against the database and
+//! [`Cli`] is the clap definition; [`run()`] executes a parsed command against the database and
 //! prints its result (a table for people, one JSON document with `--json`). Errors are
 //! [`CliError`]s whose [`CliError::exit_code`] is the contract's exit code:
 //!

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! [`parse`] reads a file into a [`RunbookFile`]; every error names the file and the line
-//! (`rotate.md:14: step 3 is numbered 4`). [`write`] produces the canonical form, and
+//! (`rotate.md:14: step 3 is numbered 4`). [`write()`] produces the canonical form, and
 //! `parse(write(b))` gives back exactly `b` (step ids aside).
 //!
 //! # The rules, precisely
