@@ -281,51 +281,76 @@ impl fmt::Display for NotMember {
 /// for any reader (it names no command of any surface), and each surface phrases the facts for
 /// its own readers. [`Error::kind`] gives the coarse class.
 ///
-/// An embedding program matches on the variants and reads their facts:
+/// An embedding program matches on the variants and reads their facts (this example runs
+/// with `cargo test -p vigilo-core --doc --features testkit`):
 ///
 /// ```
-/// # #[cfg(feature = "testkit")]
-/// # fn main() {
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo());
-/// # }
 /// # #[cfg(not(feature = "testkit"))]
 /// # fn main() {}
 /// # #[cfg(feature = "testkit")]
-/// # async fn demo() {
+/// # fn main() {
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::sync::Arc;
 ///
 /// use vigilo_core::authz::Action;
 /// use vigilo_core::error::{Error, ErrorKind};
 /// use vigilo_core::execution::ExecError;
+/// use vigilo_core::execution::machine::Command;
 /// use vigilo_core::roles::WorkspaceRole;
-/// # use vigilo_core::testkit::doc_example as ex;
-/// # let (vigilo, member, operator, execution) = ex::setup().await;
-/// # let runbook = ex::a_runbook();
+/// use vigilo_core::runbook::{RunbookInput, StepInput};
+/// use vigilo_core::service::{CreateRunbook, NewMember, StartOptions, Vigilo, Who};
+/// use vigilo_core::testkit::memory::MemoryStore;
 ///
-/// // A member may not create runbooks: the denial names the action and both roles.
-/// match ex::create(&vigilo, &member, runbook).await {
+/// let vigilo = Vigilo::new(Arc::new(MemoryStore::new()));
+/// let (ws, alice) = vigilo.create_workspace("acme", "alice", "Alice").await.unwrap();
+/// let alice = Who::new(ws.id, alice.id);
+/// let add = |handle: &str, role| NewMember {
+///     handle: handle.into(),
+///     display_name: String::new(),
+///     role,
+///     team_roles: vec![],
+///     chat_identity: None,
+/// };
+/// let (carol, _) = vigilo.add_member(&alice, add("carol", WorkspaceRole::Member)).await.unwrap();
+/// let carol = Who::new(ws.id, carol.id);
+/// let runbook = RunbookInput {
+///     title: "Restart the queue".into(),
+///     steps: vec![
+///         StepInput { title: "Drain".into(), ..Default::default() },
+///         StepInput { title: "Restart".into(), ..Default::default() },
+///     ],
+///     ..Default::default()
+/// };
+///
+/// // A member may not create runbooks: the denial names the action and the actor's role.
+/// match vigilo.create_runbook(&carol, runbook.clone(), CreateRunbook::default()).await {
 ///     Err(Error::Denied(d)) => {
 ///         assert_eq!(d.action, Action::CreateRunbook);
 ///         assert_eq!(d.actor_role, WorkspaceRole::Member);
-///         assert_eq!(Error::Denied(d).kind(), ErrorKind::Denied);
 ///     }
 ///     other => panic!("{other:?}"),
 /// }
 ///
-/// // Step 1 is done; a second click on it is told who acted first, and when.
-/// ex::done(&vigilo, &operator, execution, 1).await.unwrap();
-/// match ex::done(&vigilo, &operator, execution, 1).await {
-///     Err(Error::Execution(f)) => match f.error {
-///         ExecError::NotCurrent { step, by, at, .. } => {
-///             assert_eq!(step, 1);
-///             assert!(by.is_some() && at.is_some());
-///             assert_eq!(f.by_handle.as_deref(), Some("@op"));
-///         }
-///         other => panic!("{other:?}"),
-///     },
+/// let publish = CreateRunbook { publish: true, ..Default::default() };
+/// let rb = vigilo.create_runbook(&alice, runbook, publish).await.unwrap();
+/// let ex = vigilo.start_execution(&alice, rb.key, StartOptions::default()).await.unwrap();
+/// let done = Command::Done { step: 1, note: None };
+/// vigilo.act(&alice, ex.key, done.clone()).await.unwrap();
+///
+/// // A second click on the same step is told who acted first, and when.
+/// match vigilo.act(&alice, ex.key, done).await {
+///     Err(e @ Error::Execution(_)) => {
+///         assert_eq!(e.kind(), ErrorKind::Conflict);
+///         let Error::Execution(f) = e else { unreachable!() };
+///         let ExecError::NotCurrent { step, by, at, .. } = f.error else { panic!() };
+///         assert_eq!(step, 1);
+///         assert_eq!(by, Some(alice.user));
+///         assert!(at.is_some());
+///         assert_eq!(f.by_handle.as_deref(), Some("@alice"));
+///     }
 ///     other => panic!("{other:?}"),
 /// }
-/// # let _ = Arc::new(());
+/// # });
 /// # }
 /// ```
 #[derive(Debug, thiserror::Error)]
