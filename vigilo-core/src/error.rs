@@ -431,13 +431,21 @@ impl Error {
     }
 
     /// A [`Conflict`].
-    pub fn conflict(what: impl Into<String>, kind: ConflictKind, message: impl Into<String>) -> Self {
+    pub fn conflict(
+        what: impl Into<String>,
+        kind: ConflictKind,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Conflict(Conflict::new(what, kind, message))
     }
 
     /// A key of the wrong kind: `{key} is not {a_what} key`.
     pub(crate) fn wrong_key(key: Key, a_what: &str) -> Self {
-        Error::not_found(Thing::Key, key.to_string(), format!("{key} is not {a_what} key"))
+        Error::not_found(
+            Thing::Key,
+            key.to_string(),
+            format!("{key} is not {a_what} key"),
+        )
     }
 }
 
@@ -456,10 +464,14 @@ impl From<StoreError> for Error {
             }
             StoreError::AlreadyExists(what) => {
                 let message = format!("{what} already exists");
-                Error::conflict(what, ConflictKind::Taken {
+                Error::conflict(
+                    what,
+                    ConflictKind::Taken {
                         thing: Thing::Other,
                         holder: None,
-                    }, message)
+                    },
+                    message,
+                )
             }
             StoreError::Tampered(t) => Error::Tampered(t),
             other => Error::Store(other),

@@ -2,13 +2,14 @@
 
 use std::io::Write;
 
-use vigilo_core::error::{Error, ErrorKind};
+use vigilo_core::error::{ConflictKind, Error, ErrorKind, Rule, Thing};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The service refused or failed; its kind decides the exit code.
-    #[error("{0}")]
+    /// The service refused or failed; its kind decides the exit code. The message is the
+    /// service's, followed by the command that helps, chosen from the error's facts.
+    #[error("{}", service_message(.0))]
     Service(#[from] Error),
     /// The command line is incomplete or contradictory (exit 2).
     #[error("{0}")]
@@ -85,6 +86,62 @@ impl CliError {
         }
         print_error(self.kind(), &self.to_string(), json);
     }
+}
+
+/// The service's message, with the `vigilo` command that helps next when the facts suggest
+/// one. Core messages name no command: this is where the CLI's readers get theirs.
+fn service_message(e: &Error) -> String {
+    match hint(e) {
+        Some(h) => format!("{e}; {h}"),
+        None => e.to_string(),
+    }
+}
+
+fn hint(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::NotFound(n) => match n.thing {
+            Thing::Workspace => "`vigilo workspace list` shows the workspaces".into(),
+            Thing::Runbook => "`vigilo runbook list` shows the runbooks".into(),
+            Thing::Execution => "`vigilo exec list` shows the executions".into(),
+            Thing::Change => "`vigilo change list` shows the changes".into(),
+            Thing::Incident => "`vigilo incident list` shows the incidents".into(),
+            Thing::Member => "`vigilo user list` shows its members".into(),
+            Thing::SlackTeam => format!(
+                "link it with `vigilo workspace link-slack <slug> --team {}`",
+                n.name
+            ),
+            Thing::ChatIdentity => format!(
+                "`vigilo user add <handle> --role <role> --slack-id {}` maps it",
+                n.name
+            ),
+            _ => return None,
+        },
+        Error::NotMember(m) if m.removed => "`vigilo user add` adds them again".into(),
+        Error::NotMember(_) => "`vigilo user add` adds a member".into(),
+        Error::Conflict(c) => match &c.kind {
+            ConflictKind::Taken {
+                thing: Thing::ChatIdentity,
+                holder: Some(h),
+            } => format!(
+                "`vigilo user remove {}` removes that mapping",
+                h.trim_start_matches('@')
+            ),
+            ConflictKind::Taken {
+                thing: Thing::Member,
+                holder: Some(h),
+            } => format!(
+                "`vigilo user set-role {} <role>` changes the role",
+                h.trim_start_matches('@')
+            ),
+            _ => return None,
+        },
+        Error::Refused(r) => match r.rule {
+            Rule::MemberCannotOwn => "`vigilo user set-role` changes a role".into(),
+            Rule::Draft => "`vigilo runbook publish` publishes it".into(),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 fn print_error(kind: &str, message: &str, json: bool) {

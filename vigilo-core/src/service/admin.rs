@@ -156,11 +156,9 @@ impl Vigilo {
             .workspace_by_slug(slug)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::not_found(
-                    Thing::Workspace,
-                    slug,
-                    format!("no workspace `{slug}`"),
-                ),
+                StoreError::NotFound(_) => {
+                    Error::not_found(Thing::Workspace, slug, format!("no workspace `{slug}`"))
+                }
                 other => other.into(),
             })
     }
