@@ -229,7 +229,11 @@ fn bad_fields_name_the_line() {
 /// 9223372036854775807, at its file and line.
 #[test]
 fn too_large_est_names_the_number_written() {
-    for written in ["99999999999999999999999", "1234567890123", "9223372036854775808"] {
+    for written in [
+        "99999999999999999999999",
+        "1234567890123",
+        "9223372036854775808",
+    ] {
         let e = parse_err(&format!(
             "+++\ntitle = \"t\"\n+++\n\n## 1. a\n- est: {written}\n"
         ));
