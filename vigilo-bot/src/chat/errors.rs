@@ -1,5 +1,6 @@
 //! Service errors as private replies that say what to do next.
 
+use vigilo_core::change::ChangeError;
 use vigilo_core::error::{Error, ErrorKind, Rule, Thing};
 
 use super::command::{ParseError, Subcommand};
@@ -49,6 +50,9 @@ fn chat_message(e: &Error) -> String {
             ),
             _ => String::new(),
         },
+        Error::Change(ChangeError::NeedsExecution { key, runbook }) => {
+            format!("`/runbook run {runbook} {key}` starts one")
+        }
         Error::Refused(r) if r.rule == Rule::Draft => "`/runbook publish` publishes it".to_owned(),
         _ => String::new(),
     };

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use vigilo_core::change::ChangeError;
 use vigilo_core::error::{ConflictKind, Error, ErrorKind, Rule, Thing};
 
 /// Why a command failed.
@@ -135,6 +136,9 @@ fn hint(e: &Error) -> Option<String> {
             ),
             _ => return None,
         },
+        Error::Change(ChangeError::NeedsExecution { key, runbook }) => {
+            format!("`vigilo exec start {runbook} --change {key}` starts one")
+        }
         Error::Refused(r) => match r.rule {
             Rule::MemberCannotOwn => "`vigilo user set-role` changes a role".into(),
             Rule::Draft => "`vigilo runbook publish` publishes it".into(),
