@@ -181,3 +181,43 @@ pub fn report_usage(e: &clap::Error, json: bool) -> u8 {
         u8::try_from(e.exit_code()).unwrap_or(2)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use vigilo_core::error::{ConflictKind, Error, Rule, Thing};
+
+    use super::CliError;
+
+    #[test]
+    fn the_cli_adds_the_command_and_keeps_the_exit_code() {
+        let e = CliError::from(Error::not_found(
+            Thing::Runbook,
+            "RB-00009",
+            "no runbook RB-00009 in this workspace",
+        ));
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.kind(), "not_found");
+        assert_eq!(
+            e.to_string(),
+            "no runbook RB-00009 in this workspace; `vigilo runbook list` shows the runbooks"
+        );
+        let e = CliError::from(Error::conflict(
+            "@bob",
+            ConflictKind::Taken {
+                thing: Thing::Member,
+                holder: Some("@bob".into()),
+            },
+            "@bob is already a member; change their role instead",
+        ));
+        assert_eq!(e.exit_code(), 5);
+        assert!(
+            e.to_string()
+                .ends_with("`vigilo user set-role bob <role>` changes the role")
+        );
+        let e = CliError::from(Error::refused(Rule::NoChange, "nothing changed"));
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (6, "nothing changed".into())
+        );
+    }
+}
