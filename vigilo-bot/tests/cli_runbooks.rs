@@ -551,3 +551,47 @@ fn a_published_file_without_steps_is_refused_and_a_draft_is_saved() {
         "{err}"
     );
 }
+
+/// Issue 14: a file `runbook sync` cannot read (a `.md` that is a folder behind a link, a file
+/// or folder without read permission) is a refused input (exit 6) named with its path, and
+/// nothing is saved; it used to exit 1 as an internal error.
+#[test]
+fn sync_names_an_unreadable_file() {
+    let env = Env::seeded();
+    let dir = env.path("runbooks");
+    env.write(
+        "runbooks/restart.md",
+        &simple("Restart the API", &[("Drain", 2), ("Restart", 3)]),
+    );
+    std::fs::create_dir_all(env.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(env.path("elsewhere"), dir.join("notes.md")).unwrap();
+    let before = env.audit_count();
+    let e = env.fails(Some("alice"), &["runbook", "sync", path_str(&dir)], 6);
+    assert_eq!(e["kind"], "refused", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("notes.md"), "{msg}");
+    assert!(msg.contains("cannot read"), "{msg}");
+    assert!(msg.contains("nothing was changed"), "{msg}");
+    assert_eq!(env.audit_count(), before);
+    std::fs::remove_file(dir.join("notes.md")).unwrap();
+
+    // Without read permission (meaningful only where permissions apply: not as root).
+    use std::os::unix::fs::PermissionsExt;
+    let locked = env.write("runbooks/locked.md", &simple("Locked", &[("One", 1)]));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&locked).is_err() {
+        let e = env.fails(Some("alice"), &["runbook", "sync", path_str(&dir)], 6);
+        assert!(e["message"].as_str().unwrap().contains("locked.md"), "{e}");
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(&locked).unwrap();
+    let sub = env.path("runbooks/private");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&sub).is_err() {
+        let e = env.fails(Some("alice"), &["runbook", "sync", path_str(&dir)], 6);
+        assert!(e["message"].as_str().unwrap().contains("private"), "{e}");
+    }
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(env.audit_count(), before, "nothing was saved");
+}

@@ -268,3 +268,45 @@ fn the_five_workflows() {
     let v = env.json(None, &["audit", "verify"]);
     assert_eq!(v["result"], "intact");
 }
+
+/// Issue 14: saving a change's plan into the runbook it was imported from, unchanged, used to
+/// print "new runbook RB-00001 (draft)" and record nothing. It is refused (exit 6) and says
+/// plainly that nothing changed; nothing is written.
+#[test]
+fn save_as_into_with_an_unchanged_plan_says_nothing_changed() {
+    let env = Env::seeded();
+    let f = env.write("rotate.md", ROTATE);
+    env.ok(Some("bob"), &["runbook", "import", path_str(&f)]);
+    env.ok(
+        Some("bob"),
+        &["change", "create", "--title", "Rotate edge certs"],
+    );
+    env.ok(Some("bob"), &["change", "import", "CR-00001", "RB-00001"]);
+    env.ok(Some("carol"), &["change", "approve", "CR-00001"]);
+    env.ok(
+        Some("bob"),
+        &["exec", "start", "RB-00001", "--change", "CR-00001"],
+    );
+    env.ok(Some("bob"), &["change", "start", "CR-00001"]);
+    env.ok(Some("bob"), &["change", "complete", "CR-00001"]);
+    let before = env.audit_count();
+    let args = [
+        "change",
+        "save-as-runbook",
+        "CR-00001",
+        "--into",
+        "RB-00001",
+    ];
+    let e = env.fails(Some("bob"), &args, 6);
+    assert_eq!(e["kind"], "refused", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("nothing changed"), "{msg}");
+    assert!(msg.contains("RB-00001 v1"), "{msg}");
+    let r = env.run(Some("bob"), &args);
+    assert_eq!(r.code, 6);
+    assert!(!r.stdout.contains("new runbook"), "{}", r.stdout);
+    assert!(r.stderr.contains("nothing changed"), "{}", r.stderr);
+    assert_eq!(env.audit_count(), before, "nothing was recorded");
+    let shown = env.json(Some("bob"), &["runbook", "show", "RB-00001"]);
+    assert_eq!(shown["version"], 1);
+}

@@ -150,10 +150,15 @@ impl Subject {
 
 /// A refusal by the permission table, naming who would be allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{action} needs {allowed}; you are {role}")]
+#[error("{doing} needs {allowed}; you are {role}")]
+#[non_exhaustive]
 pub struct Denied {
-    /// What was attempted, as a gerund.
-    pub action: &'static str,
+    /// What was attempted.
+    pub action: Action,
+    /// The actor's workspace role.
+    pub actor_role: WorkspaceRole,
+    /// What was attempted, as a gerund ([`Action::gerund`], or a more precise phrase).
+    pub doing: &'static str,
     /// Who may do it, e.g. `the owner of the runbook, an admin or the workspace owner`.
     pub allowed: &'static str,
     /// The actor's role (and "not the owner" when ownership was the question).
@@ -245,7 +250,9 @@ pub fn authorize(
         role_text.push_str(" and not the owner");
     }
     Err(Denied {
-        action: action.gerund(),
+        action,
+        actor_role: role,
+        doing: action.gerund(),
         allowed: rule.allowed(owner_text),
         role: role_text,
     })

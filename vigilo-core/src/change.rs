@@ -75,7 +75,7 @@ impl ChangeAction {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     /// The action does not apply in the current status.
-    #[error("{key} is {from}; `{action}` needs it to be {needs}")]
+    #[error("{key} is {from}; to {action} it, it must be {needs}")]
     BadTransition {
         /// The change.
         key: Key,
@@ -113,7 +113,9 @@ pub enum ChangeError {
         key: Key,
     },
     /// Save-as before completion.
-    #[error("{key} is {status}; save-as-runbook needs the change to be completed")]
+    #[error(
+        "{key} is {status}; its plan can be saved as a runbook only once the change is completed"
+    )]
     NotCompleted {
         /// The change.
         key: Key,
@@ -129,7 +131,7 @@ pub enum ChangeError {
         key: Key,
     },
     /// Save-as into a draft runbook.
-    #[error("{runbook} is not published; save-as-runbook can update only published runbooks")]
+    #[error("{runbook} is not published; a change's plan can update only a published runbook")]
     IntoDraft {
         /// The runbook.
         runbook: Key,
@@ -146,7 +148,7 @@ pub enum ChangeError {
     },
     /// Start gate: a plan from a runbook needs a live execution first.
     #[error(
-        "{key} came from {runbook}; start an execution of {runbook} linked to {key} (`exec start {runbook} --change {key}`) before starting the change"
+        "{key} came from {runbook}; start an execution of {runbook} linked to {key} before starting the change"
     )]
     NeedsExecution {
         /// The change.

@@ -225,6 +225,29 @@ fn bad_fields_name_the_line() {
     assert!(e.message.starts_with("step 1: role"), "{e}");
 }
 
+/// Issue 14: an `est` too large for any integer is reported as written, not as
+/// 9223372036854775807, at its file and line.
+#[test]
+fn too_large_est_names_the_number_written() {
+    for written in [
+        "99999999999999999999999",
+        "1234567890123",
+        "9223372036854775808",
+    ] {
+        let e = parse_err(&format!(
+            "+++\ntitle = \"t\"\n+++\n\n## 1. a\n- est: {written}\n"
+        ));
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.to_string().starts_with("rotate.md:6:"), "{e}");
+        assert!(e.message.contains(written), "{e}");
+        assert!(e.message.contains("10080"), "{e}");
+        assert!(!e.message.contains("9223372036854775807"), "{e}");
+    }
+    // Leading zeros are kept as written too.
+    let e = parse_err("+++\ntitle = \"t\"\n+++\n\n## 1. a\n- est: 0020000 min\n");
+    assert!(e.message.contains("0020000"), "{e}");
+}
+
 #[test]
 fn oversize_texts_name_the_line() {
     let big = "y".repeat(64 * 1024 + 1);

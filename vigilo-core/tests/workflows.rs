@@ -457,6 +457,18 @@ async fn workflow_4_save_a_change_plan_back_as_a_runbook() {
     assert_eq!(after.version, 2);
     assert_eq!(after.body.steps.len(), 4);
     assert_eq!(after.body.steps[0].id, before.body.steps[0].id);
+    // Saving the same plan again changes nothing: refused by the rule, nothing recorded.
+    match w
+        .v
+        .save_change_as_runbook(&w.erin, c.key, SaveAs::Into { runbook: rb })
+        .await
+    {
+        Err(Error::Refused(r)) => {
+            assert_eq!(r.rule, vigilo_core::error::Rule::NoChange);
+            assert!(r.detail.contains("nothing changed"), "{r}");
+        }
+        other => panic!("{other:?}"),
+    }
     let hist = w.v.runbook_history(&w.erin, rb).await.unwrap();
     assert_eq!(
         hist[1].source,
@@ -919,7 +931,10 @@ async fn double_clicks_apply_once_and_name_who_acted() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(Error::Conflict(m)) => assert!(m.contains("already marked done by @"), "{m}"),
+            // A step conflict is the state machine's, with who acted first.
+            Err(e @ Error::Execution(_)) if e.kind() == ErrorKind::Conflict => {
+                assert!(e.to_string().contains("already marked done by @"), "{e}")
+            }
             Err(e) => panic!("{e}"),
         }
     }

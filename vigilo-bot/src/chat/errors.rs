@@ -1,6 +1,7 @@
 //! Service errors as private replies that say what to do next.
 
-use vigilo_core::error::{Error, ErrorKind};
+use vigilo_core::change::ChangeError;
+use vigilo_core::error::{Error, ErrorKind, Rule, Thing};
 
 use super::command::{ParseError, Subcommand};
 use super::format::capitalize;
@@ -11,7 +12,7 @@ use super::views;
 /// A service error as a private reply. Denials keep the service's wording, which names the role
 /// needed; conflicts name who acted first; storage failures say nothing was changed.
 pub fn error_reply(error: &Error) -> Reply {
-    let message = error.to_string();
+    let message = chat_message(error);
     let text = match error.kind() {
         ErrorKind::Denied => format!("Not allowed: {message}"),
         ErrorKind::Internal => {
@@ -30,6 +31,36 @@ pub fn error_reply(error: &Error) -> Reply {
         ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Refused => capitalize(&message),
     };
     Reply::private_markdown(escape_markdown_keeping_code(&text), text)
+}
+
+/// The service's message for chat readers: the slash command that helps, or, for what only an
+/// administrator at the command line can fix, the `vigilo` command to hand them.
+fn chat_message(e: &Error) -> String {
+    let hint = match e {
+        Error::NotFound(n) => match n.thing {
+            Thing::Runbook => "`/runbook list` shows the runbooks".to_owned(),
+            Thing::Execution => "`/runbook status` shows the executions".to_owned(),
+            Thing::SlackTeam => format!(
+                "an admin can run `vigilo workspace link-slack <slug> --team {}`",
+                n.name
+            ),
+            Thing::ChatIdentity => format!(
+                "an admin can run `vigilo user add <handle> --role <role> --slack-id {}`",
+                n.name
+            ),
+            _ => String::new(),
+        },
+        Error::Change(ChangeError::NeedsExecution { key, runbook }) => {
+            format!("`/runbook run {runbook} {key}` starts one")
+        }
+        Error::Refused(r) if r.rule == Rule::Draft => "`/runbook publish` publishes it".to_owned(),
+        _ => String::new(),
+    };
+    if hint.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e}; {hint}")
+    }
 }
 
 /// A command that did not parse, as a private reply: the problem and the usage meant; for an

@@ -116,7 +116,7 @@ pub async fn dispatch(ctx: &Ctx, c: ChangeCmd) -> Result<(), CliError> {
                 m.insert("change".into(), json!(key));
             }
             ctx.out.emit(&doc, |p| {
-                let what = if rb.version == 1 {
+                let what = if new {
                     format!("new runbook {} (draft)", p.bold(&rb.key.to_string()))
                 } else {
                     format!("{} v{}", p.bold(&rb.key.to_string()), rb.version)

@@ -2,13 +2,15 @@
 
 use std::io::Write;
 
-use vigilo_core::error::{Error, ErrorKind};
+use vigilo_core::change::ChangeError;
+use vigilo_core::error::{ConflictKind, Error, ErrorKind, Rule, Thing};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The service refused or failed; its kind decides the exit code.
-    #[error("{0}")]
+    /// The service refused or failed; its kind decides the exit code. The message is the
+    /// service's, followed by the command that helps, chosen from the error's facts.
+    #[error("{}", service_message(.0))]
     Service(#[from] Error),
     /// The command line is incomplete or contradictory (exit 2).
     #[error("{0}")]
@@ -87,6 +89,65 @@ impl CliError {
     }
 }
 
+/// The service's message, with the `vigilo` command that helps next when the facts suggest
+/// one. Core messages name no command: this is where the CLI's readers get theirs.
+fn service_message(e: &Error) -> String {
+    match hint(e) {
+        Some(h) => format!("{e}; {h}"),
+        None => e.to_string(),
+    }
+}
+
+fn hint(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::NotFound(n) => match n.thing {
+            Thing::Workspace => "`vigilo workspace list` shows the workspaces".into(),
+            Thing::Runbook => "`vigilo runbook list` shows the runbooks".into(),
+            Thing::Execution => "`vigilo exec list` shows the executions".into(),
+            Thing::Change => "`vigilo change list` shows the changes".into(),
+            Thing::Incident => "`vigilo incident list` shows the incidents".into(),
+            Thing::Member => "`vigilo user list` shows its members".into(),
+            Thing::SlackTeam => format!(
+                "link it with `vigilo workspace link-slack <slug> --team {}`",
+                n.name
+            ),
+            Thing::ChatIdentity => format!(
+                "`vigilo user add <handle> --role <role> --slack-id {}` maps it",
+                n.name
+            ),
+            _ => return None,
+        },
+        Error::NotMember(m) if m.removed => "`vigilo user add` adds them again".into(),
+        Error::NotMember(_) => "`vigilo user add` adds a member".into(),
+        Error::Conflict(c) => match &c.kind {
+            ConflictKind::Taken {
+                thing: Thing::ChatIdentity,
+                holder: Some(h),
+            } => format!(
+                "`vigilo user remove {}` removes that mapping",
+                h.trim_start_matches('@')
+            ),
+            ConflictKind::Taken {
+                thing: Thing::Member,
+                holder: Some(h),
+            } => format!(
+                "`vigilo user set-role {} <role>` changes the role",
+                h.trim_start_matches('@')
+            ),
+            _ => return None,
+        },
+        Error::Change(ChangeError::NeedsExecution { key, runbook }) => {
+            format!("`vigilo exec start {runbook} --change {key}` starts one")
+        }
+        Error::Refused(r) => match r.rule {
+            Rule::MemberCannotOwn => "`vigilo user set-role` changes a role".into(),
+            Rule::Draft => "`vigilo runbook publish` publishes it".into(),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
 fn print_error(kind: &str, message: &str, json: bool) {
     let mut err = std::io::stderr().lock();
     let _ = if json {
@@ -118,5 +179,45 @@ pub fn report_usage(e: &clap::Error, json: bool) -> u8 {
         0
     } else {
         u8::try_from(e.exit_code()).unwrap_or(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigilo_core::error::{ConflictKind, Error, Rule, Thing};
+
+    use super::CliError;
+
+    #[test]
+    fn the_cli_adds_the_command_and_keeps_the_exit_code() {
+        let e = CliError::from(Error::not_found(
+            Thing::Runbook,
+            "RB-00009",
+            "no runbook RB-00009 in this workspace",
+        ));
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.kind(), "not_found");
+        assert_eq!(
+            e.to_string(),
+            "no runbook RB-00009 in this workspace; `vigilo runbook list` shows the runbooks"
+        );
+        let e = CliError::from(Error::conflict(
+            "@bob",
+            ConflictKind::Taken {
+                thing: Thing::Member,
+                holder: Some("@bob".into()),
+            },
+            "@bob is already a member; change their role instead",
+        ));
+        assert_eq!(e.exit_code(), 5);
+        assert!(
+            e.to_string()
+                .ends_with("`vigilo user set-role bob <role>` changes the role")
+        );
+        let e = CliError::from(Error::refused(Rule::NoChange, "nothing changed"));
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (6, "nothing changed".into())
+        );
     }
 }

@@ -145,7 +145,12 @@ fn read_all(paths: &[(PathBuf, String, String)]) -> Result<Vec<Parsed>, CliError
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CliError::NotFound(format!("{name}: no such file")));
             }
-            Err(e) => return Err(CliError::Internal(format!("cannot read {name}: {e}"))),
+            // A file that is there but cannot be read is a refused input, named like the
+            // others (and nothing is saved), not a failure of Vigilo.
+            Err(e) => {
+                errors.push(format!("{name}: cannot read the file ({e})"));
+                continue;
+            }
         };
         match file::parse(name, &text) {
             Ok(file) => out.push(Parsed {
@@ -526,18 +531,21 @@ async fn import(
 
 /// Every `*.md` file under `dir`, sorted; hidden entries and README.md are skipped.
 fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    /// A folder or entry that cannot be read: the path and the system's reason.
+    type Unreadable = (PathBuf, std::io::Error);
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), Unreadable> {
         if depth > 32 {
             return Ok(());
         }
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
+        let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| (dir.to_path_buf(), e))?;
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with('.') {
                 continue;
             }
             let path = entry.path();
-            let ft = entry.file_type()?;
+            let ft = entry.file_type().map_err(|e| (path.clone(), e))?;
             if ft.is_dir() {
                 walk(&path, out, depth + 1)?;
             } else if (ft.is_file() || ft.is_symlink())
@@ -556,8 +564,16 @@ fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
         )));
     }
     let mut out = Vec::new();
-    walk(dir, &mut out, 0)
-        .map_err(|e| CliError::Internal(format!("cannot read {}: {e}", dir.display())))?;
+    walk(dir, &mut out, 0).map_err(|(path, e)| {
+        let name = if path == dir {
+            dir.display().to_string()
+        } else {
+            display_name(&path, Some(dir))
+        };
+        CliError::Refused(format!(
+            "{name}: cannot read the folder ({e})\nnothing was changed"
+        ))
+    })?;
     out.sort();
     Ok(out)
 }

@@ -353,7 +353,14 @@ mod tests {
     fn recognises_store_failures() {
         let e = Error::Store(StoreError::Corrupt("page 7".into()));
         assert!(is_store_failure(&error_reply(&e)));
-        assert!(!is_store_failure(&error_reply(&Error::Denied("no".into()))));
+        let denied = vigilo_core::authz::authorize(
+            vigilo_core::ids::UserId::new(),
+            vigilo_core::roles::WorkspaceRole::Member,
+            vigilo_core::authz::Action::ManageMembers,
+            &vigilo_core::authz::Subject::NONE,
+        )
+        .unwrap_err();
+        assert!(!is_store_failure(&error_reply(&Error::Denied(denied))));
     }
 
     #[tokio::test]

@@ -941,12 +941,16 @@ fn parse_est(cx: &Ctx<'_>, n: usize, value: &str, line: usize) -> Result<i64, Fi
             ),
         ));
     }
-    // Anything longer than 12 digits is out of range anyway; validation says so.
-    Ok(if digits.len() > 12 {
-        i64::MAX
-    } else {
-        digits.parse().unwrap_or(i64::MAX)
-    })
+    // Out of range is said here, with the number as written: a value too large for any
+    // integer must not be reported as the integer it was clamped to.
+    let max = crate::fields::MAX_EST_MINUTES;
+    match digits.parse::<u32>() {
+        Ok(m) if m <= max => Ok(i64::from(m)),
+        _ => Err(cx.err(
+            line,
+            format!("step {n}: est must be between 0 and {max} minutes (got {digits})"),
+        )),
+    }
 }
 
 /// Maps a validation error of the whole input to the line of the field.

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Vigilo, Who};
 use crate::audit::AuditLinks;
 use crate::authz::{Action, Subject};
-use crate::error::{Error, Result};
+use crate::error::{ConflictKind, Error, Result, Rule, Thing};
 use crate::fields::{Label, Name};
 use crate::ids::{UserId, WorkspaceId};
 use crate::roles::WorkspaceRole;
@@ -82,9 +82,14 @@ impl Vigilo {
         let display_name = Label::parse_field("name", owner_name)?;
         match self.store.workspace_by_slug(slug.as_str()).await {
             Ok(_) => {
-                return Err(Error::Conflict(format!(
-                    "workspace `{slug}` already exists"
-                )));
+                return Err(Error::conflict(
+                    slug.to_string(),
+                    ConflictKind::Taken {
+                        thing: Thing::Workspace,
+                        holder: None,
+                    },
+                    format!("workspace `{slug}` already exists"),
+                ));
             }
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -151,9 +156,9 @@ impl Vigilo {
             .workspace_by_slug(slug)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::NotFound(format!(
-                    "no workspace `{slug}`; `vigilo workspace list` shows the workspaces"
-                )),
+                StoreError::NotFound(_) => {
+                    Error::not_found(Thing::Workspace, slug, format!("no workspace `{slug}`"))
+                }
                 other => other.into(),
             })
     }
@@ -166,9 +171,13 @@ impl Vigilo {
     /// The workspace linked to a Slack team.
     pub async fn workspace_for_slack_team(&self, team: &str) -> Result<Workspace> {
         self.store.workspace_by_slack_team(team).await.map_err(|e| match e {
-            StoreError::NotFound(_) => Error::NotFound(format!(
-                "this Slack team ({team}) is not linked to a Vigilo workspace; an admin can link it with `vigilo workspace link-slack <slug> --team {team}`"
-            )),
+            StoreError::NotFound(_) => Error::not_found(
+                Thing::SlackTeam,
+                team,
+                format!(
+                    "this Slack team ({team}) is not linked to a Vigilo workspace; an admin can link it to one"
+                ),
+            ),
             other => other.into(),
         })
     }
@@ -184,10 +193,14 @@ impl Vigilo {
             .member_by_chat(workspace, identity)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::NotFound(format!(
-                    "your {} account is not linked to a member of this Vigilo workspace; ask an admin to run `vigilo user add <handle> --role <role> --slack-id {}`",
-                    identity.platform, identity.user
-                )),
+                StoreError::NotFound(_) => Error::not_found(
+                    Thing::ChatIdentity,
+                    identity.user.clone(),
+                    format!(
+                        "your {} account is not linked to a member of this Vigilo workspace; ask an admin to add you",
+                        identity.platform
+                    ),
+                ),
                 other => other.into(),
             })
     }
@@ -196,10 +209,12 @@ impl Vigilo {
     /// removed) is reported as not found, like one who does not exist.
     pub async fn member(&self, workspace: WorkspaceId, handle: &str) -> Result<(User, Membership)> {
         let not_found = || {
-            Error::NotFound(format!(
-                "no user @{} in this workspace; `vigilo user list` shows its members",
-                handle.trim_start_matches('@')
-            ))
+            let handle = handle.trim_start_matches('@');
+            Error::not_found(
+                Thing::Member,
+                format!("@{handle}"),
+                format!("no user @{handle} in this workspace"),
+            )
         };
         let name = Name::parse_field("handle", handle).map_err(|_| not_found())?;
         let user = match self.store.user_by_handle(name.as_str()).await {
@@ -235,10 +250,17 @@ impl Vigilo {
         for_user: UserId,
     ) -> Result<()> {
         match self.store.member_by_chat(workspace, identity).await {
-            Ok((holder, _)) if holder.id != for_user => Err(Error::Conflict(format!(
-                "{} user {} is already mapped to @{} in this workspace; remove that mapping first (`vigilo user remove {}`)",
-                identity.platform, identity.user, holder.handle, holder.handle
-            ))),
+            Ok((holder, _)) if holder.id != for_user => Err(Error::conflict(
+                format!("{} user {}", identity.platform, identity.user),
+                ConflictKind::Taken {
+                    thing: Thing::ChatIdentity,
+                    holder: Some(format!("@{}", holder.handle)),
+                },
+                format!(
+                    "{} user {} is already mapped to @{} in this workspace; remove that mapping first",
+                    identity.platform, identity.user, holder.handle
+                ),
+            )),
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -266,9 +288,14 @@ impl Vigilo {
             Ok(u) => {
                 match self.store.membership(who.workspace, u.id).await {
                     Ok(m) if m.is_active() => {
-                        return Err(Error::Conflict(format!(
-                            "@{handle} is already a member; use `vigilo user set-role {handle} <role>` to change the role"
-                        )));
+                        return Err(Error::conflict(
+                            format!("@{handle}"),
+                            ConflictKind::Taken {
+                                thing: Thing::Member,
+                                holder: Some(format!("@{handle}")),
+                            },
+                            format!("@{handle} is already a member; change their role instead"),
+                        ));
                     }
                     Ok(m) => previous = Some(m),
                     Err(StoreError::NotFound(_)) => {}
@@ -343,8 +370,9 @@ impl Vigilo {
             .filter(|(u, m)| u.id != losing && m.is_active_owner())
             .count();
         if others == 0 {
-            return Err(Error::Refused(
-                "this is the workspace's only owner; make someone else owner first".into(),
+            return Err(Error::refused(
+                Rule::LastOwner,
+                "this is the workspace's only owner; make someone else owner first",
             ));
         }
         Ok(())
@@ -490,10 +518,20 @@ impl Vigilo {
         )
         .await
         .map_err(|e| match e {
-            Error::Conflict(m) if m.contains("already exists") || m.contains("linked to Slack team") => {
-                Error::Conflict(format!(
-                    "Slack team {team} is already linked to another workspace; a team maps to one workspace"
-                ))
+            Error::Conflict(c)
+                if matches!(c.kind, ConflictKind::Taken { .. })
+                    || c.to_string().contains("linked to Slack team") =>
+            {
+                Error::conflict(
+                    team,
+                    ConflictKind::Taken {
+                        thing: Thing::SlackTeam,
+                        holder: None,
+                    },
+                    format!(
+                        "Slack team {team} is already linked to another workspace; a team maps to one workspace"
+                    ),
+                )
             }
             other => other,
         })?;

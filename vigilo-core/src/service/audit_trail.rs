@@ -236,10 +236,12 @@ impl Vigilo {
         handle: &str,
     ) -> Result<crate::ids::UserId> {
         let not_found = || {
-            crate::error::Error::NotFound(format!(
-                "no user @{} has been a member of this workspace",
-                handle.trim_start_matches('@')
-            ))
+            let handle = handle.trim_start_matches('@');
+            crate::error::Error::not_found(
+                crate::error::Thing::Member,
+                format!("@{handle}"),
+                format!("no user @{handle} has been a member of this workspace"),
+            )
         };
         let Ok(user) = self
             .store

@@ -8,7 +8,7 @@ use super::{Vigilo, Who};
 use crate::audit::AuditLinks;
 use crate::authz::{Action, Subject};
 use crate::change::{self, ChangeAction, ChangeError, ChangeRequest, ChangeStatus};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rule, Thing};
 use crate::fields::{Markdown, Title};
 use crate::ids::{ChangeId, Key, KeyKind};
 use crate::runbook::{Runbook, RunbookInput, VersionSource, adopt_step_ids};
@@ -46,15 +46,17 @@ pub enum SaveAs {
 impl Vigilo {
     pub(crate) async fn load_change(&self, who: &Who, key: Key) -> Result<ChangeRequest> {
         if key.kind != KeyKind::Change {
-            return Err(Error::NotFound(format!("{key} is not a change key")));
+            return Err(Error::wrong_key(key, "a change"));
         }
         self.store
             .change_by_key(who.workspace, key)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => {
-                    Error::NotFound(format!("no change {key} in this workspace"))
-                }
+                StoreError::NotFound(_) => Error::not_found(
+                    Thing::Change,
+                    key.to_string(),
+                    format!("no change {key} in this workspace"),
+                ),
                 other => other.into(),
             })
     }
@@ -385,9 +387,10 @@ impl Vigilo {
                 .await
                 .map_err(|e| match e {
                     // Creating needs operator; the table lets the change's owner save-as.
-                    Error::Denied(_) => Error::Denied(
-                        "saving as a new runbook also needs the right to create runbooks (operator or above)".into(),
-                    ),
+                    Error::Denied(mut d) if d.action == Action::CreateRunbook => {
+                        d.doing = "saving a change's plan as a new runbook (creating a runbook)";
+                        Error::Denied(d)
+                    }
                     other => other,
                 })
             }
@@ -429,12 +432,19 @@ impl Vigilo {
         // The table grants save-as to the change's owner: the edit is made in their name
         // without the runbook-owner check, recorded as `runbook.edited` linking the change.
         let body = input.validate()?;
-        if body == rb.body {
-            return Ok(rb.clone());
-        }
         let VersionSource::SaveAsFromChange { change } = &source else {
-            return Err(Error::Refused("save-as needs a change".into()));
+            return Err(Error::refused(Rule::Input, "save-as needs a change"));
         };
+        if body == rb.body {
+            // Nothing to save and nothing to record: say so rather than report a save.
+            return Err(Error::refused(
+                Rule::NoChange,
+                format!(
+                    "the plan of {change} is the same as {} v{}; nothing changed and nothing was recorded",
+                    rb.key, rb.version
+                ),
+            ));
+        }
         let now = self.now();
         let mut next = rb.clone();
         next.body = body;

@@ -6,7 +6,7 @@ use super::runbooks::subject;
 use super::{CONFLICT_RETRIES, Vigilo, Who, fmt_time};
 use crate::audit::AuditLinks;
 use crate::authz::{Action, Subject};
-use crate::error::{Error, Result};
+use crate::error::{ConflictKind, Error, ExecFailure, Result, Rule, Thing};
 use crate::execution::machine::{self, Command, ExecError, StartParams};
 use crate::execution::{ChannelRef, EventKind, Execution, ExecutionSummary, StepEvent};
 use crate::ids::{Key, KeyKind};
@@ -41,9 +41,11 @@ pub struct ActOutcome {
 /// where to look.
 fn execution_not_found(e: StoreError, key: Key) -> Error {
     match e {
-        StoreError::NotFound(_) => Error::NotFound(format!(
-            "no execution {key} in this workspace; `exec list` shows the executions"
-        )),
+        StoreError::NotFound(_) => Error::not_found(
+            Thing::Execution,
+            key.to_string(),
+            format!("no execution {key} in this workspace"),
+        ),
         other => other.into(),
     }
 }
@@ -51,7 +53,7 @@ fn execution_not_found(e: StoreError, key: Key) -> Error {
 impl Vigilo {
     async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
         if key.kind != KeyKind::Execution {
-            return Err(Error::NotFound(format!("{key} is not an execution key")));
+            return Err(Error::wrong_key(key, "an execution"));
         }
         self.store
             .execution_by_key(who.workspace, key)
@@ -75,26 +77,34 @@ impl Vigilo {
             self.check(&actor, Action::ViewRunbook, &subject(&rb))?;
         }
         if rb.archived_at.is_some() {
-            return Err(Error::Refused(format!(
-                "{runbook} is archived; archived runbooks cannot be executed"
-            )));
+            return Err(Error::refused(
+                Rule::Archived,
+                format!("{runbook} is archived; archived runbooks cannot be executed"),
+            ));
         }
         if rb.body.has_no_steps() {
-            return Err(Error::Refused(no_steps_message(&runbook.to_string())));
+            return Err(Error::refused(
+                Rule::NoSteps,
+                no_steps_message(&runbook.to_string()),
+            ));
         }
         if !rb.is_published && !opts.rehearsal {
-            return Err(Error::Refused(format!(
-                "{runbook} is a draft; publish it first (`runbook publish {runbook}`), or start a rehearsal"
-            )));
+            return Err(Error::refused(
+                Rule::Draft,
+                format!("{runbook} is a draft; publish it first, or start a rehearsal"),
+            ));
         }
         let change = match opts.change {
             Some(ck) => {
                 let c = self.load_change(who, ck).await?;
                 if c.status.is_final() {
-                    return Err(Error::Refused(format!(
-                        "{ck} is {}; link an execution only to an open change",
-                        c.status.as_str()
-                    )));
+                    return Err(Error::refused(
+                        Rule::ChangeClosed,
+                        format!(
+                            "{ck} is {}; link an execution only to an open change",
+                            c.status.as_str()
+                        ),
+                    ));
                 }
                 Some((c.key, c.id))
             }
@@ -103,9 +113,10 @@ impl Vigilo {
         if let Some(ik) = opts.incident {
             let inc = self.load_incident(who, ik).await?;
             if inc.status != IncidentStatus::Open {
-                return Err(Error::Refused(format!(
-                    "{ik} is resolved; link an execution only to an open incident"
-                )));
+                return Err(Error::refused(
+                    Rule::IncidentResolved,
+                    format!("{ik} is resolved; link an execution only to an open incident"),
+                ));
             }
         }
         let key = self
@@ -172,9 +183,7 @@ impl Vigilo {
                 .await;
             let actor = Self::actor_from(reads.membership, reads.user)?;
             if execution.kind != KeyKind::Execution {
-                return Err(Error::NotFound(format!(
-                    "{execution} is not an execution key"
-                )));
+                return Err(Error::wrong_key(execution, "an execution"));
             }
             let exec = reads
                 .execution
@@ -264,14 +273,24 @@ impl Vigilo {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict(format!(
-            "{execution} is being changed by many people at once; try again"
-        )))
+        Err(Error::conflict(
+            execution.to_string(),
+            ConflictKind::Concurrent,
+            format!("{execution} is being changed by many people at once; try again"),
+        ))
     }
 
     /// Turns a state-machine refusal into a message that names people.
     async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
-        match e {
+        let failure = |by_handle: Option<String>, message: String| {
+            Error::Execution(ExecFailure::new(
+                Some(exec.key),
+                e.clone(),
+                by_handle,
+                message,
+            ))
+        };
+        match &e {
             ExecError::NotCurrent {
                 step,
                 current,
@@ -282,38 +301,53 @@ impl Vigilo {
                 let now_current = current
                     .map(|c| format!("; step {c} is current"))
                     .unwrap_or_default();
-                Error::Conflict(format!(
-                    "step {step} of {} was already marked {} by {} at {}{now_current}; nothing changed",
+                let handle = self.handle_of(*by).await;
+                let message = format!(
+                    "step {step} of {} was already marked {} by {handle} at {}{now_current}; nothing changed",
                     exec.key,
                     status.as_str(),
-                    self.handle_of(by).await,
-                    fmt_time(at)
-                ))
+                    fmt_time(*at)
+                );
+                failure(Some(handle), message)
             }
-            ExecError::AlreadyApproved { step, by, at } => Error::Conflict(format!(
-                "step {step} of {} was already approved by {} at {}; nothing changed",
-                exec.key,
-                self.handle_of(by).await,
-                fmt_time(at)
-            )),
+            ExecError::AlreadyApproved { step, by, at } => {
+                let handle = self.handle_of(*by).await;
+                let message = format!(
+                    "step {step} of {} was already approved by {handle} at {}; nothing changed",
+                    exec.key,
+                    fmt_time(*at)
+                );
+                failure(Some(handle), message)
+            }
             ExecError::Sealed { key, status, at } => {
                 let last = exec
                     .steps
                     .iter()
                     .filter_map(|s| s.actor.zip(s.completed_at))
                     .max_by_key(|(_, t)| *t);
-                let by = match last {
-                    Some((u, _)) => format!(", last step by {}", self.handle_of(u).await),
-                    None => String::new(),
+                let handle = match last {
+                    Some((u, _)) => Some(self.handle_of(u).await),
+                    None => None,
                 };
+                let by = handle
+                    .as_ref()
+                    .map(|h| format!(", last step by {h}"))
+                    .unwrap_or_default();
                 let when = at
                     .map(|t| format!(" at {}", fmt_time(t)))
                     .unwrap_or_default();
-                Error::Refused(format!(
+                let message = format!(
                     "{key} is sealed ({status}{when}{by}); no further changes. Start a new execution to run the runbook again"
-                ))
+                );
+                failure(handle, message)
             }
-            other => other.into(),
+            _ => match Error::from(e.clone()) {
+                Error::Execution(f) => {
+                    let message = f.to_string();
+                    failure(None, message)
+                }
+                other => other,
+            },
         }
     }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Vigilo, Who};
 use crate::audit::AuditLinks;
 use crate::authz::{Action, Subject};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rule, Thing};
 use crate::fields::Title;
 use crate::ids::{IncidentId, Key, KeyKind};
 use crate::incident::{Incident, IncidentStatus};
@@ -14,15 +14,17 @@ use crate::store::{StoreError, Write};
 impl Vigilo {
     pub(crate) async fn load_incident(&self, who: &Who, key: Key) -> Result<Incident> {
         if key.kind != KeyKind::Incident {
-            return Err(Error::NotFound(format!("{key} is not an incident key")));
+            return Err(Error::wrong_key(key, "an incident"));
         }
         self.store
             .incident_by_key(who.workspace, key)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => {
-                    Error::NotFound(format!("no incident {key} in this workspace"))
-                }
+                StoreError::NotFound(_) => Error::not_found(
+                    Thing::Incident,
+                    key.to_string(),
+                    format!("no incident {key} in this workspace"),
+                ),
                 other => other.into(),
             })
     }
@@ -77,7 +79,10 @@ impl Vigilo {
         self.check(&actor, Action::ResolveIncident, &Subject::NONE)?;
         let inc = self.load_incident(who, key).await?;
         if inc.status == IncidentStatus::Resolved {
-            return Err(Error::Refused(format!("{key} is already resolved")));
+            return Err(Error::refused(
+                Rule::IncidentResolved,
+                format!("{key} is already resolved"),
+            ));
         }
         let now = self.now();
         let mut next = inc.clone();

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::audit::{AuditDraft, AuditEntry, AuditLinks, Origin, Surface};
 use crate::authz::{self, Action, Subject};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
+use crate::error::{Error, NotMember, Result};
 use crate::ids::{UserId, WorkspaceId};
 use crate::store::{ActingMember, Commit, Store, StoreError, StoreResult, Write};
 use crate::workspace::{Actor, Workspace};
@@ -126,14 +126,10 @@ impl Vigilo {
         let membership = match membership {
             Ok(m) if m.is_active() => m,
             Ok(_) => {
-                return Err(Error::Denied(
-                    "you were removed from this workspace; ask a workspace admin to add you again (`vigilo user add`)".into(),
-                ));
+                return Err(Error::NotMember(NotMember { removed: true }));
             }
             Err(StoreError::NotFound(_)) => {
-                return Err(Error::Denied(
-                    "you are not a member of this workspace; ask a workspace admin to add you (`vigilo user add`)".into(),
-                ));
+                return Err(Error::NotMember(NotMember { removed: false }));
             }
             Err(e) => return Err(e.into()),
         };

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Vigilo, Who, fmt_time};
 use crate::audit::AuditLinks;
 use crate::authz::{Action, Subject, Visibility};
-use crate::error::{Error, Result};
+use crate::error::{ConflictKind, Error, Result, Rule, Thing};
 use crate::ids::{Key, KeyKind, RunbookId, UserId};
 use crate::roles::WorkspaceRole;
 use crate::runbook::diff::{RunbookDiff, diff};
@@ -146,15 +146,17 @@ impl Vigilo {
     /// A runbook by key, without a permission check (internal).
     pub(crate) async fn load_runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
         if key.kind != KeyKind::Runbook {
-            return Err(Error::NotFound(format!("{key} is not a runbook key")));
+            return Err(Error::wrong_key(key, "a runbook"));
         }
         self.store
             .runbook_by_key(who.workspace, key)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::NotFound(format!(
-                    "no runbook {key} in this workspace; `runbook list` shows the runbooks"
-                )),
+                StoreError::NotFound(_) => Error::not_found(
+                    Thing::Runbook,
+                    key.to_string(),
+                    format!("no runbook {key} in this workspace"),
+                ),
                 other => other.into(),
             })
     }
@@ -190,18 +192,20 @@ impl Vigilo {
         self.check(actor, Action::CreateRunbook, &Subject::NONE)?;
         let body = input.validate()?;
         if opts.publish && body.has_no_steps() {
-            return Err(Error::Refused(no_steps_message(&format!(
-                "The runbook {:?}",
-                body.title.as_str()
-            ))));
+            return Err(Error::refused(
+                Rule::NoSteps,
+                no_steps_message(&format!("The runbook {:?}", body.title.as_str())),
+            ));
         }
         let owner = match opts.owner {
             Some(o) if o != actor.id() => {
                 let m = match self.store.membership(who.workspace, o).await {
                     Ok(m) if m.is_active() => m,
                     _ => {
-                        return Err(Error::NotFound(
-                            "the chosen owner is not a member of this workspace".into(),
+                        return Err(Error::not_found(
+                            Thing::Member,
+                            o.to_string(),
+                            "the chosen owner is not a member of this workspace",
                         ));
                     }
                 };
@@ -316,12 +320,24 @@ impl Vigilo {
             .runbook_version(who.workspace, now_rb.id, now_rb.version)
             .await
         {
-            Ok(saved) => Error::Conflict(format!(
-                "{key} was saved as version {} by {} at {} while you were saving; reload it and save again",
-                now_rb.version,
-                self.handle_of(saved.author).await,
-                fmt_time(saved.saved_at)
-            )),
+            Ok(saved) => {
+                let by = self.handle_of(saved.author).await;
+                let message = format!(
+                    "{key} was saved as version {} by {by} at {} while you were saving; reload it and save again",
+                    now_rb.version,
+                    fmt_time(saved.saved_at)
+                );
+                Error::conflict(
+                    key.to_string(),
+                    ConflictKind::Stale {
+                        expected: None,
+                        found: Some(now_rb.version),
+                        by: Some(by),
+                        at: Some(saved.saved_at),
+                    },
+                    message,
+                )
+            }
             Err(e) => e.into(),
         }
     }
@@ -345,15 +361,19 @@ impl Vigilo {
         adopt_step_ids(&rb.body.steps, &mut input.steps);
         let body = input.validate()?;
         if rb.archived_at.is_some() {
-            return Err(Error::Refused(format!(
-                "{key} is archived; archived runbooks cannot be edited"
-            )));
+            return Err(Error::refused(
+                Rule::Archived,
+                format!("{key} is archived; archived runbooks cannot be edited"),
+            ));
         }
         if rb.is_published && body.has_no_steps() {
-            return Err(Error::Refused(format!(
-                "{}; unpublish it first to keep it as a draft",
-                no_steps_message(&format!("The new version of {key}"))
-            )));
+            return Err(Error::refused(
+                Rule::NoSteps,
+                format!(
+                    "{}; unpublish it first to keep it as a draft",
+                    no_steps_message(&format!("The new version of {key}"))
+                ),
+            ));
         }
         if let Some(expected) = expected_version
             && expected != rb.version
@@ -362,12 +382,22 @@ impl Vigilo {
                 .store
                 .runbook_version(who.workspace, rb.id, rb.version)
                 .await?;
-            return Err(Error::Conflict(format!(
-                "{key} is at version {} (saved by {} at {}), but this edit was based on version {expected}; reload it, reapply the change and save again",
+            let by = self.handle_of(saved.author).await;
+            let message = format!(
+                "{key} is at version {} (saved by {by} at {}), but this edit was based on version {expected}; reload it, reapply the change and save again",
                 rb.version,
-                self.handle_of(saved.author).await,
                 fmt_time(saved.saved_at)
-            )));
+            );
+            return Err(Error::conflict(
+                key.to_string(),
+                ConflictKind::Stale {
+                    expected: Some(expected),
+                    found: Some(rb.version),
+                    by: Some(by),
+                    at: Some(saved.saved_at),
+                },
+                message,
+            ));
         }
         if body == rb.body {
             return Ok(None);
@@ -448,15 +478,19 @@ impl Vigilo {
         let key = rb.key;
         self.check(actor, Action::PublishRunbook, &subject(rb))?;
         if rb.archived_at.is_some() {
-            return Err(Error::Refused(format!(
-                "{key} is archived; it cannot be published"
-            )));
+            return Err(Error::refused(
+                Rule::Archived,
+                format!("{key} is archived; it cannot be published"),
+            ));
         }
         if rb.is_published == published {
             return Ok(None);
         }
         if published && rb.body.has_no_steps() {
-            return Err(Error::Refused(no_steps_message(&key.to_string())));
+            return Err(Error::refused(
+                Rule::NoSteps,
+                no_steps_message(&key.to_string()),
+            ));
         }
         let now = self.now();
         let mut next = rb.clone();
@@ -516,9 +550,10 @@ impl Vigilo {
         let key = rb.key;
         self.check(actor, Action::EditRunbook, &subject(rb))?;
         if rb.archived_at.is_some() {
-            return Err(Error::Refused(format!(
-                "{key} is archived; its owner cannot change"
-            )));
+            return Err(Error::refused(
+                Rule::Archived,
+                format!("{key} is archived; its owner cannot change"),
+            ));
         }
         let (user, m) = self.member(who.workspace, new_owner).await?;
         if rb.owner == user.id {
@@ -625,9 +660,12 @@ impl Vigilo {
                 tracing::debug!(workspace = %who.workspace, entries = entries.len(), "saved runbooks");
                 Ok(saved)
             }
-            Err(StoreError::Conflict(m)) => Err(Error::Conflict(format!(
-                "a runbook was changed by someone else while saving ({m}); nothing was saved; run the same command again"
-            ))),
+            Err(StoreError::Conflict(m)) => {
+                let message = format!(
+                    "a runbook was changed by someone else while saving ({m}); nothing was saved; try the same again"
+                );
+                Err(Error::conflict(m, ConflictKind::Concurrent, message))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -636,7 +674,10 @@ impl Vigilo {
     pub async fn archive_runbook(&self, who: &Who, key: Key) -> Result<Runbook> {
         let (actor, rb) = self.runbook_for(who, key, Action::ArchiveRunbook).await?;
         if rb.archived_at.is_some() {
-            return Err(Error::Refused(format!("{key} is already archived")));
+            return Err(Error::refused(
+                Rule::Archived,
+                format!("{key} is already archived"),
+            ));
         }
         let now = self.now();
         let mut next = rb.clone();
@@ -683,10 +724,14 @@ impl Vigilo {
             .runbook_version(who.workspace, rb.id, version)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => Error::NotFound(format!(
-                    "{key} has no version {version}; its versions are 1 to {}",
-                    rb.version
-                )),
+                StoreError::NotFound(_) => Error::not_found(
+                    Thing::RunbookVersion,
+                    format!("{key} v{version}"),
+                    format!(
+                        "{key} has no version {version}; its versions are 1 to {}",
+                        rb.version
+                    ),
+                ),
                 other => other.into(),
             })
     }
@@ -696,10 +741,12 @@ impl Vigilo {
         let actor = self.actor(who).await?;
         if list.archived {
             self.check(&actor, Action::ArchiveRunbook, &Subject::NONE)
-                .map_err(|_| {
-                    Error::Denied(
-                        "listing archived runbooks needs an admin or the workspace owner".into(),
-                    )
+                .map_err(|e| match e {
+                    Error::Denied(mut d) => {
+                        d.doing = "listing archived runbooks";
+                        Error::Denied(d)
+                    }
+                    other => other,
                 })?;
         }
         let query = RunbookQuery {
@@ -726,8 +773,9 @@ impl Vigilo {
     ) -> Result<Vec<Runbook>> {
         let actor = self.actor(who).await?;
         if words.trim().is_empty() {
-            return Err(Error::Refused(
-                "give at least one word to search for".into(),
+            return Err(Error::refused(
+                Rule::EmptySearch,
+                "give at least one word to search for",
             ));
         }
         if words.len() > 1024 {
@@ -783,9 +831,12 @@ impl Vigilo {
 /// named): a runbook's owner may edit and publish it.
 fn may_own_runbooks(handle: &str, m: &crate::workspace::Membership) -> Result<()> {
     crate::authz::authorize(m.user, m.role, Action::OwnRunbook, &Subject::NONE).map_err(|_| {
-        Error::Refused(format!(
-            "{handle} is a {} and cannot own runbooks; a runbook's owner must be an operator, admin or owner (`vigilo user set-role`)",
-            m.role.as_str()
-        ))
+        Error::refused(
+            Rule::MemberCannotOwn,
+            format!(
+                "{handle} is a {} and cannot own runbooks; a runbook's owner must be an operator, admin or owner",
+                m.role.as_str()
+            ),
+        )
     })
 }
