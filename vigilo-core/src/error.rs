@@ -136,6 +136,12 @@ pub enum ConflictKind {
     },
     /// Someone else changed it at the same moment; nothing was applied, a retry may succeed.
     Concurrent,
+    /// The acting member's own role changed (or they were removed) between the check and the
+    /// commit; nothing was applied. Run again: the command is checked against the new role.
+    AuthorityMoved,
+    /// The change would have left the workspace without an owner (another owner was demoted or
+    /// removed at the same moment); nothing was applied.
+    NoOwnerLeft,
 }
 
 /// A conflict: someone acted first, or a value is taken.
@@ -473,6 +479,19 @@ impl From<StoreError> for Error {
                     message,
                 )
             }
+            StoreError::AuthorityMoved(user) => {
+                let message = StoreError::AuthorityMoved(user).to_string();
+                Error::conflict(
+                    format!("user {user}"),
+                    ConflictKind::AuthorityMoved,
+                    message,
+                )
+            }
+            StoreError::NoOwnerLeft => Error::conflict(
+                "the workspace's owners",
+                ConflictKind::NoOwnerLeft,
+                StoreError::NoOwnerLeft.to_string(),
+            ),
             StoreError::Tampered(t) => Error::Tampered(t),
             other => Error::Store(other),
         }

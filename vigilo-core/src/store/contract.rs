@@ -14,7 +14,8 @@
 //!   a chat identity within a workspace, a key per workspace) is [`StoreError::AlreadyExists`];
 //!   the adapter's unique indexes decide it.
 //! - **Invariants at commit** ([`Commit`]): the acting membership has not moved
-//!   ([`authority_moved`]); the workspace keeps an active owner ([`no_owner_left`]).
+//!   ([`StoreError::AuthorityMoved`]); the workspace keeps an active owner
+//!   ([`StoreError::NoOwnerLeft`]).
 
 use super::{Commit, StoreError, StoreResult, Write};
 use crate::ids::{UserId, WorkspaceId};
@@ -153,16 +154,12 @@ pub fn stale(what: &str, stored: Option<u64>, expected: u64) -> StoreError {
 /// The conflict a store reports when the acting member's membership moved between the check
 /// and the commit.
 pub fn authority_moved(user: UserId) -> StoreError {
-    StoreError::Conflict(format!(
-        "the acting member's role in this workspace changed (user {user}) while the command was being applied; nothing was changed, run it again"
-    ))
+    StoreError::AuthorityMoved(user)
 }
 
 /// The conflict a store reports when a commit would leave its workspace without an owner.
 pub fn no_owner_left() -> StoreError {
-    StoreError::Conflict(
-        "this change would leave the workspace without an owner (another owner was demoted or removed at the same moment); nothing was changed".into(),
-    )
+    StoreError::NoOwnerLeft
 }
 
 #[cfg(test)]

@@ -34,6 +34,18 @@ pub enum StoreError {
     /// concurrent writer.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The acting member's membership moved between the check of a command and its commit (a
+    /// role change or a removal committed first): nothing was applied.
+    #[error(
+        "the acting member's role in this workspace changed (user {0}) while the command was being applied; nothing was changed, run it again"
+    )]
+    AuthorityMoved(UserId),
+    /// The commit would have left its workspace without an active owner (another owner was
+    /// demoted or removed at the same moment): nothing was applied.
+    #[error(
+        "this change would leave the workspace without an owner (another owner was demoted or removed at the same moment); nothing was changed"
+    )]
+    NoOwnerLeft,
     /// An insert collided with an existing unique value (slug, handle, chat identity).
     #[error("{0} already exists")]
     AlreadyExists(String),
@@ -84,6 +96,8 @@ impl StoreError {
         match self {
             StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::AuthorityMoved(u) => StoreError::AuthorityMoved(*u),
+            StoreError::NoOwnerLeft => StoreError::NoOwnerLeft,
             StoreError::AlreadyExists(m) => StoreError::AlreadyExists(m.clone()),
             StoreError::Unavailable { message, .. } => StoreError::Unavailable {
                 message: message.clone(),

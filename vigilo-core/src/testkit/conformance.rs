@@ -366,6 +366,22 @@ fn assert_conflict<T: Debug>(r: StoreResult<T>, what: &str) {
 }
 
 #[track_caller]
+fn assert_authority_moved<T: Debug>(r: StoreResult<T>, what: &str) {
+    match r {
+        Err(StoreError::AuthorityMoved(_)) => {}
+        other => panic!("{what}: expected AuthorityMoved, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_no_owner_left<T: Debug>(r: StoreResult<T>, what: &str) {
+    match r {
+        Err(StoreError::NoOwnerLeft) => {}
+        other => panic!("{what}: expected NoOwnerLeft, got {other:?}"),
+    }
+}
+
+#[track_caller]
 fn assert_already_exists<T: Debug>(r: StoreResult<T>, what: &str) {
     match r {
         Err(StoreError::AlreadyExists(_)) => {}
@@ -3335,11 +3351,11 @@ pub async fn commit_checks_acting_membership(store: &dyn Store) {
         runbook: rb_edit.clone(),
         expected_rev: Some(1),
     }];
-    assert_conflict(
+    assert_authority_moved(
         try_commit_as(store, ctx.id(), publish.clone(), acting(&ctx.bob_m)).await,
         "a commit on the authority of a membership that has moved",
     );
-    assert_conflict(
+    assert_authority_moved(
         try_commit_as(
             store,
             ctx.id(),
@@ -3363,7 +3379,7 @@ pub async fn commit_checks_acting_membership(store: &dyn Store) {
         "a refused commit appends no audit entry"
     );
     // An audit-only commit is checked too.
-    assert_conflict(
+    assert_authority_moved(
         try_commit_as(store, ctx.id(), Vec::new(), acting(&ctx.bob_m)).await,
         "an audit-only commit on a moved authority",
     );
@@ -3384,7 +3400,7 @@ pub async fn commit_checks_acting_membership(store: &dyn Store) {
         ("a member of another workspace only", other.bob.id),
         ("an unknown user", UserId::new()),
     ] {
-        assert_conflict(
+        assert_authority_moved(
             try_commit_as(
                 store,
                 ctx.id(),
@@ -3399,7 +3415,7 @@ pub async fn commit_checks_acting_membership(store: &dyn Store) {
         );
     }
     // Nor does a member of B act in A with B's membership revision.
-    assert_conflict(
+    assert_authority_moved(
         try_commit_as(store, ctx.id(), publish.clone(), acting(&other.alice_m)).await,
         "a commit in A on the authority of a membership of B",
     );
@@ -3449,7 +3465,7 @@ pub async fn workspace_keeps_an_owner(store: &dyn Store) {
 
     // 1. The only owner demoted, or removed: refused, with the writes beside it.
     let (_, demote_alice) = update_membership(&ctx.alice_m, |m| m.role = WorkspaceRole::Admin);
-    assert_conflict(
+    assert_no_owner_left(
         try_commit(
             store,
             ctx.id(),
@@ -3459,7 +3475,7 @@ pub async fn workspace_keeps_an_owner(store: &dyn Store) {
         "demoting the only owner",
     );
     let (_, remove_alice) = update_membership(&ctx.alice_m, |m| m.removed_at = Some(now()));
-    assert_conflict(
+    assert_no_owner_left(
         try_commit_as(store, ctx.id(), vec![remove_alice], acting(&ctx.alice_m)).await,
         "removing the only owner",
     );
@@ -3484,7 +3500,7 @@ pub async fn workspace_keeps_an_owner(store: &dyn Store) {
         ),
         ("a new workspace whose only owner is removed", ghost_owner),
     ] {
-        assert_conflict(
+        assert_no_owner_left(
             try_commit(
                 store,
                 empty.id,
@@ -3526,12 +3542,12 @@ pub async fn workspace_keeps_an_owner(store: &dyn Store) {
 
     // 4. The last remaining owner marked removed (still role owner): refused.
     let (_, remove_bob) = update_membership(&bob_owner, |m| m.removed_at = Some(now()));
-    assert_conflict(
+    assert_no_owner_left(
         try_commit(store, ctx.id(), vec![remove_bob]).await,
         "removing the last remaining owner",
     );
     let (_, demote_bob) = update_membership(&bob_owner, |m| m.role = WorkspaceRole::Member);
-    assert_conflict(
+    assert_no_owner_left(
         try_commit(store, ctx.id(), vec![demote_bob]).await,
         "demoting the last remaining owner",
     );
@@ -3625,7 +3641,12 @@ pub async fn owner_demotions_race(store: &dyn Store) {
         let won: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
         for (i, r) in results.iter().enumerate() {
             if let Err(e) = r
-                && !matches!(e, StoreError::Conflict(_))
+                && !matches!(
+                    e,
+                    StoreError::Conflict(_)
+                        | StoreError::AuthorityMoved(_)
+                        | StoreError::NoOwnerLeft
+                )
             {
                 violations.push(format!(
                     "{kind} round {round}: caller {i} lost with {e:?}, not Conflict"
