@@ -37,12 +37,12 @@ fn admin_url(case: &str) -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED {case}: {URL_VAR} is not set, so there is no PostgreSQL server to test \
-                 (set it to an admin URL, e.g. \
-                 {URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres)"
+            // One write of the whole line, so parallel cases do not tear it.
+            let line = format!(
+                "SKIPPED {case}: needs {URL_VAR} (a PostgreSQL admin URL, e.g. \
+                 postgres://postgres@127.0.0.1:5432/postgres)\n"
             );
+            let _ = std::io::stderr().write_all(line.as_bytes());
             None
         }
     }
@@ -82,10 +82,10 @@ impl CaseStore {
         let options = PgOptions::default()
             .max_connections(8)
             .server_side_transitions(server_side);
-        assert_eq!(options.server_side_transitions, server_side);
         let store = PgStore::connect(db.url(), options)
             .await
             .expect("connect to the scratch schema");
+        assert_eq!(store.options().server_side_transitions, server_side);
         Self { store, _db: db }
     }
 }
