@@ -23,7 +23,7 @@ use vigilo_bot::cli::{self, Cli};
 use vigilo_bot::slack::{SlackOptions, SlackServer};
 use vigilo_core::audit::{AuditEntry, Origin, Surface};
 use vigilo_core::execution::{ExecutionStatus, StepStatus};
-use vigilo_core::ids::{Key, KeyKind};
+use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::runbook::{RunbookInput, StepInput};
 use vigilo_core::service::{AuditFilter, AuditVerdict, CreateRunbook, NewMember, Vigilo, Who};
@@ -91,8 +91,16 @@ fn principal(e: &AuditEntry) -> &str {
         .unwrap_or_default()
 }
 
+/// What a story leaves behind for the tamper check.
+struct Told {
+    lib: Vigilo,
+    workspace: WorkspaceId,
+    /// The `seq` of the approval's entry.
+    approval: u64,
+}
+
 /// The story: `db` is what `--db` takes for `store`, the store the library uses.
-async fn story(store: Arc<dyn Store>, db: &str) {
+async fn story(store: Arc<dyn Store>, db: &str) -> Told {
     // (a) The library: a workspace linked to Slack, an operator, and a draft runbook whose
     // second step is gated on the `dba` team role.
     let lib = Vigilo::new(store).acting_via(Origin::new(Surface::Api, LIBRARY_PRINCIPAL));
@@ -327,6 +335,30 @@ async fn story(store: Arc<dyn Store>, db: &str) {
         4 + 2 + 5,
         "no other entry (a refused approval writes none): {trail:#?}"
     );
+    Told {
+        approval: only(&trail, "execution.step_approved").seq,
+        workspace: ws.id,
+        lib,
+    }
+}
+
+/// The statement that rewrites the target of the approval's entry behind Vigilo's back (run
+/// after dropping the store's append-only trigger, as someone with the database's rights
+/// would).
+fn tamper_sql(told: &Told) -> String {
+    format!(
+        "UPDATE audit SET target = 'EX-00002' WHERE workspace_id = '{}' AND seq = {}",
+        told.workspace, told.approval
+    )
+}
+
+/// After `tamper_sql` ran: the library and `vigilo audit verify` (exit 7) both name the entry.
+async fn tampering_is_found(told: &Told, db: &str) {
+    match told.lib.verify_audit(told.workspace).await.unwrap() {
+        AuditVerdict::Tampered(t) => assert_eq!(t.seq, told.approval, "{t:?}"),
+        AuditVerdict::Intact { .. } => panic!("an edited audit row verified as intact"),
+    }
+    assert_eq!(vigilo(db, &["audit", "verify"]).await, 7, "audit verify");
 }
 
 /// Clicks `action_id` on `card` as `user`, and returns the next message the bot posts.
@@ -352,7 +384,14 @@ async fn library_cli_and_slack_share_one_sqlite_file() {
     let store = SqliteStore::open(&path, SqliteOptions::default())
         .await
         .unwrap();
-    story(Arc::new(store), path.to_str().unwrap()).await;
+    let db = path.to_str().unwrap();
+    let told = story(Arc::new(store), db).await;
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    assert_eq!(c.execute(&tamper_sql(&told), []).unwrap(), 1);
+    drop(c);
+    tampering_is_found(&told, db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,6 +413,21 @@ async fn library_cli_and_slack_share_one_postgres_database() {
     let store = PgStore::connect(db.url(), PgOptions::default().max_connections(4))
         .await
         .unwrap();
-    story(Arc::new(store), db.url()).await;
+    let told = story(Arc::new(store), db.url()).await;
+
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute("DROP TRIGGER audit_no_update_or_delete ON audit")
+        .await
+        .unwrap();
+    assert_eq!(client.execute(&tamper_sql(&told), &[]).await.unwrap(), 1);
+    drop(client);
+    let _ = connection.await;
+    tampering_is_found(&told, db.url()).await;
+
+    drop(told);
     db.drop_database().await;
 }
