@@ -403,7 +403,6 @@ impl Vigilo {
         if next == m {
             return Ok(m);
         }
-        next.rev = m.rev + 1;
         let roles: Vec<&str> = next.team_roles.iter().map(|n| n.as_str()).collect();
         let draft = self.draft(
             Some(&actor),
@@ -413,15 +412,8 @@ impl Vigilo {
             serde_json::json!({ "from": m.role.as_str(), "to": role.as_str(), "team_roles": roles }),
             AuditLinks::default(),
         );
-        self.commit(
-            &actor,
-            vec![Write::Membership {
-                membership: next.clone(),
-                expected_rev: Some(m.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(&actor, vec![Write::update(&mut next, m.rev)], draft)
+            .await?;
         Ok(next)
     }
 
@@ -441,7 +433,6 @@ impl Vigilo {
         let mut next = m.clone();
         next.removed_at = Some(now);
         next.chat_identities.clear();
-        next.rev = m.rev + 1;
         let open_runs: Vec<_> = self
             .store
             .list_executions(
@@ -465,15 +456,8 @@ impl Vigilo {
             serde_json::json!({ "role": m.role.as_str(), "open_runs": runs }),
             AuditLinks::default(),
         );
-        self.commit(
-            &actor,
-            vec![Write::Membership {
-                membership: next.clone(),
-                expected_rev: Some(m.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(&actor, vec![Write::update(&mut next, m.rev)], draft)
+            .await?;
         Ok(Removed {
             membership: next,
             open_runs,
@@ -499,7 +483,6 @@ impl Vigilo {
         }
         let mut next = ws.clone();
         next.slack_team = Some(team.to_owned());
-        next.rev = ws.rev + 1;
         let draft = self.draft(
             Some(&actor),
             self.now(),
@@ -510,10 +493,7 @@ impl Vigilo {
         );
         self.commit(
             &actor,
-            vec![Write::Workspace {
-                workspace: next.clone(),
-                expected_rev: Some(ws.rev),
-            }],
+            vec![Write::update(&mut next, ws.rev)],
             draft,
         )
         .await
@@ -548,7 +528,6 @@ impl Vigilo {
         }
         let mut next = ws.clone();
         next.policy = policy.clone();
-        next.rev = ws.rev + 1;
         let draft = self.draft(
             Some(&actor),
             self.now(),
@@ -557,15 +536,8 @@ impl Vigilo {
             serde_json::json!({ "approver_must_differ": policy.approver_must_differ }),
             AuditLinks::default(),
         );
-        self.commit(
-            &actor,
-            vec![Write::Workspace {
-                workspace: next.clone(),
-                expected_rev: Some(ws.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(&actor, vec![Write::update(&mut next, ws.rev)], draft)
+            .await?;
         Ok(next)
     }
 }

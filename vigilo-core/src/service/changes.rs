@@ -89,7 +89,6 @@ impl Vigilo {
     ) -> Result<ChangeRequest> {
         let now = self.now();
         next.updated_at = now;
-        next.rev = old.rev + 1;
         let draft = self.draft(
             Some(actor),
             now,
@@ -103,15 +102,8 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        self.commit(
-            actor,
-            vec![Write::Change {
-                change: next.clone(),
-                expected_rev: Some(old.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(actor, vec![Write::update(&mut next, old.rev)], draft)
+            .await?;
         Ok(next)
     }
 
@@ -450,7 +442,6 @@ impl Vigilo {
         next.body = body;
         next.version = rb.version + 1;
         next.updated_at = now;
-        next.rev = rb.rev + 1;
         let version = crate::runbook::RunbookVersion {
             runbook: rb.id,
             version: next.version,
@@ -475,10 +466,7 @@ impl Vigilo {
         self.commit(
             actor,
             vec![
-                Write::Runbook {
-                    runbook: next.clone(),
-                    expected_rev: Some(rb.rev),
-                },
+                Write::update(&mut next, rb.rev),
                 Write::RunbookVersion(version),
             ],
             draft,

@@ -88,7 +88,6 @@ impl Vigilo {
         let mut next = inc.clone();
         next.status = IncidentStatus::Resolved;
         next.resolved_at = Some(now);
-        next.rev = inc.rev + 1;
         let draft = self.draft(
             Some(&actor),
             now,
@@ -100,15 +99,8 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        self.commit(
-            &actor,
-            vec![Write::Incident {
-                incident: next.clone(),
-                expected_rev: Some(inc.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(&actor, vec![Write::update(&mut next, inc.rev)], draft)
+            .await?;
         Ok(next)
     }
 

@@ -407,7 +407,6 @@ impl Vigilo {
         next.body = body;
         next.version = rb.version + 1;
         next.updated_at = now;
-        next.rev = rb.rev + 1;
         let version = RunbookVersion {
             runbook: rb.id,
             version: next.version,
@@ -442,10 +441,7 @@ impl Vigilo {
         let commit = Commit {
             workspace: who.workspace,
             writes: vec![
-                Write::Runbook {
-                    runbook: next.clone(),
-                    expected_rev: Some(rb.rev),
-                },
+                Write::update(&mut next, rb.rev),
                 Write::RunbookVersion(version),
             ],
             audit: draft,
@@ -496,7 +492,6 @@ impl Vigilo {
         let mut next = rb.clone();
         next.is_published = published;
         next.updated_at = now;
-        next.rev = rb.rev + 1;
         let draft = self.draft(
             Some(actor),
             now,
@@ -515,10 +510,7 @@ impl Vigilo {
         );
         let commit = Commit {
             workspace: who.workspace,
-            writes: vec![Write::Runbook {
-                runbook: next.clone(),
-                expected_rev: Some(rb.rev),
-            }],
+            writes: vec![Write::update(&mut next, rb.rev)],
             audit: draft,
             acting: Some(super::acting_member(actor)),
         };
@@ -565,7 +557,6 @@ impl Vigilo {
         let mut next = rb.clone();
         next.owner = user.id;
         next.updated_at = now;
-        next.rev = rb.rev + 1;
         let draft = self.draft(
             Some(actor),
             now,
@@ -580,10 +571,7 @@ impl Vigilo {
         );
         let commit = Commit {
             workspace: who.workspace,
-            writes: vec![Write::Runbook {
-                runbook: next.clone(),
-                expected_rev: Some(rb.rev),
-            }],
+            writes: vec![Write::update(&mut next, rb.rev)],
             audit: draft,
             acting: Some(super::acting_member(actor)),
         };
@@ -683,7 +671,6 @@ impl Vigilo {
         let mut next = rb.clone();
         next.archived_at = Some(now);
         next.updated_at = now;
-        next.rev = rb.rev + 1;
         let draft = self.draft(
             Some(&actor),
             now,
@@ -695,15 +682,8 @@ impl Vigilo {
                 ..Default::default()
             },
         );
-        self.commit(
-            &actor,
-            vec![Write::Runbook {
-                runbook: next.clone(),
-                expected_rev: Some(rb.rev),
-            }],
-            draft,
-        )
-        .await?;
+        self.commit(&actor, vec![Write::update(&mut next, rb.rev)], draft)
+            .await?;
         Ok(next)
     }
 
