@@ -58,17 +58,17 @@ async fn main() -> Result<()> {
     let args = Args::parse(std::env::args().skip(1))?;
 
     // Without `--db`, a database in a temporary directory removed at exit.
-    let tmp = tempfile::tempdir()?;
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| tmp.path().join("vigilo.db"));
+    let mut tmp = None;
+    let db = match &args.db {
+        Some(db) => db.clone(),
+        None => tmp.insert(tempfile::tempdir()?).path().join("vigilo.db"),
+    };
     let store = SqliteStore::open(&db, SqliteOptions::default())
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     let vigilo = Vigilo::new(Arc::new(store));
-    let workspace = seed(&vigilo).await?;
     println!("database {}", db.display());
+    let workspace = seed(&vigilo).await?;
 
     let state = AppState { vigilo, workspace };
     let listen = if args.self_test {
@@ -88,7 +88,13 @@ async fn main() -> Result<()> {
     );
 
     if !args.self_test {
-        server.await?;
+        // Ctrl-C stops accepting, lets requests in flight finish, and closes the store.
+        server
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        println!("stopped");
         return Ok(());
     }
     let server = tokio::spawn(async move { server.await });
