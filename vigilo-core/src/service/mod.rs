@@ -50,6 +50,81 @@ impl Who {
 }
 
 /// The runbook engine as a service: storage and clock behind traits.
+///
+/// # Example
+///
+/// An owner writes and publishes a runbook; an operator starts a run and marks its first step
+/// done; a member, who may neither start runs nor act on someone else's, is refused.
+///
+/// ```
+/// # #[cfg(feature = "testkit")]
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
+/// use vigilo_core::error::ErrorKind;
+/// use vigilo_core::execution::machine::Command;
+/// use vigilo_core::execution::{ExecutionStatus, StepStatus};
+/// use vigilo_core::roles::WorkspaceRole;
+/// use vigilo_core::runbook::{RunbookInput, StepInput};
+/// use vigilo_core::service::{CreateRunbook, NewMember, StartOptions, Vigilo, Who};
+/// use vigilo_core::testkit::memory::MemoryStore;
+///
+/// let vigilo = Vigilo::new(Arc::new(MemoryStore::new()));
+/// let (ws, alice) = vigilo.create_workspace("acme", "alice", "Alice").await?;
+/// let alice = Who::new(ws.id, alice.id);
+/// let member = |handle: &str, role| NewMember {
+///     handle: handle.into(),
+///     display_name: String::new(),
+///     role,
+///     team_roles: Vec::new(),
+///     chat_identity: None,
+/// };
+/// let (bob, _) = vigilo
+///     .add_member(&alice, member("bob", WorkspaceRole::Operator))
+///     .await?;
+/// let bob = Who::new(ws.id, bob.id);
+/// let (carol, _) = vigilo
+///     .add_member(&alice, member("carol", WorkspaceRole::Member))
+///     .await?;
+/// let carol = Who::new(ws.id, carol.id);
+///
+/// // A published runbook of two steps.
+/// let step = |title: &str| StepInput {
+///     title: title.into(),
+///     est_minutes: 5,
+///     ..StepInput::default()
+/// };
+/// let input = RunbookInput {
+///     title: "Rotate the TLS certificate".into(),
+///     description: String::new(),
+///     category: "edge".into(),
+///     steps: vec![step("Issue the certificate"), step("Reload the proxies")],
+/// };
+/// let options = CreateRunbook {
+///     publish: true,
+///     ..CreateRunbook::default()
+/// };
+/// let rb = vigilo.create_runbook(&alice, input, options).await?;
+///
+/// // Bob, an operator, starts a run and marks step 1 done.
+/// let ex = vigilo
+///     .start_execution(&bob, rb.key, StartOptions::default())
+///     .await?;
+/// let done = |step| Command::Done { step, note: None };
+/// let outcome = vigilo.act(&bob, ex.key, done(1)).await?;
+/// assert_eq!(outcome.execution.steps[0].status, StepStatus::Done);
+/// assert_eq!(outcome.execution.status, ExecutionStatus::Running);
+///
+/// // Carol, a member, may not act on Bob's run: refused, and nothing is written.
+/// let refused = vigilo.act(&carol, ex.key, done(2)).await.unwrap_err();
+/// assert_eq!(refused.kind(), ErrorKind::Denied);
+/// assert_eq!(vigilo.execution(&bob, ex.key).await?.steps[1].status, StepStatus::Pending);
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "testkit"))]
+/// # fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct Vigilo {
     store: Arc<dyn Store>,

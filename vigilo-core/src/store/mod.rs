@@ -362,6 +362,228 @@ impl ActionReads {
 }
 
 /// Storage for Vigilo. Object safe; use it as `Arc<dyn Store>`.
+///
+/// # Implementing a store
+///
+/// Every method but [`Store::action_reads`] must be written. A store of its own keeps the
+/// contract written on this module: it checks a commit's claims with
+/// [`contract::check_commit`], applies each commit (or each `commit_all`) whole or not at all
+/// with its audit entry sealed onto the workspace's chain, and proves it by running the
+/// conformance suite, `vigilo_core::conformance_tests!` (feature `testkit`), unchanged.
+///
+/// The skeleton below wraps another store and delegates every method to it, counting the state
+/// changes applied on the way: the shape of a metrics, tracing or caching layer, and the list
+/// of what a new adapter answers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// use async_trait::async_trait;
+/// use vigilo_core::audit::AuditEntry;
+/// use vigilo_core::change::ChangeRequest;
+/// use vigilo_core::execution::{Execution, StepEvent};
+/// use vigilo_core::ids::{ChangeId, ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+/// use vigilo_core::incident::Incident;
+/// use vigilo_core::runbook::{Runbook, RunbookVersion};
+/// use vigilo_core::store::{
+///     ActionReads, AuditQuery, Commit, DraftFilter, ExecutionQuery, RunbookQuery, Store,
+///     StoreResult,
+/// };
+/// use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
+///
+/// /// Delegates everything to `inner` and counts the state changes it applies.
+/// struct CountingStore<S> {
+///     inner: S,
+///     commits: AtomicU64,
+/// }
+///
+/// #[async_trait]
+/// impl<S: Store> Store for CountingStore<S> {
+///     async fn commit(&self, commit: Commit) -> StoreResult<AuditEntry> {
+///         // A store of its own would start with `contract::check_commit(&commit)?` and apply
+///         // the writes and the sealed audit entry in one transaction.
+///         let entry = self.inner.commit(commit).await?;
+///         self.commits.fetch_add(1, Ordering::Relaxed);
+///         Ok(entry)
+///     }
+///
+///     async fn commit_all(&self, commits: Vec<Commit>) -> StoreResult<Vec<AuditEntry>> {
+///         let entries = self.inner.commit_all(commits).await?;
+///         self.commits.fetch_add(entries.len() as u64, Ordering::Relaxed);
+///         Ok(entries)
+///     }
+///
+///     async fn allocate_key(&self, workspace: WorkspaceId, kind: KeyKind) -> StoreResult<Key> {
+///         self.inner.allocate_key(workspace, kind).await
+///     }
+///
+///     // Provided by the trait (four concurrent reads), delegated so the inner store's own
+///     // answer, in one round trip, is kept.
+///     async fn action_reads(
+///         &self,
+///         workspace: WorkspaceId,
+///         user: UserId,
+///         execution: Key,
+///     ) -> ActionReads {
+///         self.inner.action_reads(workspace, user, execution).await
+///     }
+///
+///     async fn workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+///         self.inner.workspace(id).await
+///     }
+///
+///     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace> {
+///         self.inner.workspace_by_slug(slug).await
+///     }
+///
+///     async fn workspace_by_slack_team(&self, team: &str) -> StoreResult<Workspace> {
+///         self.inner.workspace_by_slack_team(team).await
+///     }
+///
+///     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+///         self.inner.list_workspaces().await
+///     }
+///
+///     async fn user(&self, id: UserId) -> StoreResult<User> {
+///         self.inner.user(id).await
+///     }
+///
+///     async fn user_by_handle(&self, handle: &str) -> StoreResult<User> {
+///         self.inner.user_by_handle(handle).await
+///     }
+///
+///     async fn member_by_chat(
+///         &self,
+///         workspace: WorkspaceId,
+///         identity: &ChatIdentity,
+///     ) -> StoreResult<(User, Membership)> {
+///         self.inner.member_by_chat(workspace, identity).await
+///     }
+///
+///     async fn membership(&self, workspace: WorkspaceId, user: UserId) -> StoreResult<Membership> {
+///         self.inner.membership(workspace, user).await
+///     }
+///
+///     async fn list_members(&self, workspace: WorkspaceId) -> StoreResult<Vec<(User, Membership)>> {
+///         self.inner.list_members(workspace).await
+///     }
+///
+///     async fn runbook(&self, workspace: WorkspaceId, id: RunbookId) -> StoreResult<Runbook> {
+///         self.inner.runbook(workspace, id).await
+///     }
+///
+///     async fn runbook_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Runbook> {
+///         self.inner.runbook_by_key(workspace, key).await
+///     }
+///
+///     async fn list_runbooks(
+///         &self,
+///         workspace: WorkspaceId,
+///         query: &RunbookQuery,
+///     ) -> StoreResult<Vec<Runbook>> {
+///         self.inner.list_runbooks(workspace, query).await
+///     }
+///
+///     async fn search_runbooks(
+///         &self,
+///         workspace: WorkspaceId,
+///         words: &str,
+///         drafts: DraftFilter,
+///         limit: usize,
+///     ) -> StoreResult<Vec<Runbook>> {
+///         self.inner.search_runbooks(workspace, words, drafts, limit).await
+///     }
+///
+///     async fn runbook_version(
+///         &self,
+///         workspace: WorkspaceId,
+///         id: RunbookId,
+///         version: u32,
+///     ) -> StoreResult<RunbookVersion> {
+///         self.inner.runbook_version(workspace, id, version).await
+///     }
+///
+///     async fn runbook_versions(
+///         &self,
+///         workspace: WorkspaceId,
+///         id: RunbookId,
+///     ) -> StoreResult<Vec<RunbookVersion>> {
+///         self.inner.runbook_versions(workspace, id).await
+///     }
+///
+///     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
+///         self.inner.execution(workspace, id).await
+///     }
+///
+///     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
+///         self.inner.execution_by_key(workspace, key).await
+///     }
+///
+///     async fn list_executions(
+///         &self,
+///         workspace: WorkspaceId,
+///         query: &ExecutionQuery,
+///     ) -> StoreResult<Vec<Execution>> {
+///         self.inner.list_executions(workspace, query).await
+///     }
+///
+///     async fn step_events(
+///         &self,
+///         workspace: WorkspaceId,
+///         execution: ExecutionId,
+///     ) -> StoreResult<Vec<StepEvent>> {
+///         self.inner.step_events(workspace, execution).await
+///     }
+///
+///     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
+///         self.inner.change(workspace, id).await
+///     }
+///
+///     async fn change_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<ChangeRequest> {
+///         self.inner.change_by_key(workspace, key).await
+///     }
+///
+///     async fn list_changes(&self, workspace: WorkspaceId) -> StoreResult<Vec<ChangeRequest>> {
+///         self.inner.list_changes(workspace).await
+///     }
+///
+///     async fn incident_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Incident> {
+///         self.inner.incident_by_key(workspace, key).await
+///     }
+///
+///     async fn list_incidents(&self, workspace: WorkspaceId) -> StoreResult<Vec<Incident>> {
+///         self.inner.list_incidents(workspace).await
+///     }
+///
+///     async fn audit(
+///         &self,
+///         workspace: WorkspaceId,
+///         query: &AuditQuery,
+///     ) -> StoreResult<Vec<AuditEntry>> {
+///         self.inner.audit(workspace, query).await
+///     }
+/// }
+///
+/// // The wrapper over the in-memory store (feature `testkit`), under the service.
+/// # #[cfg(feature = "testkit")]
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use vigilo_core::service::Vigilo;
+/// use vigilo_core::testkit::memory::MemoryStore;
+///
+/// let store = Arc::new(CountingStore {
+///     inner: MemoryStore::new(),
+///     commits: AtomicU64::new(0),
+/// });
+/// let vigilo = Vigilo::new(store.clone());
+/// vigilo.create_workspace("acme", "alice", "Alice").await?;
+/// assert_eq!(store.commits.load(Ordering::Relaxed), 1);
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "testkit"))]
+/// # fn main() {}
+/// ```
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies one state change atomically: every write and the sealed audit entry, or nothing.
