@@ -1,5 +1,5 @@
 //! The storage seam: a dyn-safe async trait every adapter implements (in-memory in
-//! [`crate::testkit`], SQLite and PostgreSQL in `vigilo-store`).
+//! `testkit`, SQLite and PostgreSQL in `vigilo-store`).
 //!
 //! Reads are one method each. Writes go through one method, [`Store::commit`]: a [`Commit`] is
 //! one state change — its row writes plus exactly one audit entry — applied atomically or not at
