@@ -18,7 +18,7 @@
 //! The modules: [`context`] (opening the store, resolving workspace and user), [`output`]
 //! (tables, colour, JSON), [`views`] (the `--json` shapes), and one module per command group,
 //! each holding its clap types next to what runs them: [`admin`] (`init`, `workspace`, `user`,
-//! `incident`, `console`, `completions`), [`runbook`], [`exec`], [`run`], [`change`],
+//! `incident`, `console`, `completions`), [`runbook`], [`exec`], [`run`](mod@run), [`change`],
 //! [`audit`], [`serve`], [`migrate`]. This module keeps the top-level [`Cli`], [`Command`] and
 //! [`Global`], the parsers of record references shared by the groups ([`Ref`]), and [`run()`].
 

@@ -9,7 +9,7 @@
 //!   `read`: every read query; `search`: full-text search with `tsvector`.
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
-//! - `scratch` (feature `testkit`): [`ScratchDatabase`], a throw-away database for tests.
+//! - `scratch` (feature `testkit`): `ScratchDatabase`, a throw-away database for tests.
 //! - `import`: [`PgStore::import_snapshot`], the target side of `vigilo migrate` (see
 //!   [`crate::transfer`]).
 //!
