@@ -7,8 +7,8 @@
 //!   nothing itself: it builds a [`chat::ChatContext`], calls [`chat::ChatEngine::handle_text`]
 //!   or [`chat::ChatEngine::click`], and shows the [`chat::Reply`]s it gets back.
 //! - [`console`]: the same conversation in a terminal (`vigilo console`), scriptable through
-//!   standard input.
-//! - [`seed`]: the demo workspace a fresh console database starts with.
+//!   standard input; [`console::seed`] is the demo workspace a fresh console database starts
+//!   with.
 
 // Every public item says what it is and why: the crates are meant to be embedded.
 #![deny(missing_docs)]
@@ -17,5 +17,4 @@ pub mod chat;
 pub mod cli;
 pub mod console;
 pub mod principal;
-pub mod seed;
 pub mod slack;

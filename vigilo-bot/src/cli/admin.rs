@@ -1,14 +1,148 @@
 //! `init`, `workspace`, `user`, `incident`, `console` and `completions`.
 
-use clap::CommandFactory;
+use std::str::FromStr;
+
+use clap::{Args, CommandFactory, Subcommand};
 use serde_json::{Value, json};
 use vigilo_core::ids::KeyKind;
+use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::service::NewMember;
 use vigilo_core::workspace::ChatIdentity;
 
 use super::output::{Table, time, time_opt};
-use super::{Cli, CliError, ConsoleArgs, Ctx, IncidentCmd, InitArgs, UserCmd, WorkspaceCmd, views};
+use super::{Cli, CliError, Ctx, Ref, inc_ref, views};
 use crate::console::{ConsoleOptions, DEFAULT_CHANNEL};
+
+/// `vigilo init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The owner's handle (created if new).
+    #[arg(long, value_name = "handle")]
+    pub owner: String,
+    /// The owner's display name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `vigilo workspace …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCmd {
+    /// Create a workspace owned by a user (created if new).
+    #[command(after_help = "Example:\n  vigilo workspace create payments --owner alice")]
+    Create {
+        /// The workspace's short name.
+        slug: String,
+        /// The owner's handle.
+        #[arg(long, value_name = "handle")]
+        owner: String,
+        /// The owner's display name, if the user is new.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the workspaces in the database.
+    #[command(after_help = "Example:\n  vigilo workspace list --json")]
+    List,
+    /// Link a Slack team to a workspace (admins and the owner).
+    #[command(
+        after_help = "Example:\n  vigilo --as alice workspace link-slack acme --team T0123ABCD"
+    )]
+    LinkSlack {
+        /// The workspace.
+        slug: String,
+        /// The Slack team id (`T…`).
+        #[arg(long, value_name = "T…")]
+        team: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<WorkspaceRole, String> {
+    WorkspaceRole::from_str(s).map_err(|e| e.problem)
+}
+
+/// `vigilo user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a member (admins and the owner).
+    #[command(
+        after_help = "Example:\n  vigilo --as alice user add carol --role admin --name 'Carol D.' --team-role dba --slack-id U024BE7LH"
+    )]
+    Add {
+        /// The user's handle (created if new).
+        handle: String,
+        /// member, operator, admin or owner.
+        #[arg(long, value_parser = parse_role)]
+        role: WorkspaceRole,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Their Slack user id, so the bot knows them.
+        #[arg(long, value_name = "U…")]
+        slack_id: Option<String>,
+        /// Kept for scripts: a Slack identity always binds to the team the workspace is (or
+        /// will be) linked to; a team given here must be that team.
+        #[arg(long, value_name = "T…")]
+        slack_team: Option<String>,
+        /// A team role such as `dba` (repeat for several).
+        #[arg(long = "team-role", value_name = "name")]
+        team_roles: Vec<String>,
+    },
+    /// Change a member's role (and team roles, when given).
+    #[command(after_help = "Example:\n  vigilo --as alice user set-role bob admin --team-role sre")]
+    SetRole {
+        /// The member.
+        handle: String,
+        /// member, operator, admin or owner.
+        #[arg(value_parser = parse_role)]
+        role: WorkspaceRole,
+        /// Replace the team roles with these (repeat for several).
+        #[arg(long = "team-role", value_name = "name")]
+        team_roles: Vec<String>,
+        /// Remove every team role.
+        #[arg(long, conflicts_with = "team_roles")]
+        clear_team_roles: bool,
+    },
+    /// List the workspace's members.
+    #[command(after_help = "Example:\n  vigilo --as bob user list")]
+    List,
+    /// Remove a member (off-boarding): they can no longer act or be mapped in this workspace;
+    /// history and the audit trail keep their name. Admins and the owner; the last owner
+    /// cannot be removed.
+    #[command(after_help = "Example:\n  vigilo --as alice user remove bob")]
+    Remove {
+        /// The member.
+        handle: String,
+    },
+}
+
+/// `vigilo incident …`.
+#[derive(Debug, Subcommand)]
+pub enum IncidentCmd {
+    /// Declare an incident (any member).
+    #[command(after_help = "Example:\n  vigilo --as bob incident create --title 'Edge 5xx spike'")]
+    Create {
+        /// Title.
+        #[arg(long)]
+        title: String,
+    },
+    /// List incidents.
+    #[command(after_help = "Example:\n  vigilo --as bob incident list")]
+    List,
+    /// Resolve an incident (operators and above).
+    #[command(after_help = "Example:\n  vigilo --as bob incident resolve INC-00001")]
+    Resolve {
+        /// The incident.
+        #[arg(value_parser = inc_ref, value_name = "INC-…")]
+        incident: Ref,
+    },
+}
+
+/// `vigilo console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The channel executions are started in.
+    #[arg(long, value_name = "name")]
+    pub channel: Option<String>,
+}
 
 /// `vigilo init --workspace <slug> --owner <handle>`.
 pub async fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {

@@ -3,7 +3,9 @@
 //! (keygen, checkpoint, verify --checkpoint).
 
 use std::io::Write;
+use std::path::PathBuf;
 
+use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::checkpoint::Checkpoint;
@@ -12,7 +14,95 @@ use vigilo_core::store::AuditQuery;
 
 use super::output::Out;
 use super::output::{Table, cut, time};
-use super::{AuditCmd, CliError, Ctx, ExportFormat, Global, keys};
+use super::{CliError, Ctx, Global, keys};
+
+/// The formats of `audit export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON entry per line.
+    Jsonl,
+    /// Comma-separated values with a header row (RFC 4180 quoting).
+    Csv,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-05-01T09:00:00Z ({e})"))
+}
+
+/// `vigilo audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List audit entries, oldest first.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob audit list --target RB-00001 --since 2026-05-01T00:00:00Z"
+    )]
+    List {
+        /// Entries about this key or handle, or linking to it (`RB-00001`, `@alice`).
+        #[arg(long)]
+        target: Option<String>,
+        /// Entries by this member.
+        #[arg(long, value_name = "handle")]
+        actor: Option<String>,
+        /// Entries at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time, value_name = "RFC3339")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Entries before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time, value_name = "RFC3339")]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+    },
+    /// Write the whole trail, streamed page by page.
+    #[command(
+        after_help = "Examples:\n  vigilo audit export > trail.jsonl\n  vigilo audit export --format csv -o trail.csv"
+    )]
+    Export {
+        /// jsonl (default) or csv.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "file")]
+        output: Option<PathBuf>,
+    },
+    /// Check the hash chain and every stored column: exit 0 when intact, 7 naming the first
+    /// bad entry. With --checkpoint, also that each signed head still holds (7 if the chain was
+    /// truncated, rolled back to an older backup or rebuilt, or the checkpoint was edited).
+    #[command(
+        after_help = "Examples:\n  vigilo --workspace acme audit verify\n  vigilo audit verify --checkpoint ckpt-0900.json --trusted-key audit.key.pub"
+    )]
+    Verify {
+        /// A checkpoint file written by `audit checkpoint` (repeat for several).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// The public key checkpoints must be signed with (hex, or a file such as KEY.pub).
+        #[arg(long, value_name = "HEX|FILE", requires = "checkpoint")]
+        trusted_key: Option<String>,
+    },
+    /// Create an Ed25519 signing key for checkpoints (mode 0600; never in the database), and
+    /// its public key in FILE.pub.
+    #[command(after_help = "Example:\n  vigilo audit keygen --out /etc/vigilo/audit.key")]
+    Keygen {
+        /// Where to write the key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign the head of every workspace's chain (each verified first), as a JSON array: keep it
+    /// where the database cannot reach.
+    #[command(
+        after_help = "Example:\n  vigilo audit checkpoint --key /etc/vigilo/audit.key --out ckpt-$(date +%F-%H%M).json"
+    )]
+    Checkpoint {
+        /// The signing key (from `audit keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
 
 /// Entries fetched per page.
 const PAGE: usize = 1000;

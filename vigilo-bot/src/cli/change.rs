@@ -1,6 +1,7 @@
 //! `vigilo change …`: change requests, their implementation plan (imported from a runbook and
 //! then change-owned), status moves, and save-as-runbook.
 
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use vigilo_core::change::{ChangeAction, ChangeRequest};
 use vigilo_core::ids::{Key, KeyKind};
@@ -9,7 +10,193 @@ use vigilo_core::service::{ChangeView, SaveAs, Who};
 
 use super::output::{Paint, Table, indent, markdown};
 use super::runbook::badges;
-use super::{ChangeCmd, CliError, Ctx, TaskCmd, TaskFields, views};
+use super::{CliError, Ctx, Ref, cr_ref, rb_ref, views};
+
+/// Fields of a plan task.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TaskFields {
+    /// Title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Instruction (markdown).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Owner role (a workspace role or a team role such as `dba`).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Estimated minutes.
+    #[arg(long, value_name = "minutes")]
+    pub est: Option<i64>,
+    /// Expected outcome.
+    #[arg(long)]
+    pub expected: Option<String>,
+    /// Verification command or check.
+    #[arg(long)]
+    pub verification: Option<String>,
+    /// Rollback note.
+    #[arg(long)]
+    pub rollback: Option<String>,
+    /// Requires approval (`--approval` alone means yes).
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub approval: Option<bool>,
+    /// Destructive (`--destructive` alone means yes).
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub destructive: Option<bool>,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" | "on" | "1" | "required" => Ok(true),
+        "no" | "n" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("expected yes or no, not `{s}`")),
+    }
+}
+
+/// `vigilo change task …`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Add a task to the plan.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change task add CR-00001 --title 'Drain node 3' --est 5 --role sre --at 2"
+    )]
+    Add {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+        /// The task's fields.
+        #[command(flatten)]
+        fields: TaskFields,
+        /// Insert at this position (1-based; default: at the end).
+        #[arg(long, value_name = "N")]
+        at: Option<usize>,
+    },
+    /// Change fields of task N (the others stay).
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change task edit CR-00001 2 --est 15 --approval"
+    )]
+    Edit {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+        /// The task number (1-based).
+        n: usize,
+        /// The fields to change.
+        #[command(flatten)]
+        fields: TaskFields,
+    },
+    /// Remove task N.
+    #[command(after_help = "Example:\n  vigilo --as bob change task remove CR-00001 3")]
+    Remove {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+        /// The task number (1-based).
+        n: usize,
+    },
+}
+
+/// `vigilo change …`.
+#[derive(Debug, Subcommand)]
+pub enum ChangeCmd {
+    /// Create a change request (draft).
+    #[command(
+        after_help = "Example:\n  vigilo --as bob change create --title 'Rotate edge certs' --description 'Expires Friday'"
+    )]
+    Create {
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Description (markdown).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// The plan, with its source banner (runbook, version, newer version available).
+    #[command(after_help = "Example:\n  vigilo --as bob change show CR-00001")]
+    Show {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// List change requests.
+    #[command(after_help = "Example:\n  vigilo --as bob change list")]
+    List,
+    /// Copy a published runbook's steps into the plan.
+    #[command(after_help = "Example:\n  vigilo --as bob change import CR-00001 RB-00003")]
+    Import {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+    },
+    /// Take the source runbook's newest version into the plan.
+    #[command(after_help = "Example:\n  vigilo --as bob change reimport CR-00001")]
+    Reimport {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// Drop the link to the source runbook (the tasks stay).
+    #[command(after_help = "Example:\n  vigilo --as bob change clear-source CR-00001")]
+    ClearSource {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// Edit the plan's tasks.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// draft → approved (admins and the owner).
+    #[command(after_help = "Example:\n  vigilo --as alice change approve CR-00001")]
+    Approve {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// approved → in_progress (a plan from a runbook needs a live execution linked first).
+    #[command(after_help = "Example:\n  vigilo --as bob change start CR-00001")]
+    Start {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// in_progress → completed.
+    #[command(after_help = "Example:\n  vigilo --as bob change complete CR-00001")]
+    Complete {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// Cancel a change that is not final.
+    #[command(after_help = "Example:\n  vigilo --as bob change cancel CR-00001")]
+    Cancel {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+    },
+    /// Save a completed change's plan as a new runbook, or as a new version of a published one.
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob change save-as-runbook CR-00001 --new --title 'Rotate edge certs' --category security\n  vigilo --as bob change save-as-runbook CR-00001 --into RB-00003"
+    )]
+    SaveAsRunbook {
+        /// The change.
+        #[arg(value_parser = cr_ref, value_name = "CR-…")]
+        change: Ref,
+        /// Create a new runbook (a draft owned by you).
+        #[arg(long, requires = "title", conflicts_with = "into")]
+        new: bool,
+        /// The new runbook's title.
+        #[arg(long, requires = "new")]
+        title: Option<String>,
+        /// The new runbook's category.
+        #[arg(long, requires = "new")]
+        category: Option<String>,
+        /// Save as a new version of this published runbook.
+        #[arg(long, value_parser = rb_ref, value_name = "RB-…", required_unless_present = "new")]
+        into: Option<Ref>,
+    },
+}
 
 /// Runs a `change` subcommand.
 pub async fn dispatch(ctx: &Ctx, c: ChangeCmd) -> Result<(), CliError> {

@@ -1,6 +1,7 @@
 //! `vigilo exec …`: start an execution, act on its steps (`--step N` names the step meant; when
 //! it is not the current one nothing changes and the exit code is 5), show and list.
 
+use clap::Subcommand;
 use serde_json::{Value, json};
 use vigilo_core::execution::{Command, Execution, ExecutionStatus, ExecutionSummary, StepStatus};
 use vigilo_core::ids::{Key, KeyKind};
@@ -8,7 +9,125 @@ use vigilo_core::service::{ActOutcome, StartOptions, Who};
 use vigilo_core::store::ExecutionQuery;
 
 use super::output::{Paint, Table, signed_minutes, time, time_opt};
-use super::{CliError, Ctx, ExecCmd, Ref, views};
+use super::{CliError, Ctx, Ref, cr_ref, ex_ref, inc_ref, rb_ref, views};
+
+/// `vigilo exec …`.
+#[derive(Debug, Subcommand)]
+pub enum ExecCmd {
+    /// Start an execution of a published runbook (or a rehearsal of a draft).
+    #[command(after_help = "Example:\n  vigilo --as bob exec start RB-00001 --change CR-00002")]
+    Start {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+        /// Link an open change.
+        #[arg(long, value_parser = cr_ref, value_name = "CR-…")]
+        change: Option<Ref>,
+        /// Link an open incident.
+        #[arg(long, value_parser = inc_ref, value_name = "INC-…")]
+        incident: Option<Ref>,
+        /// A practice run: allowed on drafts, left out of timing analytics.
+        #[arg(long)]
+        rehearsal: bool,
+    },
+    /// Mark the current step done.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec done EX-00001 --step 2 --note 'all green'\n\nWith --step N, nothing changes (exit 5) unless step N is the current step."
+    )]
+    Done {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step meant (must be the current one).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Skip the current step, with a reason.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec skip EX-00001 --step 3 --reason 'cache already empty'"
+    )]
+    Skip {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step meant (must be the current one).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+        /// Why (required).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Mark the current step failed, with a note.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec fail EX-00001 --note 'proxy 3 refused the bundle'"
+    )]
+    Fail {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step meant (must be the current one).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+        /// What went wrong (required).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Approve the current (gated) step.
+    #[command(after_help = "Example:\n  vigilo --as carol exec approve EX-00001 --step 2")]
+    Approve {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step meant (must be the current one).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+    },
+    /// Open a failed step again.
+    #[command(after_help = "Example:\n  vigilo --as bob exec retry EX-00001 --step 2")]
+    Retry {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step meant (must be the current one).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+    },
+    /// Abort the execution, with a reason (seals it).
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec abort EX-00001 --reason 'change window closed'"
+    )]
+    Abort {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// Why (required).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Steps, who and when, actual vs estimated minutes.
+    #[command(after_help = "Example:\n  vigilo --as bob exec show EX-00001 --json")]
+    Show {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+    },
+    /// List executions, newest first.
+    #[command(after_help = "Example:\n  vigilo --as bob exec list --runbook RB-00001 --open")]
+    List {
+        /// Only executions of this runbook.
+        #[arg(long, value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Option<Ref>,
+        /// Only running ones.
+        #[arg(long)]
+        open: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
 
 /// Runs an `exec` subcommand.
 pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {

@@ -15,6 +15,7 @@
 
 use std::io::IsTerminal;
 
+use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use vigilo_core::execution::{Command, ExecStep, Execution, StepStatus};
 use vigilo_core::ids::{Key, KeyKind};
@@ -24,7 +25,24 @@ use vigilo_core::service::Who;
 use super::exec::{event_line, render, sealed_line};
 use super::output::{Paint, indent, markdown, signed_minutes, terminal_width};
 use super::runbook::badges;
-use super::{CliError, Ctx, Ref, RunArgs, views};
+use super::{CliError, Ctx, Ref, cr_ref, inc_ref, run_ref, views};
+
+/// `vigilo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The runbook to execute, or an open execution to resume.
+    #[arg(value_parser = run_ref, value_name = "RB-…|EX-…")]
+    pub target: Ref,
+    /// Link an open change.
+    #[arg(long, value_parser = cr_ref, value_name = "CR-…")]
+    pub change: Option<Ref>,
+    /// Link an open incident.
+    #[arg(long, value_parser = inc_ref, value_name = "INC-…")]
+    pub incident: Option<Ref>,
+    /// A practice run (allowed on drafts).
+    #[arg(long)]
+    pub rehearsal: bool,
+}
 
 /// Standard input, line by line.
 struct Input {

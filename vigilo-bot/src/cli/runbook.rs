@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use clap::Subcommand;
 use serde_json::{Value, json};
 use vigilo_core::authz::{self, Action, Subject, Visibility};
 use vigilo_core::ids::{Key, KeyKind, UserId};
@@ -18,7 +19,138 @@ use vigilo_core::workspace::Actor;
 
 use super::context::display_name;
 use super::output::{Paint, Table, cut, indent, markdown, terminal_width, time};
-use super::{CliError, Ctx, Ref, RunbookCmd, views};
+use super::{CliError, Ctx, Ref, rb_ref, views};
+
+/// `vigilo runbook …`.
+#[derive(Debug, Subcommand)]
+pub enum RunbookCmd {
+    /// Create or update runbooks from Markdown files (every file is checked before any is saved).
+    #[command(
+        after_help = "Examples:\n  vigilo --as alice runbook import rotate-cert.md --publish\n  vigilo --as alice runbook import rotate-cert.md --into RB-00003 --expect-version 4\n\nA file whose front matter has `key = \"RB-…\"` updates that runbook; others create new ones.\nImporting an unchanged file changes nothing (no new version)."
+    )]
+    Import {
+        /// The files (the format of `runbook export`).
+        #[arg(required = true, value_name = "file.md")]
+        files: Vec<PathBuf>,
+        /// Save the file as a new version of this runbook.
+        #[arg(long, value_parser = rb_ref, value_name = "RB-…")]
+        into: Option<Ref>,
+        /// Refuse (exit 5) unless the runbook is still at this version.
+        #[arg(long, requires = "into", value_name = "N")]
+        expect_version: Option<u32>,
+        /// Publish the runbooks after saving.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Print a runbook as a Markdown file (the format `import` and `sync` read).
+    #[command(
+        after_help = "Examples:\n  vigilo --as alice runbook export RB-00001 > rotate-cert.md\n  vigilo --as alice runbook export RB-00001 --version 2 -o old.md"
+    )]
+    Export {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+        /// An older version.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "file")]
+        output: Option<PathBuf>,
+    },
+    /// Create or update runbooks from every `*.md` file under a folder; only what changed gets a new version.
+    #[command(
+        after_help = "Example:\n  vigilo --as alice runbook sync ./runbooks\n\nFiles are matched to runbooks by their `key = \"RB-…\"` front-matter field, else by exact\ntitle; the others create new runbooks. README.md files are skipped. If any file has an\nerror, nothing at all is changed (exit 6, naming file:line)."
+    )]
+    Sync {
+        /// The folder (searched recursively; hidden folders and README.md are skipped).
+        dir: PathBuf,
+        /// Check every file and show what would change, without saving.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List runbooks (published; drafts you may see with --drafts).
+    #[command(after_help = "Example:\n  vigilo --as bob runbook list --category database --drafts")]
+    List {
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Include the drafts you may see.
+        #[arg(long)]
+        drafts: bool,
+        /// List archived runbooks instead (admins and the owner).
+        #[arg(long)]
+        archived: bool,
+    },
+    /// Show a runbook with its steps.
+    #[command(after_help = "Example:\n  vigilo --as bob runbook show RB-00001 --version 2")]
+    Show {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+        /// An older version.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+    },
+    /// Publish a runbook (its owner, admins, the workspace owner).
+    #[command(after_help = "Example:\n  vigilo --as alice runbook publish RB-00001")]
+    Publish {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+    },
+    /// Unpublish a runbook back to draft.
+    #[command(after_help = "Example:\n  vigilo --as alice runbook unpublish RB-00001")]
+    Unpublish {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+    },
+    /// Archive (soft-delete) a runbook (admins and the owner).
+    #[command(after_help = "Example:\n  vigilo --as alice runbook archive RB-00001")]
+    Archive {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+    },
+    /// Every version: author, time and source.
+    #[command(after_help = "Example:\n  vigilo --as bob runbook history RB-00001")]
+    History {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+    },
+    /// The step-level diff between two versions.
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3\n  vigilo --as bob runbook diff RB-00001 --from 1 --to 3 --side-by-side"
+    )]
+    Diff {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+        /// The older version (default: the one before --to).
+        #[arg(long, value_name = "N")]
+        from: Option<u32>,
+        /// The newer version (default: the current one).
+        #[arg(long, value_name = "M")]
+        to: Option<u32>,
+        /// Two columns, old on the left.
+        #[arg(long)]
+        side_by_side: bool,
+        /// Width of the side-by-side view (default: the terminal's, or 120).
+        #[arg(long, value_name = "columns")]
+        width: Option<usize>,
+    },
+    /// Full-text search over titles, descriptions and steps.
+    #[command(after_help = "Example:\n  vigilo --as bob runbook search certificate rotate")]
+    Search {
+        /// The words (all must match).
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
 
 /// Runs a `runbook` subcommand.
 pub async fn dispatch(ctx: &Ctx, c: RunbookCmd) -> Result<(), CliError> {

@@ -11,10 +11,11 @@
 //! printf 'run RB-00003\n1\n4\n' | vigilo console
 //! ```
 //!
-//! A database without any workspace is seeded with the demo workspace of [`crate::seed`].
+//! A database without any workspace is seeded with the demo workspace of [`seed`].
 
 mod input;
 mod screen;
+pub mod seed;
 mod session;
 mod style;
 

@@ -8,13 +8,13 @@ use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::input::{Line, read_line};
 use super::screen::Screen;
+use super::seed::{self, Seeded};
 use super::style::Style;
 use super::{ConsoleError, ConsoleOptions, PLATFORM};
 use crate::chat::command::ParseError;
 use crate::chat::errors::{error_reply, parse_error_reply};
 use crate::chat::reply::Reply;
 use crate::chat::{ChatContext, ChatEngine};
-use crate::seed::{self, Seeded};
 
 pub(super) struct Session {
     engine: ChatEngine,

@@ -9,7 +9,7 @@
 //!   `read`: every read query; `search`: full-text search with `tsvector`.
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
-//! - `scratch`: [`ScratchDatabase`], a throw-away database for tests.
+//! - `scratch` (feature `testkit`): `ScratchDatabase`, a throw-away database for tests.
 //! - `import`: [`PgStore::import_snapshot`], the target side of `vigilo migrate` (see
 //!   [`crate::transfer`]).
 //!
@@ -60,6 +60,7 @@ mod migrations;
 mod options;
 mod read;
 mod rows;
+#[cfg(feature = "testkit")]
 mod scratch;
 mod search;
 mod transition;
@@ -91,6 +92,7 @@ use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 pub use error::PgError;
 pub use migrations::{MIGRATION_LOCK, MIGRATIONS};
 pub use options::PgOptions;
+#[cfg(feature = "testkit")]
 pub use scratch::ScratchDatabase;
 
 use error::{Fail, fail, is_connection_loss, pool_err, store_err, unavailable};

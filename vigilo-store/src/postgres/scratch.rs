@@ -1,4 +1,5 @@
-//! [`ScratchDatabase`]: a throw-away database (or schema) on a PostgreSQL server, for tests.
+//! [`ScratchDatabase`]: a throw-away database (or schema) on a PostgreSQL server, for tests
+//! (feature `testkit`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,8 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Creating either also drops scratch databases and schemas more than two hours old, left
 /// behind by runs that crashed.
+///
+/// Only with the `testkit` feature (test-only; a production build does not include it).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), vigilo_store::postgres::PgError> {

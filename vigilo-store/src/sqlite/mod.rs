@@ -7,7 +7,11 @@
 //! - `writer`: the writer thread and its group commit; `write`: one commit's SQL.
 //! - `readers` and `read`: the read pool and every read query; `search`: full-text search.
 //! - `rows`: JSON documents, ids, times and error mapping.
+//! - `export` (feature `postgres`): the whole database read into a `transfer::Snapshot`, the
+//!   source side of `vigilo migrate`.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod export;
 mod migrations;
 mod open;
 mod options;
