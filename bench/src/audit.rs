@@ -377,7 +377,8 @@ fn append(
             let link = |k: Option<Key>| k.map(|k| k.to_string());
             for _ in 0..BATCH.min(n - seq) {
                 let entry = audit::seal(ws, generator.next(), Some((seq, &hash)));
-                let doc = serde_json::to_string(&entry)?;
+                // As the store writes them (format 3: the hashed text, then the hash).
+                let doc = vigilo_core::audit::stored_document(&entry);
                 insert.execute(params![
                     wsid,
                     entry.seq,
@@ -792,8 +793,11 @@ fn stored_row(row: &rusqlite::Row<'_>) -> Result<(AuditEntry, StoredColumns)> {
         hash: row.get(12)?,
         next_prev_hash: row.get(13)?,
         head_seq: row.get::<_, Option<i64>>(14)?.unwrap_or_default(),
+        document: None,
     };
     let entry: AuditEntry = serde_json::from_str(&doc)?;
+    let mut stored = stored;
+    stored.document = Some(doc);
     Ok((entry, stored))
 }
 

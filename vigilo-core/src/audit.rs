@@ -310,6 +310,9 @@ pub struct StoredColumns {
     pub next_prev_hash: Option<String>,
     /// The highest `seq` stored in the workspace.
     pub head_seq: i64,
+    /// The stored document itself, when the store keeps one: a document of format 3 (see
+    /// [`stored_document`]) is checked by hashing its own bytes, without re-serialising it.
+    pub document: Option<String>,
 }
 
 /// The `prev_hash` of an entry's stored document, read from its fixed place at the end of the
@@ -326,7 +329,11 @@ impl AuditEntry {
             seq: self.seq,
             problem,
         };
-        if compute_hash(self) != self.hash {
+        let hash_ok = match stored.document.as_deref() {
+            Some(doc) if is_format_3(doc) => document_hash_is(doc, &self.hash),
+            _ => compute_hash(self) == self.hash,
+        };
+        if !hash_ok {
             return Err(tamper("its contents do not match its hash (edited)".into()));
         }
         // Compared with the canonical text (what queries bind), mostly without allocating; the
@@ -437,6 +444,52 @@ impl AuditEntry {
         }
         Ok(())
     }
+}
+
+/// How an entry is stored (format 3): the exact text its hash covers — the canonical JSON of
+/// [`compute_hash`], `{"workspace":…,"prev_hash":"…"}` — with `,"hash":"<hash>"` added before
+/// the closing brace. It decodes as an [`AuditEntry`] (the same fields, in another order), and a
+/// read checks it by hashing its own bytes minus that suffix, with no re-serialisation.
+/// Documents of earlier formats (`{"id":…`, the entry serialised) are still read and checked
+/// by recomputing the hash.
+pub fn stored_document(entry: &AuditEntry) -> String {
+    let h = Hashed::of(entry, entry.seq, &entry.prev_hash);
+    // Serialising plain structs, strings and a serde_json::Value cannot fail.
+    let mut text = serde_json::to_string(&h).unwrap_or_default();
+    text.pop(); // the closing brace
+    text.push_str(",\"hash\":\"");
+    text.push_str(&entry.hash);
+    text.push_str("\"}");
+    text
+}
+
+/// Whether a stored document is of format 3 ([`stored_document`]).
+pub fn is_format_3(doc: &str) -> bool {
+    doc.starts_with("{\"workspace\":")
+}
+
+/// Whether the format-3 document `doc` ends with `,"hash":"<hash>"}` and the text before that
+/// suffix, closed, hashes to `hash`.
+fn document_hash_is(doc: &str, hash: &str) -> bool {
+    let suffix_len = ",\"hash\":\"".len() + hash.len() + "\"}".len();
+    let Some(body) = doc
+        .len()
+        .checked_sub(suffix_len)
+        .and_then(|at| doc.get(..at))
+    else {
+        return false;
+    };
+    let suffix = &doc[body.len()..];
+    if !(suffix.starts_with(",\"hash\":\"")
+        && suffix[9..].starts_with(hash)
+        && suffix.ends_with("\"}"))
+    {
+        return false;
+    }
+    let mut h = Sha256::new();
+    h.update(body.as_bytes());
+    h.update(b"}");
+    hex::encode(h.finalize()) == hash
 }
 
 /// A column value as a tampering message shows it.
@@ -625,6 +678,30 @@ mod tests {
             e.details = serde_json::json!({ "prev_hash": "x", "note": "Zoë \u{1F680} \"q\"" });
             e.origin = Some(Origin::new(Surface::Slack, "T1/U1"));
             let doc = serde_json::to_string(&e).unwrap();
+            let chars: Vec<char> = doc.chars().collect();
+            let start = chars.len() - PREV_HASH_FROM_END;
+            let found: String = chars[start..start + 64].iter().collect();
+            assert_eq!(found, e.prev_hash);
+        }
+    }
+
+    #[test]
+    fn a_format_3_document_is_the_hashed_text_and_decodes_as_its_entry() {
+        for e in chain(3) {
+            let doc = stored_document(&e);
+            assert!(is_format_3(&doc));
+            let back: AuditEntry = serde_json::from_str(&doc).unwrap();
+            assert_eq!(back, e);
+            assert!(document_hash_is(&doc, &e.hash));
+            // The text the hash covers is exactly the canonical document.
+            let body = &doc[..doc.len() - 75];
+            assert_eq!(hex_sha256(format!("{body}}}").as_bytes()), compute_hash(&e));
+            // Any edit of the bytes, even one that keeps the JSON's meaning, is caught.
+            let spaced = doc.replacen(",", ", ", 1);
+            assert!(!document_hash_is(&spaced, &e.hash));
+            let other = doc.replacen("runbook.edited", "runbook.deleted", 1);
+            assert!(!document_hash_is(&other, &e.hash));
+            // The previous hash sits at its fixed place from the end, as in earlier formats.
             let chars: Vec<char> = doc.chars().collect();
             let start = chars.len() - PREV_HASH_FROM_END;
             let found: String = chars[start..start + 64].iter().collect();

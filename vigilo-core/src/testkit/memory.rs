@@ -1025,5 +1025,6 @@ fn stored_columns(
         hash: e.hash.clone(),
         next_prev_hash: next.map(|n| n.prev_hash.clone()),
         head_seq: i64::try_from(head_seq).unwrap_or(i64::MAX),
+        document: None,
     }
 }

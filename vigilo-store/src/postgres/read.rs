@@ -658,6 +658,7 @@ fn checked_entry(row: &Row) -> StoreResult<(AuditEntry, StoredColumns)> {
             .try_get::<_, Option<i64>>(14)
             .map_err(read)?
             .unwrap_or_default(),
+        document: Some(doc),
     };
     entry
         .check_stored(&stored)

@@ -105,24 +105,12 @@ const CALL_SQL: &str =
 /// The SQLSTATE `vigilo_step_transition` raises when the acting membership moved.
 const AUTHORITY_MOVED: &str = "VG001";
 
-/// The entry's document with its chain fields left open: the text before `seq`, and between
-/// `seq` and `prev_hash` (the function appends `prev_hash`, then `","hash":"`, the hash and
-/// `"}`). `None` if the serialised entry does not have the expected shape.
+/// The entry's stored document (format 3, [`audit::stored_document`]) with its chain fields
+/// left open: the text before `seq`, and between `seq` and `prev_hash` — the hash template's
+/// own (the function appends `prev_hash`, then `","hash":"`, the hash and `"}`). `None` if the
+/// entry has no template.
 fn doc_template(open: &AuditEntry) -> StoreResult<Option<(String, String)>> {
-    let text = to_doc(open, "audit entry")?;
-    const SEQ: &str = "\"seq\":";
-    const END: &str = "\"prev_hash\":\"\",\"hash\":\"\"}";
-    let Some(at) = text.find(SEQ) else {
-        return Ok(None);
-    };
-    let (head, rest) = text.split_at(at + SEQ.len());
-    let Some(rest) = rest.strip_prefix('0') else {
-        return Ok(None);
-    };
-    let Some(middle) = rest.strip_suffix(END) else {
-        return Ok(None);
-    };
-    Ok(Some((head.to_owned(), format!("{middle}\"prev_hash\":\""))))
+    Ok(audit::hash_template(open).map(|t| (t.head, t.middle)))
 }
 
 /// A transition's values as the function takes them.
@@ -437,7 +425,7 @@ mod tests {
             "{head}{}{middle}{}\",\"hash\":\"{}\"}}",
             e.seq, e.prev_hash, e.hash
         );
-        assert_eq!(filled, to_doc(&e, "entry").unwrap());
+        assert_eq!(filled, audit::stored_document(&e));
         let back: AuditEntry = serde_json::from_str(&filled).unwrap();
         assert_eq!(back, e);
     }

@@ -871,7 +871,7 @@ async fn append_after(
     let mut draft = commit.audit.clone();
     draft.at = micros(draft.at);
     let entry = audit::seal(ws, draft, prev);
-    let doc = to_doc(&entry, "audit entry")?;
+    let doc = audit::stored_document(&entry);
     let links = LinkColumns::of(&entry.links);
     let new_seq = int(entry.seq, "audit seq")?;
     exec(

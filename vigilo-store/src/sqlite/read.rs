@@ -545,6 +545,7 @@ fn checked_entry(
         hash: row.get(12)?,
         next_prev_hash: row.get(13)?,
         head_seq: row.get::<_, Option<i64>>(14)?.unwrap_or_default(),
+        document: None,
     };
     let entry: AuditEntry = match from_doc(&doc, "audit entry") {
         Ok(e) => e,
@@ -555,6 +556,8 @@ fn checked_entry(
             })));
         }
     };
+    let mut stored = stored;
+    stored.document = Some(doc);
     Ok(entry
         .check_stored(&stored)
         .map(|()| (entry, stored))

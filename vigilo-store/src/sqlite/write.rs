@@ -667,7 +667,7 @@ fn append_audit(conn: &Connection, ws: WorkspaceId, draft: &AuditDraft) -> Store
         draft,
         prev.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
     );
-    let doc = to_doc(&entry, "audit entry")?;
+    let doc = audit::stored_document(&entry);
     let link = |k: Option<Key>| k.map(|k| k.to_string());
     run_insert(
         conn,
