@@ -344,7 +344,7 @@ impl AuditEntry {
         };
         let opt_key_is = |found: &Option<String>, want: Option<Key>| match (found, want) {
             (None, None) => true,
-            (Some(f), Some(w)) => *f == w.to_string(),
+            (Some(f), Some(w)) => key_text_is(f, w),
             _ => false,
         };
         let actor_is = match (&stored.actor, self.actor) {
@@ -489,7 +489,27 @@ fn document_hash_is(doc: &str, hash: &str) -> bool {
     let mut h = Sha256::new();
     h.update(body.as_bytes());
     h.update(b"}");
-    hex::encode(h.finalize()) == hash
+    let mut hex_digest = [0u8; 64];
+    hex::encode_to_slice(h.finalize(), &mut hex_digest).is_ok() && hex_digest == hash.as_bytes()
+}
+
+/// Whether `text` is the canonical text of `key` (`RB-00042`: prefix, dash, at least five
+/// digits), compared without building it.
+fn key_text_is(text: &str, key: Key) -> bool {
+    let Some(digits) = text
+        .strip_prefix(key.kind.prefix())
+        .and_then(|t| t.strip_prefix('-'))
+    else {
+        return false;
+    };
+    let width = key
+        .number
+        .checked_ilog10()
+        .map_or(1, |l| l as usize + 1)
+        .max(5);
+    digits.len() == width
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>() == Ok(key.number)
 }
 
 /// A column value as a tampering message shows it.
@@ -706,6 +726,21 @@ mod tests {
             let start = chars.len() - PREV_HASH_FROM_END;
             let found: String = chars[start..start + 64].iter().collect();
             assert_eq!(found, e.prev_hash);
+        }
+    }
+
+    #[test]
+    fn key_text_is_the_canonical_text_only() {
+        for n in [1, 42, 99_999, 100_000, 1_234_567] {
+            let key = Key::new(crate::ids::KeyKind::Runbook, n);
+            assert!(key_text_is(&key.to_string(), key), "{key}");
+            assert!(!key_text_is(&key.to_string().to_lowercase(), key));
+            assert!(!key_text_is(&format!("RB-0{}", &key.to_string()[3..]), key));
+            assert!(!key_text_is(&format!("EX-{}", &key.to_string()[3..]), key));
+        }
+        let key = Key::new(crate::ids::KeyKind::Runbook, 7);
+        for bad in ["RB-7", "RB-0007", "RB-+0007", "RB-00007 ", "RB00007", ""] {
+            assert!(!key_text_is(bad, key), "{bad}");
         }
     }
 
