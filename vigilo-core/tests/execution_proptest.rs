@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use vigilo_core::execution::machine::{self, Command, StartParams};
-use vigilo_core::execution::{EventKind, Execution, StepEvent, StepStatus};
+use vigilo_core::execution::{EventKind, Execution, StepEvent, StepStatus, history};
 use vigilo_core::fields::Name;
 use vigilo_core::ids::{Key, KeyKind, RunbookId, UserId, WorkspaceId};
 use vigilo_core::roles::{RoleRequirement, WorkspaceRole};
@@ -143,6 +143,8 @@ proptest! {
         }, t0);
         let mut exec: Execution = start.execution;
         let mut events: Vec<StepEvent> = vec![start.event];
+        let (header, snapshot) = history::split(&exec);
+        prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
         let mut now = t0;
         for op in ops {
             now += Duration::seconds(37);
@@ -193,6 +195,9 @@ proptest! {
                             }
                             exec = t.execution;
                             events.push(t.event);
+                            // The events alone rebuild the state (what the SQL stores keep).
+                            let (header, snapshot) = history::split(&exec);
+                            prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
                         }
                     }
                 }

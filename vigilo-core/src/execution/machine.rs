@@ -270,6 +270,7 @@ pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Tran
         at: now,
         note: None,
         started_at: None,
+        satisfied_as: None,
     };
     Transition { execution, event }
 }
@@ -310,6 +311,7 @@ pub fn apply(
         at: now,
         note: None,
         started_at: None,
+        satisfied_as: None,
     };
 
     if let Command::Abort { reason } = cmd {
@@ -394,6 +396,7 @@ pub fn apply(
                 RoleRequirement::Team(n) => n.to_string(),
                 _ => actor.role().to_string(),
             };
+            event.satisfied_as = Some(satisfied_as.clone());
             next.steps[idx].approval = Some(Approval {
                 by: actor.id(),
                 at: now,

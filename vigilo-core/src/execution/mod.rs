@@ -2,6 +2,7 @@
 //!
 //! The model lives here; every rule lives in [`machine`], one pure function with time passed in.
 
+pub mod history;
 pub mod machine;
 pub mod summary;
 
@@ -229,4 +230,9 @@ pub struct StepEvent {
     pub note: Option<Markdown>,
     /// When the step became current (for done, skipped, failed).
     pub started_at: Option<DateTime<Utc>>,
+    /// For an approval: the role that satisfied the step's `owner_role` at that moment, so
+    /// the event alone rebuilds the step's [`Approval`] ([`history::replay`]). Absent on
+    /// every other kind, and on approvals recorded before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfied_as: Option<String>,
 }

@@ -13,11 +13,14 @@
 //! - **Uniqueness.** Inserting an existing id or a taken unique value (slug, Slack team, handle,
 //!   a chat identity within a workspace, a key per workspace) is [`StoreError::AlreadyExists`];
 //!   the adapter's unique indexes decide it.
+//! - **Executions and their events travel together** ([`check_events_paired`]): an
+//!   execution's state is what its events say, so a store may keep only what changed.
 //! - **Invariants at commit** ([`Commit`]): the acting membership has not moved
 //!   ([`StoreError::AuthorityMoved`]); the workspace keeps an active owner
 //!   ([`StoreError::NoOwnerLeft`]).
 
 use super::{Commit, StoreError, StoreResult, Write};
+use crate::execution::history;
 use crate::ids::{UserId, WorkspaceId};
 
 /// The page size a list uses when the query gives none (0).
@@ -132,12 +135,53 @@ pub fn check_write(ws: WorkspaceId, write: &Write) -> StoreResult<()> {
     Ok(())
 }
 
-/// Checks every write of `commit` ([`check_write`]): what an adapter calls before storing.
+/// Checks every write of `commit` ([`check_write`]) and that executions and their events
+/// travel together ([`check_events_paired`]): what an adapter calls before storing.
 pub fn check_commit(commit: &Commit) -> StoreResult<()> {
     commit
         .writes
         .iter()
-        .try_for_each(|w| check_write(commit.workspace, w))
+        .try_for_each(|w| check_write(commit.workspace, w))?;
+    check_events_paired(&commit.writes)
+}
+
+/// An execution's state is what its events say ([`crate::execution::history`]), so a store may
+/// keep an execution as its header, its snapshot and its events: every execution written
+/// comes with the event of its new revision, and every event with its execution's write.
+pub fn check_events_paired(writes: &[Write]) -> StoreResult<()> {
+    let executions = || {
+        writes.iter().filter_map(|w| match w {
+            Write::Execution { execution, .. } => Some(execution),
+            _ => None,
+        })
+    };
+    let events = || {
+        writes.iter().filter_map(|w| match w {
+            Write::StepEvent(ev) => Some(ev),
+            _ => None,
+        })
+    };
+    let unpaired = |message: String| StoreError::Backend {
+        message,
+        source: None,
+    };
+    for e in executions() {
+        if !events().any(|ev| history::event_matches(e, ev)) {
+            return Err(unpaired(format!(
+                "execution {} must be written with its event {} (an execution's state is its events)",
+                e.key, e.rev
+            )));
+        }
+    }
+    for ev in events() {
+        if !executions().any(|e| history::event_matches(e, ev)) {
+            return Err(unpaired(format!(
+                "event {} of execution {} must be written with the execution at revision {}",
+                ev.seq, ev.execution, ev.seq
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The answer to an update that changed no row: [`StoreError::NotFound`] when the row is not

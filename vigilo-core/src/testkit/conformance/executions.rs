@@ -121,10 +121,13 @@ pub async fn execution_round_trip(store: &dyn Store) {
         "execution update with a stale revision",
     );
     assert_eq!(store.execution(ctx.id(), ex.id).await.unwrap(), ex2);
-    assert_already_exists(
-        try_commit(store, ctx.id(), vec![Write::StepEvent(lost.event)]).await,
-        "a second event 2 of the same execution",
+    assert!(
+        try_commit(store, ctx.id(), vec![Write::StepEvent(lost.event.clone())])
+            .await
+            .is_err(),
+        "an event without its execution's write is refused"
     );
+
     assert_eq!(
         store.step_events(ctx.id(), ex.id).await.unwrap(),
         vec![started.event, t.event]
@@ -157,24 +160,32 @@ pub async fn execution_round_trip(store: &dyn Store) {
         try_commit(
             store,
             ctx.id(),
-            vec![Write::Execution {
-                execution: dup_key.execution.clone(),
-                expected_rev: None,
-            }],
+            vec![
+                Write::Execution {
+                    execution: dup_key.execution.clone(),
+                    expected_rev: None,
+                },
+                Write::StepEvent(dup_key.event.clone()),
+            ],
         )
         .await,
         "a second execution with the same key",
     );
     let mut ghost = dup_key.execution.clone();
     ghost.rev = 2;
+    let mut ghost_event = dup_key.event.clone();
+    ghost_event.seq = 2;
     assert_not_found(
         try_commit(
             store,
             ctx.id(),
-            vec![Write::Execution {
-                execution: ghost,
-                expected_rev: Some(1),
-            }],
+            vec![
+                Write::Execution {
+                    execution: ghost,
+                    expected_rev: Some(1),
+                },
+                Write::StepEvent(ghost_event),
+            ],
         )
         .await,
         "update of an execution that does not exist",
