@@ -8,15 +8,17 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TempStore, commit, insert_execution, new_execution, setup, verified_chain};
+use common::{
+    TempStore, bump_execution_with, commit, insert_execution, new_execution, setup, verified_chain,
+};
 use rusqlite::Connection;
-use vigilo_core::store::{StoreError, Write};
+use vigilo_core::store::StoreError;
 
 async fn hundred_updates_from_one_revision(hold_lock: bool) {
     let store = Arc::new(TempStore::new().await);
     let ctx = Arc::new(setup(&**store, "ops").await);
     let e = new_execution(&ctx, 1);
-    commit(&**store, ctx.id(), vec![insert_execution(&e)])
+    commit(&**store, ctx.id(), insert_execution(&e))
         .await
         .unwrap();
 
@@ -29,20 +31,8 @@ async fn hundred_updates_from_one_revision(hold_lock: bool) {
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let (store, ctx) = (Arc::clone(&store), Arc::clone(&ctx));
-            let mut next = e.clone();
-            next.rev = 2;
-            next.title = format!("update {i}");
-            tokio::spawn(async move {
-                commit(
-                    &**store,
-                    ctx.id(),
-                    vec![Write::Execution {
-                        execution: next,
-                        expected_rev: Some(1),
-                    }],
-                )
-                .await
-            })
+            let writes = bump_execution_with(&e, &format!("update {i}"));
+            tokio::spawn(async move { commit(&**store, ctx.id(), writes).await })
         })
         .collect();
     if let Some(c) = lock {
@@ -61,7 +51,9 @@ async fn hundred_updates_from_one_revision(hold_lock: bool) {
     assert_eq!((ok, conflicts), (1, 99));
     let stored = store.execution(ctx.id(), e.id).await.unwrap();
     assert_eq!(stored.rev, 2);
-    assert!(stored.title.starts_with("update "));
+    let note = stored.steps[0].note.as_ref().map(|n| n.as_str().to_owned());
+    assert!(note.is_some_and(|n| n.starts_with("update ")));
+    assert_eq!(store.step_events(ctx.id(), e.id).await.unwrap().len(), 2);
     // setup, insert, and the one winning update.
     assert_eq!(verified_chain(&**store, ctx.id()).await, 3);
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    TempStore, bump_execution, commit, insert_execution, new_execution, setup, verified_chain,
+    TempStore, as_if_read_at, bump_execution, commit, insert_execution, new_execution, setup,
+    verified_chain,
 };
 use rusqlite::Connection;
 use vigilo_core::ids::KeyKind;
@@ -52,7 +53,7 @@ async fn concurrent_commits_on_different_executions_all_succeed_and_the_chain_ve
         .iter()
         .map(|e| {
             let (store, ctx, write) = (Arc::clone(&store), Arc::clone(&ctx), insert_execution(e));
-            tokio::spawn(async move { commit(&**store, ctx.id(), vec![write]).await })
+            tokio::spawn(async move { commit(&**store, ctx.id(), write).await })
         })
         .collect();
     settle().await;
@@ -72,7 +73,7 @@ async fn concurrent_commits_on_different_executions_all_succeed_and_the_chain_ve
         .iter()
         .map(|e| {
             let (store, ctx, write) = (Arc::clone(&store), Arc::clone(&ctx), bump_execution(e));
-            tokio::spawn(async move { commit(&**store, ctx.id(), vec![write]).await })
+            tokio::spawn(async move { commit(&**store, ctx.id(), write).await })
         })
         .collect();
     for t in tasks {
@@ -89,7 +90,7 @@ async fn one_failing_commit_among_concurrent_ones_fails_alone() {
     let store = Arc::new(TempStore::new().await);
     let ctx = Arc::new(setup(&**store, "ops").await);
     let target = new_execution(&ctx, 1000);
-    commit(&**store, ctx.id(), vec![insert_execution(&target)])
+    commit(&**store, ctx.id(), insert_execution(&target))
         .await
         .unwrap();
 
@@ -103,23 +104,15 @@ async fn one_failing_commit_among_concurrent_ones_fails_alone() {
     settle().await;
     // …so that everything queued meanwhile lands in the next batch, the bad commit among it.
     let orphan = new_execution(&ctx, 2000);
-    let mut stale = bump_execution(&target);
-    if let vigilo_core::store::Write::Execution {
-        expected_rev,
-        execution,
-    } = &mut stale
-    {
-        *expected_rev = Some(7);
-        execution.rev = 8;
-    }
+    let stale = as_if_read_at(bump_execution(&target), 7);
     let mut tasks = Vec::new();
     for n in 1..=32u64 {
         let (store, ctx) = (Arc::clone(&store), Arc::clone(&ctx));
         let writes = if n == 16 {
             // Inserts a row, then fails: the insert must be rolled back with it.
-            vec![insert_execution(&orphan), stale.clone()]
+            [insert_execution(&orphan), stale.clone()].concat()
         } else {
-            vec![insert_execution(&new_execution(&ctx, n))]
+            insert_execution(&new_execution(&ctx, n))
         };
         tasks.push(tokio::spawn(async move {
             commit(&**store, ctx.id(), writes).await
@@ -170,7 +163,7 @@ async fn a_lock_held_past_the_retries_is_unavailable_and_applies_nothing() {
     let e = new_execution(&ctx, 1);
 
     let lock = ExternalLock::take(&store.path());
-    let result = commit(&**store, ctx.id(), vec![insert_execution(&e)]).await;
+    let result = commit(&**store, ctx.id(), insert_execution(&e)).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable { .. })),
         "{result:?}"
@@ -186,7 +179,7 @@ async fn a_lock_held_past_the_retries_is_unavailable_and_applies_nothing() {
         store.execution(ctx.id(), e.id).await,
         Err(StoreError::NotFound(_))
     ));
-    commit(&**store, ctx.id(), vec![insert_execution(&e)])
+    commit(&**store, ctx.id(), insert_execution(&e))
         .await
         .unwrap();
     assert_eq!(
@@ -209,13 +202,9 @@ async fn a_lock_held_briefly_by_another_process_is_waited_out() {
         std::thread::sleep(Duration::from_millis(300));
         lock.release();
     });
-    commit(
-        &*store,
-        ctx.id(),
-        vec![insert_execution(&new_execution(&ctx, 1))],
-    )
-    .await
-    .unwrap();
+    commit(&*store, ctx.id(), insert_execution(&new_execution(&ctx, 1)))
+        .await
+        .unwrap();
     release.join().unwrap();
 }
 
@@ -248,7 +237,7 @@ async fn two_stores_on_one_file_share_counters_and_the_chain() {
             commit(
                 &*store,
                 ctx.id(),
-                vec![insert_execution(&new_execution(&ctx, key.number))],
+                insert_execution(&new_execution(&ctx, key.number)),
             )
             .await
             .unwrap();

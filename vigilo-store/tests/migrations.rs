@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use vigilo_core::store::Store;
-use vigilo_store::sqlite::{APPLICATION_ID, MIGRATIONS};
+use vigilo_store::sqlite::{APPLICATION_ID, MIGRATIONS, Migration};
 use vigilo_store::{OpenError, SqliteOptions, SqliteStore};
 
 /// Every file of `dir` with its bytes (the database, and any -wal / -shm beside it).
@@ -134,14 +134,14 @@ const TEST_MIGRATION_NEXT: &str = "
 async fn a_schema_1_database_is_upgraded_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let v1: &[&str] = &[MIGRATIONS[0]];
+    let v1: &[Migration] = &[MIGRATIONS[0]];
     let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), v1).unwrap();
     let ctx = common::setup(&store, "ops").await;
     store.close().await;
     assert_eq!(version(&path), 1);
 
-    let mut next: Vec<&str> = MIGRATIONS.to_vec();
-    next.push(TEST_MIGRATION_NEXT);
+    let mut next: Vec<Migration> = MIGRATIONS.to_vec();
+    next.push(Migration::sql(TEST_MIGRATION_NEXT));
     let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), &next).unwrap();
     assert_eq!(store.workspace(ctx.id()).await.unwrap(), ctx.ws);
     assert_eq!(common::verified_chain(&store, ctx.id()).await, 1);
@@ -176,7 +176,7 @@ async fn schema_2_moves_names_and_chat_identities_into_memberships() {
     use vigilo_core::workspace::ChatIdentity;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("people.db");
-    let v1: &[&str] = &[MIGRATIONS[0]];
+    let v1: &[Migration] = &[MIGRATIONS[0]];
     let store = SqliteStore::open_with_migrations(&path, SqliteOptions::default(), v1).unwrap();
     let acme = common::setup(&store, "acme").await;
     let evil = common::setup(&store, "evil").await;
@@ -300,9 +300,9 @@ async fn a_failing_migration_is_rolled_back_whole() {
         .unwrap()
         .close()
         .await;
-    let broken: &[&str] = &[
+    let broken: &[Migration] = &[
         MIGRATIONS[0],
-        "CREATE TABLE half_done (x INTEGER); SELECT no_such_function();",
+        Migration::sql("CREATE TABLE half_done (x INTEGER); SELECT no_such_function();"),
     ];
     let err =
         SqliteStore::open_with_migrations(&path, SqliteOptions::default(), broken).unwrap_err();

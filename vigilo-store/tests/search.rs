@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TempStore, add_runbook, body, commit, new_execution, setup};
+use common::{TempStore, add_runbook, body, bump_execution, commit, new_execution, setup};
 use vigilo_core::runbook::Runbook;
 use vigilo_core::store::{DraftFilter, StoreError, Write};
 
@@ -139,23 +139,13 @@ async fn the_index_follows_edits_and_only_committed_ones() {
     let mut doomed = edited.clone();
     doomed.body = body("Doomed words", "", NO_STEPS);
     doomed.rev = 3;
-    let mut missing = new_execution(&ctx, 1);
-    missing.rev = 2;
-    let result = commit(
-        &*store,
-        ctx.id(),
-        vec![
-            Write::Runbook {
-                runbook: doomed,
-                expected_rev: Some(2),
-            },
-            Write::Execution {
-                execution: missing,
-                expected_rev: Some(1),
-            },
-        ],
-    )
-    .await;
+    let missing = new_execution(&ctx, 1);
+    let mut writes = vec![Write::Runbook {
+        runbook: doomed,
+        expected_rev: Some(2),
+    }];
+    writes.extend(bump_execution(&missing));
+    let result = commit(&*store, ctx.id(), writes).await;
     assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
     assert!(search(&store, &ctx, "doomed").await.is_empty());
     assert_eq!(

@@ -12,6 +12,7 @@ use vigilo_core::ids::WorkspaceId;
 
 use super::{APPLICATION_ID, MIGRATIONS};
 use crate::transfer::{ChatIdentityRow, Doc, KeyCounterRow, Snapshot, TransferError, check_links};
+use vigilo_core::execution::Execution;
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -98,10 +99,7 @@ pub fn read_sqlite(path: &Path) -> Result<Snapshot, TransferError> {
             "runbook_versions",
             "SELECT workspace_id, doc FROM runbook_versions ORDER BY runbook_id, version",
         )?,
-        executions: r.docs(
-            "executions",
-            "SELECT doc FROM executions ORDER BY workspace_id, key_number",
-        )?,
+        executions: r.executions()?,
         step_events: r.docs_in_workspace(
             "step_events",
             "SELECT workspace_id, doc FROM step_events ORDER BY execution_id, seq",
@@ -192,6 +190,28 @@ impl Reader<'_> {
             out.push(decode(table, doc)?);
         }
         Ok(out)
+    }
+
+    /// Every execution, rebuilt from its header, snapshot and events; its `doc` is the whole
+    /// execution as JSON (what the target splits again as it stores it).
+    fn executions(&self) -> Result<Vec<Doc<Execution>>, TransferError> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY e.workspace_id, e.key_number",
+            super::executions::COLUMNS,
+            super::executions::FROM
+        );
+        let corrupt = |detail: String| TransferError::Corrupt {
+            table: "executions",
+            detail,
+        };
+        super::executions::read_executions(self.conn, &sql, [])
+            .map_err(|e| corrupt(e.to_string()))?
+            .into_iter()
+            .map(|value| {
+                let doc = serde_json::to_string(&value).map_err(|e| corrupt(e.to_string()))?;
+                Ok(Doc { value, doc })
+            })
+            .collect()
     }
 
     /// Every `(workspace_id, doc)` of `sql`, decoded.

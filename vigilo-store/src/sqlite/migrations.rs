@@ -15,8 +15,41 @@ use tracing::info;
 /// `PRAGMA application_id` of a Vigilo database: the ASCII bytes `VGLO` (0x56474C4F).
 pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"VGLO");
 
+/// One schema migration: its SQL, then, when rows must be rewritten by code (a hash, a check
+/// through the core's rules), a conversion run in the same transaction.
+#[derive(Clone, Copy)]
+pub struct Migration {
+    /// The schema change.
+    pub sql: &'static str,
+    /// Rewrites rows after `sql`, before the version bump; an error rolls both back.
+    pub convert: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
+impl std::fmt::Debug for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migration")
+            .field("sql", &self.sql)
+            .field("convert", &self.convert.is_some())
+            .finish()
+    }
+}
+
+impl Migration {
+    /// A migration that is SQL only.
+    pub const fn sql(sql: &'static str) -> Self {
+        Self { sql, convert: None }
+    }
+}
+
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::sql(MIGRATION_1),
+    Migration::sql(MIGRATION_2),
+    Migration {
+        sql: super::executions::MIGRATION_3,
+        convert: Some(super::executions::convert_executions),
+    },
+];
 
 /// Schema 1: every table, its indexes, the runbook search index and the audit guards.
 const MIGRATION_1: &str = r#"
@@ -233,8 +266,8 @@ pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Applies every migration of `migrations` the database lacks, each in its own
 /// `BEGIN IMMEDIATE` transaction with its version bump. A concurrent process migrating the same
 /// file is harmless: the version is read again under the write lock.
-pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
-    for (index, sql) in migrations.iter().enumerate() {
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<()> {
+    for (index, migration) in migrations.iter().enumerate() {
         let target = i64::try_from(index + 1).unwrap_or(i64::MAX);
         if schema_version(conn)? >= target {
             continue;
@@ -243,7 +276,10 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::R
         if schema_version(&tx)? >= target {
             continue;
         }
-        tx.execute_batch(sql)?;
+        tx.execute_batch(migration.sql)?;
+        if let Some(convert) = migration.convert {
+            convert(&tx)?;
+        }
         tx.pragma_update(None, "user_version", target)?;
         tx.commit()?;
         info!(version = target, "applied schema migration");

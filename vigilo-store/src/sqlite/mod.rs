@@ -10,6 +10,7 @@
 //! - `export` (feature `postgres`): the whole database read into a `transfer::Snapshot`, the
 //!   source side of `vigilo migrate`.
 
+mod executions;
 #[cfg(feature = "postgres")]
 pub(crate) mod export;
 mod migrations;
@@ -39,7 +40,7 @@ use vigilo_core::store::{
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
-pub use migrations::{APPLICATION_ID, MIGRATIONS};
+pub use migrations::{APPLICATION_ID, MIGRATIONS, Migration};
 pub use open::OpenError;
 pub use options::{SqliteOptions, Synchronous};
 
@@ -105,7 +106,7 @@ impl SqliteStore {
     pub fn open_with_migrations(
         path: impl AsRef<Path>,
         options: SqliteOptions,
-        migrations: &[&str],
+        migrations: &[Migration],
     ) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         let conn = open::open_writer(&path, &options, migrations)?;

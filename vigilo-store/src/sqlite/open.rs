@@ -8,7 +8,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, FileControl, MAIN_DB, OpenFlags};
 use tracing::debug;
 
-use super::migrations::{APPLICATION_ID, migrate, schema_version};
+use super::migrations::{APPLICATION_ID, Migration, migrate, schema_version};
 use super::options::SqliteOptions;
 
 /// How many prepared statements each connection keeps (reads build a few dozen variants).
@@ -174,7 +174,7 @@ fn identify(conn: &Connection, path: &Path, known: usize) -> Result<Found, OpenE
 pub(crate) fn open_writer(
     path: &Path,
     options: &SqliteOptions,
-    migrations: &[&str],
+    migrations: &[Migration],
 ) -> Result<Connection, OpenError> {
     check_header(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

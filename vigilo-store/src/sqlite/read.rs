@@ -15,6 +15,7 @@ use vigilo_core::store::{
 };
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
+use super::executions;
 use super::rows::{from_doc, int, many, micros_ceil, one, sql_err, text};
 use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, terms};
 use crate::shared::{DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page};
@@ -311,10 +312,16 @@ pub(crate) fn execution(
     ws: WorkspaceId,
     id: ExecutionId,
 ) -> StoreResult<Execution> {
-    one(
-        c,
-        "SELECT doc FROM executions WHERE id = ?1 AND workspace_id = ?2",
-        [id.to_string(), ws.to_string()],
+    first(
+        executions::read_executions(
+            c,
+            &format!(
+                "SELECT {} FROM {} WHERE e.id = ?1 AND e.workspace_id = ?2",
+                executions::COLUMNS,
+                executions::FROM
+            ),
+            [id.to_string(), ws.to_string()],
+        )?,
         || format!("execution {id}"),
     )
 }
@@ -325,12 +332,25 @@ pub(crate) fn execution_by_key(
     key: Key,
 ) -> StoreResult<Execution> {
     let number = key_of(key, KeyKind::Execution, "execution")?;
-    one(
-        c,
-        "SELECT doc FROM executions WHERE workspace_id = ?1 AND key_number = ?2",
-        [text(ws.to_string()), Value::Integer(number)],
+    first(
+        executions::read_executions(
+            c,
+            &format!(
+                "SELECT {} FROM {} WHERE e.workspace_id = ?1 AND e.key_number = ?2",
+                executions::COLUMNS,
+                executions::FROM
+            ),
+            [text(ws.to_string()), Value::Integer(number)],
+        )?,
         || format!("execution {key}"),
     )
+}
+
+/// The single row a read by id or key found, or `NotFound`.
+fn first<T>(rows: Vec<T>, what: impl FnOnce() -> String) -> StoreResult<T> {
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound(what()))
 }
 
 pub(crate) fn list_executions(
@@ -339,30 +359,36 @@ pub(crate) fn list_executions(
     q: &ExecutionQuery,
 ) -> StoreResult<Vec<Execution>> {
     let mut params = vec![text(ws.to_string())];
-    let mut sql = String::from("SELECT doc FROM executions WHERE workspace_id = ?");
+    let mut sql = format!(
+        "SELECT {} FROM {} WHERE e.workspace_id = ?",
+        executions::COLUMNS,
+        executions::FROM
+    );
     if let Some(runbook) = q.runbook {
-        sql.push_str(" AND runbook_id = ?");
+        sql.push_str(" AND e.runbook_id = ?");
         params.push(text(runbook.to_string()));
     }
     if let Some(version) = q.runbook_version {
-        sql.push_str(" AND runbook_version = ?");
+        sql.push_str(" AND e.runbook_version = ?");
         params.push(Value::Integer(i64::from(version)));
     }
     if q.open_only {
-        sql.push_str(" AND status = 'running'");
+        sql.push_str(" AND e.status = 'running'");
     }
     if let Some(change) = q.change {
-        sql.push_str(" AND change_id = ?");
+        sql.push_str(" AND e.change_id = ?");
         params.push(text(change.to_string()));
     }
     if let Some(channel) = &q.channel {
-        sql.push_str(" AND channel_platform = ? AND channel_id = ?");
+        sql.push_str(" AND e.channel_platform = ? AND e.channel_id = ?");
         params.push(text(channel.platform.clone()));
         params.push(text(channel.channel.clone()));
     }
-    sql.push_str(" ORDER BY key_number DESC LIMIT ?");
+    sql.push_str(" ORDER BY e.key_number DESC LIMIT ?");
     params.push(Value::Integer(page(q.limit, DEFAULT_PAGE)));
-    many(c, &sql, rusqlite::params_from_iter(params), "execution")
+    snapshot(c, |c| {
+        executions::read_executions(c, &sql, rusqlite::params_from_iter(params))
+    })
 }
 
 pub(crate) fn step_events(

@@ -10,7 +10,6 @@ use rusqlite::{Connection, OptionalExtension, Params, params};
 use vigilo_core::audit::{self, AuditDraft, AuditEntry};
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::clock::to_micros;
-use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookVersion};
@@ -108,8 +107,8 @@ fn apply_write(conn: &Connection, ws: WorkspaceId, write: &Write) -> StoreResult
         Write::Execution {
             execution,
             expected_rev,
-        } => write_execution(conn, ws, execution, *expected_rev),
-        Write::StepEvent(event) => write_event(conn, ws, event),
+        } => super::executions::write_execution(conn, ws, execution, *expected_rev),
+        Write::StepEvent(event) => super::executions::write_event(conn, ws, event),
         Write::Change {
             change,
             expected_rev,
@@ -123,7 +122,10 @@ fn apply_write(conn: &Connection, ws: WorkspaceId, write: &Write) -> StoreResult
 
 /// The outcome of an insert: unique and primary-key violations become `AlreadyExists`, named by
 /// `taken` from SQLite's `UNIQUE constraint failed: table.column` message.
-fn inserted<T>(result: rusqlite::Result<T>, taken: impl FnOnce(&str) -> String) -> StoreResult<T> {
+pub(crate) fn inserted<T>(
+    result: rusqlite::Result<T>,
+    taken: impl FnOnce(&str) -> String,
+) -> StoreResult<T> {
     result.map_err(|e| match unique_violation(&e) {
         Some(msg) => StoreError::AlreadyExists(taken(msg)),
         None => sql_err(e),
@@ -132,7 +134,7 @@ fn inserted<T>(result: rusqlite::Result<T>, taken: impl FnOnce(&str) -> String) 
 
 /// After an update that changed no row: `NotFound` when the row is not there (in this
 /// workspace), `Conflict` when its revision moved.
-fn not_updated<P: Params>(
+pub(crate) fn not_updated<P: Params>(
     conn: &Connection,
     rev_sql: &str,
     key: P,
@@ -149,11 +151,19 @@ fn not_updated<P: Params>(
 }
 
 /// Runs an update statement; `Ok(true)` when it changed the row.
-fn run_update<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<bool> {
+pub(crate) fn run_update<P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(sql)?.execute(params).map(|n| n > 0)
 }
 
-fn run_insert<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+pub(crate) fn run_insert<P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
 }
 
@@ -376,7 +386,7 @@ fn write_runbook(
 }
 
 /// The workspace of a parent row (`parent_sql` selects its `workspace_id`), or `NotFound`.
-fn parent_workspace(
+pub(crate) fn parent_workspace(
     conn: &Connection,
     parent_sql: &str,
     parent_id: &str,
@@ -410,106 +420,6 @@ fn write_version(conn: &Connection, ws: WorkspaceId, v: &RunbookVersion) -> Stor
             conn,
             "INSERT INTO runbook_versions (runbook_id, version, workspace_id, doc) VALUES (?1, ?2, ?3, ?4)",
             params![runbook, v.version, ws.to_string(), doc],
-        ),
-        |_| what.clone(),
-    )
-    .map(drop)
-}
-
-fn write_execution(
-    conn: &Connection,
-    ws: WorkspaceId,
-    e: &Execution,
-    expected: Option<u64>,
-) -> StoreResult<()> {
-    let what = format!("execution {}", e.key);
-    let doc = to_doc(e, &what)?;
-    let id = e.id.to_string();
-    let wsid = ws.to_string();
-    let number = int(e.key.number, "key number")?;
-    let runbook = e.runbook.to_string();
-    let change = e.change_id.map(|c| c.to_string());
-    let platform = e.channel.as_ref().map(|c| c.platform.as_str());
-    let channel = e.channel.as_ref().map(|c| c.channel.as_str());
-    match expected {
-        None => inserted(
-            run_insert(
-                conn,
-                "INSERT INTO executions (id, workspace_id, key_number, runbook_id, runbook_version, status,
-                     change_id, channel_platform, channel_id, rev, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    id,
-                    wsid,
-                    number,
-                    runbook,
-                    e.runbook_version,
-                    e.status.as_str(),
-                    change,
-                    platform,
-                    channel,
-                    e.rev,
-                    doc
-                ],
-            ),
-            |_| what.clone(),
-        )
-        .map(drop),
-        Some(r) => {
-            let changed = inserted(
-                run_update(
-                    conn,
-                    "UPDATE executions SET key_number = ?3, runbook_id = ?4, runbook_version = ?5, status = ?6,
-                         change_id = ?7, channel_platform = ?8, channel_id = ?9, rev = ?10, doc = ?11
-                     WHERE id = ?1 AND workspace_id = ?2 AND rev = ?12",
-                    params![
-                        id,
-                        wsid,
-                        number,
-                        runbook,
-                        e.runbook_version,
-                        e.status.as_str(),
-                        change,
-                        platform,
-                        channel,
-                        e.rev,
-                        doc,
-                        r
-                    ],
-                ),
-                |_| what.clone(),
-            )?;
-            if changed {
-                Ok(())
-            } else {
-                Err(not_updated(
-                    conn,
-                    "SELECT rev FROM executions WHERE id = ?1 AND workspace_id = ?2",
-                    [&id, &wsid],
-                    &what,
-                    r,
-                ))
-            }
-        }
-    }
-}
-
-fn write_event(conn: &Connection, ws: WorkspaceId, ev: &StepEvent) -> StoreResult<()> {
-    let what = format!("event {} of execution {}", ev.seq, ev.execution);
-    let execution = ev.execution.to_string();
-    let owner_ws = parent_workspace(
-        conn,
-        "SELECT workspace_id FROM executions WHERE id = ?1",
-        &execution,
-        format!("execution {}", ev.execution),
-    )?;
-    store::contract::belongs(ws, owner_ws, &what)?;
-    let doc = to_doc(ev, &what)?;
-    inserted(
-        run_insert(
-            conn,
-            "INSERT INTO step_events (execution_id, seq, workspace_id, doc) VALUES (?1, ?2, ?3, ?4)",
-            params![execution, ev.seq, ws.to_string(), doc],
         ),
         |_| what.clone(),
     )

@@ -56,12 +56,14 @@ impl Deref for TempStore {
 use chrono::{DateTime, Utc};
 use vigilo_core::audit::{AuditDraft, AuditEntry, AuditLinks};
 use vigilo_core::clock::to_micros;
-use vigilo_core::execution::{Execution, ExecutionStatus};
+use vigilo_core::execution::machine::{self, Command, StartParams};
+use vigilo_core::execution::{EventKind, Execution, StepEvent};
 use vigilo_core::fields::Name;
-use vigilo_core::ids::{ExecutionId, Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::ids::{Key, KeyKind, RunbookId, UserId, WorkspaceId};
+use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::runbook::{Runbook, RunbookBody, RunbookInput, StepInput};
 use vigilo_core::store::{AuditQuery, Commit, StoreResult, Write};
-use vigilo_core::workspace::{Policy, User, Workspace};
+use vigilo_core::workspace::{Actor, Membership, Policy, User, Workspace};
 
 /// Now, at microsecond precision.
 pub fn now() -> DateTime<Utc> {
@@ -197,48 +199,142 @@ pub async fn add_runbook(store: &dyn Store, ctx: &Ctx, body: RunbookBody) -> Run
     rb
 }
 
-/// A running execution (rev 1, no steps) of a made-up runbook, not yet committed.
+/// A running execution (rev 1, three steps) of a made-up runbook, not yet committed, as the
+/// state machine starts it.
 pub fn new_execution(ctx: &Ctx, number: u64) -> Execution {
-    Execution {
-        id: ExecutionId::new(),
+    let at = now();
+    let steps = ["Drain", "Restart", "Check"]
+        .into_iter()
+        .map(|title| StepInput {
+            title: title.into(),
+            est_minutes: 5,
+            ..StepInput::default()
+        })
+        .collect();
+    let rb = Runbook {
+        id: RunbookId::new(),
         workspace: ctx.id(),
-        key: Key::new(KeyKind::Execution, number),
-        runbook: RunbookId::new(),
-        runbook_key: Key::new(KeyKind::Runbook, 1),
-        runbook_version: 1,
-        title: "Test".into(),
-        operator: ctx.owner.id,
-        change: None,
-        change_id: None,
-        incident: None,
-        rehearsal: false,
-        channel: None,
-        status: ExecutionStatus::Running,
-        steps: Vec::new(),
-        started_at: now(),
-        sealed_at: None,
-        abort_reason: None,
+        key: Key::new(KeyKind::Runbook, 1),
+        body: RunbookInput {
+            title: "Test".into(),
+            steps,
+            ..RunbookInput::default()
+        }
+        .validate()
+        .unwrap(),
+        version: 1,
+        owner: ctx.owner.id,
+        is_published: true,
+        archived_at: None,
+        created_at: at,
+        updated_at: at,
         rev: 1,
+    };
+    machine::start(
+        &rb,
+        StartParams {
+            key: Key::new(KeyKind::Execution, number),
+            operator: ctx.owner.id,
+            change: None,
+            incident: None,
+            rehearsal: false,
+            channel: None,
+        },
+        at,
+    )
+    .execution
+}
+
+/// The `started` event of `e` (what `machine::start` made with it).
+pub fn started_event(e: &Execution) -> StepEvent {
+    StepEvent {
+        execution: e.id,
+        seq: 1,
+        kind: EventKind::Started,
+        step_order: None,
+        step_id: None,
+        actor: e.operator,
+        at: e.started_at,
+        note: None,
+        started_at: None,
+        satisfied_as: None,
     }
 }
 
-/// The execution as inserted.
-pub fn insert_execution(e: &Execution) -> Write {
-    Write::Execution {
-        execution: e.clone(),
-        expected_rev: None,
-    }
+/// The execution as inserted, with its `started` event.
+pub fn insert_execution(e: &Execution) -> Vec<Write> {
+    vec![
+        Write::Execution {
+            execution: e.clone(),
+            expected_rev: None,
+        },
+        Write::StepEvent(started_event(e)),
+    ]
 }
 
-/// The next revision of `e` (as the state machine would write it), as an update of `e.rev`.
-pub fn bump_execution(e: &Execution) -> Write {
-    let mut next = e.clone();
-    next.rev += 1;
-    next.title = format!("Test rev {}", next.rev);
-    Write::Execution {
-        execution: next,
-        expected_rev: Some(e.rev),
+/// The next revision of `e`, as the state machine writes it: the current step marked done by
+/// the operator with `note`, as an update of `e.rev` with its event.
+pub fn bump_execution_with(e: &Execution, note: &str) -> Vec<Write> {
+    let step = e.current_index().map_or(1, |i| i as u32 + 1);
+    let actor = Actor {
+        user: User {
+            id: e.operator,
+            handle: Name::parse_field("handle", "operator").unwrap(),
+            rev: 1,
+        },
+        membership: Membership {
+            workspace: e.workspace,
+            user: e.operator,
+            role: WorkspaceRole::Owner,
+            team_roles: Default::default(),
+            display_name: Default::default(),
+            chat_identities: vec![],
+            removed_at: None,
+            rev: 1,
+        },
+    };
+    let t = machine::apply(
+        e,
+        &Command::Done {
+            step,
+            note: Some(note.into()),
+        },
+        &actor,
+        &Policy::default(),
+        now(),
+    )
+    .unwrap();
+    vec![
+        Write::Execution {
+            execution: t.execution,
+            expected_rev: Some(e.rev),
+        },
+        Write::StepEvent(t.event),
+    ]
+}
+
+/// [`bump_execution_with`] a note naming the new revision.
+pub fn bump_execution(e: &Execution) -> Vec<Write> {
+    bump_execution_with(e, &format!("rev {}", e.rev + 1))
+}
+
+/// `writes` as if read at revision `read` instead: the execution and its event claim
+/// revision `read + 1`, so the store finds a moved revision when it applies them.
+pub fn as_if_read_at(mut writes: Vec<Write>, read: u64) -> Vec<Write> {
+    for w in &mut writes {
+        match w {
+            Write::Execution {
+                execution,
+                expected_rev,
+            } => {
+                *expected_rev = Some(read);
+                execution.rev = read + 1;
+            }
+            Write::StepEvent(ev) => ev.seq = read + 1,
+            _ => {}
+        }
     }
+    writes
 }
 
 /// Every audit entry of `ws`, verified as a chain; returns how many there are.
