@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use vigilo_core::store::Store;
+use vigilo_core::store::{Store, Write};
 use vigilo_store::sqlite::{APPLICATION_ID, MIGRATIONS, Migration};
 use vigilo_store::{OpenError, SqliteOptions, SqliteStore};
 
@@ -383,4 +383,175 @@ async fn a_newer_schema_is_refused_untouched() {
     }
     assert!(err.to_string().contains("newer"), "{err}");
     assert_eq!(snapshot(dir.path()), before);
+}
+
+/// The schema-2 file `tests/data/schema2/schema2.db`, made by the release before schema 3
+/// (`gen.sh` beside it): two workspaces' worth of runs walked through the real CLI, with
+/// approvals (by rank and by team role), notes, a skip, failures with retries, aborts, a
+/// rehearsal and runs of two versions.
+fn schema2_copy(dir: &Path) -> PathBuf {
+    let path = dir.join("schema2.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/schema2/schema2.db"),
+        &path,
+    )
+    .unwrap();
+    path
+}
+
+/// Every `(id, workspace, doc)` of `table`'s rows, as stored.
+fn rows(path: &Path, sql: &str) -> Vec<(String, String, String)> {
+    let c = Connection::open(path).unwrap();
+    let mut stmt = c.prepare(sql).unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Schema 3 converts executions stored whole into header, snapshot and events: every
+/// execution reads back equal to the document it replaces, every event and audit entry is
+/// kept (approvals gain the role they were given with, from the execution that holds them),
+/// one snapshot row per distinct content, the chain verifies, and clicks work afterwards.
+#[tokio::test]
+async fn schema_3_converts_executions_made_by_the_previous_release() {
+    use vigilo_core::execution::{EventKind, Execution, StepEvent};
+    use vigilo_core::ids::{ExecutionId, WorkspaceId};
+    let dir = tempfile::tempdir().unwrap();
+    let path = schema2_copy(dir.path());
+    assert_eq!(version(&path), 2);
+    let old_executions = rows(&path, "SELECT id, workspace_id, doc FROM executions");
+    let old_events = rows(
+        &path,
+        "SELECT execution_id, CAST(seq AS TEXT), doc FROM step_events ORDER BY execution_id, seq",
+    );
+    let old_audit = rows(
+        &path,
+        "SELECT workspace_id, CAST(seq AS TEXT), doc FROM audit ORDER BY seq",
+    );
+    assert_eq!(old_executions.len(), 6);
+    assert_eq!(old_events.len(), 20);
+
+    let store = open(&path).await.unwrap();
+    assert_eq!(version(&path), MIGRATIONS.len() as i64);
+    let mut approvals = 0;
+    for (id, ws, doc) in &old_executions {
+        let old: Execution = serde_json::from_str(doc).unwrap();
+        let ws = WorkspaceId(ws.parse().unwrap());
+        let id = ExecutionId(id.parse().unwrap());
+        assert_eq!(store.execution(ws, id).await.unwrap(), old, "{}", old.key);
+        assert_eq!(store.execution_by_key(ws, old.key).await.unwrap(), old);
+        let events = store.step_events(ws, id).await.unwrap();
+        let before: Vec<StepEvent> = old_events
+            .iter()
+            .filter(|(e, _, _)| *e == id.to_string())
+            .map(|(_, _, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(events.len(), before.len());
+        for (now, was) in events.iter().zip(&before) {
+            let mut now = now.clone();
+            if now.kind == EventKind::Approved {
+                // The approval still standing says the role it was given with.
+                let standing = old.steps[now.step_order.unwrap() as usize - 1]
+                    .approval
+                    .as_ref()
+                    .filter(|a| a.by == now.actor && a.at == now.at);
+                assert_eq!(
+                    now.satisfied_as.as_deref(),
+                    standing.map(|a| a.satisfied_as.as_str())
+                );
+                approvals += usize::from(standing.is_some());
+                now.satisfied_as = None;
+            }
+            assert_eq!(&now, was);
+        }
+    }
+    assert_eq!(
+        approvals, 3,
+        "EX-00001, EX-00002 (given again) and EX-00003"
+    );
+    // Events without a new field keep their documents byte for byte; the audit trail is
+    // untouched.
+    let new_events = rows(
+        &path,
+        "SELECT execution_id, CAST(seq AS TEXT), doc FROM step_events ORDER BY execution_id, seq",
+    );
+    let unchanged = new_events
+        .iter()
+        .zip(&old_events)
+        .filter(|(a, b)| a == b)
+        .count();
+    // Four approvals were given; the one a retry took back is not part of any state, so it
+    // stays as it was recorded (its role is in its audit entry's details).
+    assert_eq!(
+        unchanged,
+        old_events.len() - 3,
+        "three standing approvals gained their role"
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT workspace_id, CAST(seq AS TEXT), doc FROM audit ORDER BY seq"
+        ),
+        old_audit
+    );
+    let ws = WorkspaceId(old_executions[0].1.parse().unwrap());
+    assert_eq!(
+        common::verified_chain(&store, ws).await,
+        old_audit.len() as u64
+    );
+    let c = Connection::open(&path).unwrap();
+    let snapshots: i64 = c
+        .query_row("SELECT count(*) FROM execution_snapshots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(snapshots, 3, "RB-00001 v1 and v2, RB-00002 v1");
+    drop(c);
+
+    // A click on a converted run: only the state columns and a new event are written.
+    let running: Execution = old_executions
+        .iter()
+        .map(|(_, _, d)| serde_json::from_str::<Execution>(d).unwrap())
+        .find(|e| e.key.number == 4)
+        .unwrap();
+    let writes = common::bump_execution(&running);
+    let Write::Execution {
+        execution: next, ..
+    } = &writes[0]
+    else {
+        panic!("the first write is the execution");
+    };
+    let next = next.clone();
+    common::commit(&store, ws, writes).await.unwrap();
+    assert_eq!(store.execution(ws, running.id).await.unwrap(), next);
+    store.close().await;
+}
+
+/// A converted execution must rebuild equal to its old document; one whose events disagree
+/// with it (here: an event edited behind Vigilo's back) stops the migration, names the
+/// execution, and leaves the file at schema 2.
+#[tokio::test]
+async fn schema_3_refuses_executions_whose_events_disagree_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = schema2_copy(dir.path());
+    {
+        let c = Connection::open(&path).unwrap();
+        let n = c
+            .execute(
+                "UPDATE step_events SET doc = json_set(doc, '$.kind', 'skipped')
+                 WHERE seq = 2 AND execution_id =
+                     (SELECT id FROM executions WHERE key_number = 1)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let before = rows(&path, "SELECT id, workspace_id, doc FROM executions");
+    let err = open(&path).await.unwrap_err().to_string();
+    assert!(err.contains("schema 3 cannot convert execution"), "{err}");
+    assert!(err.contains("do not rebuild"), "{err}");
+    assert_eq!(version(&path), 2);
+    assert_eq!(
+        rows(&path, "SELECT id, workspace_id, doc FROM executions"),
+        before
+    );
 }
