@@ -3,9 +3,11 @@
 //!
 //! One transition is one `BEGIN IMMEDIATE … COMMIT` transaction that reads the audit chain's
 //! head, inserts a step-event row (JSON doc), inserts an audit row whose SHA-256 chains it to
-//! the previous one (JSON doc), and updates the execution's JSON doc under a revision check.
-//! The execution doc is a real execution serialised by the service (same size), edited in
-//! place. No service logic, no permission reads, no writer thread: the floor for the same rows.
+//! the previous one (JSON doc), and moves the execution under a revision check. How it moves
+//! it is the [`Shape`]: the same logical work as Vigilo's (`Lean`: three small columns of the
+//! execution's row), or the first release's (`WholeDoc`: the execution's JSON doc, a real
+//! execution serialised by the service, edited in place and written again). No service logic,
+//! no permission reads, no writer thread: the floor for the same rows.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,7 +25,8 @@ use crate::stats::Latencies;
 /// secondary indexes.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
-    id TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL, rev INTEGER NOT NULL, doc TEXT NOT NULL
+    id TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL, rev INTEGER NOT NULL, doc TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running', current_step INTEGER
 ) STRICT;
 CREATE TABLE IF NOT EXISTS step_events (
     execution_id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL,
@@ -35,9 +38,19 @@ CREATE TABLE IF NOT EXISTS audit (
 ) STRICT;
 ";
 
+/// What a raw transition writes to the execution's row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Status, current step and revision: what Vigilo writes since schema 3.
+    Lean,
+    /// The whole execution document, as the first release wrote it.
+    WholeDoc,
+}
+
 /// A raw-rusqlite database file.
 pub struct Raw {
     conn: Connection,
+    shape: Shape,
     workspace: String,
     actor: String,
     template: Value,
@@ -62,13 +75,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Raw {
-    /// Creates (or opens) the baseline file at `path`; `template` is an execution doc as the
-    /// service stores it.
-    pub fn create(path: &Path, template: Value) -> Result<Self> {
-        Self::create_with(path, template, "FULL")
+    /// Creates (or opens) the baseline file at `path`, durable (`synchronous=FULL`), writing
+    /// transitions of `shape`; `template` is an execution doc as the service returns it.
+    pub fn create_shaped(path: &Path, template: Value, shape: Shape) -> Result<Self> {
+        let mut raw = Self::create_with(path, template, "FULL")?;
+        raw.shape = shape;
+        Ok(raw)
     }
 
-    /// Like [`Raw::create`] with another `PRAGMA synchronous` (the file-size run uses `OFF`:
+    /// A whole-document baseline with another `PRAGMA synchronous` (the file-size run uses `OFF`:
     /// durability does not change what is stored).
     pub fn create_with(path: &Path, template: Value, synchronous: &str) -> Result<Self> {
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -83,6 +98,7 @@ impl Raw {
         let actor = template["operator"].as_str().unwrap_or("user").to_owned();
         Ok(Self {
             conn,
+            shape: Shape::WholeDoc,
             workspace,
             actor,
             template,
@@ -211,14 +227,30 @@ impl Raw {
             &exec.key,
             json!({ "step": step }),
         )?;
-        let changed = tx
-            .prepare_cached("UPDATE executions SET rev = ?1, doc = ?2 WHERE id = ?3 AND rev = ?4")?
-            .execute(params![
-                exec.rev,
-                serde_json::to_string(&exec.doc)?,
-                exec.id,
-                expected
-            ])?;
+        let changed = match self.shape {
+            Shape::WholeDoc => tx
+                .prepare_cached(
+                    "UPDATE executions SET rev = ?1, doc = ?2 WHERE id = ?3 AND rev = ?4",
+                )?
+                .execute(params![
+                    exec.rev,
+                    serde_json::to_string(&exec.doc)?,
+                    exec.id,
+                    expected
+                ])?,
+            Shape::Lean => tx
+                .prepare_cached(
+                    "UPDATE executions SET status = ?1, current_step = ?2, rev = ?3
+                     WHERE id = ?4 AND rev = ?5",
+                )?
+                .execute(params![
+                    if step < STEPS { "running" } else { "completed" },
+                    (step < STEPS).then_some(step + 1),
+                    exec.rev,
+                    exec.id,
+                    expected
+                ])?,
+        };
         if changed != 1 {
             bail!("{}: revision {expected} moved", exec.key);
         }
