@@ -327,13 +327,16 @@ pub(crate) async fn search_runbooks(
     let ws_p = b.bind(ws.0);
     let all = b.bind(words.join(" "));
     let each = b.bind(words);
+    let key = b.bind(vigilo_core::store::search::title_key(input));
     let mut sql = format!(
         "SELECT r.doc FROM runbooks r, plainto_tsquery('simple'::regconfig, {all}::text) q
          WHERE r.workspace_id = {ws_p} AND NOT r.archived AND r.search @@ q"
     );
     sql.push_str(&drafts_condition(drafts, &mut b));
     sql.push_str(&format!(
-        " ORDER BY (SELECT count(*) FROM unnest({each}::text[]) w
+        " ORDER BY (btrim(lower(regexp_replace(r.doc::jsonb->'body'->>'title', '[^[:alnum:]]+', ' ', 'g')))
+                    = {key}::text) DESC,
+                   (SELECT count(*) FROM unnest({each}::text[]) w
                     WHERE r.title_search @@ plainto_tsquery('simple'::regconfig, w)) DESC,
                    ts_rank(r.search, q) DESC, r.key_number
           LIMIT {}",
