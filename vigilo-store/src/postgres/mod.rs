@@ -54,8 +54,10 @@
 //! the default `prefer`); a URL with `sslmode=require` is refused with
 //! [`PgError::TlsUnsupported`].
 
+mod convert;
 mod error;
 mod import;
+mod lean;
 mod migrations;
 mod options;
 mod read;
@@ -161,6 +163,8 @@ pub struct PgStore {
     backends: Mutex<HashMap<ObjectId, transition::Backend>>,
     /// Set when one-call step transitions turned out impossible on this server.
     transactions_only: AtomicBool,
+    /// Parsed execution snapshots (immutable, content-addressed).
+    snapshots: lean::SnapshotCache,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -238,6 +242,7 @@ impl PgStore {
             options,
             backends: Mutex::new(HashMap::new()),
             transactions_only: AtomicBool::new(false),
+            snapshots: lean::SnapshotCache::default(),
         })
     }
 
@@ -429,7 +434,13 @@ impl PgStore {
         user: UserId,
         execution: Key,
     ) -> StoreResult<ActionReads> {
-        read!(self, |c| read::action_reads(&c, workspace, user, execution))
+        read!(self, |c| read::action_reads(
+            &c,
+            &self.snapshots,
+            workspace,
+            user,
+            execution
+        ))
     }
 
     /// See [`transition::backend_state`].
@@ -784,11 +795,16 @@ impl Store for PgStore {
     }
 
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
-        read!(self, |c| read::execution(&c, workspace, id))
+        read!(self, |c| read::execution(&c, &self.snapshots, workspace, id))
     }
 
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
-        read!(self, |c| read::execution_by_key(&c, workspace, key))
+        read!(self, |c| read::execution_by_key(
+            &c,
+            &self.snapshots,
+            workspace,
+            key
+        ))
     }
 
     async fn list_executions(
@@ -796,7 +812,12 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         query: &ExecutionQuery,
     ) -> StoreResult<Vec<Execution>> {
-        read!(self, |c| read::list_executions(&c, workspace, query))
+        read!(self, |c| read::list_executions(
+            &c,
+            &self.snapshots,
+            workspace,
+            query
+        ))
     }
 
     async fn step_events(
