@@ -140,10 +140,7 @@ pub(crate) async fn schema_4(tx: &Transaction<'_>, version: i32) -> Result<(), P
     let mut after = Uuid::nil();
     let mut converted_count = 0u64;
     loop {
-        let rows = tx
-            .query(&select, &[&after, &BATCH])
-            .await
-            .map_err(failed)?;
+        let rows = tx.query(&select, &[&after, &BATCH]).await.map_err(failed)?;
         let Some(last) = rows.last() else { break };
         after = last.try_get(0).map_err(failed)?;
         let mut batch = Vec::with_capacity(rows.len());

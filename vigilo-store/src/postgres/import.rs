@@ -175,7 +175,10 @@ async fn count_tables(
 async fn write_executions(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), TransferError> {
     let mut events: HashMap<ExecutionId, Vec<&StepEvent>> = HashMap::new();
     for (_, ev) in &s.step_events {
-        events.entry(ev.value.execution).or_default().push(&ev.value);
+        events
+            .entry(ev.value.execution)
+            .or_default()
+            .push(&ev.value);
     }
     let mut filled: HashMap<(ExecutionId, u64), String> = HashMap::new();
     for chunk in s.executions.chunks(CHUNK) {
@@ -186,14 +189,15 @@ async fn write_executions(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Tran
                 .map(|evs| evs.iter().map(|ev| (*ev).clone()).collect())
                 .unwrap_or_default();
             own.sort_by_key(|ev| ev.seq);
-            let converted =
-                convert::convert(e.value.clone(), own).map_err(|reason| TransferError::Corrupt {
+            let converted = convert::convert(e.value.clone(), own).map_err(|reason| {
+                TransferError::Corrupt {
                     table: "executions",
                     detail: format!(
                         "execution {} of workspace {}: {reason}",
                         e.value.key, e.value.workspace
                     ),
-                })?;
+                }
+            })?;
             for (seq, _, doc) in &converted.events {
                 if let Some(doc) = doc {
                     filled.insert(
@@ -221,7 +225,8 @@ async fn write_executions(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Tran
                 .iter()
                 .map(|(_, e)| int(e.value.seq, "step_events"))
                 .collect::<Result<Vec<_>, _>>()?;
-            let cols: Vec<EventColumns> = c.iter().map(|(_, e)| EventColumns::of(&e.value)).collect();
+            let cols: Vec<EventColumns> =
+                c.iter().map(|(_, e)| EventColumns::of(&e.value)).collect();
             Ok(vec![
                 col(c, |(_, e)| e.value.execution.0),
                 Box::new(seqs),

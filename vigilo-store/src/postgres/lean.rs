@@ -48,9 +48,9 @@ impl ExecutionParts {
     /// The parts of `e` (named `what` in errors).
     pub(crate) fn of(e: &Execution, what: &str) -> StoreResult<Self> {
         let (header, snapshot) = history::split(e);
-        let snapshot = snapshot
-            .document()
-            .map_err(|err| StoreError::backend(format!("cannot encode the steps of {what}"), err))?;
+        let snapshot = snapshot.document().map_err(|err| {
+            StoreError::backend(format!("cannot encode the steps of {what}"), err)
+        })?;
         Ok(Self {
             header: to_doc(&header, what)?,
             hash: Snapshot::hash_of(&snapshot),

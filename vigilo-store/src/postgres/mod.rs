@@ -795,7 +795,12 @@ impl Store for PgStore {
     }
 
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
-        read!(self, |c| read::execution(&c, &self.snapshots, workspace, id))
+        read!(self, |c| read::execution(
+            &c,
+            &self.snapshots,
+            workspace,
+            id
+        ))
     }
 
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {

@@ -28,8 +28,8 @@ use vigilo_core::ids::AuditId;
 use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 
 use super::error::{Fail, fail, is_connection_loss, store_err, violated};
-use super::rows::{int, micros, to_doc, uint};
 use super::lean::{EventColumns, ExecutionState};
+use super::rows::{int, micros, to_doc, uint};
 use super::write::LinkColumns;
 
 /// A commit that is a step transition: an update of one execution and one event of it.
