@@ -1,7 +1,9 @@
 //! The schema, as embedded migrations recorded in the `vigilo_schema_version` table.
 //!
 //! Migration `n` (1-based) takes a database from version `n - 1` to `n`, in one transaction
-//! together with its row in `vigilo_schema_version`. Shipped migrations are never edited: a
+//! together with its row in `vigilo_schema_version`. A migration is SQL; one that must
+//! convert documents (schema 4's executions) continues in Rust in the same transaction, run
+//! right after its SQL (see `apply_missing`). Shipped migrations are never edited: a
 //! schema change is a new entry at the end of [`MIGRATIONS`].
 //!
 //! Replicas may start at the same moment: a replica that finds migrations missing takes an
@@ -15,7 +17,8 @@
 //! Conventions of the schema (those of the SQLite adapter): every entity is stored whole as
 //! JSON text in `doc` (the core struct, read back with serde; `text` rather than `jsonb` so it
 //! reads back byte for byte), next to real, indexed columns for what queries filter and sort
-//! on. Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
+//! on — except executions since schema 4, stored as a header, a content-addressed snapshot of
+//! their steps and their events, with a few state columns (see `lean`). Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
 //! `timestamptz` (microseconds, the precision every store keeps). Text that queries compare or
 //! sort is `COLLATE "C"`: byte order, like the in-memory reference store, whatever the
 //! database's locale. Every table but `users` (global, a handle each) is keyed or
@@ -452,8 +455,12 @@ ALTER TABLE step_events
 "#;
 
 /// The end of schema 4, after the executions were converted: the new table takes the old one's
-/// name, indexes and foreign key; the event columns become required; the step function is
-/// redefined.
+/// name and indexes; the event columns become required; the step function is redefined.
+///
+/// The events' foreign key to `executions` is not made again: every event is written only
+/// after its execution's row was written or updated in the same transaction (the insert and
+/// the update both name the execution and its workspace), executions are never deleted, and
+/// its check cost every step a row lock and a trigger's query.
 pub(crate) const MIGRATION_4_FINISH: &str = r#"
 ALTER TABLE step_events DROP CONSTRAINT step_events_execution_id_fkey;
 DROP TABLE executions;
@@ -470,7 +477,6 @@ CREATE INDEX executions_by_change
 CREATE INDEX executions_by_channel
     ON executions (workspace_id, channel_platform, channel_id, key_number) WHERE channel_id IS NOT NULL;
 ALTER TABLE step_events
-    ADD CONSTRAINT step_events_execution_id_fkey FOREIGN KEY (execution_id) REFERENCES executions (id),
     ALTER COLUMN kind SET NOT NULL,
     ALTER COLUMN at SET NOT NULL;
 

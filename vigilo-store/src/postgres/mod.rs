@@ -7,6 +7,9 @@
 //!   `transition`: a step transition (what every click commits) in one round trip, as one
 //!   call of a server-side function;
 //!   `read`: every read query; `search`: full-text search with `tsvector`.
+//! - `lean`: executions as schema 4 stores them (a header, a snapshot of the steps stored once
+//!   per content, state columns, the events) and how reads rebuild and check them;
+//!   `convert`: whole executions into that form (schema 4's migration, the import).
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
 //! - `scratch` (feature `testkit`): `ScratchDatabase`, a throw-away database for tests.
@@ -19,7 +22,9 @@
 //! - **Step transitions** (an execution's new revision and its step event: what every click
 //!   commits) run as one autocommitted call of the `vigilo_step_transition` function, one
 //!   round trip, with the checks, locks and answers of the transaction below (see
-//!   `transition`; [`PgOptions::server_side_transitions`] turns it off).
+//!   `transition`; [`PgOptions::server_side_transitions`] turns it off). Either way a step
+//!   writes only what changed: the execution's state columns, its event, the audit entry and
+//!   the chain head; the execution is rebuilt from its events on read (`lean`).
 //! - **Commits** run in one `READ COMMITTED` transaction each, on a pooled connection.
 //!   Revisions are checked by the `UPDATE … WHERE rev = $expected` itself, unique values by the
 //!   unique constraints (`23505` becomes [`StoreError::AlreadyExists`]), so concurrent writers
