@@ -139,8 +139,11 @@ pub(crate) fn paired_event<'a>(
 /// so an edited row is still found).
 #[derive(Default)]
 pub(crate) struct SnapshotCache {
-    entries: Mutex<HashMap<(Uuid, String), (Arc<str>, Arc<Snapshot>)>>,
+    entries: Mutex<HashMap<(Uuid, String), Cached>>,
 }
+
+/// A cached snapshot: the stored document it was parsed from, and the parse.
+type Cached = (Arc<str>, Arc<Snapshot>);
 
 /// How many snapshots the cache holds before it starts over.
 const CACHE_LIMIT: usize = 512;
