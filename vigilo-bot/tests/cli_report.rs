@@ -12,16 +12,28 @@ fn finished() -> Env {
     let env = Env::seeded();
     let f = env.write("rotate.md", ROTATE);
     env.ok(Some("alice"), &["runbook", "import", path_str(&f)]);
-    env.ok(Some("alice"), &["incident", "create", "--title", "Certificate expiring"]);
+    env.ok(
+        Some("alice"),
+        &["incident", "create", "--title", "Certificate expiring"],
+    );
     env.ok(
         Some("bob"),
         &["exec", "start", "RB-00001", "--incident", "INC-00001"],
     );
     env.ok(
         Some("bob"),
-        &["exec", "done", "EX-00001", "--note", "acknowledged by @dave, \"ok\""],
+        &[
+            "exec",
+            "done",
+            "EX-00001",
+            "--note",
+            "acknowledged by @dave, \"ok\"",
+        ],
     );
-    env.ok(Some("carol"), &["exec", "approve", "EX-00001", "--step", "2"]);
+    env.ok(
+        Some("carol"),
+        &["exec", "approve", "EX-00001", "--step", "2"],
+    );
     env.ok(Some("bob"), &["exec", "done", "EX-00001", "--step", "2"]);
     env
 }
@@ -39,7 +51,10 @@ fn a_finished_runs_report_verifies_in_md_and_json() {
     let env = finished();
     let md = env.ok(Some("dave"), &["exec", "report", "EX-00001"]);
     assert!(md.starts_with("<!-- vigilo execution report"), "{md}");
-    assert!(md.contains("# EX-00001: Rotate the TLS certificate on the edge proxies"), "{md}");
+    assert!(
+        md.contains("# EX-00001: Rotate the TLS certificate on the edge proxies"),
+        "{md}"
+    );
     assert!(md.contains("| Incident | INC-00001 |"), "{md}");
     assert!(md.contains("`@carol` as sre at "), "{md}");
     let md_file = env.write("EX-00001.md", &md);
@@ -49,7 +64,15 @@ fn a_finished_runs_report_verifies_in_md_and_json() {
     let json_file = env.path("EX-00001.json");
     env.ok(
         Some("bob"),
-        &["exec", "report", "EX-00001", "--format", "json", "-o", path_str(&json_file)],
+        &[
+            "exec",
+            "report",
+            "EX-00001",
+            "--format",
+            "json",
+            "-o",
+            path_str(&json_file),
+        ],
     );
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
@@ -57,16 +80,34 @@ fn a_finished_runs_report_verifies_in_md_and_json() {
     has_keys(
         &doc["execution"],
         &[
-            "key", "runbook", "version", "version_hash", "operator", "handoffs", "status",
-            "started_at", "completed_at", "change", "incident",
+            "key",
+            "runbook",
+            "version",
+            "version_hash",
+            "operator",
+            "handoffs",
+            "status",
+            "started_at",
+            "completed_at",
+            "change",
+            "incident",
         ],
     );
     for step in doc["steps"].as_array().unwrap() {
         has_keys(
             step,
             &[
-                "order", "title", "status", "by", "at", "est_minutes", "actual_minutes", "note",
-                "approvals", "notes", "audit",
+                "order",
+                "title",
+                "status",
+                "by",
+                "at",
+                "est_minutes",
+                "actual_minutes",
+                "note",
+                "approvals",
+                "notes",
+                "audit",
             ],
         );
     }
@@ -84,18 +125,32 @@ fn a_finished_runs_report_verifies_in_md_and_json() {
     assert_eq!(same, doc);
 
     // CSV: a header and one row per step; not verifiable (exit 6, saying why).
-    let csv = env.ok(Some("bob"), &["exec", "report", "EX-00001", "--format", "csv"]);
+    let csv = env.ok(
+        Some("bob"),
+        &["exec", "report", "EX-00001", "--format", "csv"],
+    );
     let rows: Vec<&str> = csv.trim_end().split("\r\n").collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[1].contains("\"acknowledged by @dave, \"\"ok\"\"\""), "{csv}");
+    assert!(
+        rows[1].contains("\"acknowledged by @dave, \"\"ok\"\"\""),
+        "{csv}"
+    );
     let csv_file = env.write("EX-00001.csv", &csv);
-    let e = env.fails(None, &["audit", "verify", "--report", path_str(&csv_file)], 6);
+    let e = env.fails(
+        None,
+        &["audit", "verify", "--report", path_str(&csv_file)],
+        6,
+    );
     assert!(e["message"].as_str().unwrap().contains("CSV"), "{e}");
 
     // Mistakes are named.
     env.fails(Some("bob"), &["exec", "report", "EX-00042"], 3);
     env.fails(None, &["audit", "verify", "--report", "nowhere.md"], 3);
-    env.fails(Some("bob"), &["exec", "report", "EX-00001", "--format", "pdf"], 2);
+    env.fails(
+        Some("bob"),
+        &["exec", "report", "EX-00001", "--format", "pdf"],
+        2,
+    );
 }
 
 #[test]
@@ -112,18 +167,31 @@ fn a_changed_character_of_the_report_exits_7_naming_it() {
     let r = env.run(None, &["audit", "verify", "--report", path_str(&f)]);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("step 1 `Status`"), "{}", r.stderr);
-    assert!(r.stderr.contains("@bot") && r.stderr.contains("@bob"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("@bot") && r.stderr.contains("@bob"),
+        "{}",
+        r.stderr
+    );
     // One digit of a minute count in the JSON report.
-    let json = env.ok(Some("bob"), &["exec", "report", "EX-00001", "--format", "json"]);
+    let json = env.ok(
+        Some("bob"),
+        &["exec", "report", "EX-00001", "--format", "json"],
+    );
     let edited = json.replacen("\"est_minutes\": 10", "\"est_minutes\": 11", 1);
     assert_ne!(edited, json);
     let f = env.write("edited.json", &edited);
-    let r = env.run(None, &["--json", "audit", "verify", "--report", path_str(&f)]);
+    let r = env.run(
+        None,
+        &["--json", "audit", "verify", "--report", path_str(&f)],
+    );
     assert_eq!(r.code, 7, "{}", r.stderr);
     let doc = r.json();
     assert_eq!(doc["result"], "tampered");
     assert!(
-        doc["problem"].as_str().unwrap().contains("step 2 `est_minutes`"),
+        doc["problem"]
+            .as_str()
+            .unwrap()
+            .contains("step 2 `est_minutes`"),
         "{doc}"
     );
 }
@@ -131,10 +199,16 @@ fn a_changed_character_of_the_report_exits_7_naming_it() {
 #[test]
 fn an_edited_entry_behind_the_report_exits_7() {
     let env = finished();
-    let text = env.ok(Some("bob"), &["exec", "report", "EX-00001", "--format", "json"]);
+    let text = env.ok(
+        Some("bob"),
+        &["exec", "report", "EX-00001", "--format", "json"],
+    );
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let report = env.write("EX-00001.json", &text);
-    let md = env.write("EX-00001.md", &env.ok(Some("bob"), &["exec", "report", "EX-00001"]));
+    let md = env.write(
+        "EX-00001.md",
+        &env.ok(Some("bob"), &["exec", "report", "EX-00001"]),
+    );
     env.ok(None, &["audit", "verify", "--report", path_str(&report)]);
     // The note of step 1, changed in the entry that records it.
     let seq = json["steps"][0]["audit"][0]["seq"].as_i64().unwrap();
@@ -164,7 +238,10 @@ fn an_edited_entry_behind_the_report_exits_7() {
 #[test]
 fn an_edited_runbook_version_behind_the_report_exits_7() {
     let env = finished();
-    let md = env.write("EX-00001.md", &env.ok(Some("bob"), &["exec", "report", "EX-00001"]));
+    let md = env.write(
+        "EX-00001.md",
+        &env.ok(Some("bob"), &["exec", "report", "EX-00001"]),
+    );
     env.ok(None, &["audit", "verify", "--report", path_str(&md)]);
     let c = env.sqlite();
     let doc: String = c

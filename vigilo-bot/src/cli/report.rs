@@ -53,7 +53,10 @@ pub async fn report(
     match output {
         Some(path) => {
             std::fs::write(&path, &text).map_err(|e| {
-                CliError::Internal(format!("cannot write the report to {}: {e}", path.display()))
+                CliError::Internal(format!(
+                    "cannot write the report to {}: {e}",
+                    path.display()
+                ))
             })?;
             let doc = json!({
                 "file": path.display().to_string(),
