@@ -53,7 +53,7 @@ fn refs(list: &[AuditRef]) -> String {
         return "none".into();
     }
     list.iter()
-        .map(|r| format!("{} `{}`", r.seq, r.hash))
+        .map(|r| format!("entry {} `{}`", r.seq, r.hash))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -162,7 +162,7 @@ pub fn render(r: &ExecutionReport) -> String {
         ("Audit entries", refs(&e.audit)),
         (
             "Audit head",
-            format!("{} `{}`", r.audit_head.seq, r.audit_head.hash),
+            format!("entry {} `{}`", r.audit_head.seq, r.audit_head.hash),
         ),
     ];
     s.push_str("| Run | |\n|---|---|\n");
@@ -252,8 +252,9 @@ pub fn read_claims(text: &str) -> Result<Claims, String> {
     };
     let head = row(ROW_HEAD)?;
     let (seq, hash) = head
-        .split_once(' ')
-        .ok_or_else(|| format!("its `Audit head` row reads `{head}`, not `SEQ `HASH``"))?;
+        .strip_prefix("entry ")
+        .and_then(|h| h.split_once(' '))
+        .ok_or_else(|| format!("its `Audit head` row reads `{head}`, not `entry SEQ `HASH``"))?;
     Ok(Claims {
         workspace: row(ROW_WORKSPACE)?,
         execution: row(ROW_EXECUTION)?,
