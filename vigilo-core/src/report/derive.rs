@@ -5,7 +5,7 @@
 //! each step entry (`execution.step_*`, naming its step in `details.step`) sets that step's
 //! line; `execution.aborted` and the entry whose `details.sealed` is set seal the run. An
 //! entry of another kind is listed behind its step, or behind the execution, with no fact
-//! taken from it: new kinds (hand-overs, notes) add an arm to [`Fold::apply`].
+//! taken from it: new kinds (hand-overs, notes) add an arm to the fold (`Fold::apply`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //!
 //! # What a report is
 //!
-//! [`ExecutionReport`] is a pure function ([`derive`]) of three things:
+//! [`ExecutionReport`] is a pure function ([`derive()`]) of three things:
 //! - the audit entries linked to the execution (`link_execution` or target = its key), up to
 //!   and including the **audit head** the report names: every fact of the report (who, when,
 //!   statuses, notes, approvals) is read from these entries, and each line carries the `seq`
@@ -14,7 +14,7 @@
 //!
 //! Nothing else goes in (no "generated at" time, no current names): the same trail gives the
 //! same report, byte for byte, whenever it is rendered. That is what makes it verifiable:
-//! [`compare`] renders the report again from the trail as of the head the file names and
+//! [`compare()`] renders the report again from the trail as of the head the file names and
 //! compares it with the file, naming the first difference ("step 3 `By`: the report says
 //! @bob, the audit trail says @carol (audit entries 40, 41)"). A changed character anywhere
 //! in a Markdown or JSON report is found: in a fact, a hash, a `seq`, or in the text around
@@ -29,7 +29,7 @@
 //! # Extending it
 //!
 //! Hand-overs, step notes and multi-approvals are lists ([`ExecutionFacts::handoffs`],
-//! [`StepFacts::notes`], [`StepFacts::approvals`]) filled by [`derive`] from the entries that
+//! [`StepFacts::notes`], [`StepFacts::approvals`]) filled by [`derive()`] from the entries that
 //! record them: a new kind of entry adds one arm to its fold. An entry of a kind the fold does
 //! not know yet is still listed behind its step (or the execution), so every entry of the run
 //! is accounted for.
@@ -205,7 +205,7 @@ pub struct ExecutionReport {
 
 impl ExecutionReport {
     /// The report as pretty JSON (two-space indent) ending in a newline: the `--format json`
-    /// document, verifiable by [`compare`].
+    /// document, verifiable by [`compare()`].
     pub fn to_json(&self) -> String {
         // Plain structs, strings, numbers and times: serialising cannot fail.
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
