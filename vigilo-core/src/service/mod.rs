@@ -8,6 +8,7 @@ mod changes;
 mod executions;
 mod incidents;
 mod runbooks;
+mod together;
 
 use std::sync::Arc;
 
