@@ -280,6 +280,7 @@ impl Bot {
                     .await
                     .ok()
                     .map(|()| r),
+                Placement::Skip => None,
             };
             if let (Some(anchor), Some(r)) = (reply.anchor, posted) {
                 self.refs.remember(workspace, anchor, r);
