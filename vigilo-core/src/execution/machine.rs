@@ -194,7 +194,7 @@ pub enum ExecError {
     },
     /// The workspace requires a second person to approve.
     #[error(
-        "the operator who started this execution cannot approve its gated steps; ask someone with {requirement}"
+        "the operator of this execution (who started it, or to whom it was handed over) cannot approve its gated steps; ask someone with {requirement}"
     )]
     ApproverIsOperator {
         /// Who may approve.
