@@ -284,6 +284,7 @@ impl Bot {
                     .await
                     .ok()
                     .map(|()| r),
+                Placement::Skip => None,
             };
             if let (Some(anchor), Some(r)) = (reply.anchor, posted) {
                 self.refs.remember(workspace, anchor, r);
@@ -305,6 +306,7 @@ impl Bot {
         let thread = match self.refs.place(workspace, &reply.target) {
             Placement::Post { thread } => thread,
             Placement::Update(r) => Some(r),
+            Placement::Skip => None,
         };
         let channel = thread
             .as_ref()

@@ -9,6 +9,7 @@ mod executions;
 mod incidents;
 mod reports;
 mod runbooks;
+mod together;
 
 use std::sync::Arc;
 
