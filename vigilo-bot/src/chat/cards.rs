@@ -15,8 +15,8 @@ use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, t
 use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
     ACTION_ABORT, ACTION_APPROVE, ACTION_DIFF, ACTION_DONE, ACTION_FAIL, ACTION_NOTE,
-    ACTION_REPORT, ACTION_RETRY,
-    ACTION_SKIP, Badge, Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
+    ACTION_REPORT, ACTION_RETRY, ACTION_SKIP, Badge, Block, Button, ButtonStyle, ButtonValue,
+    Field, Prompt, Reply,
 };
 
 /// Markdown split into sections that fit the limits.

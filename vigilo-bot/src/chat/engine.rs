@@ -25,8 +25,7 @@ use super::limits::fit_reply;
 use super::markdown::escape_markdown;
 use super::reply::{
     ACTION_ABORT, ACTION_APPROVE, ACTION_DIFF, ACTION_DONE, ACTION_FAIL, ACTION_NOTE,
-    ACTION_REPORT, ACTION_RETRY,
-    ACTION_SKIP, Anchor, ButtonValue, Reply, Target,
+    ACTION_REPORT, ACTION_RETRY, ACTION_SKIP, Anchor, ButtonValue, Reply, Target,
 };
 use super::views;
 
