@@ -404,9 +404,9 @@ impl Error {
             Error::Execution(f) => match f.error {
                 ExecError::Invalid(_) => ErrorKind::Refused,
                 ExecError::NoSuchStep { .. } => ErrorKind::NotFound,
-                ExecError::NotCurrent { .. } | ExecError::AlreadyApproved { .. } => {
-                    ErrorKind::Conflict
-                }
+                ExecError::NotCurrent { .. }
+                | ExecError::AlreadyApproved { .. }
+                | ExecError::LapsesDue { .. } => ErrorKind::Conflict,
                 ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => {
                     ErrorKind::Denied
                 }

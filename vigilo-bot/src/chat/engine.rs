@@ -551,7 +551,7 @@ impl ChatEngine {
         ids.insert(exec.operator);
         for s in &exec.steps {
             ids.extend(s.actor);
-            ids.extend(s.approval.as_ref().map(|a| a.by));
+            ids.extend(s.approvals.iter().chain(&s.lapsed).map(|a| a.by));
         }
         for id in ids {
             if names.contains(id) {

@@ -364,6 +364,23 @@ pub fn event_line(p: &Paint, exec: &Execution, o: &ActOutcome, actor: &str) -> S
     }
 }
 
+/// The APPROVED cell of `exec show`: `-`, `@carol`, or `1/2 @carol` when a step asks for
+/// several approvals.
+async fn approved_cell(ctx: &Ctx, es: &vigilo_core::execution::ExecStep) -> String {
+    let mut handles = Vec::with_capacity(es.approvals.len());
+    for a in &es.approvals {
+        handles.push(format!("@{}", ctx.handle(a.by).await));
+    }
+    let need = es.step.approvals_needed();
+    match (need, handles.is_empty()) {
+        (0 | 1, true) => "-".into(),
+        (0 | 1, false) => handles.join(" "),
+        _ => format!("{}/{need} {}", handles.len(), handles.join(" "))
+            .trim_end()
+            .to_owned(),
+    }
+}
+
 /// What is current now.
 pub fn next_line(exec: &Execution) -> String {
     match exec.current_index() {
@@ -377,8 +394,17 @@ pub fn next_line(exec: &Execution) -> String {
             );
             if s.status == StepStatus::Failed {
                 line.push_str(" (failed: retry, skip with a reason, or abort)");
-            } else if s.step.requires_approval && s.approval.is_none() {
-                line.push_str(" (needs approval before done)");
+            } else if s.approvals_missing() > 0 {
+                if s.step.approvals_needed() > 1 {
+                    line.push_str(&format!(
+                        " (needs {} more approvals before done, {} of {} given)",
+                        s.approvals_missing(),
+                        s.approvals.len(),
+                        s.step.approvals_needed()
+                    ));
+                } else {
+                    line.push_str(" (needs approval before done)");
+                }
             }
             line
         }
@@ -467,10 +493,7 @@ pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary
                 Some(h) => format!("@{h}"),
                 None => "-".into(),
             },
-            match ctx.handle_opt(es.approval.as_ref().map(|a| a.by)).await {
-                Some(h) => format!("@{h}"),
-                None => "-".into(),
-            },
+            approved_cell(ctx, es).await,
             time_opt(es.completed_at),
             es.note.as_ref().map(|n| n.to_string()).unwrap_or_default(),
         ]);
