@@ -88,9 +88,15 @@ impl Vigilo {
                 },
                 Write::StepEvent(t.event.clone()),
             ];
-            match self.commit_in(ws, None, writes, draft).await {
+            let commit = crate::store::Commit {
+                workspace: ws,
+                writes,
+                audit: draft,
+                acting: None,
+            };
+            match self.store.commit(commit).await {
                 Ok(_) => exec = t.execution,
-                Err(Error::Store(StoreError::Conflict(_) | StoreError::AlreadyExists(_))) => {
+                Err(StoreError::Conflict(_) | StoreError::AlreadyExists(_)) => {
                     // Another process recorded it (or moved the run): read what it wrote.
                     exec = self
                         .store
@@ -98,7 +104,7 @@ impl Vigilo {
                         .await
                         .map_err(|e| execution_not_found(e, exec.key))?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Err(Error::conflict(
