@@ -321,6 +321,26 @@ async fn act(
 pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<(), CliError> {
     let (exec, summary) = ctx.vigilo.execution_summary(who, key).await?;
     let mut doc = views::execution(ctx, &exec, &summary).await;
+    // After an approval: how many stand, by whom, and what is still missing.
+    let approvals = match o.event.kind {
+        vigilo_core::execution::EventKind::Approved => {
+            let step = o
+                .event
+                .step_order
+                .and_then(|n| exec.steps.get((n as usize).saturating_sub(1)));
+            match step {
+                Some(s) => Some((ctx.vigilo.approvals_text(s).await, s.approvals_missing(), s)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    if let (Value::Object(m), Some((text, missing, _))) = (&mut doc, &approvals) {
+        m.insert(
+            "approvals".into(),
+            json!({ "summary": text, "missing": missing }),
+        );
+    }
     if let Value::Object(m) = &mut doc {
         m.insert(
             "event".into(),
@@ -337,6 +357,23 @@ pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<()
     ctx.out.emit(&doc, |p| {
         let mut s = event_line(p, &exec, o, &actor);
         s.push('\n');
+        if let Some((text, missing, step)) = &approvals {
+            let role = vigilo_core::roles::RoleRequirement::from_owner_role(
+                step.step.owner_role.as_str(),
+            );
+            if *missing == 0 {
+                s.push_str(&format!("Approvals: {text}; the step can be marked done.\n"));
+            } else {
+                s.push_str(&format!(
+                    "Approvals: {text}; still missing: {} by {role}.\n",
+                    if *missing == 1 {
+                        "1 approval".to_owned()
+                    } else {
+                        format!("{missing} approvals")
+                    }
+                ));
+            }
+        }
         if exec.status.is_sealed() {
             s.push_str(&sealed_line(p, &exec, &summary));
         } else {
