@@ -133,7 +133,9 @@ async fn run(args: Args) -> Result<()> {
     for bench in &args.benches {
         let t = Instant::now();
         match bench.as_str() {
-            "act" => rows.extend(bench_act(&dir, rounds, if args.quick { 100 } else { 200 }).await?),
+            "act" => {
+                rows.extend(bench_act(&dir, rounds, if args.quick { 100 } else { 200 }).await?)
+            }
             "concurrent" => rows.push(bench_concurrent(&dir, rounds).await?),
             "diff" => rows.push(bench_diff(if args.quick { 30 } else { 101 })?),
             "size" => rows.push(bench_size(&dir).await?),
@@ -267,7 +269,11 @@ async fn bench_act(dir: &Path, rounds: usize, n: usize) -> Result<Vec<Row>> {
         let (Some(v), Some(r), Some(d)) = (v, r, d) else {
             bail!("a side did not run");
         };
-        let (vr, rr, dr) = (1000.0 / v.median(), 1000.0 / r.median(), 1000.0 / d.median());
+        let (vr, rr, dr) = (
+            1000.0 / v.median(),
+            1000.0 / r.median(),
+            1000.0 / d.median(),
+        );
         say(&format!(
             "  round {}: Vigilo::act {vr:.0}/s (median {:.3} ms), raw same work {rr:.0}/s (median {:.3} ms), raw whole doc {dr:.0}/s; ratio {:.2} (vs whole doc {:.2})",
             round + 1,
@@ -349,7 +355,10 @@ async fn bench_wal(dir: &Path) -> Result<Row> {
     let template = serde_json::to_value(svc.start().await?)?;
     svc.close().await?;
     let mut per_shape = Vec::new();
-    for (name, shape) in [("wal-raw.db", Shape::Lean), ("wal-raw-doc.db", Shape::WholeDoc)] {
+    for (name, shape) in [
+        ("wal-raw.db", Shape::Lean),
+        ("wal-raw-doc.db", Shape::WholeDoc),
+    ] {
         let db = dir.join(name);
         let mut raw = Raw::create_shaped(&db, template.clone(), shape)?;
         let mut execs = Vec::new();

@@ -42,7 +42,15 @@ fn two_approvals_through_the_cli() {
     let env = Env::seeded();
     env.ok(
         Some("alice"),
-        &["user", "add", "erin", "--role", "operator", "--team-role", "sre"],
+        &[
+            "user",
+            "add",
+            "erin",
+            "--role",
+            "operator",
+            "--team-role",
+            "sre",
+        ],
     );
     let f = env.write("failover.md", FAILOVER);
     env.ok(Some("alice"), &["runbook", "import", path_str(&f)]);
@@ -68,7 +76,9 @@ fn two_approvals_through_the_cli() {
     // Erin approves: the answer says what is still missing.
     let out = env.ok(Some("erin"), &["exec", "approve", &key]);
     assert!(
-        out.contains("Approvals: 1 of 2 approvals (@erin); still missing: 1 approval by team role `sre`."),
+        out.contains(
+            "Approvals: 1 of 2 approvals (@erin); still missing: 1 approval by team role `sre`."
+        ),
         "{out}"
     );
     // The same approver twice counts once.
@@ -95,7 +105,10 @@ fn two_approvals_through_the_cli() {
     );
     let json = env.json(Some("alice"), &["exec", "approve", &key]);
     assert_eq!(json["approvals"]["missing"], 0);
-    assert_eq!(json["approvals"]["summary"], "2 of 2 approvals (@erin, @alice)");
+    assert_eq!(
+        json["approvals"]["summary"],
+        "2 of 2 approvals (@erin, @alice)"
+    );
     env.ok(Some("carol"), &["exec", "done", &key]);
 }
 
@@ -104,7 +117,15 @@ fn a_lapse_is_recorded_once_when_the_cli_next_reads_the_run() {
     let env = Env::seeded();
     env.ok(
         Some("alice"),
-        &["user", "add", "erin", "--role", "operator", "--team-role", "sre"],
+        &[
+            "user",
+            "add",
+            "erin",
+            "--role",
+            "operator",
+            "--team-role",
+            "sre",
+        ],
     );
     let f = env.write("failover.md", FAILOVER);
     env.ok(Some("alice"), &["runbook", "import", path_str(&f)]);

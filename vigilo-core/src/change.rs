@@ -284,7 +284,9 @@ impl PlanTask {
             } else {
                 0
             },
-            approval_expires_minutes: self.approval_expires_minutes.map(|m| i64::from(m.minutes())),
+            approval_expires_minutes: self
+                .approval_expires_minutes
+                .map(|m| i64::from(m.minutes())),
             is_destructive: self.is_destructive,
         }
     }

@@ -52,22 +52,39 @@ fn the_file_format_reads_and_writes_approval_policies() {
     // `approval: 1` is one approval, written canonically as `required`.
     let one = FILE.replace("- approval: 2\n", "- approval: 1\n");
     let body = file::parse("f.md", &one).unwrap().input.validate().unwrap();
-    assert!(file::write(&body, None, None).contains("- approval: required\n- approval-expires: 30\n"));
+    assert!(
+        file::write(&body, None, None).contains("- approval: required\n- approval-expires: 30\n")
+    );
 }
 
 #[test]
 fn bad_approval_policies_name_the_line_and_the_fix() {
     let err = |text: String| file::parse("failover.md", &text).unwrap_err().to_string();
     let e = err(FILE.replace("- approval: 2", "- approval: 0"));
-    assert!(e.starts_with("failover.md:8: step 1: approval must name at least one approver"), "{e}");
+    assert!(
+        e.starts_with("failover.md:8: step 1: approval must name at least one approver"),
+        "{e}"
+    );
     let e = err(FILE.replace("- approval: 2", "- approval: two"));
-    assert!(e.starts_with("failover.md:8: step 1: approval must be `required`, a number"), "{e}");
+    assert!(
+        e.starts_with("failover.md:8: step 1: approval must be `required`, a number"),
+        "{e}"
+    );
     let e = err(FILE.replace("- approval: 2", "- approval: 11"));
-    assert!(e.starts_with("failover.md:8: step 1: approval must be between 1 and 10"), "{e}");
+    assert!(
+        e.starts_with("failover.md:8: step 1: approval must be between 1 and 10"),
+        "{e}"
+    );
     let e = err(FILE.replace("- approval: 2\n", ""));
-    assert!(e.starts_with("failover.md:8: step 1: approval-expires needs an approval gate"), "{e}");
+    assert!(
+        e.starts_with("failover.md:8: step 1: approval-expires needs an approval gate"),
+        "{e}"
+    );
     let e = err(FILE.replace("- approval-expires: 30", "- approval-expires: 0"));
-    assert!(e.starts_with("failover.md:9: step 1: approval-expires must be between 1 and 10080"), "{e}");
+    assert!(
+        e.starts_with("failover.md:9: step 1: approval-expires must be between 1 and 10080"),
+        "{e}"
+    );
     let e = err(FILE.replace("- approval-expires: 30", "- approval-expires: soon"));
     assert!(e.contains("approval-expires must be whole minutes"), "{e}");
     let e = err(FILE.replace("- approval-expires: 30", "- expires: 30"));
@@ -151,9 +168,14 @@ async fn world() -> World {
     let v = Vigilo::with_clock(store.clone(), clock.clone());
     let (ws, alice) = v.create_workspace("acme", "alice", "Alice").await.unwrap();
     let alice = Who::new(ws.id, alice.id);
-    v.set_member_role(&alice, "alice", WorkspaceRole::Owner, Some(vec!["dba".into()]))
-        .await
-        .unwrap();
+    v.set_member_role(
+        &alice,
+        "alice",
+        WorkspaceRole::Owner,
+        Some(vec!["dba".into()]),
+    )
+    .await
+    .unwrap();
     let add = async |handle: &str, role| {
         let (u, _) = v
             .add_member(
@@ -186,9 +208,8 @@ async fn world() -> World {
 
 async fn started(w: &World) -> Key {
     let input = file::parse("failover.md", FILE).unwrap().input;
-    let rb = w
-        .v
-        .create_runbook(
+    let rb =
+        w.v.create_runbook(
             &w.alice,
             input,
             CreateRunbook {
@@ -258,7 +279,11 @@ async fn two_distinct_approvers_not_the_operator_and_once_each() {
     let out = w.v.act(&w.bob, ex, done()).await.unwrap();
     let s = &out.execution.steps[0];
     assert_eq!(s.status, StepStatus::Done);
-    let roles: Vec<&str> = s.approvals.iter().map(|a| a.satisfied_as.as_str()).collect();
+    let roles: Vec<&str> = s
+        .approvals
+        .iter()
+        .map(|a| a.satisfied_as.as_str())
+        .collect();
     assert_eq!(roles, ["dba", "dba"]);
     assert_eq!(
         w.v.approvals_text(s).await,
@@ -292,7 +317,12 @@ async fn approvals_lapse_once_each_when_the_run_is_next_read() {
     w.v.act(&w.dave, ex, approve()).await.unwrap();
     // 29 minutes after Carol's approval: nothing has lapsed yet.
     w.clock.advance(Duration::minutes(19));
-    assert_eq!(w.v.execution(&w.alice, ex).await.unwrap().steps[0].approvals.len(), 2);
+    assert_eq!(
+        w.v.execution(&w.alice, ex).await.unwrap().steps[0]
+            .approvals
+            .len(),
+        2
+    );
     assert_eq!(lapse_entries(&w).await, 0);
     // At minute 30 Carol's lapses; reading it twice records it once.
     w.clock.advance(Duration::minutes(1));
@@ -319,11 +349,10 @@ async fn approvals_lapse_once_each_when_the_run_is_next_read() {
     assert_eq!(lapses[0].at, t0 + Duration::minutes(30));
     assert_eq!(lapses[1].at, t0 + Duration::minutes(40));
     // The entry: no acting member, and whose approval it was.
-    let entries = w
-        .v
-        .audit_entries(&w.alice, AuditFilter::default())
-        .await
-        .unwrap();
+    let entries =
+        w.v.audit_entries(&w.alice, AuditFilter::default())
+            .await
+            .unwrap();
     let lapse = entries
         .iter()
         .find(|e| e.action == "execution.approval_expired")
@@ -346,5 +375,12 @@ async fn approvals_lapse_once_each_when_the_run_is_next_read() {
         w.v.verify_audit(w.alice.workspace).await.unwrap(),
         vigilo_core::service::AuditVerdict::Intact { .. }
     ));
-    assert_eq!(entries.len() + 3, w.store.audit(w.alice.workspace, &Default::default()).await.unwrap().len());
+    assert_eq!(
+        entries.len() + 3,
+        w.store
+            .audit(w.alice.workspace, &Default::default())
+            .await
+            .unwrap()
+            .len()
+    );
 }

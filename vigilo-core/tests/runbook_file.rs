@@ -397,7 +397,17 @@ fn step() -> impl Strategy<Value = StepInput> {
         prop::bool::ANY,
     )
         .prop_map(
-            |(title, description, owner_role, est, expected, verification, rollback, (a, n, m), d)| {
+            |(
+                title,
+                description,
+                owner_role,
+                est,
+                expected,
+                verification,
+                rollback,
+                (a, n, m),
+                d,
+            )| {
                 StepInput {
                     id: None,
                     title,

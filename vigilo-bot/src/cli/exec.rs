@@ -358,11 +358,12 @@ pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<()
         let mut s = event_line(p, &exec, o, &actor);
         s.push('\n');
         if let Some((text, missing, step)) = &approvals {
-            let role = vigilo_core::roles::RoleRequirement::from_owner_role(
-                step.step.owner_role.as_str(),
-            );
+            let role =
+                vigilo_core::roles::RoleRequirement::from_owner_role(step.step.owner_role.as_str());
             if *missing == 0 {
-                s.push_str(&format!("Approvals: {text}; the step can be marked done.\n"));
+                s.push_str(&format!(
+                    "Approvals: {text}; the step can be marked done.\n"
+                ));
             } else {
                 s.push_str(&format!(
                     "Approvals: {text}; still missing: {} by {role}.\n",

@@ -157,7 +157,10 @@ pub fn write_keyed(
             1 => out.push_str("- approval: required\n"),
             n => out.push_str(&format!("- approval: {n}\n")),
         }
-        if let Some(m) = step.approval_expires_minutes.filter(|_| step.requires_approval) {
+        if let Some(m) = step
+            .approval_expires_minutes
+            .filter(|_| step.requires_approval)
+        {
             out.push_str(&format!("- approval-expires: {m}\n"));
         }
         if step.is_destructive {
@@ -624,8 +627,12 @@ fn unknown_field(name: &str, known: &[&str]) -> String {
         "rollback_note" | "undo" | "revert" => Some("rollback"),
         "requires_approval" | "approve" | "approved" | "gate" | "gated" | "approvals"
         | "approvers" | "approvals_required" => Some("approval"),
-        "approval_expires" | "approval_expires_minutes" | "expires" | "expiry"
-        | "approval-expiry" | "approval expires" => Some("approval-expires"),
+        "approval_expires"
+        | "approval_expires_minutes"
+        | "expires"
+        | "expiry"
+        | "approval-expiry"
+        | "approval expires" => Some("approval-expires"),
         "is_destructive" | "danger" | "dangerous" => Some("destructive"),
         "name" | "heading" => Some("title"),
         "is_published" | "publish" => Some("published"),
@@ -968,15 +975,7 @@ fn short(s: &str) -> String {
 
 /// Whole minutes, optionally followed by `m`, `min`, `mins` or `minutes`.
 fn parse_est(cx: &Ctx<'_>, n: usize, value: &str, line: usize) -> Result<i64, FileError> {
-    parse_minutes(
-        cx,
-        n,
-        "est",
-        value,
-        line,
-        crate::fields::MAX_EST_MINUTES,
-        0,
-    )
+    parse_minutes(cx, n, "est", value, line, crate::fields::MAX_EST_MINUTES, 0)
 }
 
 /// Whole minutes between `min` and `max` for the field `field`, optionally followed by `m`,

@@ -71,7 +71,11 @@ impl Vigilo {
     /// Exactly once across processes and replicas: every reader past the moment builds the same
     /// event, the store's revision check lets one commit it, and the others re-read and find it
     /// recorded. Called on every read of one execution and before every command.
-    async fn record_lapses(&self, ws: WorkspaceId, mut exec: Execution) -> Result<Execution> {
+    pub(super) async fn record_lapses(
+        &self,
+        ws: WorkspaceId,
+        mut exec: Execution,
+    ) -> Result<Execution> {
         // Each turn records one lapse or re-reads after losing a race; a step holds at most
         // `MAX_APPROVALS` approvals.
         let turns = crate::runbook::approval::MAX_APPROVALS as usize + CONFLICT_RETRIES;
@@ -126,10 +130,7 @@ impl Vigilo {
         now: chrono::DateTime<chrono::Utc>,
     ) -> AuditDraft {
         let order = t.event.step_order.unwrap_or(0);
-        let step = t
-            .execution
-            .steps
-            .get((order as usize).saturating_sub(1));
+        let step = t.execution.steps.get((order as usize).saturating_sub(1));
         let lapsed = step.and_then(|s| s.lapsed.last());
         AuditDraft {
             at: now,
@@ -335,7 +336,11 @@ impl Vigilo {
             {
                 obj.insert(
                     "approvals".into(),
-                    json!(format!("{} of {}", s.approvals.len(), s.step.approvals_needed())),
+                    json!(format!(
+                        "{} of {}",
+                        s.approvals.len(),
+                        s.step.approvals_needed()
+                    )),
                 );
             }
             let draft = self.draft(
