@@ -202,8 +202,7 @@ proptest! {
                 Op::Cmd(a, cmd) => {
                     // Lapses due by now are recorded first, one event each, as the service does.
                     let record_lapses = !std::mem::take(&mut skip_lapses);
-                    while record_lapses {
-                        let Some(t) = machine::lapse(&exec, now) else { break };
+                    while let Some(t) = record_lapses.then(|| machine::lapse(&exec, now)).flatten() {
                         let i = t.event.step_order.unwrap() as usize - 1;
                         let s = &exec.steps[i];
                         prop_assert_eq!(t.event.kind, EventKind::ApprovalExpired);
