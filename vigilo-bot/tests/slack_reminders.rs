@@ -145,15 +145,14 @@ async fn reach_the_gate(w: &World) -> (Call, Call) {
         .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
         .await;
     assert_eq!(a.status, 200);
+    // Step 2's card: the message with the Approve button (the reminder may come first).
+    let is_card = |c: &Call| c.method == "chat.postMessage" && c.button("vigilo.approve").is_some();
     let card2 = w
         .fake
-        .wait_for(from, "step 2's card", |c| {
-            c.iter()
-                .any(|c| c.method == "chat.postMessage" && c.text().contains("Promote"))
-        })
+        .wait_for(from, "step 2's card", |c| c.iter().any(is_card))
         .await
         .into_iter()
-        .find(|c| c.method == "chat.postMessage" && c.text().contains("Promote"))
+        .find(is_card)
         .unwrap();
     (header, card2)
 }
