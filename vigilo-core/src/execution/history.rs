@@ -51,7 +51,7 @@ pub struct ExecutionHeader {
 }
 
 /// The steps an execution walks, as they were in the snapshotted version: immutable, and
-/// stored once per distinct content ([`Snapshot::hash`]), however many runs share it.
+/// stored once per distinct content ([`Snapshot::hash_of`]), however many runs share it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The steps, in order.
