@@ -199,6 +199,8 @@ pub enum Rule {
     Input,
     /// A chat identity must belong to the workspace's linked team.
     ChatTeam,
+    /// An execution may be handed only to a member who may execute runbooks.
+    CannotOperate,
 }
 
 /// A refusal by a rule of the product.
@@ -406,7 +408,8 @@ impl Error {
                 ExecError::NoSuchStep { .. } => ErrorKind::NotFound,
                 ExecError::NotCurrent { .. }
                 | ExecError::AlreadyApproved { .. }
-                | ExecError::LapsesDue { .. } => ErrorKind::Conflict,
+                | ExecError::LapsesDue { .. }
+                | ExecError::DuplicateNote { .. } => ErrorKind::Conflict,
                 ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => {
                     ErrorKind::Denied
                 }

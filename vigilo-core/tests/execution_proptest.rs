@@ -1,6 +1,7 @@
-//! 10,000 random command sequences against the state machine — several actors, roles and the
-//! run's operator changing mid-way, steps asking for up to three distinct approvals that lapse
-//! after a few minutes, time passing — checking the invariants after every command and lapse.
+//! 10,000 random command sequences against the state machine — several actors, roles changing
+//! mid-way, notes (after the seal too), hand-overs and takeovers, steps asking for up to three
+//! distinct approvals that lapse after a few minutes, time passing — checking the invariants
+//! after every command and lapse, and that the events alone rebuild the state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -23,14 +24,19 @@ enum Op {
     SetRole(usize, WorkspaceRole),
     /// Actor index gains or loses the `dba` team role.
     ToggleDba(usize),
-    /// Actor index becomes the run's operator (a hand-over).
-    SetOperator(usize),
     /// Minutes pass.
     Wait(i64),
     /// The next command is applied without recording the lapses due first (as an embedder
     /// calling `apply` alone might): the machine must still never let a step be done on a
     /// lapsed approval.
     SkipLapses,
+    /// Actor index notes step (any number, 0 and past the end included) with a text; the note
+    /// was written at the current revision minus the given lag (`None`: no repeat check).
+    Note(usize, u32, String, Option<u64>),
+    /// Actor index hands the execution to actor index.
+    HandOver(usize, usize),
+    /// Actor index takes the execution over.
+    TakeOver(usize),
 }
 
 const PEOPLE: usize = 6;
@@ -61,9 +67,12 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (0usize..PEOPLE, command()).prop_map(|(a, c)| Op::Cmd(a, c)),
         1 => (0usize..PEOPLE, role()).prop_map(|(a, r)| Op::SetRole(a, r)),
         1 => (0usize..PEOPLE).prop_map(Op::ToggleDba),
-        1 => (0usize..PEOPLE).prop_map(Op::SetOperator),
         2 => (0i64..4).prop_map(Op::Wait),
         1 => Just(Op::SkipLapses),
+        3 => (0usize..PEOPLE, 0u32..7, text(), prop::option::of(0u64..3))
+            .prop_map(|(a, s, t, lag)| Op::Note(a, s, t, lag)),
+        1 => (0usize..PEOPLE, 0usize..PEOPLE).prop_map(|(a, b)| Op::HandOver(a, b)),
+        1 => (0usize..PEOPLE).prop_map(Op::TakeOver),
     ]
 }
 
@@ -189,9 +198,6 @@ proptest! {
             match op {
                 Op::Wait(m) => now += Duration::minutes(m),
                 Op::SkipLapses => skip_lapses = true,
-                // A hand-over: the header carries the operator, so the events still rebuild
-                // the state under the new one.
-                Op::SetOperator(a) => exec.operator = people[a].id(),
                 Op::SetRole(a, r) => people[a].membership.role = r,
                 Op::ToggleDba(a) => {
                     let dba = Name::parse_field("t", "dba").unwrap();
@@ -199,7 +205,7 @@ proptest! {
                         people[a].membership.team_roles.insert(dba);
                     }
                 }
-                Op::Cmd(a, cmd) => {
+                Op::Cmd(..) | Op::Note(..) | Op::HandOver(..) | Op::TakeOver(..) => {
                     // Lapses due by now are recorded first, one event each, as the service does.
                     let record_lapses = !std::mem::take(&mut skip_lapses);
                     while let Some(t) = record_lapses.then(|| machine::lapse(&exec, now)).flatten() {
@@ -219,6 +225,17 @@ proptest! {
                         let (header, snapshot) = history::split(&exec);
                         prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
                     }
+                    let (a, cmd) = match op {
+                        Op::Cmd(a, cmd) => (a, cmd),
+                        Op::Note(a, step, text, lag) => (a, Command::Note {
+                            step,
+                            text,
+                            seen_rev: lag.map(|l| exec.rev.saturating_sub(l)),
+                        }),
+                        Op::HandOver(a, b) => (a, Command::HandOver { to: people[b].id() }),
+                        Op::TakeOver(a) => (a, Command::TakeOver),
+                        _ => unreachable!(),
+                    };
                     let before = exec.clone();
                     let actor = &people[a];
                     match machine::apply(&exec, &cmd, actor, &policy, now) {
@@ -227,21 +244,53 @@ proptest! {
                             prop_assert_eq!(&exec, &before);
                         }
                         Ok(t) => {
-                            // Sealed stays sealed: nothing is accepted after the seal.
-                            prop_assert!(!before.status.is_sealed(), "accepted a command on a sealed execution");
+                            // Sealed stays sealed: nothing but a note is accepted after the seal.
+                            prop_assert!(
+                                !before.status.is_sealed() || t.event.kind == EventKind::Noted,
+                                "accepted a {:?} on a sealed execution", t.event.kind
+                            );
                             // Exactly one event per accepted command, numbered in order.
                             prop_assert_eq!(t.execution.rev, before.rev + 1);
                             prop_assert_eq!(t.event.seq, t.execution.rev);
                             prop_assert_eq!(t.event.actor, actor.id());
                             prop_assert!(t.event.kind != EventKind::ApprovalExpired);
-                            // The command named the step that was current.
-                            if let Some(s) = cmd.step() {
+                            // A command that moves a step named the step that was current.
+                            if cmd.moves_steps()
+                                && let Some(s) = cmd.step()
+                            {
                                 prop_assert_eq!(Some(s as usize - 1), before.current_index());
                                 prop_assert_eq!(t.event.step_order, Some(s));
                             }
+                            match &cmd {
+                                Command::Note { step, text, seen_rev } => {
+                                    // A note changes nothing but the notes of its step.
+                                    let i = *step as usize - 1;
+                                    let mut stripped = t.execution.clone();
+                                    let added = stripped.steps[i].notes.pop().unwrap();
+                                    stripped.rev = before.rev;
+                                    prop_assert_eq!(&stripped, &before);
+                                    prop_assert_eq!(added.text.as_str(), text.trim());
+                                    prop_assert_eq!(added.author, actor.id());
+                                    // Never the same author's same text twice after the revision seen.
+                                    if let Some(seen) = seen_rev {
+                                        prop_assert!(!before.steps[i].notes.iter().any(|n| n.seq > *seen && n.author == added.author && n.text == added.text));
+                                    }
+                                }
+                                Command::HandOver { to } => {
+                                    prop_assert_eq!(t.execution.operator, *to);
+                                    prop_assert_ne!(before.operator, *to);
+                                    prop_assert_eq!(t.execution.handoffs.len(), before.handoffs.len() + 1);
+                                    prop_assert_eq!(t.execution.started_by(), before.started_by());
+                                }
+                                Command::TakeOver => {
+                                    prop_assert_eq!(t.execution.operator, actor.id());
+                                    prop_assert!(t.execution.handoffs.last().unwrap().is_takeover());
+                                }
+                                _ => prop_assert_eq!(t.execution.operator, before.operator),
+                            }
                             // Every approval satisfied the role at its time, and policy (the
-                            // operator at that moment), by someone whose approval did not stand
-                            // already, and never beyond what the step asks.
+                            // operator at that moment, after any hand-over), by someone whose
+                            // approval did not stand already, and never beyond what the step asks.
                             if t.event.kind == EventKind::Approved {
                                 let order = t.event.step_order.unwrap();
                                 let i = order as usize - 1;
@@ -250,7 +299,8 @@ proptest! {
                                 let req = RoleRequirement::from_owner_role(step.owner_role.as_str());
                                 prop_assert!(req.satisfied_by(actor.role(), &actor.membership.team_roles));
                                 if policy.approver_must_differ {
-                                    prop_assert_ne!(actor.id(), before.operator);
+                                    // The operator of that moment, after any hand-over.
+                                    prop_assert_ne!(actor.id(), t.execution.operator);
                                 }
                                 let was = standing(&events, order);
                                 prop_assert!(was.iter().all(|(by, _)| *by != actor.id()), "the same approver twice");
@@ -273,6 +323,7 @@ proptest! {
                             events.push(t.event);
                             // The events alone rebuild the state (what the SQL stores keep).
                             let (header, snapshot) = history::split(&exec);
+                            prop_assert_eq!(header.operator, events[0].actor);
                             prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
                         }
                     }
@@ -288,6 +339,10 @@ proptest! {
                 vigilo_core::execution::ExecutionStatus::Aborted => prop_assert!(exec.abort_reason.is_some()),
             }
         }
+        // The events rebuild the state through JSON too, as the stores keep them.
+        let json: Vec<StepEvent> = serde_json::from_str(&serde_json::to_string(&events).unwrap()).unwrap();
+        let (header, snapshot) = history::split(&exec);
+        prop_assert_eq!(&history::replay(header, snapshot, &json).unwrap(), &exec);
         // The event log and the execution agree.
         prop_assert_eq!(events.len() as u64, exec.rev);
         for (i, e) in events.iter().enumerate() {

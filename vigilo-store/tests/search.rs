@@ -210,3 +210,92 @@ async fn fts_syntax_in_input_is_plain_text() {
     // Input without any word matches everything visible, like the in-memory store.
     assert_eq!(search(&store, &ctx, " * \" ").await, vec![rb.key.number]);
 }
+
+/// Builds runbook `n` of the broad-search corpus, not yet committed.
+fn broad_runbook(ctx: &common::Ctx, n: u64, title: &str, description: &str) -> Runbook {
+    let at = common::now();
+    Runbook {
+        id: vigilo_core::ids::RunbookId::new(),
+        workspace: ctx.id(),
+        key: vigilo_core::ids::Key::new(vigilo_core::ids::KeyKind::Runbook, n),
+        body: body(title, description, NO_STEPS),
+        version: 1,
+        owner: ctx.owner.id,
+        is_published: true,
+        archived_at: None,
+        created_at: at,
+        updated_at: at,
+        rev: 1,
+    }
+}
+
+/// A word in more runbooks than the store scores one by one (`BROAD`, 2,000): the answer keeps
+/// the tiers — the title that is the words first, then titles holding them (ranked, there are
+/// few), then the others newest first — and fills the page.
+#[tokio::test]
+async fn a_word_everywhere_keeps_the_tiers_without_scoring_every_match() {
+    let store = TempStore::new().await;
+    let ctx = setup(&*store, "ops").await;
+    let mut writes = Vec::new();
+    // 1..=2400: "restart" in the description only.
+    for n in 1..=2400 {
+        let rb = broad_runbook(&ctx, n, &format!("Service {n}"), "Restart it if it hangs.");
+        writes.push(Write::Runbook {
+            runbook: rb,
+            expected_rev: None,
+        });
+    }
+    // 2401..=2405: "restart" in the title; 2403 mentions it three times, so bm25 puts it
+    // first among them.
+    for n in 2401..=2405 {
+        let description = if n == 2403 {
+            "restart, restart, restart"
+        } else {
+            "Nothing else."
+        };
+        writes.push(Write::Runbook {
+            runbook: broad_runbook(&ctx, n, &format!("Restart service {n}"), description),
+            expected_rev: None,
+        });
+    }
+    // 2406: the exact title, oldest would lose on key order; 2407: archived, never shown.
+    writes.push(Write::Runbook {
+        runbook: broad_runbook(&ctx, 2406, "RESTART", "x"),
+        expected_rev: None,
+    });
+    let mut archived = broad_runbook(&ctx, 2407, "Restart", "x");
+    archived.archived_at = Some(common::now());
+    writes.push(Write::Runbook {
+        runbook: archived,
+        expected_rev: None,
+    });
+    commit(&*store, ctx.id(), writes).await.unwrap();
+
+    let found = keys(
+        &store
+            .search_runbooks(ctx.id(), "restart", DraftFilter::All, 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.len(), 10, "the page is filled");
+    assert_eq!(found[0], 2406, "the exact title first: {found:?}");
+    assert_eq!(found[1], 2403, "then the title tier, ranked: {found:?}");
+    let mut title_tier = found[1..6].to_vec();
+    title_tier.sort_unstable();
+    assert_eq!(title_tier, vec![2401, 2402, 2403, 2404, 2405], "{found:?}");
+    assert_eq!(
+        found[6..],
+        [2400, 2399, 2398, 2397],
+        "then the newest others"
+    );
+    assert!(!found.contains(&2407), "archived never appear");
+
+    // Two words, both everywhere: every result holds both.
+    let found = store
+        .search_runbooks(ctx.id(), "restart hangs", DraftFilter::All, 5)
+        .await
+        .unwrap();
+    assert_eq!(keys(&found), vec![2400, 2399, 2398, 2397, 2396]);
+    // A rare word next to a common one is ranked as before.
+    assert_eq!(search(&store, &ctx, "restart 2403").await, vec![2403]);
+}

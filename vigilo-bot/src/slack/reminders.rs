@@ -221,6 +221,8 @@ async fn mention(bot: &Bot, ws: vigilo_core::ids::WorkspaceId, channel: &str, w:
     ) {
         Placement::Post { thread } => thread,
         Placement::Update(r) => Some(r),
+        // Only a refresh is skipped; a thread reply never is. In the channel, then.
+        Placement::Skip => None,
     };
     let (channel, thread_ts) = match &thread {
         Some(t) => (t.channel.as_str(), Some(t.ts.as_str())),

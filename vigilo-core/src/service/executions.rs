@@ -51,7 +51,7 @@ fn execution_not_found(e: StoreError, key: Key) -> Error {
 }
 
 impl Vigilo {
-    async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
+    pub(super) async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
         if key.kind != KeyKind::Execution {
             return Err(Error::wrong_key(key, "an execution"));
         }
@@ -247,6 +247,9 @@ impl Vigilo {
                 "version": rb.version,
                 "rehearsal": opts.rehearsal,
                 "steps": rb.body.steps.len(),
+                // Pins the content the run follows: a report checks the stored version
+                // against it (see `report::version_hash`).
+                "version_hash": crate::report::version_hash(&rb.body),
             }),
             AuditLinks {
                 runbook: Some(rb.key),
@@ -271,8 +274,8 @@ impl Vigilo {
         Ok(t.execution)
     }
 
-    /// Applies a step command (done, skip, fail, approve, retry, abort). Roles are checked now,
-    /// at click time. A command for a step that is no longer current changes nothing and says
+    /// Applies a command (done, skip, fail, approve, retry, abort, note, hand over, take
+    /// over). Roles are checked now, at click time, against the operator of this moment. A command for a step that is no longer current changes nothing and says
     /// who acted on it and when, so double clicks and redeliveries apply once.
     pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
         for _ in 0..CONFLICT_RETRIES {
@@ -292,15 +295,21 @@ impl Vigilo {
             // Lapses due by now are recorded first, so the command meets the step as it stands.
             let exec = self.record_lapses(who.workspace, exec).await?;
             let ws = reads.workspace;
-            if !matches!(cmd, Command::Approve { .. }) {
-                self.check(
-                    &actor,
-                    Action::ActOnExecution,
-                    &Subject {
-                        owner: Some(exec.operator),
-                        visibility: None,
-                    },
-                )?;
+            // The operator at this moment is the one that counts (after a hand-over, the new
+            // one); approvals are the state machine's rule.
+            let run = Subject {
+                owner: Some(exec.operator),
+                visibility: None,
+            };
+            match &cmd {
+                Command::Approve { .. } => {}
+                Command::HandOver { .. } => {
+                    self.check(&actor, Action::HandOverExecution, &run)?;
+                }
+                Command::TakeOver => {
+                    self.check(&actor, Action::TakeOverExecution, &Subject::NONE)?;
+                }
+                _ => self.check(&actor, Action::ActOnExecution, &run)?,
             }
             let ws = ws?;
             let now = self.now();
@@ -310,6 +319,13 @@ impl Vigilo {
             };
             let kind = t.event.kind;
             let action = kind.audit_action();
+            let operators = match t.event.to {
+                Some(to) => Some((
+                    self.handle_of(exec.operator).await,
+                    self.handle_of(to).await,
+                )),
+                None => None,
+            };
             let step_title = t
                 .event
                 .step_order
@@ -325,6 +341,8 @@ impl Vigilo {
                     .filter(|_| kind == EventKind::Approved)
                     .and_then(|s| s.approvals.last())
                     .map(|a| a.satisfied_as.clone()),
+                "from": operators.as_ref().map(|o| o.0.as_str()),
+                "to": operators.as_ref().map(|o| o.1.as_str()),
             });
             // A step asking for several approvals says how many stand after this one.
             if let Some(s) = t
@@ -394,7 +412,7 @@ impl Vigilo {
     }
 
     /// Turns a state-machine refusal into a message that names people.
-    async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
+    pub(super) async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
         let failure = |by_handle: Option<String>, message: String| {
             Error::Execution(ExecFailure::new(
                 Some(exec.key),
@@ -422,6 +440,14 @@ impl Vigilo {
                     fmt_time(*at)
                 );
                 failure(Some(handle), message)
+            }
+            ExecError::DuplicateNote { step, at } => {
+                let message = format!(
+                    "this note was already added to step {step} of {} at {}; nothing changed",
+                    exec.key,
+                    fmt_time(*at)
+                );
+                failure(None, message)
             }
             ExecError::AlreadyApproved { step, by, at } => {
                 let handle = self.handle_of(*by).await;

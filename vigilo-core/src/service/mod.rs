@@ -8,7 +8,9 @@ mod audit_trail;
 mod changes;
 mod executions;
 mod incidents;
+mod reports;
 mod runbooks;
+mod together;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub use approvals::WaitingApproval;
 pub use audit_trail::{AuditFilter, AuditVerdict, CheckpointVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
+pub use reports::ReportVerdict;
 pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};
 
 /// How many times a write that lost an optimistic race is re-read and re-applied before the

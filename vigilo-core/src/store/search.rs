@@ -44,9 +44,35 @@ pub fn words(input: &str) -> Option<Vec<&str>> {
     if words.is_empty() { None } else { Some(words) }
 }
 
+/// A title reduced to its words: lowercase, every run of characters that are not letters or
+/// digits one space, trimmed. Two titles (or a title and a search input) with the same key name
+/// the same words in the same order, so an adapter can find runbooks whose title *is* what was
+/// searched with an index lookup, however common the words are.
+pub fn title_key(text: &str) -> String {
+    let mut key = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn title_keys_are_lowercase_words() {
+        assert_eq!(title_key("Restart  the API!"), "restart the api");
+        assert_eq!(title_key("pg-bouncer: RESTART"), "pg bouncer restart");
+        assert_eq!(title_key("Ünïcødé Köln"), "ünïcødé köln");
+        assert_eq!(title_key(" -- "), "");
+    }
 
     #[test]
     fn words_drop_what_cannot_match() {

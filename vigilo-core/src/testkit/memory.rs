@@ -766,17 +766,18 @@ impl Store for MemoryStore {
     async fn search_runbooks(
         &self,
         workspace: WorkspaceId,
-        words: &str,
+        input: &str,
         drafts: DraftFilter,
         limit: usize,
     ) -> StoreResult<Vec<Runbook>> {
-        let words: Vec<String> = crate::store::search::words(words)
+        let words: Vec<String> = crate::store::search::words(input)
             .unwrap_or_default()
             .into_iter()
             .map(str::to_lowercase)
             .collect();
+        let key = crate::store::search::title_key(input);
         let s = self.lock();
-        let mut hits: Vec<(usize, &Runbook)> = s
+        let mut hits: Vec<((bool, usize), &Runbook)> = s
             .runbooks
             .values()
             .filter(|r| {
@@ -795,7 +796,10 @@ impl Store for MemoryStore {
                     .all(|w| text.iter().any(|t| t.contains(w.as_str())));
                 all.then(|| {
                     (
-                        words.iter().filter(|w| title.contains(w.as_str())).count(),
+                        (
+                            crate::store::search::title_key(&indexed.title) == key,
+                            words.iter().filter(|w| title.contains(w.as_str())).count(),
+                        ),
                         r,
                     )
                 })

@@ -12,7 +12,8 @@
 //! User text reaches PostgreSQL only as bound parameters of `plainto_tsquery('simple', …)`,
 //! which treats every character as text (no operators, no syntax errors) and ANDs the words.
 //!
-//! Ranking, best first: runbooks whose title holds more of the words (one `@@` per word
+//! Ranking, best first: a title that is the words searched (`store::search::title_key`,
+//! computed in SQL for the matching rows); runbooks whose title holds more of the words (one `@@` per word
 //! against `title_search`); then `ts_rank` over the weighted vector; then the key number.
 //! (The title is a tier of its own, as in the SQLite adapter: a rank alone would favour short
 //! titles.)

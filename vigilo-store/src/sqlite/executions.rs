@@ -37,6 +37,11 @@ ALTER TABLE step_events ADD COLUMN kind TEXT NOT NULL DEFAULT '';
 ALTER TABLE step_events ADD COLUMN step_id TEXT;
 ALTER TABLE step_events ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE step_events ADD COLUMN started_at INTEGER;
+
+-- Search: a runbook whose title is exactly the words searched comes first, found by index
+-- however common the words are (see `search.rs`).
+ALTER TABLE runbooks ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX runbooks_by_title_key ON runbooks (workspace_id, title_key) WHERE archived = 0;
 "#;
 
 /// The columns of the state a transition moves: status, current step (1-based, `NULL` once
@@ -243,7 +248,7 @@ struct SnapshotCache {
     entries: Mutex<HashMap<String, Cached>>,
 }
 
-/// A cached snapshot: the bytes it was parsed from, and what they parsed to.
+/// A cached snapshot: the document's bytes as read, and the snapshot parsed from them.
 type Cached = (Arc<str>, Arc<Snapshot>);
 
 /// How many bytes of snapshot documents the cache keeps before it starts over.
@@ -283,12 +288,23 @@ impl SnapshotCache {
     }
 }
 
-/// Schema 3's rewrite of every execution stored whole by schemas 1–2: the header replaces the
+/// Schema 3's rewrite of older rows: each runbook gets its title key (from the indexed title),
+/// and every execution stored whole by schemas 1–2 is split: the header replaces the
 /// document, the steps move to their snapshot row, approvals get the role they were given with
 /// from the execution that holds them, events get their typed columns. Each converted
 /// execution must rebuild, from its events, equal to the document it replaces; if one does
 /// not, the migration fails and the file is left as it was.
 pub(crate) fn convert_executions(conn: &Connection) -> rusqlite::Result<()> {
+    let titles: Vec<(i64, String)> = conn
+        .prepare("SELECT pk, title FROM runbooks JOIN runbook_search s ON s.rowid = runbooks.pk")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (pk, title) in titles {
+        conn.execute(
+            "UPDATE runbooks SET title_key = ?2 WHERE pk = ?1",
+            params![pk, vigilo_core::store::search::title_key(&title)],
+        )?;
+    }
     let rows: Vec<(String, String, String)> = conn
         .prepare("SELECT id, workspace_id, doc FROM executions")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?

@@ -17,7 +17,7 @@ use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::executions;
 use super::rows::{from_doc, int, many, micros_ceil, one, sql_err, text};
-use super::search::{DESCRIPTION_WEIGHT, STEPS_WEIGHT, terms};
+use super::search::{self, DESCRIPTION_WEIGHT, STEPS_WEIGHT, terms};
 use crate::shared::{DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page};
 
 /// Runs `f` in one read transaction, so its statements see one snapshot.
@@ -229,8 +229,31 @@ pub(crate) fn search_runbooks(
         };
         return list_runbooks(c, ws, &q);
     };
+    let key = vigilo_core::store::search::title_key(words);
+    let limit = page(limit, DEFAULT_PAGE);
+    if search::matches_at_most(c, &terms.all(), BROAD)? {
+        ranked_search(c, ws, &terms, &key, drafts, limit)
+    } else {
+        broad_search(c, ws, &terms, &key, drafts, limit)
+    }
+}
+
+/// Above this many matches (in the whole index), a search does not score every match: see
+/// [`broad_search`].
+pub(crate) const BROAD: usize = 2_000;
+
+/// A search with few enough matches to rank them all: a title equal to the words first, then
+/// titles holding more of the words, then `bm25` over description and steps, then key.
+fn ranked_search(
+    c: &Connection,
+    ws: WorkspaceId,
+    terms: &search::Terms,
+    key: &str,
+    drafts: DraftFilter,
+    limit: i64,
+) -> StoreResult<Vec<Runbook>> {
     // How many of the words the title holds: one uncorrelated (computed once) subquery each.
-    let mut params = Vec::new();
+    let mut params = vec![text(key)];
     let mut title_hits = Vec::new();
     for term in terms.in_title() {
         title_hits
@@ -240,7 +263,7 @@ pub(crate) fn search_runbooks(
     // The inner query ranks every match but reads only narrow columns; the documents (large,
     // often on overflow pages) are read for the page that is returned, not for every match.
     let mut sql = format!(
-        "SELECT r.doc FROM (SELECT s.rowid AS pk, {} AS title_hits, \
+        "SELECT r.doc FROM (SELECT s.rowid AS pk, (r.title_key = ?) AS exact, {} AS title_hits, \
          bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}) AS score, \
          r.key_number AS key_number \
          FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
@@ -251,11 +274,107 @@ pub(crate) fn search_runbooks(
     params.push(text(ws.to_string()));
     sql.push_str(drafts_condition(drafts, &mut params));
     sql.push_str(
-        " ORDER BY title_hits DESC, score, key_number LIMIT ?) t \
-         JOIN runbooks r ON r.pk = t.pk ORDER BY t.title_hits DESC, t.score, t.key_number",
+        " ORDER BY exact DESC, title_hits DESC, score, key_number LIMIT ?) t \
+         JOIN runbooks r ON r.pk = t.pk ORDER BY t.exact DESC, t.title_hits DESC, t.score, t.key_number",
     );
-    params.push(Value::Integer(page(limit, DEFAULT_PAGE)));
+    params.push(Value::Integer(limit));
     many(c, &sql, rusqlite::params_from_iter(params), "runbook")
+}
+
+/// A search whose words are everywhere (more than [`BROAD`] matches), answered without scoring
+/// every match. The tiers stay: a title equal to the words first (by index), then runbooks
+/// whose title holds every word, then the others. Within the title tier, `bm25` still ranks
+/// when it has at most [`BROAD`] members; a tier larger than that, and the last tier, are in
+/// newest-first order (the full-text index walked backwards, stopping at the page), because a
+/// word in thousands of runbooks says little about which of them is best.
+fn broad_search(
+    c: &Connection,
+    ws: WorkspaceId,
+    terms: &search::Terms,
+    key: &str,
+    drafts: DraftFilter,
+    limit: i64,
+) -> StoreResult<Vec<Runbook>> {
+    let want = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut pks: Vec<i64> = Vec::new();
+    let take = |c: &Connection, sql: String, mut params: Vec<Value>, pks: &mut Vec<i64>| {
+        params.push(Value::Integer(limit));
+        let mut stmt = c.prepare_cached(&sql).map_err(sql_err)?;
+        let found = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
+            .map_err(sql_err)?;
+        for pk in found {
+            let pk = pk.map_err(sql_err)?;
+            if pks.len() < want && !pks.contains(&pk) {
+                pks.push(pk);
+            }
+        }
+        Ok::<_, StoreError>(())
+    };
+    let visible = |params: &mut Vec<Value>| {
+        params.push(text(ws.to_string()));
+        format!(
+            "r.workspace_id = ? AND r.archived = 0{}",
+            drafts_condition(drafts, params)
+        )
+    };
+    // 1. A title that is the words searched.
+    let mut params = vec![];
+    let cond = visible(&mut params);
+    params.push(text(key));
+    take(
+        c,
+        format!(
+            "SELECT r.pk FROM runbooks r WHERE {cond} AND r.title_key = ? ORDER BY r.key_number LIMIT ?"
+        ),
+        params,
+        &mut pks,
+    )?;
+    // 2. Titles holding every word: ranked when few, newest first when many.
+    let in_title = terms.all_in_title();
+    if pks.len() < want {
+        let sql = if search::matches_at_most(c, &in_title, BROAD)? {
+            // Scored like a ranked search (the whole text), only the title tier reaching the
+            // score: the broad query is walked, the title matches are a set computed once.
+            format!(
+                "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
+                 WHERE runbook_search MATCH ? \
+                 AND s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?) \
+                 AND {{cond}} \
+                 ORDER BY bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), r.key_number \
+                 LIMIT ?"
+            )
+        } else {
+            "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
+             WHERE runbook_search MATCH ? AND s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?) \
+             AND {cond} ORDER BY s.rowid DESC LIMIT ?"
+                .to_owned()
+        };
+        let mut params = vec![text(terms.all()), text(in_title.clone())];
+        let cond = visible(&mut params);
+        take(c, sql.replace("{cond}", &cond), params, &mut pks)?;
+    }
+    // 3. The others, newest first.
+    if pks.len() < want {
+        let mut params = vec![text(format!("({}) NOT ({in_title})", terms.all()))];
+        let cond = visible(&mut params);
+        take(
+            c,
+            format!(
+                "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
+                 WHERE runbook_search MATCH ? AND {cond} ORDER BY s.rowid DESC LIMIT ?"
+            ),
+            params,
+            &mut pks,
+        )?;
+    }
+    pks.into_iter()
+        .map(|pk| {
+            one(c, "SELECT doc FROM runbooks WHERE pk = ?1", [pk], || {
+                format!("runbook row {pk}")
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn runbook_version(

@@ -6,9 +6,14 @@
 //! Ranking, best first: the title outweighs everything, so runbooks whose title holds more of
 //! the words come first; among those with as many title words, `bm25` over the description
 //! (weight [`DESCRIPTION_WEIGHT`]) and the step text (weight [`STEPS_WEIGHT`]) decides; the key
-//! number breaks the remaining ties. (The title is a tier of its own rather than a bm25 weight:
+//! number breaks the remaining ties; a title equal to the words searched (its title key, see
+//! `store::search::title_key`) comes before all. (The title is a tier of its own rather than a bm25 weight:
 //! bm25 favours short titles, which would order two runbooks that both name the words in their
 //! title by title length, not by relevance.)
+//!
+//! A word in thousands of runbooks (more than `read::BROAD` matches) is answered without
+//! scoring every match: the tiers stay, the large ones in newest-first order (see
+//! `read::broad_search`).
 
 /// bm25 weight of the description column.
 pub(crate) const DESCRIPTION_WEIGHT: f64 = 3.0;
@@ -39,10 +44,32 @@ impl Terms {
         self.0.join(" AND ")
     }
 
+    /// The FTS5 query matching runbooks whose title holds every term.
+    pub(crate) fn all_in_title(&self) -> String {
+        format!("title : ({})", self.all())
+    }
+
     /// One FTS5 query per term, matching runbooks whose title holds it.
     pub(crate) fn in_title(&self) -> impl Iterator<Item = String> + '_ {
         self.0.iter().map(|t| format!("title : {t}"))
     }
+}
+
+/// Whether the FTS5 query `query` matches at most `n` runbooks (of any workspace): counted by
+/// walking the index, without scoring, and stopping after `n + 1`.
+pub(crate) fn matches_at_most(
+    c: &rusqlite::Connection,
+    query: &str,
+    n: usize,
+) -> vigilo_core::store::StoreResult<bool> {
+    let cap = i64::try_from(n).unwrap_or(i64::MAX).saturating_add(1);
+    let found: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.query_row(rusqlite::params![query, cap], |r| r.get(0)))
+        .map_err(super::rows::sql_err)?;
+    Ok(found < cap)
 }
 
 #[cfg(test)]

@@ -331,15 +331,16 @@ fn write_runbook(
     let category = rb.body.category.as_str();
     let owner = rb.owner.to_string();
     let archived = rb.archived_at.is_some();
+    let title_key = store::search::title_key(rb.body.title.as_str());
     let pk: i64 = match expected {
         None => inserted(
             conn.prepare_cached(
-                "INSERT INTO runbooks (id, workspace_id, key_number, category, is_published, owner, archived, rev, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING pk",
+                "INSERT INTO runbooks (id, workspace_id, key_number, category, is_published, owner, archived, rev, doc, title_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING pk",
             )
             .and_then(|mut s| {
                 s.query_row(
-                    params![id, wsid, number, category, rb.is_published, owner, archived, rb.rev, doc],
+                    params![id, wsid, number, category, rb.is_published, owner, archived, rb.rev, doc, title_key],
                     |r| r.get(0),
                 )
             }),
@@ -349,12 +350,12 @@ fn write_runbook(
             let pk: Option<i64> = inserted(
                 conn.prepare_cached(
                     "UPDATE runbooks SET key_number = ?3, category = ?4, is_published = ?5, owner = ?6,
-                         archived = ?7, rev = ?8, doc = ?9
+                         archived = ?7, rev = ?8, doc = ?9, title_key = ?11
                      WHERE id = ?1 AND workspace_id = ?2 AND rev = ?10 RETURNING pk",
                 )
                 .and_then(|mut s| {
                     s.query_row(
-                        params![id, wsid, number, category, rb.is_published, owner, archived, rb.rev, doc, r],
+                        params![id, wsid, number, category, rb.is_published, owner, archived, rb.rev, doc, r, title_key],
                         |row| row.get(0),
                     )
                     .optional()

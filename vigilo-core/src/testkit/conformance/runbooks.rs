@@ -512,4 +512,22 @@ pub async fn search_runbooks(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(found, vec![rb2], "results are whole rows");
+
+    // A title that is exactly the words searched (case and punctuation aside) comes first,
+    // before an older runbook whose title also holds every word (word order matters: the
+    // same search in another order finds both in the title tier, ranked by each store's
+    // relevance score, which this suite does not compare).
+    let exact = add_runbook(
+        store,
+        &ctx,
+        body("Gateway: restart!", "", "", gateway_steps),
+        alice,
+        true,
+    )
+    .await;
+    assert_eq!(
+        search("gateway restart", DraftFilter::None, 0).await,
+        vec![exact.key.number, k1],
+        "an exact title first"
+    );
 }
