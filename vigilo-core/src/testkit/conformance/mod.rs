@@ -79,8 +79,8 @@ pub use commits::{
     commit_to_unknown_workspace_is_refused, concurrent_updates_one_winner,
 };
 pub use executions::{
-    action_reads_match_single_reads, execution_notes_and_hand_overs, execution_round_trip,
-    list_executions_filters,
+    action_reads_match_single_reads, approval_policies_round_trip, execution_notes_and_hand_overs,
+    execution_round_trip, list_executions_filters,
 };
 pub use invariants::{
     commit_checks_acting_membership, owner_demotions_race, workspace_keeps_an_owner,
@@ -146,6 +146,7 @@ macro_rules! conformance_tests {
             people_are_isolated_between_workspaces,
             missing_rows_are_not_found,
             rows_round_trip_exactly,
+            approval_policies_round_trip,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -203,6 +204,7 @@ pub const ALL: &[&str] = &[
     "people_are_isolated_between_workspaces",
     "missing_rows_are_not_found",
     "rows_round_trip_exactly",
+    "approval_policies_round_trip",
 ];
 
 /// Runs one case on a fresh multi-thread Tokio runtime with two workers (used by
