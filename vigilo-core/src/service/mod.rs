@@ -8,6 +8,7 @@ mod changes;
 mod executions;
 mod incidents;
 mod runbooks;
+mod stats;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use audit_trail::{AuditFilter, AuditVerdict, CheckpointVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
 pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};
+pub use stats::AppliedEstimates;
 
 /// How many times a write that lost an optimistic race is re-read and re-applied before the
 /// conflict is reported.
