@@ -10,6 +10,9 @@ pub mod facts;
 pub mod figures;
 pub mod suggest;
 
+#[cfg(test)]
+mod props;
+
 pub use facts::{EventFact, FACT_KINDS, RunFacts, StatsQuery, fact_kind};
 pub use figures::{
     RunbookShape, RunbookStats, SLOWEST_STEPS, SlowStep, StepStats, WeekStats, WorkspaceStats,
