@@ -3,7 +3,8 @@
 //! line (its library entry point, `vigilo_bot::cli::run`, in this process) adds the approver
 //! and publishes the runbook, the Slack surface (`vigilo_bot::slack::SlackServer` on loopback,
 //! requests signed with Slack's scheme, a fake Web API) runs it to the end, and the audit trail
-//! is checked by the library and by `vigilo audit verify`.
+//! is checked by the library and by `vigilo audit verify`; the run's report, written by `vigilo
+//! exec report` in md and json, verifies until the trail behind it is edited.
 //!
 //! The story runs on an SQLite file, and on PostgreSQL when `VIGILO_TEST_PG_URL` names an admin
 //! URL (e.g. `postgres://postgres@127.0.0.1:5432/postgres`); without it the PostgreSQL story
@@ -26,7 +27,9 @@ use vigilo_core::execution::{ExecutionStatus, StepStatus};
 use vigilo_core::ids::{Key, KeyKind, WorkspaceId};
 use vigilo_core::roles::WorkspaceRole;
 use vigilo_core::runbook::{RunbookInput, StepInput};
-use vigilo_core::service::{AuditFilter, AuditVerdict, CreateRunbook, NewMember, Vigilo, Who};
+use vigilo_core::service::{
+    AuditFilter, AuditVerdict, CreateRunbook, NewMember, ReportVerdict, Vigilo, Who,
+};
 use vigilo_core::store::Store;
 use vigilo_core::workspace::ChatIdentity;
 use vigilo_store::postgres::{PgOptions, PgStore, ScratchDatabase};
@@ -97,6 +100,20 @@ struct Told {
     workspace: WorkspaceId,
     /// The `seq` of the approval's entry.
     approval: u64,
+    /// The run's reports (`EX-00001.md`, `EX-00001.json`), written by `vigilo exec report`.
+    reports: tempfile::TempDir,
+}
+
+impl Told {
+    fn report_files(&self) -> [String; 2] {
+        ["md", "json"].map(|f| {
+            self.reports
+                .path()
+                .join(format!("EX-00001.{f}"))
+                .display()
+                .to_string()
+        })
+    }
 }
 
 /// The story: `db` is what `--db` takes for `store`, the store the library uses.
@@ -335,11 +352,29 @@ async fn story(store: Arc<dyn Store>, db: &str) -> Told {
         4 + 2 + 5,
         "no other entry (a refused approval writes none): {trail:#?}"
     );
-    Told {
+    // (e) The run as evidence: its report, from the CLI, verifies in md and json.
+    let reports = tempfile::tempdir().unwrap();
+    let told = Told {
         approval: only(&trail, "execution.step_approved").seq,
         workspace: ws.id,
         lib,
+        reports,
+    };
+    for (format, file) in ["md", "json"].iter().zip(told.report_files()) {
+        let args = [
+            "--as", "olivia", "exec", "report", "EX-00001", "--format", format, "-o", &file,
+        ];
+        assert_eq!(vigilo(db, &args).await, 0, "exec report --format {format}");
+        assert_eq!(
+            vigilo(db, &["audit", "verify", "--report", &file]).await,
+            0,
+            "{file}"
+        );
     }
+    let report = told.lib.execution_report(&olivia, ex1).await.unwrap();
+    assert_eq!(report.steps[1].approvals[0].by, "abe");
+    assert_eq!(report.steps[1].approvals[0].role, "dba");
+    told
 }
 
 /// The statement that rewrites the target of the approval's entry behind Vigilo's back (run
@@ -359,6 +394,20 @@ async fn tampering_is_found(told: &Told, db: &str) {
         AuditVerdict::Intact { .. } => panic!("an edited audit row verified as intact"),
     }
     assert_eq!(vigilo(db, &["audit", "verify"]).await, 7, "audit verify");
+    // The reports the approval is behind no longer verify.
+    for file in told.report_files() {
+        assert_eq!(
+            vigilo(db, &["audit", "verify", "--report", &file]).await,
+            7,
+            "{file}"
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let verdict = told.lib.verify_report(None, &text).await.unwrap();
+        assert!(
+            matches!(&verdict, ReportVerdict::Tampered { problem, .. } if problem.contains(&format!("entry {}", told.approval))),
+            "{verdict:?}"
+        );
+    }
 }
 
 /// Clicks `action_id` on `card` as `user`, and returns the next message the bot posts.

@@ -80,6 +80,17 @@ fn the_grammar_of_the_spec() {
         }
     );
     assert_eq!(
+        parse("/runbook report").unwrap(),
+        Command::Report { execution: None }
+    );
+    assert_eq!(
+        parse("report EX-00002").unwrap(),
+        Command::Report {
+            execution: Some(ex(2))
+        }
+    );
+    assert!(parse("report EX-00002 now").is_err());
+    assert_eq!(
         parse("done").unwrap(),
         Command::Done {
             execution: None,
@@ -279,6 +290,9 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(execution, reason)| Command::Skip { execution, reason }),
         (opt_ex.clone(), free_text())
             .prop_map(|(execution, note)| Command::Fail { execution, note }),
+        opt_ex
+            .clone()
+            .prop_map(|execution| Command::Report { execution }),
         opt_ex
             .clone()
             .prop_map(|execution| Command::Approve { execution }),

@@ -252,6 +252,38 @@ async fn the_tls_rotation_from_start_to_summary() {
     let third = console(&d.vigilo, Some("bob"), "status EX-00001\ndone EX-00001\n").await;
     assert_has(&third, "» completed at 2025-05-01 09:20 UTC");
     assert_has(&third, "» EX-00001 is sealed (completed at");
+
+    // The summary's Report button, and `report`, print the run's report whole; what is
+    // printed verifies against the trail.
+    assert!(second.contains("] Report"), "{second}");
+    let fourth = console(&d.vigilo, Some("dave"), "report EX-00001\n").await;
+    assert_has(
+        &fourth,
+        "Report of EX-00001 (completed), requested by @dave",
+    );
+    let start = fourth.find("── EX-00001-report.md ──\n").unwrap();
+    let end = fourth.find("  ── end of EX-00001-report.md ──").unwrap();
+    let printed: String = fourth[start..end]
+        .lines()
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    assert!(
+        printed.starts_with("<!-- vigilo execution report"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("# EX-00001: Rotate the TLS certificate on the edge proxies"),
+        "{printed}"
+    );
+    let verdict = d.vigilo.verify_report(None, &printed).await.unwrap();
+    assert!(
+        matches!(
+            verdict,
+            vigilo_core::service::ReportVerdict::Verified { .. }
+        ),
+        "{verdict:?}"
+    );
 }
 
 #[tokio::test]

@@ -1049,3 +1049,132 @@ async fn roles_are_checked_at_the_click_even_for_a_known_clicker() {
     );
     w.server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_uploaded_into_the_runs_thread() {
+    let w = world().await;
+    let (header, card1) = w.run().await;
+    let header_ts = header.ts.clone().unwrap();
+    // Walk the run to its end: done, approved (bob, sre), done, done.
+    let from = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card1, "vigilo.done"))
+        .await;
+    let card2 = w.fake.wait_calls(from, "chat.postMessage", 1).await[0].clone();
+    w.vigilo
+        .act(
+            &w.who("bob"),
+            ex(1),
+            vigilo_core::execution::Command::Approve { step: 2 },
+        )
+        .await
+        .unwrap();
+    let from = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card2, "vigilo.done"))
+        .await;
+    let card3 = w.fake.wait_calls(from, "chat.postMessage", 1).await[0].clone();
+    let from = w.fake.count();
+    w.client
+        .post("/slack/interactions", &w.dave.click(&card3, "vigilo.done"))
+        .await;
+    let summary = w.fake.wait_calls(from, "chat.postMessage", 1).await[0].clone();
+    assert!(summary.text().contains("Summary"), "{}", summary.text());
+    assert!(summary.button("vigilo.report").is_some(), "{summary:#?}");
+    let entries = audit_count(&w.vigilo, w.acme.id).await;
+
+    // Carol (a member) presses Report: the external upload flow, into the run's thread.
+    let from = w.fake.count();
+    let a = w
+        .client
+        .post(
+            "/slack/interactions",
+            &w.carol.click(&summary, "vigilo.report"),
+        )
+        .await;
+    assert_eq!((a.status, a.body.as_str()), (200, ""));
+    let calls = w
+        .fake
+        .wait_for(from, "the report's upload", |c| {
+            c.iter().any(|c| c.method == "files.completeUploadExternal")
+        })
+        .await;
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "files.getUploadURLExternal",
+            "upload",
+            "files.completeUploadExternal"
+        ],
+        "{calls:#?}"
+    );
+    let (get, put, complete) = (&calls[0], &calls[1], &calls[2]);
+    assert_eq!(get.auth, "Bearer xoxb-test-token");
+    assert_eq!(get.body["filename"], "EX-00001-report.md");
+    let text = put.body["text"].as_str().unwrap();
+    assert_eq!(get.body["length"], text.len().to_string());
+    assert_eq!(put.body["content_type"], "text/markdown");
+    assert!(text.starts_with("<!-- vigilo execution report"), "{text}");
+    assert!(text.contains("`@bob` as sre"), "{text}");
+    assert_eq!(complete.auth, "Bearer xoxb-test-token");
+    assert_eq!(complete.body["channel_id"], "C0OPS");
+    assert_eq!(complete.body["thread_ts"], header_ts.as_str());
+    assert_eq!(complete.body["files"][0]["id"], put.body["file"]);
+    assert_eq!(complete.body["files"][0]["title"], "EX-00001 report");
+    let comment = complete.body["initial_comment"].as_str().unwrap();
+    assert!(comment.contains("Report of EX-00001"), "{comment}");
+    // What was uploaded verifies against the trail, and reporting wrote nothing.
+    let verdict = w.vigilo.verify_report(None, text).await.unwrap();
+    assert!(
+        matches!(
+            verdict,
+            vigilo_core::service::ReportVerdict::Verified { .. }
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(audit_count(&w.vigilo, w.acme.id).await, entries);
+
+    // `/runbook report` in the channel: the newest run started here, sealed or not.
+    let from = w.fake.count();
+    let a = w
+        .client
+        .post("/slack/commands", &w.bob.command("report"))
+        .await;
+    assert_eq!(a.status, 200);
+    let completes = w
+        .fake
+        .wait_calls(from, "files.completeUploadExternal", 1)
+        .await;
+    assert_eq!(completes[0].body["thread_ts"], header_ts.as_str());
+    // A run that does not exist here is said privately, and nothing is uploaded.
+    let from = w.fake.count();
+    w.client
+        .post("/slack/commands", &w.bob.command("report EX-00042"))
+        .await;
+    let told = w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
+    assert!(told[0].text().contains("EX-00042"), "{}", told[0].text());
+    assert!(
+        w.fake
+            .calls()
+            .iter()
+            .skip(from)
+            .all(|c| !c.method.starts_with("files.")),
+        "{:#?}",
+        w.fake.calls()
+    );
+    // A failed upload is said privately to whoever asked.
+    w.fake.rate_limit("files.completeUploadExternal", 9, 0);
+    let from = w.fake.count();
+    w.client
+        .post("/slack/commands", &w.bob.command("report EX-00001"))
+        .await;
+    let told = w.fake.wait_calls(from, "chat.postEphemeral", 1).await;
+    assert_eq!(told[0].body["user"], "U0BOB");
+    assert!(
+        told[0].text().contains("did not accept"),
+        "{}",
+        told[0].text()
+    );
+    w.server.shutdown().await.unwrap();
+}

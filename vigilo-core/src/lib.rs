@@ -55,6 +55,7 @@ pub mod execution;
 pub mod fields;
 pub mod ids;
 pub mod incident;
+pub mod report;
 pub mod roles;
 pub mod runbook;
 pub mod service;

@@ -11,8 +11,8 @@ use super::format::{Names, estimate, minutes, time, variance};
 use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
 use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
-    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Badge,
-    Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_REPORT, ACTION_RETRY,
+    ACTION_SKIP, Badge, Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
 };
 
 /// Markdown split into sections that fit the limits.
@@ -598,6 +598,18 @@ pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> R
         "{} is sealed; no further changes.",
         exec.key
     )));
+    // The run as evidence, posted as a file in the thread.
+    let value = ButtonValue {
+        execution: exec.key,
+        step: None,
+    };
+    blocks.push(Block::Buttons(vec![button(
+        ACTION_REPORT,
+        "Report",
+        &value.to_string(),
+        ButtonStyle::Default,
+        None,
+    )]));
     let text = format!(
         "{} {outcome}: {}; {} against {} estimated ({})",
         exec.key,

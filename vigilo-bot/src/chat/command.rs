@@ -16,6 +16,7 @@
 //! history RB-00012
 //! diff RB-00012 2 3
 //! publish RB-00012
+//! report [EX-00001]
 //! ```
 //!
 //! A leading `/runbook` is accepted (and ignored), as is a `/` before the command word. Step
@@ -66,11 +67,13 @@ pub enum Subcommand {
     Diff,
     /// `publish`.
     Publish,
+    /// `report`.
+    Report,
 }
 
 impl Subcommand {
     /// Every command word, in the order `help` lists them.
-    pub const ALL: [Subcommand; 15] = [
+    pub const ALL: [Subcommand; 16] = [
         Subcommand::Help,
         Subcommand::List,
         Subcommand::Search,
@@ -86,6 +89,7 @@ impl Subcommand {
         Subcommand::History,
         Subcommand::Diff,
         Subcommand::Publish,
+        Subcommand::Report,
     ];
 
     /// The word typed.
@@ -106,6 +110,7 @@ impl Subcommand {
             Subcommand::History => "history",
             Subcommand::Diff => "diff",
             Subcommand::Publish => "publish",
+            Subcommand::Report => "report",
         }
     }
 
@@ -127,6 +132,7 @@ impl Subcommand {
             Subcommand::History => "/runbook history RB-00012",
             Subcommand::Diff => "/runbook diff RB-00012 <from-version> <to-version>",
             Subcommand::Publish => "/runbook publish RB-00012",
+            Subcommand::Report => "/runbook report [EX-00001]",
         }
     }
 
@@ -148,6 +154,7 @@ impl Subcommand {
             Subcommand::History => "the versions of a runbook",
             Subcommand::Diff => "what changed between two versions",
             Subcommand::Publish => "publish a draft runbook",
+            Subcommand::Report => "the run's evidence, posted as a file in its thread",
         }
     }
 
@@ -318,6 +325,11 @@ pub enum Command {
         /// `RB-…`.
         runbook: Key,
     },
+    /// Post an execution's report as a file in its thread.
+    Report {
+        /// The execution named, else the newest started in the channel.
+        execution: Option<Key>,
+    },
 }
 
 impl Command {
@@ -339,6 +351,7 @@ impl Command {
             Command::History { .. } => Subcommand::History,
             Command::Diff { .. } => Subcommand::Diff,
             Command::Publish { .. } => Subcommand::Publish,
+            Command::Report { .. } => Subcommand::Report,
         }
     }
 }
@@ -548,6 +561,11 @@ impl<'a> Args<'a> {
                 self.end()?;
                 Command::Status { execution }
             }
+            Subcommand::Report => {
+                let execution = self.execution();
+                self.end()?;
+                Command::Report { execution }
+            }
             Subcommand::Approve => {
                 let execution = self.execution();
                 self.end()?;
@@ -697,6 +715,7 @@ impl fmt::Display for Command {
                 Ok(())
             }
             Command::Status { execution }
+            | Command::Report { execution }
             | Command::Approve { execution }
             | Command::Retry { execution } => write_execution(f, *execution),
             Command::Done { execution, note } => {

@@ -14,6 +14,7 @@ use vigilo_core::execution::machine::Command as StepCommand;
 use vigilo_core::execution::{ChannelRef, EventKind, Execution, ExecutionSummary};
 use vigilo_core::ids::{Key, UserId};
 use vigilo_core::service::{ActOutcome, ListRunbooks, StartOptions, Vigilo, Who};
+use vigilo_core::store::ExecutionQuery;
 
 use super::cards::{self, Outcome};
 use super::command::{Command, parse};
@@ -22,8 +23,8 @@ use super::format::Names;
 use super::limits::fit_reply;
 use super::markdown::escape_markdown;
 use super::reply::{
-    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP, Anchor,
-    ButtonValue, Reply, Target,
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_REPORT, ACTION_RETRY,
+    ACTION_SKIP, Anchor, ButtonValue, Reply, Target,
 };
 use super::views;
 
@@ -150,6 +151,13 @@ impl ChatEngine {
                 "This button is not valid any more; `status` shows where the execution stands.",
             )]);
         };
+        if action_id == ACTION_REPORT {
+            let replies = match self.report(ctx, Some(v.execution)).await {
+                Ok(r) => r,
+                Err(e) => vec![error_reply(&e)],
+            };
+            return finish(replies);
+        }
         let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         let step = v.step.unwrap_or(0);
         let needs_step = action_id != ACTION_ABORT;
@@ -279,6 +287,7 @@ impl ChatEngine {
                 self.started(&exec).await
             }
             Command::Status { execution } => self.status(ctx, execution).await?,
+            Command::Report { execution } => self.report(ctx, execution).await?,
             Command::Done { execution, note } => {
                 self.act_on_open(ctx, execution, |step| StepCommand::Done { step, note })
                     .await?
@@ -392,6 +401,39 @@ impl ChatEngine {
             );
         }
         Ok(out)
+    }
+
+    /// The report of execution `named` (else the newest started in this channel, sealed or
+    /// not), posted as a Markdown file in the run's thread.
+    async fn report(&self, ctx: &ChatContext, named: Option<Key>) -> Result<Vec<Reply>, Error> {
+        let key = match named {
+            Some(k) => k,
+            None => {
+                let newest = self
+                    .vigilo
+                    .list_executions(
+                        &ctx.who,
+                        None,
+                        ExecutionQuery {
+                            channel: Some(ctx.channel_ref()),
+                            limit: 1,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                match newest.first() {
+                    Some(e) => e.key,
+                    None => {
+                        return Ok(vec![private(
+                            "No execution was started in this channel; name one: `report EX-…`.",
+                        )]);
+                    }
+                }
+            }
+        };
+        let report = self.vigilo.execution_report(&ctx.who, key).await?;
+        let who = self.handle_of(ctx.who.user).await;
+        Ok(vec![views::report(&report, &who)])
     }
 
     /// Finds the execution a typed step command means and applies it to its current step.

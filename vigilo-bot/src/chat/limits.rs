@@ -177,6 +177,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
         target,
         anchor,
         text,
+        file,
     } = reply;
     let text = truncate(&text, MAX_FALLBACK_CHARS);
     let room = MAX_MESSAGE_CHARS.saturating_sub(escape_mrkdwn(&text).chars().count());
@@ -190,6 +191,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             target,
             anchor,
             text,
+            file,
         }];
     }
     if blocks.len() <= MAX_BLOCKS && blocks_chars(&blocks) <= room {
@@ -199,6 +201,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             target,
             anchor,
             text,
+            file,
         }];
     }
     // The buttons go on the last message: the one anchored, updated when acted on.
@@ -229,6 +232,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             target,
             anchor: if i + 1 == n { anchor } else { None },
             text: text.clone(),
+            file: if i + 1 == n { file.clone() } else { None },
         })
         .collect()
 }

@@ -55,6 +55,6 @@ pub use command::{Command, ParseError, Subcommand, parse};
 pub use engine::{ChatContext, ChatEngine};
 pub use refs::{MessageRefs, Placement};
 pub use reply::{
-    Anchor, Badge, Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply, Target,
-    Visibility,
+    Anchor, Attachment, Badge, Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
+    Target, Visibility,
 };

@@ -31,15 +31,18 @@ pub const ACTION_APPROVE: &str = "vigilo.approve";
 pub const ACTION_RETRY: &str = "vigilo.retry";
 /// Action id of the Abort… button (failed steps; asks for a reason).
 pub const ACTION_ABORT: &str = "vigilo.abort";
+/// Action id of the Report button (the summary card): posts the run's report as a file.
+pub const ACTION_REPORT: &str = "vigilo.report";
 
 /// Every action id the engine puts on buttons.
-pub const ACTIONS: [&str; 6] = [
+pub const ACTIONS: [&str; 7] = [
     ACTION_DONE,
     ACTION_SKIP,
     ACTION_FAIL,
     ACTION_APPROVE,
     ACTION_RETRY,
     ACTION_ABORT,
+    ACTION_REPORT,
 ];
 
 /// One message for a surface to show.
@@ -55,6 +58,20 @@ pub struct Reply {
     pub anchor: Option<Anchor>,
     /// A short plain-text version: notifications, screen readers, terminals showing updates.
     pub text: String,
+    /// A file posted with the message (an execution report): Slack uploads it into the
+    /// reply's place with the message as its comment; a terminal prints it.
+    pub file: Option<Attachment>,
+}
+
+/// A text file a reply carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file's name (`EX-00001-report.md`).
+    pub filename: String,
+    /// Its title, plain text.
+    pub title: String,
+    /// Its content.
+    pub content: String,
 }
 
 impl Reply {
@@ -66,6 +83,7 @@ impl Reply {
             target: Target::NewMessage,
             anchor: None,
             text: text.into(),
+            file: None,
         }
     }
 
@@ -85,6 +103,12 @@ impl Reply {
     /// This reply with another target.
     pub fn with_target(mut self, target: Target) -> Self {
         self.target = target;
+        self
+    }
+
+    /// This reply carrying `file`.
+    pub fn with_file(mut self, file: Attachment) -> Self {
+        self.file = Some(file);
         self
     }
 

@@ -1,4 +1,5 @@
-//! Read-only views: help, runbook lists, one runbook, its history and a version diff.
+//! Read-only views: help, runbook lists, one runbook, its history, a version diff, and an
+//! execution's report.
 
 use vigilo_core::execution::{Execution, StepStatus};
 use vigilo_core::runbook::Runbook;
@@ -273,4 +274,34 @@ pub fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// The reply carrying an execution's report: a short message in the run's thread, with the
+/// Markdown report as its file (`EX-00001-report.md`). `requested_by` is a handle, without `@`.
+pub fn report(report: &vigilo_core::report::ExecutionReport, requested_by: &str) -> Reply {
+    use vigilo_core::report::ReportFormat;
+    let e = &report.execution;
+    let filename = format!("{}-report.md", e.key);
+    let text = format!(
+        "Report of {} ({}), audit trail up to entry {}",
+        e.key,
+        e.status.as_str(),
+        report.audit_head.seq
+    );
+    let section = format!(
+        "Report of **{}** ({}), requested by {}: every step with who, when and the audit entries behind it, up to entry {} of the trail. Check it with `vigilo audit verify --report {filename}`.",
+        e.key,
+        e.status.as_str(),
+        escape_markdown(&format!("@{requested_by}")),
+        report.audit_head.seq
+    );
+    Reply::public(text, vec![Block::Section(section)])
+        .with_target(super::reply::Target::Thread(
+            super::reply::Anchor::Execution(e.key),
+        ))
+        .with_file(super::reply::Attachment {
+            title: format!("{} report", e.key),
+            filename,
+            content: report.render(ReportFormat::Md),
+        })
 }

@@ -69,9 +69,10 @@ pub enum AuditCmd {
     },
     /// Check the hash chain and every stored column: exit 0 when intact, 7 naming the first
     /// bad entry. With --checkpoint, also that each signed head still holds (7 if the chain was
-    /// truncated, rolled back to an older backup or rebuilt, or the checkpoint was edited).
+    /// truncated, rolled back to an older backup or rebuilt, or the checkpoint was edited). With
+    /// --report, that an execution report still matches the trail (7 naming what differs).
     #[command(
-        after_help = "Examples:\n  vigilo --workspace acme audit verify\n  vigilo audit verify --checkpoint ckpt-0900.json --trusted-key audit.key.pub"
+        after_help = "Examples:\n  vigilo --workspace acme audit verify\n  vigilo audit verify --checkpoint ckpt-0900.json --trusted-key audit.key.pub\n  vigilo audit verify --report EX-00001.md"
     )]
     Verify {
         /// A checkpoint file written by `audit checkpoint` (repeat for several).
@@ -80,6 +81,10 @@ pub enum AuditCmd {
         /// The public key checkpoints must be signed with (hex, or a file such as KEY.pub).
         #[arg(long, value_name = "HEX|FILE", requires = "checkpoint")]
         trusted_key: Option<String>,
+        /// An execution report (md or json, from `exec report`): exit 7 naming what differs
+        /// when a character of it, or an audit entry behind it, was changed.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Create an Ed25519 signing key for checkpoints (mode 0600; never in the database), and
     /// its public key in FILE.pub.
@@ -173,6 +178,17 @@ pub async fn dispatch(ctx: &Ctx, c: AuditCmd) -> Result<(), CliError> {
         AuditCmd::Verify {
             checkpoint,
             trusted_key,
+            report: Some(report),
+        } => {
+            if !checkpoint.is_empty() {
+                verify_checkpoints(ctx, &checkpoint, trusted_key.as_deref()).await?;
+            }
+            super::report::verify(ctx, &report).await
+        }
+        AuditCmd::Verify {
+            checkpoint,
+            trusted_key,
+            ..
         } if !checkpoint.is_empty() => {
             verify_checkpoints(ctx, &checkpoint, trusted_key.as_deref()).await
         }

@@ -114,6 +114,22 @@ pub enum ExecCmd {
         #[arg(value_parser = ex_ref, value_name = "EX-…")]
         execution: Ref,
     },
+    /// The run as evidence: runbook version and its hash, operator, links, every step with
+    /// who, when, minutes, notes and approvals, and the audit entries behind each line.
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob exec report EX-00001 > EX-00001.md\n  vigilo --as bob exec report EX-00001 --format json -o EX-00001.json\n  vigilo audit verify --report EX-00001.md\n\nSealed or not; the report covers the audit trail up to its head, and `audit verify --report` checks every character of an md or json report against it."
+    )]
+    Report {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// md (default; json with --json), json or csv.
+        #[arg(long, value_enum)]
+        format: Option<super::report::ReportFormatArg>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// List executions, newest first.
     #[command(after_help = "Example:\n  vigilo --as bob exec list --runbook RB-00001 --open")]
     List {
@@ -210,6 +226,11 @@ pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {
             let text = render(ctx, &ctx.out.paint(), &exec, &summary).await;
             ctx.out.emit(&doc, |_| text)
         }
+        ExecCmd::Report {
+            execution,
+            format,
+            output,
+        } => super::report::report(ctx, &who, execution, format, output).await,
         ExecCmd::List {
             runbook,
             open,

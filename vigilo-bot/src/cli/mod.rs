@@ -19,7 +19,7 @@
 //! (tables, colour, JSON), [`views`] (the `--json` shapes), and one module per command group,
 //! each holding its clap types next to what runs them: [`admin`] (`init`, `workspace`, `user`,
 //! `incident`, `console`, `completions`), [`runbook`], [`exec`], [`run`](mod@run), [`change`],
-//! [`audit`], [`serve`], [`migrate`]. This module keeps the top-level [`Cli`], [`Command`] and
+//! [`audit`], [`report`] (`exec report`, `audit verify --report`), [`serve`], [`migrate`]. This module keeps the top-level [`Cli`], [`Command`] and
 //! [`Global`], the parsers of record references shared by the groups ([`Ref`]), and [`run()`].
 
 pub mod admin;
@@ -31,6 +31,7 @@ pub mod exec;
 pub mod keys;
 pub mod migrate;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod runbook;
 pub mod serve;

@@ -5,6 +5,7 @@
 //! - Buttons are numbered choices, `[1] Done  [2] Skip…  [3] Failed…  [4] Approve`. Numbers
 //!   grow over the whole session, so every button ever shown keeps its number: pressing the Done
 //!   of an old card is possible, and is answered like a stale click in Slack.
+//! - A file a reply carries (an execution report) is printed whole, between two lines naming it.
 //! - A reply in an execution's thread is indented by two spaces; an update of an earlier
 //!   message starts with `↻` (a terminal cannot change what it printed); a private reply has
 //!   `» ` before each line.
@@ -48,6 +49,18 @@ impl Screen {
         let mut lines: Vec<String> = Vec::new();
         for block in &reply.blocks {
             self.block(block, &mut lines);
+        }
+        // A file (an execution report) is printed whole, as written, after a line naming it.
+        if let Some(file) = &reply.file {
+            lines.push(
+                self.style
+                    .dim(&format!("── {} ──", sanitize(&file.filename))),
+            );
+            lines.extend(sanitize(&file.content).lines().map(str::to_owned));
+            lines.push(
+                self.style
+                    .dim(&format!("── end of {} ──", sanitize(&file.filename))),
+            );
         }
         if let (Target::Update(_), Some(first)) = (reply.target, lines.first_mut()) {
             *first = format!("↻ {first}");

@@ -25,7 +25,7 @@ use super::blocks::{
 use super::payload::Interaction;
 use super::state::{Acting, Bot, Origin, SlackRef, committed};
 use crate::chat::markdown::decode_slack_entities;
-use crate::chat::reply::ACTIONS;
+use crate::chat::reply::{ACTION_REPORT, ACTIONS};
 use crate::chat::{Anchor, ButtonValue, Reply};
 
 /// What a click on a button Vigilo did not put there is told, privately.
@@ -123,9 +123,10 @@ async fn block_actions(bot: &Arc<Bot>, ev: Interaction, key: &[u8], received: In
     }
     let message_ts = ev.message_ts.clone();
     let is_ephemeral = ev.is_ephemeral;
-    // The clicked card and its thread, so updates find them even after a restart.
+    // The clicked card and its thread, so updates find them even after a restart. The Report
+    // button sits on the summary, which is no anchored card.
     if !is_ephemeral {
-        if let Some(ts) = &message_ts {
+        if let Some(ts) = message_ts.as_ref().filter(|_| action_id != ACTION_REPORT) {
             let card = SlackRef {
                 channel: origin.channel.clone(),
                 ts: ts.clone(),

@@ -17,9 +17,9 @@ use vigilo_core::workspace::ChatIdentity;
 use super::blocks;
 use super::dedupe::Dedupe;
 use super::metrics::Metrics;
-use super::web_api::WebApi;
+use super::web_api::{FileUpload, WebApi};
 use crate::chat::errors::error_reply;
-use crate::chat::{ChatContext, ChatEngine, MessageRefs, Placement, Reply, Visibility};
+use crate::chat::{Attachment, ChatContext, ChatEngine, MessageRefs, Placement, Reply, Visibility};
 
 /// The platform name recorded on executions started from Slack.
 pub const PLATFORM: &str = "slack";
@@ -258,6 +258,10 @@ impl Bot {
                 self.tell(Some(workspace), origin, reply).await;
                 continue;
             }
+            if let Some(file) = &reply.file {
+                self.upload(workspace, origin, reply, file).await;
+                continue;
+            }
             let content = blocks::render(reply, workspace).content();
             let posted = match self.refs.place(workspace, &reply.target) {
                 Placement::Post { thread } => {
@@ -288,6 +292,48 @@ impl Bot {
     }
 }
 
+impl Bot {
+    /// Shares a reply's file where the reply belongs (the run's thread when its header is
+    /// known, else the channel), with the reply's text as its comment.
+    async fn upload(
+        &self,
+        workspace: WorkspaceId,
+        origin: &Origin,
+        reply: &Reply,
+        file: &Attachment,
+    ) {
+        let thread = match self.refs.place(workspace, &reply.target) {
+            Placement::Post { thread } => thread,
+            Placement::Update(r) => Some(r),
+        };
+        let channel = thread
+            .as_ref()
+            .map_or(origin.channel.as_str(), |t| t.channel.as_str());
+        let comment = blocks::render(reply, workspace).text;
+        let upload = FileUpload {
+            channel,
+            thread_ts: thread.as_ref().map(|t| t.ts.as_str()),
+            filename: &file.filename,
+            title: &file.title,
+            content_type: "text/markdown",
+            content: file.content.as_bytes(),
+            comment: &comment,
+        };
+        if let Err(e) = self.web.upload_file(&upload).await {
+            tracing::warn!(file = %file.filename, error = %e, "the file could not be shared");
+            let text = format!(
+                "Slack did not accept the file {}; try again in a moment. The CLI writes the same report: `vigilo exec report`.",
+                file.filename
+            );
+            let reply = Reply::private_markdown(
+                crate::chat::markdown::escape_markdown_keeping_code(&text),
+                text,
+            );
+            self.tell(Some(workspace), origin, &reply).await;
+        }
+    }
+}
+
 /// True when the engine's reply reports a storage failure (the wording of
 /// [`error_reply`] for [`ErrorKind::Internal`]).
 pub fn is_store_failure(reply: &Reply) -> bool {
@@ -295,9 +341,11 @@ pub fn is_store_failure(reply: &Reply) -> bool {
 }
 
 /// True when the replies show that the engine changed something: it answers a refused or failed
-/// call with private replies only.
+/// call with private replies only, and a report (a file) changes nothing.
 pub fn committed(replies: &[Reply]) -> bool {
-    replies.iter().any(|r| r.visibility == Visibility::Public)
+    replies
+        .iter()
+        .any(|r| r.visibility == Visibility::Public && r.file.is_none())
 }
 
 /// One async lock per channel, created on demand and dropped when nobody holds or waits for it.

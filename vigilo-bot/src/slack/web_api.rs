@@ -1,5 +1,7 @@
 //! The Slack Web API calls the bot makes (`chat.postMessage`, `chat.update`,
-//! `chat.postEphemeral`, `views.open`), through slack-morphism's hyper client.
+//! `chat.postEphemeral`, `views.open`, and a file upload: `files.getUploadURLExternal`, the
+//! bytes posted to the URL it answers, `files.completeUploadExternal`), through
+//! slack-morphism's hyper client.
 //!
 //! A 429 answer is waited out: the call is retried after its `Retry-After` (one second when
 //! absent, at most [`RetryPolicy::max_delay`]), at most [`RetryPolicy::max_retries`] times.
@@ -87,6 +89,18 @@ trait Transport: Send + Sync {
         &self,
         req: &SlackApiViewsOpenRequest,
     ) -> ClientResult<SlackApiViewsOpenResponse>;
+    async fn get_upload_url(
+        &self,
+        req: &SlackApiFilesGetUploadUrlExternalRequest,
+    ) -> ClientResult<SlackApiFilesGetUploadUrlExternalResponse>;
+    async fn upload(
+        &self,
+        req: &SlackApiFilesUploadViaUrlRequest,
+    ) -> ClientResult<SlackApiFilesUploadViaUrlResponse>;
+    async fn complete_upload(
+        &self,
+        req: &SlackApiFilesCompleteUploadExternalRequest,
+    ) -> ClientResult<SlackApiFilesCompleteUploadExternalResponse>;
 }
 
 struct Hyper<H: Send + Sync + Clone + Connect + 'static> {
@@ -126,6 +140,33 @@ impl<H: Send + Sync + Clone + Connect + 'static> Transport for Hyper<H> {
     ) -> ClientResult<SlackApiViewsOpenResponse> {
         self.client.open_session(&self.token).views_open(req).await
     }
+    async fn get_upload_url(
+        &self,
+        req: &SlackApiFilesGetUploadUrlExternalRequest,
+    ) -> ClientResult<SlackApiFilesGetUploadUrlExternalResponse> {
+        self.client
+            .open_session(&self.token)
+            .get_upload_url_external(req)
+            .await
+    }
+    async fn upload(
+        &self,
+        req: &SlackApiFilesUploadViaUrlRequest,
+    ) -> ClientResult<SlackApiFilesUploadViaUrlResponse> {
+        self.client
+            .open_session(&self.token)
+            .files_upload_via_url(req)
+            .await
+    }
+    async fn complete_upload(
+        &self,
+        req: &SlackApiFilesCompleteUploadExternalRequest,
+    ) -> ClientResult<SlackApiFilesCompleteUploadExternalResponse> {
+        self.client
+            .open_session(&self.token)
+            .files_complete_upload_external(req)
+            .await
+    }
 }
 
 /// The bot's Web API client.
@@ -151,6 +192,25 @@ pub struct Posted {
     pub channel: String,
     /// The message's `ts`.
     pub ts: String,
+}
+
+/// A text file to share with [`WebApi::upload_file`].
+#[derive(Clone, Copy, Debug)]
+pub struct FileUpload<'a> {
+    /// The channel to share it in.
+    pub channel: &'a str,
+    /// The thread (its parent message's `ts`), if any.
+    pub thread_ts: Option<&'a str>,
+    /// The file's name.
+    pub filename: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// Its MIME type (`text/markdown`).
+    pub content_type: &'a str,
+    /// The bytes.
+    pub content: &'a [u8],
+    /// The message introducing it (mrkdwn, escaped).
+    pub comment: &'a str,
 }
 
 impl WebApi {
@@ -273,6 +333,44 @@ impl WebApi {
         self.call("chat.postEphemeral", || self.transport.post_ephemeral(&req))
             .await
             .map(|_| ())
+    }
+
+    /// Shares a text file in `channel` (in the thread of `thread_ts` if given) with `comment`
+    /// as its message, by Slack's external upload flow: `files.getUploadURLExternal` (name and
+    /// length), the bytes posted to the upload URL it answers, then
+    /// `files.completeUploadExternal` with the file's id and title, the channel and thread.
+    /// Each step waits out 429s; a failure stops the flow (an upload never completed is
+    /// discarded by Slack).
+    pub async fn upload_file(&self, file: &FileUpload<'_>) -> ClientResult<()> {
+        let get = SlackApiFilesGetUploadUrlExternalRequest::new(
+            file.filename.to_owned(),
+            file.content.len(),
+        );
+        let url = self
+            .call("files.getUploadURLExternal", || {
+                self.transport.get_upload_url(&get)
+            })
+            .await?;
+        let put = SlackApiFilesUploadViaUrlRequest::new(
+            url.upload_url,
+            file.content.to_vec(),
+            file.content_type.to_owned(),
+        );
+        self.call("files.upload", || self.transport.upload(&put))
+            .await?;
+        let mut complete = SlackApiFilesCompleteUploadExternalRequest::new(vec![
+            SlackApiFilesComplete::new(url.file_id).with_title(file.title.to_owned()),
+        ])
+        .with_channel_id(SlackChannelId(file.channel.to_owned()))
+        .with_initial_comment(file.comment.to_owned());
+        if let Some(ts) = file.thread_ts {
+            complete = complete.with_thread_ts(SlackTs(ts.to_owned()));
+        }
+        self.call("files.completeUploadExternal", || {
+            self.transport.complete_upload(&complete)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// `views.open`: shows `view` to the user whose click gave `trigger_id`.

@@ -85,6 +85,8 @@ struct FakeState {
     next_ts: AtomicU64,
     /// What `apps.connections.open` answers (Socket Mode's WebSocket URL).
     socket_url: Mutex<Option<String>>,
+    /// `http://127.0.0.1:PORT`: where the upload URLs the fake hands out point.
+    base: Mutex<String>,
 }
 
 /// A fake Slack Web API on loopback.
@@ -99,10 +101,12 @@ impl FakeSlack {
     pub async fn start() -> Self {
         let state = Arc::new(FakeState::default());
         let app = Router::new()
-            .route("/api/{method}", post(api))
+            .route("/api/{method}", post(api).get(api_get))
+            .route("/upload/{file}", post(upload))
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        *state.base.lock().unwrap() = format!("http://{addr}");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -291,6 +295,13 @@ async fn api(
             "ok": true, "channel": channel, "ts": body["ts"], "message": {},
         }),
         "chat.postEphemeral" => json!({ "ok": true, "message_ts": ts }),
+        "files.completeUploadExternal" => json!({
+            "ok": true,
+            "files": body["files"].as_array().cloned().unwrap_or_default()
+                .iter()
+                .map(|f| json!({ "id": f["id"], "title": f["title"] }))
+                .collect::<Vec<_>>(),
+        }),
         "apps.connections.open" => match state.socket_url.lock().unwrap().clone() {
             Some(url) => json!({ "ok": true, "url": url }),
             None => json!({ "ok": false, "error": "socket_mode_not_set_up" }),
@@ -319,6 +330,75 @@ async fn api(
     (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         answer.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /api/{method}` (slack-morphism sends `files.getUploadURLExternal` as a GET with its
+/// arguments in the query): recorded with the arguments as the body; answers an upload URL
+/// on this fake.
+async fn api_get(
+    State(state): State<Arc<FakeState>>,
+    Path(method): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let args: HashMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let body = json!(args);
+    let n = state.next_ts.fetch_add(1, Ordering::SeqCst) + 1;
+    let answer = match method.as_str() {
+        "files.getUploadURLExternal" => {
+            let base = state.base.lock().unwrap().clone();
+            json!({ "ok": true, "upload_url": format!("{base}/upload/F{n:05}"), "file_id": format!("F{n:05}") })
+        }
+        _ => json!({ "ok": false, "error": "unknown_method" }),
+    };
+    state.calls.lock().unwrap().push(Call {
+        method,
+        body,
+        ts: None,
+        at: Instant::now(),
+        auth: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        answer.to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /upload/{file}`: the bytes of an upload, recorded as the call `upload` with `file`,
+/// `content_type` and the bytes as `text`; answered as Slack does, in plain text.
+async fn upload(
+    State(state): State<Arc<FakeState>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    state.calls.lock().unwrap().push(Call {
+        method: "upload".into(),
+        body: json!({
+            "file": file,
+            "content_type": content_type,
+            "text": String::from_utf8_lossy(&body),
+        }),
+        ts: None,
+        at: Instant::now(),
+        auth: String::new(),
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        format!("OK - {}", body.len()),
     )
         .into_response()
 }

@@ -54,7 +54,8 @@ pub struct ExecutionSummary {
     pub pending: usize,
 }
 
-fn minutes(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+/// Minutes from `from` to `to`, one decimal (never negative).
+pub(crate) fn minutes(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     let ms = (to - from).num_milliseconds().max(0) as f64;
     (ms / 6_000.0).round() / 10.0
 }

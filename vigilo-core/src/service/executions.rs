@@ -146,6 +146,9 @@ impl Vigilo {
                 "version": rb.version,
                 "rehearsal": opts.rehearsal,
                 "steps": rb.body.steps.len(),
+                // Pins the content the run follows: a report checks the stored version
+                // against it (see `report::version_hash`).
+                "version_hash": crate::report::version_hash(&rb.body),
             }),
             AuditLinks {
                 runbook: Some(rb.key),

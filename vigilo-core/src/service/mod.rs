@@ -7,6 +7,7 @@ mod audit_trail;
 mod changes;
 mod executions;
 mod incidents;
+mod reports;
 mod runbooks;
 mod stats;
 
@@ -27,6 +28,7 @@ pub use admin::{NewMember, Removed};
 pub use audit_trail::{AuditFilter, AuditVerdict, CheckpointVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
+pub use reports::ReportVerdict;
 pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};
 pub use stats::AppliedEstimates;
 

@@ -154,7 +154,11 @@ pub enum Write {
     },
     /// Insert a saved version (unique per runbook and version).
     RunbookVersion(RunbookVersion),
-    /// Insert or update an execution.
+    /// Insert or update an execution, always with the [`Write::StepEvent`] of its new revision
+    /// ([`contract::check_events_paired`]). An execution's header
+    /// ([`crate::execution::history::ExecutionHeader`]) and steps are written once, on insert;
+    /// an update moves its state, which is what its events say, so a store may keep only the
+    /// event and a few state columns, and changes to the header in an update are not stored.
     Execution {
         /// The row.
         execution: Execution,

@@ -43,6 +43,24 @@ pub enum PgError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A migration could not convert an execution: what it would store does not give the
+    /// same execution back (or its stored rows are unreadable). The migration's transaction
+    /// was rolled back; nothing was changed.
+    #[error(
+        "schema migration to version {version} failed: execution {execution} of workspace \
+         {workspace} cannot be converted: {reason}; the migration was rolled back and nothing \
+         was changed"
+    )]
+    Conversion {
+        /// The version being applied.
+        version: i32,
+        /// The execution's key (its id when its document is unreadable).
+        execution: String,
+        /// Its workspace.
+        workspace: uuid::Uuid,
+        /// What does not fit.
+        reason: String,
+    },
     /// The database was migrated by a newer Vigilo whose schema this build does not know. It
     /// was not modified.
     #[error(

@@ -17,7 +17,14 @@ use tokio_postgres::types::ToSql;
 use tracing::info;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use vigilo_core::execution::StepEvent;
+use vigilo_core::ids::ExecutionId;
+
 use super::PgStore;
+use super::convert;
+use super::lean::EventColumns;
 use crate::shared::SearchText;
 use crate::transfer::{Snapshot, TABLES, TableCounts, TransferError};
 
@@ -104,7 +111,7 @@ impl PgStore {
             .await
             .map_err(pg("starting the copy's transaction"))?;
         tx.batch_execute(&format!(
-            "LOCK TABLE {}, audit_heads IN EXCLUSIVE MODE",
+            "LOCK TABLE {}, audit_heads, execution_snapshots IN EXCLUSIVE MODE",
             TABLES.join(", ")
         ))
         .await
@@ -158,6 +165,86 @@ async fn count_tables(
         out.insert(table, u64::try_from(n).unwrap_or_default());
     }
     Ok(out)
+}
+
+/// The executions and their events, in the lean form of schema 4 ([`super::lean`]): each
+/// execution's header, its snapshot (once per content and workspace) and state columns, each
+/// event with its typed columns. Every event document is copied byte for byte, but for approvals
+/// recorded before events carried the approver's role, which get it from the execution (see
+/// [`convert::prepare`]); an execution its events do not rebuild is refused, naming it.
+async fn write_executions(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), TransferError> {
+    let mut events: HashMap<ExecutionId, Vec<&StepEvent>> = HashMap::new();
+    for (_, ev) in &s.step_events {
+        events
+            .entry(ev.value.execution)
+            .or_default()
+            .push(&ev.value);
+    }
+    let mut filled: HashMap<(ExecutionId, u64), String> = HashMap::new();
+    for chunk in s.executions.chunks(CHUNK) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let mut own: Vec<StepEvent> = events
+                .get(&e.value.id)
+                .map(|evs| evs.iter().map(|ev| (*ev).clone()).collect())
+                .unwrap_or_default();
+            own.sort_by_key(|ev| ev.seq);
+            let converted = convert::convert(e.value.clone(), own).map_err(|reason| {
+                TransferError::Corrupt {
+                    table: "executions",
+                    detail: format!(
+                        "execution {} of workspace {}: {reason}",
+                        e.value.key, e.value.workspace
+                    ),
+                }
+            })?;
+            for (seq, _, doc) in &converted.events {
+                if let Some(doc) = doc {
+                    filled.insert(
+                        (e.value.id, u64::try_from(*seq).unwrap_or_default()),
+                        doc.clone(),
+                    );
+                }
+            }
+            batch.push(converted);
+        }
+        convert::write_executions(tx, &batch, "executions")
+            .await
+            .map_err(pg("copying executions"))?;
+    }
+    insert(
+        tx,
+        "step_events",
+        "INSERT INTO step_events (execution_id, seq, workspace_id, doc, kind, step_id, at,
+             started_at)
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[],
+             $6::uuid[], $7::timestamptz[], $8::timestamptz[])",
+        &s.step_events,
+        |c| {
+            let seqs = c
+                .iter()
+                .map(|(_, e)| int(e.value.seq, "step_events"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let cols: Vec<EventColumns> =
+                c.iter().map(|(_, e)| EventColumns::of(&e.value)).collect();
+            Ok(vec![
+                col(c, |(_, e)| e.value.execution.0),
+                Box::new(seqs),
+                col(c, |(ws, _)| ws.0),
+                col(c, |(_, e)| {
+                    filled
+                        .get(&(e.value.execution, e.value.seq))
+                        .unwrap_or(&e.doc)
+                        .clone()
+                }),
+                col(&cols, |x| x.kind.to_owned()),
+                col(&cols, |x| x.step_id),
+                col(&cols, |x| x.at),
+                col(&cols, |x| x.started_at),
+            ])
+        },
+    )
+    .await
 }
 
 /// Every table's rows, parents first, then the chain heads.
@@ -282,61 +369,7 @@ async fn write_all(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), TransferErr
         },
     )
     .await?;
-    insert(
-        tx,
-        "executions",
-        "INSERT INTO executions (id, workspace_id, key_number, runbook_id, runbook_version,
-             status, change_id, channel_platform, channel_id, rev, doc)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::bigint[],
-             $6::text[], $7::uuid[], $8::text[], $9::text[], $10::bigint[], $11::text[])",
-        &s.executions,
-        |c| {
-            let mut nums = Vec::with_capacity(c.len());
-            let mut revs = Vec::with_capacity(c.len());
-            for e in c {
-                nums.push(int(e.value.key.number, "executions")?);
-                revs.push(int(e.value.rev, "executions")?);
-            }
-            Ok(vec![
-                col(c, |e| e.value.id.0),
-                col(c, |e| e.value.workspace.0),
-                Box::new(nums),
-                col(c, |e| e.value.runbook.0),
-                col(c, |e| i64::from(e.value.runbook_version)),
-                col(c, |e| e.value.status.as_str().to_owned()),
-                col(c, |e| e.value.change_id.map(|id| id.0)),
-                col(c, |e| {
-                    e.value.channel.as_ref().map(|ch| ch.platform.to_string())
-                }),
-                col(c, |e| {
-                    e.value.channel.as_ref().map(|ch| ch.channel.to_string())
-                }),
-                Box::new(revs),
-                col(c, |e| e.doc.clone()),
-            ])
-        },
-    )
-    .await?;
-    insert(
-        tx,
-        "step_events",
-        "INSERT INTO step_events (execution_id, seq, workspace_id, doc)
-         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[])",
-        &s.step_events,
-        |c| {
-            let seqs = c
-                .iter()
-                .map(|(_, e)| int(e.value.seq, "step_events"))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(vec![
-                col(c, |(_, e)| e.value.execution.0),
-                Box::new(seqs),
-                col(c, |(ws, _)| ws.0),
-                col(c, |(_, e)| e.doc.clone()),
-            ])
-        },
-    )
-    .await?;
+    write_executions(tx, s).await?;
     insert(
         tx,
         "changes",

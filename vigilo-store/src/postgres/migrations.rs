@@ -1,7 +1,9 @@
 //! The schema, as embedded migrations recorded in the `vigilo_schema_version` table.
 //!
 //! Migration `n` (1-based) takes a database from version `n - 1` to `n`, in one transaction
-//! together with its row in `vigilo_schema_version`. Shipped migrations are never edited: a
+//! together with its row in `vigilo_schema_version`. A migration is SQL; one that must
+//! convert documents (schema 4's executions) continues in Rust in the same transaction, run
+//! right after its SQL (see `apply_missing`). Shipped migrations are never edited: a
 //! schema change is a new entry at the end of [`MIGRATIONS`].
 //!
 //! Replicas may start at the same moment: a replica that finds migrations missing takes an
@@ -15,7 +17,8 @@
 //! Conventions of the schema (those of the SQLite adapter): every entity is stored whole as
 //! JSON text in `doc` (the core struct, read back with serde; `text` rather than `jsonb` so it
 //! reads back byte for byte), next to real, indexed columns for what queries filter and sort
-//! on. Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
+//! on — except executions since schema 4, stored as a header, a content-addressed snapshot of
+//! their steps and their events, with a few state columns (see `lean`). Ids are `uuid`, key numbers, revisions and sequence numbers `bigint`, times
 //! `timestamptz` (microseconds, the precision every store keeps). Text that queries compare or
 //! sort is `COLLATE "C"`: byte order, like the in-memory reference store, whatever the
 //! database's locale. Every table but `users` (global, a handle each) is keyed or
@@ -33,7 +36,7 @@ use super::error::PgError;
 pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// Schema 1: every table, its indexes, the runbook search columns and the audit guards.
 const MIGRATION_1: &str = r#"
@@ -401,6 +404,152 @@ END;
 $$;
 "#;
 
+/// Schema 4: an execution is stored as what changes and what does not (issue 16).
+///
+/// - `execution_snapshots`: the steps an execution walks (`history::Snapshot`), one row per
+///   distinct content and workspace, keyed by the SHA-256 of the document; written once
+///   (`INSERT … ON CONFLICT DO NOTHING`) when an execution starts, never updated.
+/// - `executions`: rebuilt with `doc` the header (`history::ExecutionHeader`, written at
+///   insert only), `snapshot` (the hash), `rehearsal`, and the small state columns a step
+///   updates — `status`, `current_step` (1-based, `NULL` once sealed), `updated_at` (the last
+///   event's time), `rev` — placed last, so that a step's update in place logs only them.
+/// - `step_events`: typed copies of the event (`kind`, `step_id`, `at`, `started_at`) for
+///   queries; `doc` stays the event's JSON.
+/// - `vigilo_step_transition` writes only the state columns, the event, the audit entry and the
+///   chain head.
+///
+/// The statements below create the new tables and columns; `convert::schema_4` then converts
+/// every execution in the same transaction (each checked with `history::replay` against its
+/// old document first) and runs [`MIGRATION_4_FINISH`].
+const MIGRATION_4: &str = r#"
+CREATE TABLE execution_snapshots (
+    workspace_id  uuid  NOT NULL,
+    hash          text  COLLATE "C" NOT NULL,
+    doc           text  NOT NULL,
+    CONSTRAINT execution_snapshots_pkey PRIMARY KEY (workspace_id, hash)
+);
+
+CREATE TABLE executions_v4 (
+    id                uuid         NOT NULL,
+    workspace_id      uuid         NOT NULL,
+    key_number        bigint       NOT NULL,
+    runbook_id        uuid         NOT NULL,
+    runbook_version   bigint       NOT NULL,
+    change_id         uuid,
+    channel_platform  text         COLLATE "C",
+    channel_id        text         COLLATE "C",
+    rehearsal         boolean      NOT NULL,
+    snapshot          text         COLLATE "C" NOT NULL,
+    doc               text         NOT NULL,
+    status            text         COLLATE "C" NOT NULL,
+    current_step      integer,
+    updated_at        timestamptz  NOT NULL,
+    rev               bigint       NOT NULL
+) WITH (fillfactor = 70);
+
+ALTER TABLE step_events
+    ADD COLUMN kind        text         COLLATE "C",
+    ADD COLUMN step_id     uuid,
+    ADD COLUMN at          timestamptz,
+    ADD COLUMN started_at  timestamptz;
+"#;
+
+/// The end of schema 4, after the executions were converted: the new table takes the old one's
+/// name and indexes; the event columns become required; the step function is redefined.
+///
+/// The events' foreign key to `executions` is not made again: every event is written only
+/// after its execution's row was written or updated in the same transaction (the insert and
+/// the update both name the execution and its workspace), executions are never deleted, and
+/// its check cost every step a row lock and a trigger's query.
+pub(crate) const MIGRATION_4_FINISH: &str = r#"
+ALTER TABLE step_events DROP CONSTRAINT step_events_execution_id_fkey;
+DROP TABLE executions;
+ALTER TABLE executions_v4 RENAME TO executions;
+ALTER TABLE executions
+    ADD CONSTRAINT executions_pkey PRIMARY KEY (id),
+    ADD CONSTRAINT executions_key UNIQUE (workspace_id, key_number);
+CREATE INDEX executions_by_runbook
+    ON executions (workspace_id, runbook_id, key_number);
+CREATE INDEX executions_open
+    ON executions (workspace_id, key_number) WHERE status = 'running';
+CREATE INDEX executions_by_change
+    ON executions (workspace_id, change_id, key_number) WHERE change_id IS NOT NULL;
+CREATE INDEX executions_by_channel
+    ON executions (workspace_id, channel_platform, channel_id, key_number) WHERE channel_id IS NOT NULL;
+ALTER TABLE step_events
+    ALTER COLUMN kind SET NOT NULL,
+    ALTER COLUMN at SET NOT NULL;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_settings
+               WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+        EXECUTE 'ALTER TABLE execution_snapshots ALTER COLUMN doc SET COMPRESSION lz4';
+    END IF;
+END;
+$$;
+
+DROP FUNCTION vigilo_step_transition(
+    uuid, uuid, bigint, bigint, uuid, bigint, text, uuid, text, text, bigint, text, bigint, text,
+    uuid, timestamptz, uuid, text, text, text, text, text, text, bytea, bytea, bytea, text, text,
+    text, uuid, bigint);
+
+CREATE FUNCTION vigilo_step_transition(
+    p_workspace uuid, p_execution uuid, p_expected_rev bigint,
+    p_status text, p_current_step integer, p_rev bigint,
+    p_event_seq bigint, p_event_kind text, p_event_step uuid, p_event_at timestamptz,
+    p_event_started_at timestamptz, p_event_doc text,
+    p_audit_id uuid, p_at timestamptz, p_actor uuid, p_action text, p_target text,
+    p_link_runbook text, p_link_change text, p_link_incident text, p_link_execution text,
+    p_hash_head bytea, p_hash_middle bytea, p_hash_tail bytea,
+    p_doc_head text, p_doc_middle text, p_genesis text,
+    p_acting_user uuid, p_acting_rev bigint,
+    OUT o_seq bigint, OUT o_prev_hash text, OUT o_hash text, OUT o_stored_rev bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    head_seq bigint;
+    head_hash text;
+BEGIN
+    UPDATE executions SET status = p_status, current_step = p_current_step,
+        updated_at = p_event_at, rev = p_rev
+    WHERE id = p_execution AND workspace_id = p_workspace AND rev = p_expected_rev;
+    IF NOT FOUND THEN
+        SELECT rev INTO o_stored_rev FROM executions
+        WHERE id = p_execution AND workspace_id = p_workspace;
+        RETURN;
+    END IF;
+    INSERT INTO step_events (execution_id, seq, workspace_id, doc, kind, step_id, at, started_at)
+    VALUES (p_execution, p_event_seq, p_workspace, p_event_doc, p_event_kind, p_event_step,
+        p_event_at, p_event_started_at);
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_heads
+    WHERE workspace_id = p_workspace FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'workspace % has no audit chain head', p_workspace
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF p_acting_user IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM memberships
+        WHERE workspace_id = p_workspace AND user_id = p_acting_user AND rev = p_acting_rev
+    ) THEN
+        RAISE EXCEPTION 'the membership of user % moved since the action was checked',
+            p_acting_user USING ERRCODE = 'VG001';
+    END IF;
+    o_seq := head_seq + 1;
+    o_prev_hash := CASE WHEN head_seq = 0 THEN p_genesis ELSE head_hash END;
+    o_hash := encode(sha256(p_hash_head || convert_to(o_seq::text, 'UTF8') || p_hash_middle
+        || convert_to(o_prev_hash, 'UTF8') || p_hash_tail), 'hex');
+    INSERT INTO audit (workspace_id, seq, id, at, actor, action, target,
+        link_runbook, link_change, link_incident, link_execution, hash, doc)
+    VALUES (p_workspace, o_seq, p_audit_id, p_at, p_actor, p_action, p_target,
+        p_link_runbook, p_link_change, p_link_incident, p_link_execution, o_hash,
+        p_doc_head || o_seq::text || p_doc_middle || o_prev_hash || '","hash":"' || o_hash
+            || '"}');
+    UPDATE audit_heads SET seq = o_seq, hash = o_hash WHERE workspace_id = p_workspace;
+    o_stored_rev := p_rev;
+END;
+$$;
+"#;
+
 /// The schema version the database is at (0 when it has no Vigilo schema yet).
 async fn current_version(
     client: &impl tokio_postgres::GenericClient,
@@ -493,6 +642,9 @@ async fn apply_missing(client: &mut Client, migrations: &[&str]) -> Result<(), P
             .map_err(failed)?;
         }
         tx.batch_execute(sql).await.map_err(failed)?;
+        if *sql == MIGRATION_4 {
+            super::convert::schema_4(&tx, target).await?;
+        }
         tx.execute(
             "INSERT INTO vigilo_schema_version (version) VALUES ($1)",
             &[&target],

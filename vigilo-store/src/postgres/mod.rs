@@ -7,6 +7,9 @@
 //!   `transition`: a step transition (what every click commits) in one round trip, as one
 //!   call of a server-side function;
 //!   `read`: every read query; `search`: full-text search with `tsvector`.
+//! - `lean`: executions as schema 4 stores them (a header, a snapshot of the steps stored once
+//!   per content, state columns, the events) and how reads rebuild and check them;
+//!   `convert`: whole executions into that form (schema 4's migration, the import).
 //! - `rows`: JSON documents, numbers and times; `error`: [`PgError`] and how driver errors
 //!   become [`StoreError`]s.
 //! - `scratch` (feature `testkit`): `ScratchDatabase`, a throw-away database for tests.
@@ -19,7 +22,9 @@
 //! - **Step transitions** (an execution's new revision and its step event: what every click
 //!   commits) run as one autocommitted call of the `vigilo_step_transition` function, one
 //!   round trip, with the checks, locks and answers of the transaction below (see
-//!   `transition`; [`PgOptions::server_side_transitions`] turns it off).
+//!   `transition`; [`PgOptions::server_side_transitions`] turns it off). Either way a step
+//!   writes only what changed: the execution's state columns, its event, the audit entry and
+//!   the chain head; the execution is rebuilt from its events on read (`lean`).
 //! - **Commits** run in one `READ COMMITTED` transaction each, on a pooled connection.
 //!   Revisions are checked by the `UPDATE … WHERE rev = $expected` itself, unique values by the
 //!   unique constraints (`23505` becomes [`StoreError::AlreadyExists`]), so concurrent writers
@@ -54,8 +59,10 @@
 //! the default `prefer`); a URL with `sslmode=require` is refused with
 //! [`PgError::TlsUnsupported`].
 
+mod convert;
 mod error;
 mod import;
+mod lean;
 mod migrations;
 mod options;
 mod read;
@@ -163,6 +170,8 @@ pub struct PgStore {
     backends: Mutex<HashMap<ObjectId, transition::Backend>>,
     /// Set when one-call step transitions turned out impossible on this server.
     transactions_only: AtomicBool,
+    /// Parsed execution snapshots (immutable, content-addressed).
+    snapshots: lean::SnapshotCache,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -240,6 +249,7 @@ impl PgStore {
             options,
             backends: Mutex::new(HashMap::new()),
             transactions_only: AtomicBool::new(false),
+            snapshots: lean::SnapshotCache::default(),
         })
     }
 
@@ -431,7 +441,13 @@ impl PgStore {
         user: UserId,
         execution: Key,
     ) -> StoreResult<ActionReads> {
-        read!(self, |c| read::action_reads(&c, workspace, user, execution))
+        read!(self, |c| read::action_reads(
+            &c,
+            &self.snapshots,
+            workspace,
+            user,
+            execution
+        ))
     }
 
     /// See [`transition::backend_state`].
@@ -786,11 +802,21 @@ impl Store for PgStore {
     }
 
     async fn execution(&self, workspace: WorkspaceId, id: ExecutionId) -> StoreResult<Execution> {
-        read!(self, |c| read::execution(&c, workspace, id))
+        read!(self, |c| read::execution(
+            &c,
+            &self.snapshots,
+            workspace,
+            id
+        ))
     }
 
     async fn execution_by_key(&self, workspace: WorkspaceId, key: Key) -> StoreResult<Execution> {
-        read!(self, |c| read::execution_by_key(&c, workspace, key))
+        read!(self, |c| read::execution_by_key(
+            &c,
+            &self.snapshots,
+            workspace,
+            key
+        ))
     }
 
     async fn list_executions(
@@ -798,7 +824,12 @@ impl Store for PgStore {
         workspace: WorkspaceId,
         query: &ExecutionQuery,
     ) -> StoreResult<Vec<Execution>> {
-        read!(self, |c| read::list_executions(&c, workspace, query))
+        read!(self, |c| read::list_executions(
+            &c,
+            &self.snapshots,
+            workspace,
+            query
+        ))
     }
 
     async fn step_events(

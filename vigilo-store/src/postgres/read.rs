@@ -18,6 +18,7 @@ use vigilo_core::store::{
 use vigilo_core::workspace::{ChatIdentity, Membership, User, Workspace};
 
 use super::error::store_err;
+use super::lean::{EXECUTION_COLUMNS, EXECUTION_FROM, SnapshotCache, StoredExecution};
 use super::rows::{Params, doc_at, from_doc, int, micros_ceil};
 use super::search::words;
 use crate::shared::{DEFAULT_AUDIT_PAGE, DEFAULT_PAGE, page};
@@ -89,6 +90,7 @@ fn key_of(key: Key, kind: KeyKind, what: &str) -> StoreResult<i64> {
 /// rows as four scalar subqueries, `NULL` where one is missing.
 pub(crate) async fn action_reads(
     c: &Client,
+    cache: &SnapshotCache,
     ws: WorkspaceId,
     user: UserId,
     execution: Key,
@@ -97,10 +99,16 @@ pub(crate) async fn action_reads(
     let number = key_of(execution, KeyKind::Execution, "execution").unwrap_or(-1);
     let found = rows(
         c,
-        "SELECT (SELECT doc FROM workspaces WHERE id = $1),
-                (SELECT doc FROM users WHERE id = $2),
-                (SELECT doc FROM memberships WHERE workspace_id = $1 AND user_id = $2),
-                (SELECT doc FROM executions WHERE workspace_id = $1 AND key_number = $3)",
+        &format!(
+            "SELECT (SELECT doc FROM workspaces WHERE id = $1),
+                    (SELECT doc FROM users WHERE id = $2),
+                    (SELECT doc FROM memberships WHERE workspace_id = $1 AND user_id = $2),
+                    x.*
+             FROM (VALUES (1)) AS one LEFT JOIN LATERAL (
+                 SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM}
+                 WHERE e.workspace_id = $1 AND e.key_number = $3
+             ) x ON true"
+        ),
         &[&ws.0, &user.0, &number],
     )
     .await?;
@@ -123,11 +131,15 @@ pub(crate) async fn action_reads(
             None => Err(StoreError::NotFound(what)),
         }
     }
+    let what = format!("execution {execution}");
     Ok(ActionReads {
         workspace: part(row, 0, format!("workspace {ws}")),
         user: part(row, 1, format!("user {user}")),
         membership: part(row, 2, format!("membership of user {user}")),
-        execution: part(row, 3, format!("execution {execution}")),
+        execution: StoredExecution::at(row, 3, &what).and_then(|stored| match stored {
+            Some(stored) => stored.rebuild(ws, cache, &what),
+            None => Err(StoreError::NotFound(what.clone())),
+        }),
     })
 }
 
@@ -417,72 +429,110 @@ async fn children<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// The one execution `sql` selects ([`EXECUTION_COLUMNS`]), rebuilt; `NotFound(what)`
+/// without a row.
+async fn one_execution(
+    c: &Client,
+    cache: &SnapshotCache,
+    ws: WorkspaceId,
+    sql: &str,
+    params: &Params<'_>,
+    what: String,
+) -> StoreResult<Execution> {
+    match rows(c, sql, params).await?.first() {
+        Some(row) => match StoredExecution::at(row, 0, &what)? {
+            Some(stored) => stored.rebuild(ws, cache, &what),
+            None => Err(StoreError::NotFound(what)),
+        },
+        None => Err(StoreError::NotFound(what)),
+    }
+}
+
 pub(crate) async fn execution(
     c: &Client,
+    cache: &SnapshotCache,
     ws: WorkspaceId,
     id: ExecutionId,
 ) -> StoreResult<Execution> {
-    one(
+    one_execution(
         c,
-        "SELECT doc FROM executions WHERE id = $1 AND workspace_id = $2",
+        cache,
+        ws,
+        &format!(
+            "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM}
+             WHERE e.id = $1 AND e.workspace_id = $2"
+        ),
         &[&id.0, &ws.0],
-        || format!("execution {id}"),
+        format!("execution {id}"),
     )
     .await
 }
 
 pub(crate) async fn execution_by_key(
     c: &Client,
+    cache: &SnapshotCache,
     ws: WorkspaceId,
     key: Key,
 ) -> StoreResult<Execution> {
     let number = key_of(key, KeyKind::Execution, "execution")?;
-    one(
+    one_execution(
         c,
-        "SELECT doc FROM executions WHERE workspace_id = $1 AND key_number = $2",
+        cache,
+        ws,
+        &format!(
+            "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM}
+             WHERE e.workspace_id = $1 AND e.key_number = $2"
+        ),
         &[&ws.0, &number],
-        || format!("execution {key}"),
+        format!("execution {key}"),
     )
     .await
 }
 
 pub(crate) async fn list_executions(
     c: &Client,
+    cache: &SnapshotCache,
     ws: WorkspaceId,
     q: &ExecutionQuery,
 ) -> StoreResult<Vec<Execution>> {
     let mut b = Binds::default();
     let mut sql = format!(
-        "SELECT doc FROM executions WHERE workspace_id = {}",
+        "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} WHERE e.workspace_id = {}",
         b.bind(ws.0)
     );
     if let Some(runbook) = q.runbook {
-        sql.push_str(&format!(" AND runbook_id = {}", b.bind(runbook.0)));
+        sql.push_str(&format!(" AND e.runbook_id = {}", b.bind(runbook.0)));
     }
     if let Some(version) = q.runbook_version {
         sql.push_str(&format!(
-            " AND runbook_version = {}",
+            " AND e.runbook_version = {}",
             b.bind(i64::from(version))
         ));
     }
     if q.open_only {
-        sql.push_str(" AND status = 'running'");
+        sql.push_str(" AND e.status = 'running'");
     }
     if let Some(change) = q.change {
-        sql.push_str(&format!(" AND change_id = {}", b.bind(change.0)));
+        sql.push_str(&format!(" AND e.change_id = {}", b.bind(change.0)));
     }
     if let Some(channel) = &q.channel {
         let platform = b.bind(channel.platform.clone());
         let id = b.bind(channel.channel.clone());
         sql.push_str(&format!(
-            " AND channel_platform = {platform} AND channel_id = {id}"
+            " AND e.channel_platform = {platform} AND e.channel_id = {id}"
         ));
     }
     sql.push_str(&format!(
-        " ORDER BY key_number DESC LIMIT {}",
+        " ORDER BY e.key_number DESC LIMIT {}",
         b.bind(page(q.limit, DEFAULT_PAGE))
     ));
-    many(c, &sql, &b.refs(), "execution").await
+    let what = "execution";
+    rows(c, &sql, &b.refs())
+        .await?
+        .iter()
+        .filter_map(|row| StoredExecution::at(row, 0, what).transpose())
+        .map(|stored| stored.and_then(|s| s.rebuild(ws, cache, what)))
+        .collect()
 }
 
 pub(crate) async fn step_events(

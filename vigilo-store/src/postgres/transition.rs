@@ -1,7 +1,8 @@
 //! Step transitions in one round trip: what every click commits (the execution's new
 //! revision, its step event and one audit entry) as one autocommitted call of
-//! `vigilo_step_transition` (schema 2, redefined in schema 3 with the acting membership; see [`super::migrations`]), instead of a transaction of
-//! four round trips.
+//! `vigilo_step_transition` (schema 2, redefined in schema 3 with the acting membership and in
+//! schema 4 to write only the execution's state columns, its event, the audit entry and the
+//! chain head; see [`super::migrations`]), instead of a transaction of four round trips.
 //!
 //! The function does what `write::step_transition` does, with the same checks and the same
 //! locks in the same order; the audit entry is sealed inside the database, after the chain head
@@ -27,8 +28,9 @@ use vigilo_core::ids::AuditId;
 use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 
 use super::error::{Fail, fail, is_connection_loss, store_err, violated};
+use super::lean::{EventColumns, ExecutionState};
 use super::rows::{int, micros, to_doc, uint};
-use super::write::{ExecutionRow, LinkColumns};
+use super::write::LinkColumns;
 
 /// A commit that is a step transition: an update of one execution and one event of it.
 pub(crate) struct Transition<'a> {
@@ -96,11 +98,11 @@ pub(crate) enum Outcome {
     InDoubt(AuditEntry, tokio_postgres::Error),
 }
 
-/// The call, with its 31 parameters in the function's order (schema 3).
+/// The call, with its 29 parameters in the function's order (schema 4).
 const CALL_SQL: &str =
     "SELECT o_seq, o_prev_hash, o_hash, o_stored_rev FROM vigilo_step_transition(
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)";
+     $21, $22, $23, $24, $25, $26, $27, $28, $29)";
 
 /// The SQLSTATE `vigilo_step_transition` raises when the acting membership moved.
 const AUTHORITY_MOVED: &str = "VG001";
@@ -114,11 +116,11 @@ fn doc_template(open: &AuditEntry) -> StoreResult<Option<(String, String)>> {
 }
 
 /// A transition's values as the function takes them.
-struct Prepared<'a> {
+struct Prepared {
     expected: i64,
-    rev: i64,
-    row: ExecutionRow<'a>,
+    state: ExecutionState,
     event_seq: i64,
+    event: EventColumns,
     event_doc: String,
     doc_head: String,
     doc_middle: String,
@@ -126,24 +128,19 @@ struct Prepared<'a> {
 
 /// The values of `t`; `None` for what the transaction path must answer (a value without its
 /// new revision) or cannot happen (an entry of an unexpected shape).
-fn prepare<'a>(
-    t: &Transition<'a>,
-    open: &AuditEntry,
-    what: &str,
-) -> StoreResult<Option<Prepared<'a>>> {
+fn prepare(t: &Transition<'_>, open: &AuditEntry) -> StoreResult<Option<Prepared>> {
     let e = t.execution;
     let Some((doc_head, doc_middle)) = doc_template(open)? else {
         return Ok(None);
     };
-    let rev = match t.expected.checked_add(1) {
-        Some(r) if r == e.rev => int(r, "revision")?,
-        _ => return Ok(None),
-    };
+    if t.expected.checked_add(1) != Some(e.rev) {
+        return Ok(None);
+    }
     Ok(Some(Prepared {
         expected: int(t.expected, "revision")?,
-        rev,
-        row: ExecutionRow::of(e, what)?,
+        state: ExecutionState::of(e)?,
         event_seq: int(t.event.seq, "event seq")?,
+        event: EventColumns::of(t.event),
         event_doc: to_doc(t.event, "step event")?,
         doc_head,
         doc_middle,
@@ -179,7 +176,7 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
     // A template that does not reproduce Vigilo's own hash never reaches the database: the
     // transaction path seals the entry instead.
     let hash = audit::hash_template(&open)?;
-    let p = match prepare(t, &open, &what) {
+    let p = match prepare(t, &open) {
         Ok(Some(p)) => p,
         Ok(None) => return None,
         Err(err) => return Some(Outcome::Failed(Fail::done(err))),
@@ -195,20 +192,18 @@ pub(crate) async fn run(c: &Client, t: &Transition<'_>) -> Option<Outcome> {
         Ok(r) => r,
         Err(err) => return Some(Outcome::Failed(Fail::done(err))),
     };
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 31] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 29] = [
         &ws.0,
         &e.id.0,
         &p.expected,
-        &p.row.number,
-        &e.runbook.0,
-        &p.row.version,
-        &p.row.status,
-        &p.row.change,
-        &p.row.platform,
-        &p.row.channel,
-        &p.rev,
-        &p.row.doc,
+        &p.state.status,
+        &p.state.current_step,
+        &p.state.rev,
         &p.event_seq,
+        &p.event.kind,
+        &p.event.step_id,
+        &p.event.at,
+        &p.event.started_at,
         &p.event_doc,
         &open.id.0,
         &open.at,

@@ -22,6 +22,8 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
 
+use chrono::{DateTime, Utc};
+
 use deadpool_postgres::{Client, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -36,6 +38,7 @@ use vigilo_core::store::{self, Commit, StoreError, StoreResult, Write};
 use vigilo_core::workspace::{Membership, User, Workspace};
 
 use super::error::{Fail, fail, store_err, violated};
+use super::lean::{self, EventColumns, ExecutionParts, ExecutionState};
 use super::rows::{Params, int, micros, to_doc, uint};
 use crate::shared::SearchText;
 
@@ -142,12 +145,19 @@ pub(crate) async fn apply_commit(tx: &Transaction<'_>, commit: &Commit) -> Resul
     }
     let ws = commit.workspace;
     for write in &commit.writes {
-        apply_write(tx, ws, write).await?;
+        apply_write(tx, ws, write, &commit.writes).await?;
     }
     append_audit(tx, commit).await
 }
 
-async fn apply_write(tx: &Transaction<'_>, ws: WorkspaceId, write: &Write) -> Result<(), Fail> {
+/// Applies one write of a commit whose writes are `all` (an execution's write takes its time
+/// from the event paired with it).
+async fn apply_write(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    write: &Write,
+    all: &[Write],
+) -> Result<(), Fail> {
     match write {
         Write::Workspace {
             workspace,
@@ -166,7 +176,10 @@ async fn apply_write(tx: &Transaction<'_>, ws: WorkspaceId, write: &Write) -> Re
         Write::Execution {
             execution,
             expected_rev,
-        } => write_execution(tx, ws, execution, *expected_rev).await,
+        } => {
+            let at = lean::paired_event(all, execution)?.at;
+            write_execution(tx, ws, execution, *expected_rev, at).await
+        }
         Write::StepEvent(event) => write_event(tx, ws, event).await,
         Write::Change {
             change,
@@ -508,39 +521,6 @@ async fn write_version(
     Ok(())
 }
 
-/// An execution's row as every write of it binds it: its indexed columns and its document.
-pub(crate) struct ExecutionRow<'a> {
-    /// The key's number.
-    pub(crate) number: i64,
-    /// The runbook version it runs.
-    pub(crate) version: i64,
-    /// `running`, `completed` or `aborted`.
-    pub(crate) status: &'a str,
-    /// The linked change.
-    pub(crate) change: Option<Uuid>,
-    /// The channel's platform.
-    pub(crate) platform: Option<&'a str>,
-    /// The channel.
-    pub(crate) channel: Option<&'a str>,
-    /// The whole execution as JSON.
-    pub(crate) doc: String,
-}
-
-impl<'a> ExecutionRow<'a> {
-    /// The row of `e` (named `what` in errors).
-    pub(crate) fn of(e: &'a Execution, what: &str) -> StoreResult<Self> {
-        Ok(Self {
-            number: int(e.key.number, "key number")?,
-            version: i64::from(e.runbook_version),
-            status: e.status.as_str(),
-            change: e.change_id.map(|c| c.0),
-            platform: e.channel.as_ref().map(|c| c.platform.as_str()),
-            channel: e.channel.as_ref().map(|c| c.channel.as_str()),
-            doc: to_doc(e, what)?,
-        })
-    }
-}
-
 /// An audit entry's link columns (the keys it links to, as text).
 pub(crate) struct LinkColumns {
     pub(crate) runbook: Option<String>,
@@ -562,58 +542,67 @@ impl LinkColumns {
     }
 }
 
+/// An execution: on insert, its snapshot (once per content and workspace) and its row (the
+/// header and the state columns); on update, the state columns only (its state is its events:
+/// see [`lean`]). `at` is the time of the event written with it.
 async fn write_execution(
     tx: &Transaction<'_>,
     ws: WorkspaceId,
     e: &Execution,
     expected: Option<u64>,
+    at: DateTime<Utc>,
 ) -> Result<(), Fail> {
     let what = format!("execution {}", e.key);
-    let rev = int(e.rev, "revision")?;
-    let row = ExecutionRow::of(e, &what)?;
+    let state = ExecutionState::of(e)?;
     match expected {
-        None => exec(
-            tx,
-            "INSERT INTO executions (id, workspace_id, key_number, runbook_id, runbook_version,
-                 status, change_id, channel_platform, channel_id, rev, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &e.id.0,
-                &ws.0,
-                &row.number,
-                &e.runbook.0,
-                &row.version,
-                &row.status,
-                &row.change,
-                &row.platform,
-                &row.channel,
-                &rev,
-                &row.doc,
-            ],
-        )
-        .await
-        .map(drop)
-        .map_err(|err| written(err, |_| what.clone())),
+        None => {
+            let parts = ExecutionParts::of(e, &what)?;
+            let number = int(e.key.number, "key number")?;
+            exec(
+                tx,
+                "WITH snapshot AS (
+                     INSERT INTO execution_snapshots (workspace_id, hash, doc)
+                     VALUES ($2, $10, $16) ON CONFLICT DO NOTHING
+                 )
+                 INSERT INTO executions (id, workspace_id, key_number, runbook_id,
+                     runbook_version, change_id, channel_platform, channel_id, rehearsal,
+                     snapshot, doc, status, current_step, updated_at, rev)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                &[
+                    &e.id.0,
+                    &ws.0,
+                    &number,
+                    &e.runbook.0,
+                    &i64::from(e.runbook_version),
+                    &e.change_id.map(|c| c.0),
+                    &e.channel.as_ref().map(|c| c.platform.as_str()),
+                    &e.channel.as_ref().map(|c| c.channel.as_str()),
+                    &e.rehearsal,
+                    &parts.hash,
+                    &parts.header,
+                    &state.status,
+                    &state.current_step,
+                    &at,
+                    &state.rev,
+                    &parts.snapshot,
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(|err| written(err, |_| what.clone()))
+        }
         Some(r) => {
             let expected = int(r, "revision")?;
             let changed = exec(
                 tx,
-                "UPDATE executions SET key_number = $3, runbook_id = $4, runbook_version = $5,
-                     status = $6, change_id = $7, channel_platform = $8, channel_id = $9,
-                     rev = $10, doc = $11
-                 WHERE id = $1 AND workspace_id = $2 AND rev = $12",
+                TRANSITION_UPDATE_SQL,
                 &[
                     &e.id.0,
                     &ws.0,
-                    &row.number,
-                    &e.runbook.0,
-                    &row.version,
-                    &row.status,
-                    &row.change,
-                    &row.platform,
-                    &row.channel,
-                    &rev,
-                    &row.doc,
+                    &state.status,
+                    &state.current_step,
+                    &at,
+                    &state.rev,
                     &expected,
                 ],
             )
@@ -636,13 +625,21 @@ async fn write_event(tx: &Transaction<'_>, ws: WorkspaceId, ev: &StepEvent) -> R
     let what = format!("event {} of execution {}", ev.seq, ev.execution);
     let doc = to_doc(ev, &what)?;
     let seq = int(ev.seq, "event seq")?;
+    let cols = EventColumns::of(ev);
     // Inserted only if the execution is there, in this workspace.
     let inserted = exec(
         tx,
-        "INSERT INTO step_events (execution_id, seq, workspace_id, doc)
-         SELECT id, $2::bigint, workspace_id, $4::text FROM executions
-         WHERE id = $1 AND workspace_id = $3",
-        &[&ev.execution.0, &seq, &ws.0, &doc],
+        TRANSITION_EVENT_SQL,
+        &[
+            &ev.execution.0,
+            &seq,
+            &ws.0,
+            &doc,
+            &cols.kind,
+            &cols.step_id,
+            &cols.at,
+            &cols.started_at,
+        ],
     )
     .await
     .map_err(|e| written(e, |_| what.clone()))?;
@@ -903,17 +900,19 @@ async fn append_after(
     Ok(Sealed { entry, txid, pid })
 }
 
-/// The SQL of [`step_transition`]'s execution update.
-const TRANSITION_UPDATE_SQL: &str = "UPDATE executions SET key_number = $3, runbook_id = $4,
-         runbook_version = $5, status = $6, change_id = $7, channel_platform = $8,
-         channel_id = $9, rev = $10, doc = $11
-     WHERE id = $1 AND workspace_id = $2 AND rev = $12";
+/// The SQL of an execution's update (in [`step_transition`] and [`write_execution`]): its state
+/// columns only.
+const TRANSITION_UPDATE_SQL: &str = "UPDATE executions SET status = $3, current_step = $4,
+         updated_at = $5, rev = $6
+     WHERE id = $1 AND workspace_id = $2 AND rev = $7";
 
-/// The SQL of [`step_transition`]'s event insert (only if the execution is there, in this
-/// workspace).
-const TRANSITION_EVENT_SQL: &str = "INSERT INTO step_events (execution_id, seq, workspace_id, doc)
-     SELECT id, $2::bigint, workspace_id, $4::text FROM executions
-     WHERE id = $1 AND workspace_id = $3";
+/// The SQL of an event's insert (only if the execution is there, in this workspace), with its
+/// typed columns.
+const TRANSITION_EVENT_SQL: &str = "INSERT INTO step_events (execution_id, seq, workspace_id, doc,
+         kind, step_id, at, started_at)
+     SELECT id, $2::bigint, workspace_id, $4::text, $5::text, $6::uuid, $7::timestamptz,
+         $8::timestamptz
+     FROM executions WHERE id = $1 AND workspace_id = $3";
 
 /// A step transition (the execution's new revision and its event: what every click commits),
 /// with the same checks and answers as [`apply_write`] gives the two writes one after the other,
@@ -928,12 +927,12 @@ async fn step_transition(
 ) -> Result<Sealed, Fail> {
     let ws = commit.workspace;
     let what = format!("execution {}", e.key);
-    let rev = int(e.rev, "revision")?;
-    let row = ExecutionRow::of(e, &what)?;
+    let state = ExecutionState::of(e)?;
     let expected_i = int(expected, "revision")?;
     let ev_what = format!("event {} of execution {}", ev.seq, ev.execution);
     let ev_doc = to_doc(ev, &ev_what)?;
     let ev_seq = int(ev.seq, "event seq")?;
+    let cols = EventColumns::of(ev);
 
     // Prepared (once per connection) before anything is sent, so that the three statements
     // leave in order.
@@ -947,22 +946,25 @@ async fn step_transition(
         .await
         .map_err(prepare)?;
     let head = tx.prepare_cached(HEAD_SQL).await.map_err(prepare)?;
-    let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+    let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
         &e.id.0,
         &ws.0,
-        &row.number,
-        &e.runbook.0,
-        &row.version,
-        &row.status,
-        &row.change,
-        &row.platform,
-        &row.channel,
-        &rev,
-        &row.doc,
+        &state.status,
+        &state.current_step,
+        &ev.at,
+        &state.rev,
         &expected_i,
     ];
-    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&ev.execution.0, &ev_seq, &ws.0, &ev_doc];
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        &ev.execution.0,
+        &ev_seq,
+        &ws.0,
+        &ev_doc,
+        &cols.kind,
+        &cols.step_id,
+        &cols.at,
+        &cols.started_at,
+    ];
     let (updated_rows, inserted, head_row) = in_order(
         tx.execute(&update, &update_params),
         tx.execute(&insert, &insert_params),
