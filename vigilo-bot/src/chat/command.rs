@@ -69,11 +69,13 @@ pub enum Subcommand {
     Publish,
     /// `report`.
     Report,
+    /// `stats`.
+    Stats,
 }
 
 impl Subcommand {
     /// Every command word, in the order `help` lists them.
-    pub const ALL: [Subcommand; 16] = [
+    pub const ALL: [Subcommand; 17] = [
         Subcommand::Help,
         Subcommand::List,
         Subcommand::Search,
@@ -90,6 +92,7 @@ impl Subcommand {
         Subcommand::Diff,
         Subcommand::Publish,
         Subcommand::Report,
+        Subcommand::Stats,
     ];
 
     /// The word typed.
@@ -111,6 +114,7 @@ impl Subcommand {
             Subcommand::Diff => "diff",
             Subcommand::Publish => "publish",
             Subcommand::Report => "report",
+            Subcommand::Stats => "stats",
         }
     }
 
@@ -133,6 +137,7 @@ impl Subcommand {
             Subcommand::Diff => "/runbook diff RB-00012 <from-version> <to-version>",
             Subcommand::Publish => "/runbook publish RB-00012",
             Subcommand::Report => "/runbook report [EX-00001]",
+            Subcommand::Stats => "/runbook stats RB-00012",
         }
     }
 
@@ -155,6 +160,7 @@ impl Subcommand {
             Subcommand::Diff => "what changed between two versions",
             Subcommand::Publish => "publish a draft runbook",
             Subcommand::Report => "the run's evidence, posted as a file in its thread",
+            Subcommand::Stats => "per-step timing across runs, with a chart image",
         }
     }
 
@@ -330,6 +336,11 @@ pub enum Command {
         /// The execution named, else the newest started in the channel.
         execution: Option<Key>,
     },
+    /// Per-step timing across a runbook's runs.
+    Stats {
+        /// `RB-…`.
+        runbook: Key,
+    },
 }
 
 impl Command {
@@ -352,6 +363,7 @@ impl Command {
             Command::Diff { .. } => Subcommand::Diff,
             Command::Publish { .. } => Subcommand::Publish,
             Command::Report { .. } => Subcommand::Report,
+            Command::Stats { .. } => Subcommand::Stats,
         }
     }
 }
@@ -548,6 +560,11 @@ impl<'a> Args<'a> {
                 self.end()?;
                 Command::Publish { runbook }
             }
+            Subcommand::Stats => {
+                let runbook = self.key(KeyKind::Runbook, RUNBOOK_KEY)?;
+                self.end()?;
+                Command::Stats { runbook }
+            }
             Subcommand::Diff => {
                 let runbook = self.key(KeyKind::Runbook, RUNBOOK_KEY)?;
                 let from = self.version("from")?;
@@ -695,6 +712,7 @@ impl fmt::Display for Command {
             Command::Search { words } => write!(f, " {words}"),
             Command::Show { runbook }
             | Command::History { runbook }
+            | Command::Stats { runbook }
             | Command::Publish { runbook } => write!(f, " {runbook}"),
             Command::Run {
                 runbook,

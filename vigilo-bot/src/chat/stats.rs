@@ -4,7 +4,7 @@
 use vigilo_core::analytics::RunbookStats;
 
 use super::markdown::escape_markdown;
-use super::reply::{Block, Reply};
+use super::reply::{Block, Image, Reply};
 
 /// A bar of `value` out of `max`, `width` cells wide, in eighths of a cell.
 pub fn bar(value: f64, max: f64, width: usize) -> String {
@@ -143,7 +143,20 @@ pub fn reply(s: &RunbookStats) -> Reply {
     blocks.push(Block::Context(
         "Minutes; medians over the runs where the step was done; rehearsals left out.".into(),
     ));
-    Reply::private(title, blocks)
+    let mut reply = Reply::public(title.clone(), blocks);
+    if s.executions > 0 {
+        match crate::chart::png(s) {
+            Ok(png) => {
+                reply.image = Some(Image {
+                    filename: format!("{}-stats.png", s.runbook),
+                    title,
+                    png,
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "the stats chart could not be drawn"),
+        }
+    }
+    reply
 }
 
 #[cfg(test)]
