@@ -116,7 +116,7 @@ where
         .x_desc("minutes")
         .label_style((FAMILY, 16).into_font())
         .axis_desc_style((FAMILY, 16).into_font())
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(245, 245, 245))
         .draw()
         .map_err(fail)?;
     let est_colour = RGBColor(190, 190, 190);
@@ -157,6 +157,14 @@ where
                 .map_err(fail)?;
         }
         if let Some(p) = s.p90_minutes {
+            if let Some(m) = s.median_minutes.filter(|m| p > *m) {
+                chart
+                    .draw_series([PathElement::new(
+                        vec![(m, c - 0.34), (p, c - 0.34)],
+                        p90_colour.mix(0.6).stroke_width(1),
+                    )])
+                    .map_err(fail)?;
+            }
             chart
                 .draw_series([PathElement::new(
                     vec![(p, c - 0.44), (p, c + 0.02)],
