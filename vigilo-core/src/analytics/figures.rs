@@ -166,7 +166,7 @@ fn median(sorted: &[i64]) -> Option<i64> {
         return None;
     }
     let mid = n / 2;
-    Some(if n % 2 == 0 {
+    Some(if n.is_multiple_of(2) {
         sorted[mid - 1] + (sorted[mid] - sorted[mid - 1]) / 2
     } else {
         sorted[mid]
@@ -212,6 +212,9 @@ struct StepAcc {
     durations: Vec<i64>,
     waits: Vec<i64>,
 }
+
+/// Where a step was last seen: the version, its position there and the step.
+type Found<'a> = (u32, usize, &'a Step);
 
 /// A runbook's figures, accumulating.
 #[derive(Default)]
@@ -288,7 +291,7 @@ impl RunbookAcc {
         }
         // Steps no longer in the newest version: newest version they appear in first, then
         // their order there.
-        let mut rest: Vec<(StepId, StepAcc, Option<(u32, usize, &Step)>)> = self
+        let mut rest: Vec<(StepId, StepAcc, Option<Found<'_>>)> = self
             .steps
             .drain()
             .map(|(id, acc)| {

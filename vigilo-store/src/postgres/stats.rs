@@ -87,15 +87,15 @@ pub(crate) async fn run_facts(
     let mut out: Vec<RunFacts> = Vec::new();
     let mut index: HashMap<Uuid, usize> = HashMap::new();
     for row in &rows {
-        let id: Uuid = get(&row, 0)?;
+        let id: Uuid = get(row, 0)?;
         let at_index = match index.get(&id) {
             Some(i) => *i,
             None => {
-                let version: i64 = get(&row, 2)?;
-                let state: String = get(&row, 3)?;
-                let started_at: Option<DateTime<Utc>> = get(&row, 4)?;
+                let version: i64 = get(row, 2)?;
+                let state: String = get(row, 3)?;
+                let started_at: Option<DateTime<Utc>> = get(row, 4)?;
                 out.push(RunFacts {
-                    runbook: RunbookId(get(&row, 1)?),
+                    runbook: RunbookId(get(row, 1)?),
                     version: u32::try_from(version).map_err(|_| corrupt("version", version))?,
                     status: status(&state)?,
                     started_at: started_at.ok_or_else(|| corrupt("start of execution", id))?,
@@ -105,19 +105,19 @@ pub(crate) async fn run_facts(
                 out.len() - 1
             }
         };
-        let kind: Option<String> = get(&row, 5)?;
+        let kind: Option<String> = get(row, 5)?;
         let Some(kind) = kind.as_deref().and_then(fact_kind) else {
             continue;
         };
-        let step: Option<Uuid> = get(&row, 6)?;
+        let step: Option<Uuid> = get(row, 6)?;
         let step = step.map(StepId);
-        let at: Option<DateTime<Utc>> = get(&row, 7)?;
+        let at: Option<DateTime<Utc>> = get(row, 7)?;
         if let Some(run) = out.get_mut(at_index) {
             run.events.push(EventFact {
                 kind,
                 step,
                 at: at.ok_or_else(|| corrupt("event time", id))?,
-                started_at: get(&row, 8)?,
+                started_at: get(row, 8)?,
             });
         }
     }
