@@ -9,7 +9,7 @@ use chrono::{Duration, TimeZone, Utc};
 use vigilo_bot::chat::limits::{MAX_BLOCKS, MAX_SECTION_CHARS};
 use vigilo_bot::chat::markdown::{code_to_mrkdwn, escape_mrkdwn, to_mrkdwn, to_plain};
 use vigilo_bot::chat::reply::{
-    ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_RETRY, ACTION_SKIP,
+    ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_NOTE, ACTION_RETRY, ACTION_SKIP,
 };
 use vigilo_bot::chat::{Anchor, Badge, Block, ChatContext, ChatEngine, Reply, Target, Visibility};
 use vigilo_core::clock::ManualClock;
@@ -242,11 +242,14 @@ async fn run_posts_a_header_and_threads_the_first_card() {
     assert!(badges(card).is_empty());
     assert_eq!(
         button_ids(card),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_NOTE]
     );
     let labels: Vec<&str> = card.buttons().map(|b| b.label.as_str()).collect();
-    assert_eq!(labels, vec!["Done", "Skip…", "Failed…"]);
-    assert!(card.buttons().all(|b| b.value == "EX-00001:1"));
+    assert_eq!(labels, vec!["Done", "Skip…", "Failed…", "Note…"]);
+    assert!(
+        card.buttons().all(|b| b.value == "EX-00001:1"
+            || (b.action_id == ACTION_NOTE && b.value == "EX-00001:1@1"))
+    );
     assert!(
         card.buttons()
             .find(|b| b.action_id == ACTION_SKIP)
@@ -327,7 +330,13 @@ async fn a_gated_step_shows_badges_and_approve_until_approved() {
     );
     assert_eq!(
         button_ids(next),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_APPROVE]
+        vec![
+            ACTION_DONE,
+            ACTION_SKIP,
+            ACTION_FAIL,
+            ACTION_APPROVE,
+            ACTION_NOTE
+        ]
     );
     assert_eq!(field(next, "Approval"), "needs team role `sre`");
 
@@ -356,7 +365,7 @@ async fn a_gated_step_shows_badges_and_approve_until_approved() {
     );
     assert_eq!(
         button_ids(card),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_NOTE]
     );
     assert_eq!(
         badges(card),
@@ -459,13 +468,13 @@ async fn fail_retry_and_abort_update_the_card() {
     assert_eq!(failed.len(), 1);
     assert_eq!(
         button_ids(&failed[0]),
-        vec![ACTION_RETRY, ACTION_SKIP, "vigilo.abort"]
+        vec![ACTION_RETRY, ACTION_SKIP, "vigilo.abort", ACTION_NOTE]
     );
     assert!(all_text(&failed[0]).contains("*Failed*"));
     let retried = w.click(w.alice, ACTION_RETRY, "EX-00001:1", None).await;
     assert_eq!(
         button_ids(&retried[0]),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_NOTE]
     );
     let aborted = w.say(w.alice, "abort wrong certificate ordered").await;
     assert_eq!(aborted.len(), 3, "{aborted:#?}");
@@ -541,7 +550,7 @@ async fn typed_commands_find_the_open_execution_or_ask() {
     assert!(status[1].anchor.is_none());
     assert_eq!(
         button_ids(&status[1]),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_NOTE]
     );
 
     w.say(w.bob, &format!("run {key} rehearsal")).await;
@@ -732,7 +741,7 @@ async fn long_texts_are_split_within_the_limits() {
     assert!(card.anchor.is_some());
     assert_eq!(
         button_ids(card),
-        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL]
+        vec![ACTION_DONE, ACTION_SKIP, ACTION_FAIL, ACTION_NOTE]
     );
 
     let show = w.say(w.alice, &format!("show {}", rb.key)).await;

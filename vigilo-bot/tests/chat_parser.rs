@@ -136,6 +136,47 @@ fn the_grammar_of_the_spec() {
         }
     );
     assert_eq!(
+        parse("/runbook note paged the DBA").unwrap(),
+        Command::Note {
+            execution: None,
+            step: None,
+            text: "paged the DBA".into()
+        }
+    );
+    assert_eq!(
+        parse("note EX-2 --step 3 lag was 40 s").unwrap(),
+        Command::Note {
+            execution: Some(ex(2)),
+            step: Some(3),
+            text: "lag was 40 s".into()
+        }
+    );
+    assert_eq!(
+        parse("handoff @erin").unwrap(),
+        Command::Handoff {
+            execution: None,
+            to: "@erin".into()
+        }
+    );
+    assert_eq!(
+        parse("takeover EX-7").unwrap(),
+        Command::Takeover {
+            execution: Some(ex(7))
+        }
+    );
+    for (bad, says) in [
+        ("note", "the note is required"),
+        ("note --step 2", "the note is required"),
+        ("note --step 0 x", "steps start at 1"),
+        ("note --step x", "not a step number"),
+        ("handoff", "the member to hand the run to is required"),
+        ("handoff @a @b", "unexpected `@b`"),
+        ("takeover now", "unexpected `now`"),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    assert_eq!(
         parse("history RB-00012").unwrap(),
         Command::History { runbook: rb(12) }
     );
@@ -299,7 +340,25 @@ fn command() -> impl Strategy<Value = Command> {
         opt_ex
             .clone()
             .prop_map(|execution| Command::Retry { execution }),
-        (opt_ex, free_text()).prop_map(|(execution, reason)| Command::Abort { execution, reason }),
+        (opt_ex.clone(), free_text())
+            .prop_map(|(execution, reason)| Command::Abort { execution, reason }),
+        (
+            opt_ex.clone(),
+            proptest::option::of(1u32..500),
+            prop_oneof![
+                free_text(),
+                free_text().prop_map(|t| format!("--step {t}")),
+                Just("--".to_owned())
+            ]
+        )
+            .prop_map(|(execution, step, text)| Command::Note {
+                execution,
+                step,
+                text
+            }),
+        (opt_ex.clone(), "@?[a-z][a-z0-9]{0,8}|<@U[A-Z0-9]{4,9}>")
+            .prop_map(|(execution, to)| Command::Handoff { execution, to }),
+        opt_ex.prop_map(|execution| Command::Takeover { execution }),
         key(KeyKind::Runbook).prop_map(|runbook| Command::History { runbook }),
         (key(KeyKind::Runbook), 1u32..1000, 1u32..1000)
             .prop_map(|(runbook, from, to)| Command::Diff { runbook, from, to }),
@@ -323,7 +382,7 @@ proptest! {
                 proptest::sample::select(Subcommand::ALL.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>()),
                 Just("--".to_owned()), Just("EX-1".to_owned()), Just("RB-0".to_owned()),
                 Just("CR-99999999999999999999".to_owned()), Just("--change".to_owned()),
-                Just("v0".to_owned()), "\\PC{0,6}",
+                Just("v0".to_owned()), Just("--step".to_owned()), Just("0".to_owned()), "\\PC{0,6}",
             ],
             0..6,
         )

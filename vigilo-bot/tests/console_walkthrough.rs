@@ -78,13 +78,13 @@ async fn the_tls_rotation_from_start_to_summary() {
          1\n\
          1\n\
          skip\n\
-         5\n\
+         6\n\
          \n\
          dne\n\
-         4\n\
+         5\n\
          /runbook done\n\
          /as carol\n\
-         13\n\
+         16\n\
          /quit\n\
          done this line is never read\n",
     )
@@ -107,7 +107,7 @@ async fn the_tls_rotation_from_start_to_summary() {
         &first,
         "  ✔ Done by @alice at 2025-05-01 09:00 UTC · 0.0 min (estimate 5 min, -5.0 min)",
     );
-    assert_has(&first, "  [4] Done  [5] Skip…  [6] Failed…");
+    assert_has(&first, "  [5] Done  [6] Skip…  [7] Failed…  [8] Note…");
     // Pressing the old Done again is a stale click, answered privately.
     assert_has(
         &first,
@@ -132,7 +132,7 @@ async fn the_tls_rotation_from_start_to_summary() {
     assert_has(&first, "  [DESTRUCTIVE] [APPROVAL REQUIRED]");
     assert_has(
         &first,
-        "  [10] Done  [11] Skip…  [12] Failed…  [13] Approve",
+        "  [13] Done  [14] Skip…  [15] Failed…  [16] Approve  [17] Note…",
     );
     assert_has(&first, "You are now @carol (member; team roles: dba).");
     assert_has(
@@ -172,8 +172,8 @@ async fn the_tls_rotation_from_start_to_summary() {
         Some("bob"),
         "status\n\
          4\n\
-         5\n\
-         9\n\
+         6\n\
+         11\n\
          verified from the bastion instead\n\
          /whoami\n\
          /as alice\n\
@@ -187,7 +187,7 @@ async fn the_tls_rotation_from_start_to_summary() {
     assert_has(&second, "» [1] Done  [2] Skip…  [3] Failed…  [4] Approve");
     // Approved: the card is updated in place, Approve gone.
     assert_has(&second, "  [DESTRUCTIVE] [APPROVAL REQUIRED] [APPROVED]");
-    assert_has(&second, "  [5] Done  [6] Skip…  [7] Failed…");
+    assert_has(&second, "  [6] Done  [7] Skip…  [8] Failed…  [9] Note…");
     assert_has(
         &second,
         "  ✔ Done by @bob at 2025-05-01 09:20 UTC · 20.0 min (estimate 15 min, +5.0 min)",
@@ -289,7 +289,7 @@ async fn the_tls_rotation_from_start_to_summary() {
 #[tokio::test]
 async fn a_scripted_session_prints_stable_output() {
     let d = demo().await;
-    let script = "run RB-00003\n1\n/as carol\n4\n/as dave\nstatus\n";
+    let script = "run RB-00003\n1\n/as carol\n5\n/as dave\nstatus\n";
     let out = console(&d.vigilo, None, script).await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -368,4 +368,108 @@ async fn oversized_lines_are_refused_cleanly() {
         "» That command is 100000 bytes long; commands are at most 8192 bytes",
     );
     assert_has(&out, "RB-00003");
+}
+
+#[tokio::test]
+async fn notes_hand_overs_and_a_newer_version_in_the_console() {
+    let d = demo().await;
+    // Alice starts the rollback and notes step 1 through its Note… button ([4]); pressing the
+    // same button again with the same text is a repeat and adds nothing.
+    let first = console(
+        &d.vigilo,
+        None,
+        "run RB-00003\n\
+         4\n\
+         error rate *doubled* at 08:55\n\
+         4\n\
+         error rate *doubled* at 08:55\n\
+         4\n\
+         \n\
+         note --step 3 roll back to r41, not r40\n\
+         note\n\
+         handoff @carol\n\
+         handoff @bob\n",
+    )
+    .await;
+    assert_has(
+        &first,
+        "  📝 @alice at 2025-05-01 09:00 UTC: error rate doubled at 08:55",
+    );
+    assert_has(
+        &first,
+        "  EX-00001 · a note on Step 1/5 · Confirm the bad release; the step's state did not change",
+    );
+    assert_has(
+        &first,
+        "» This note was already added to step 1 of EX-00001 at 2025-05-01 09:00:00 UTC; nothing changed",
+    );
+    assert_has(
+        &first,
+        "» A note is required; press Note… again and write one. Nothing changed.",
+    );
+    assert_has(
+        &first,
+        "  📝 @alice at 2025-05-01 09:00 UTC: roll back to r41, not r40",
+    );
+    assert_has(
+        &first,
+        "» The note is required. Usage: /runbook note [--step N] <text>",
+    );
+    assert_has(&first, "» @carol is a member and may not execute runbooks");
+    assert_has(
+        &first,
+        "  ↪ @alice handed EX-00001 to @bob; @bob is the operator now.",
+    );
+    assert_has(&first, "Operator: @bob (started by @alice)");
+
+    // Alice may still act (an owner); dave (admin) takes the run over; a newer version of the
+    // runbook is published meanwhile: status and the next click's header say so, and the
+    // header's Diff button shows the diff. The run stays on v1.
+    let alice = as_alice(&d.vigilo).await;
+    let rb: Key = "RB-00003".parse().unwrap();
+    let mut input =
+        vigilo_core::runbook::RunbookInput::from(&d.vigilo.runbook(&alice, rb).await.unwrap().body);
+    input.steps[1].title = "Freeze the pipeline and the feature flags".into();
+    d.vigilo
+        .edit_runbook(
+            &alice,
+            rb,
+            input,
+            Some(1),
+            vigilo_core::runbook::VersionSource::Edit,
+        )
+        .await
+        .unwrap();
+    // [1] is the Diff button of the header the takeover updates.
+    let second = console(&d.vigilo, Some("dave"), "takeover\n1\nstatus\ndone\n").await;
+    assert_has(
+        &second,
+        "  ↪ @dave took EX-00001 over; @dave is the operator now.",
+    );
+    assert_has(&second, "[1] Diff v1 → v2");
+    assert_has(&second, "» == RB-00003 · v1 → v2 ==");
+    assert_has(
+        &second,
+        "» v2 was published after this run started: 1 step changed. EX-00001 stays on v1; a new run starts on v2.",
+    );
+    assert_has(
+        &second,
+        "» ⚠ v2 was published after this run started: 1 step changed; it stays on v1",
+    );
+    // After a step, the header is refreshed with the drift (and its Diff button).
+    assert_has(&second, "  ✔ Done by @dave");
+    assert_has(
+        &second,
+        "↻ == EX-00001 · Roll back a bad deploy of the checkout service ==",
+    );
+    assert_has(
+        &second,
+        "⚠ v2 was published after this run started: 1 step changed; this run stays on v1.",
+    );
+    let exec = d.vigilo.execution(&alice, ex1()).await.unwrap();
+    assert_eq!(exec.runbook_version, 1);
+    assert_eq!(exec.operator, exec.handoffs[1].to);
+    assert_eq!(exec.steps[0].notes.len(), 1);
+    assert_eq!(exec.steps[2].notes.len(), 1);
+    assert_eq!(exec.current_index(), Some(1), "{second}");
 }

@@ -16,7 +16,14 @@
 //! or removing the owner rank is for the owner ([`Action::ManageOwners`]); owning a runbook is
 //! for operators and above ([`Action::OwnRunbook`], checked on the person named as owner).
 //!
-//! Vigilo's additions (readings of what the page leaves open) are listed on [`Action`].
+//! Vigilo's additions (readings of what the page leaves open) are listed on [`Action`]; for
+//! running together:
+//!
+//! | Action | Roles |
+//! |---|---|
+//! | Act on an execution's steps (done, skip, fail, retry, abort, note) | Its operator at that moment, Operator, Admin, Owner |
+//! | Hand an execution over | Its operator at that moment, Admin, Owner (to a member who may execute runbooks) |
+//! | Take an execution over | Admin, Owner |
 
 use std::fmt;
 
@@ -40,9 +47,16 @@ pub enum Action {
     ExecuteRunbook,
     /// A rehearsal: anyone who may view the runbook (drafts included).
     RehearseRunbook,
-    /// Done / skip / fail / retry / abort on an execution: operator and above, or the
-    /// execution's own operator (so a member's rehearsal can be walked by that member).
+    /// Done / skip / fail / retry / abort / note on an execution: operator and above, or the
+    /// execution's operator at that moment (so a member's rehearsal can be walked by that
+    /// member; after a hand-over, the new operator).
     ActOnExecution,
+    /// Hand an execution to another member: its operator at that moment, admin, owner. (The
+    /// member receiving it must be allowed to execute runbooks — or, for a rehearsal, be a
+    /// member: checked by the service on that member.)
+    HandOverExecution,
+    /// Take an execution over (become its operator): admin, owner.
+    TakeOverExecution,
     /// Create a change request: operator and above.
     CreateChange,
     /// Edit a change's plan (import, re-import, clear source, tasks): its owner, admin, owner.
@@ -69,7 +83,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::ViewRunbook,
         Action::CreateRunbook,
         Action::EditRunbook,
@@ -78,6 +92,8 @@ impl Action {
         Action::ExecuteRunbook,
         Action::RehearseRunbook,
         Action::ActOnExecution,
+        Action::HandOverExecution,
+        Action::TakeOverExecution,
         Action::CreateChange,
         Action::EditChange,
         Action::ApproveChange,
@@ -102,6 +118,8 @@ impl Action {
             Action::ExecuteRunbook => "executing a runbook",
             Action::RehearseRunbook => "rehearsing this runbook",
             Action::ActOnExecution => "acting on this execution",
+            Action::HandOverExecution => "handing this execution over",
+            Action::TakeOverExecution => "taking an execution over",
             Action::CreateChange => "creating a change",
             Action::EditChange => "editing this change's plan",
             Action::ApproveChange => "approving a change",
@@ -206,12 +224,16 @@ fn rule_for(action: Action, subject: &Subject) -> (Rule, &'static str) {
         | A::ResolveIncident
         | A::OwnRunbook => (Rule::AtLeast(WorkspaceRole::Operator), ""),
         A::EditRunbook | A::PublishRunbook => (Rule::OwnerOrAdmin, runbook_owner),
-        A::ArchiveRunbook | A::ApproveChange | A::ManageMembers => {
+        A::ArchiveRunbook | A::ApproveChange | A::ManageMembers | A::TakeOverExecution => {
             (Rule::AtLeast(WorkspaceRole::Admin), "")
         }
         A::ActOnExecution => (
             Rule::OwnerOrAdmin,
             "the execution's operator, an operator, an admin or the workspace owner",
+        ),
+        A::HandOverExecution => (
+            Rule::OwnerOrAdmin,
+            "the execution's operator, an admin or the workspace owner",
         ),
         A::EditChange | A::MoveChange | A::SaveChangeAsRunbook => {
             (Rule::OwnerOrAdmin, change_owner)

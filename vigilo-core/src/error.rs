@@ -199,6 +199,8 @@ pub enum Rule {
     Input,
     /// A chat identity must belong to the workspace's linked team.
     ChatTeam,
+    /// An execution may be handed only to a member who may execute runbooks.
+    CannotOperate,
 }
 
 /// A refusal by a rule of the product.
@@ -404,9 +406,9 @@ impl Error {
             Error::Execution(f) => match f.error {
                 ExecError::Invalid(_) => ErrorKind::Refused,
                 ExecError::NoSuchStep { .. } => ErrorKind::NotFound,
-                ExecError::NotCurrent { .. } | ExecError::AlreadyApproved { .. } => {
-                    ErrorKind::Conflict
-                }
+                ExecError::NotCurrent { .. }
+                | ExecError::AlreadyApproved { .. }
+                | ExecError::DuplicateNote { .. } => ErrorKind::Conflict,
                 ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => {
                     ErrorKind::Denied
                 }

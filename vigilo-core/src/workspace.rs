@@ -12,8 +12,9 @@ use crate::roles::WorkspaceRole;
 /// Rules a workspace chooses for itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
-    /// When true (the default), the operator who started an execution cannot approve its gated
-    /// steps: four eyes on every destructive or gated step.
+    /// When true (the default), the execution's operator at that moment (who started it, or to
+    /// whom it was handed over) cannot approve its gated steps: four eyes on every destructive
+    /// or gated step.
     pub approver_must_differ: bool,
 }
 

@@ -561,3 +561,200 @@ fn an_empty_runbook_is_sealed_at_start() {
     assert_eq!(t.execution.status, ExecutionStatus::Completed);
     assert_eq!(t.event.kind, EventKind::Started);
 }
+
+fn apply_ok(e: &Execution, cmd: Command, who: &Actor, at: DateTime<Utc>) -> Execution {
+    machine::apply(e, &cmd, who, &Policy::default(), at)
+        .unwrap_or_else(|err| panic!("{cmd:?} refused: {err}"))
+        .execution
+}
+
+fn note(step: u32, text: &str, seen_rev: Option<u64>) -> Command {
+    Command::Note {
+        step,
+        text: text.into(),
+        seen_rev,
+    }
+}
+
+#[test]
+fn notes_change_no_state_and_are_refused_when_empty_long_repeated_or_misplaced() {
+    let p = people();
+    let e = started(&p);
+    let policy = Policy::default();
+    // A note on a step not reached yet, by a member: the machine accepts it (who may act on
+    // the run is the permission table's rule).
+    let t = machine::apply(
+        &e,
+        &note(3, "  restore from the 02:00 snapshot ", Some(1)),
+        &p.member,
+        &policy,
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(t.event.kind, EventKind::Noted);
+    assert_eq!(t.event.step_order, Some(3));
+    assert_eq!(t.execution.rev, 2);
+    assert_eq!(
+        t.execution.current_index(),
+        Some(0),
+        "the current step did not move"
+    );
+    let n = &t.execution.steps[2].notes[0];
+    assert_eq!(n.text.as_str(), "restore from the 02:00 snapshot");
+    assert_eq!((n.author, n.seq), (p.member.id(), 2));
+    let e2 = t.execution;
+
+    // The same text by the same author, made at the revision before it: a repeat.
+    let again = machine::apply(
+        &e2,
+        &note(3, "restore from the 02:00 snapshot", Some(1)),
+        &p.member,
+        &policy,
+        t0(),
+    );
+    assert!(
+        matches!(again, Err(ExecError::DuplicateNote { step: 3, .. })),
+        "{again:?}"
+    );
+    // Made after seeing it (a later, deliberate note), or by someone else: accepted.
+    assert!(
+        machine::apply(
+            &e2,
+            &note(3, "restore from the 02:00 snapshot", Some(2)),
+            &p.member,
+            &policy,
+            t0()
+        )
+        .is_ok()
+    );
+    assert!(
+        machine::apply(
+            &e2,
+            &note(3, "restore from the 02:00 snapshot", Some(1)),
+            &p.op,
+            &policy,
+            t0()
+        )
+        .is_ok()
+    );
+
+    for (cmd, want) in [
+        (note(1, "   ", None), "a note is required"),
+        (note(9, "x", None), "has no step 9"),
+        (note(0, "x", None), "has no step 0"),
+        (
+            note(1, &"é".repeat(2_001), None),
+            "at most 2000 characters (got 2001)",
+        ),
+    ] {
+        let err = machine::apply(&e2, &cmd, &p.op, &policy, t0()).unwrap_err();
+        assert!(err.to_string().contains(want), "{cmd:?}: {err}");
+    }
+    assert!(
+        machine::apply(
+            &e2,
+            &note(1, &"é".repeat(2_000), None),
+            &p.op,
+            &policy,
+            t0()
+        )
+        .is_ok()
+    );
+
+    // After the seal, a note is still accepted (post-mortem); nothing else is.
+    let aborted = apply_ok(
+        &e2,
+        Command::Abort {
+            reason: "window closed".into(),
+        },
+        &p.op,
+        t0(),
+    );
+    let t = machine::apply(
+        &aborted,
+        &note(1, "should have waited", None),
+        &p.op2,
+        &policy,
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(t.execution.status, ExecutionStatus::Aborted);
+    assert_eq!(t.execution.sealed_at, aborted.sealed_at);
+    assert_eq!(
+        aborted.note_step_index(),
+        Some(0),
+        "a note goes to the step the run stopped at"
+    );
+    assert!(matches!(
+        machine::apply(&aborted, &Command::TakeOver, &p.dave_admin, &policy, t0()),
+        Err(ExecError::Sealed { .. })
+    ));
+}
+
+#[test]
+fn a_hand_over_moves_who_counts_as_the_operator() {
+    let p = people();
+    let e = started(&p);
+    let policy = Policy::default();
+    let e = apply_ok(&e, done(1), &p.op, t0());
+    // Handing the run to its own operator changes nothing.
+    let same = machine::apply(
+        &e,
+        &Command::HandOver { to: p.op.id() },
+        &p.op,
+        &policy,
+        t0(),
+    );
+    assert!(
+        matches!(same, Err(ExecError::AlreadyOperator { .. })),
+        "{same:?}"
+    );
+    let at = t0() + Duration::minutes(3);
+    let t = machine::apply(
+        &e,
+        &Command::HandOver { to: p.op2.id() },
+        &p.op,
+        &policy,
+        at,
+    )
+    .unwrap();
+    assert_eq!(t.event.kind, EventKind::HandedOver);
+    assert_eq!(t.event.to, Some(p.op2.id()));
+    let e = t.execution;
+    assert_eq!(e.operator, p.op2.id());
+    assert_eq!(e.started_by(), p.op.id());
+    let h = &e.handoffs[0];
+    assert_eq!(
+        (h.from, h.to, h.by, h.at),
+        (p.op.id(), p.op2.id(), p.op.id(), at)
+    );
+    assert!(!h.is_takeover());
+    // The operator of this moment may not approve; the one before may (if their role does).
+    let e = apply_ok(&e, Command::Approve { step: 2 }, &p.carol_dba, t0());
+    let e = apply_ok(&e, done(2), &p.op2, t0());
+    let refused = machine::apply(&e, &Command::Approve { step: 3 }, &p.op2, &policy, t0());
+    assert!(
+        matches!(refused, Err(ExecError::ApproverIsOperator { .. })),
+        "{refused:?}"
+    );
+    // An admin takes over: then the admin may not approve, and otto's approval needs admin.
+    let e = apply_ok(&e, Command::TakeOver, &p.dave_admin, t0());
+    assert!(e.handoffs[1].is_takeover());
+    assert_eq!(e.operator, p.dave_admin.id());
+    let refused = machine::apply(
+        &e,
+        &Command::Approve { step: 3 },
+        &p.dave_admin,
+        &policy,
+        t0(),
+    );
+    assert!(
+        matches!(refused, Err(ExecError::ApproverIsOperator { .. })),
+        "{refused:?}"
+    );
+    let again = machine::apply(&e, &Command::TakeOver, &p.dave_admin, &policy, t0());
+    assert!(
+        matches!(again, Err(ExecError::AlreadyOperator { .. })),
+        "{again:?}"
+    );
+}

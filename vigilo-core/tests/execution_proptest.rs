@@ -1,5 +1,6 @@
 //! 10,000 random command sequences against the state machine — several actors, roles changing
-//! mid-way — checking the invariants after every command.
+//! mid-way, notes (after the seal too), hand-overs and takeovers — checking the invariants
+//! after every command, and that the events alone rebuild the state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -22,6 +23,13 @@ enum Op {
     SetRole(usize, WorkspaceRole),
     /// Actor index gains or loses the `dba` team role.
     ToggleDba(usize),
+    /// Actor index notes step (any number, 0 and past the end included) with a text; the note
+    /// was written at the current revision minus the given lag (`None`: no repeat check).
+    Note(usize, u32, String, Option<u64>),
+    /// Actor index hands the execution to actor index.
+    HandOver(usize, usize),
+    /// Actor index takes the execution over.
+    TakeOver(usize),
 }
 
 fn role() -> impl Strategy<Value = WorkspaceRole> {
@@ -50,6 +58,10 @@ fn op() -> impl Strategy<Value = Op> {
         10 => (0usize..4, command()).prop_map(|(a, c)| Op::Cmd(a, c)),
         1 => (0usize..4, role()).prop_map(|(a, r)| Op::SetRole(a, r)),
         1 => (0usize..4).prop_map(Op::ToggleDba),
+        3 => (0usize..4, 0u32..7, text(), prop::option::of(0u64..3))
+            .prop_map(|(a, s, t, lag)| Op::Note(a, s, t, lag)),
+        1 => (0usize..4, 0usize..4).prop_map(|(a, b)| Op::HandOver(a, b)),
+        1 => (0usize..4).prop_map(Op::TakeOver),
     ]
 }
 
@@ -156,7 +168,18 @@ proptest! {
                         people[a].membership.team_roles.insert(dba);
                     }
                 }
-                Op::Cmd(a, cmd) => {
+                Op::Cmd(..) | Op::Note(..) | Op::HandOver(..) | Op::TakeOver(..) => {
+                    let (a, cmd) = match op {
+                        Op::Cmd(a, cmd) => (a, cmd),
+                        Op::Note(a, step, text, lag) => (a, Command::Note {
+                            step,
+                            text,
+                            seen_rev: lag.map(|l| exec.rev.saturating_sub(l)),
+                        }),
+                        Op::HandOver(a, b) => (a, Command::HandOver { to: people[b].id() }),
+                        Op::TakeOver(a) => (a, Command::TakeOver),
+                        _ => unreachable!(),
+                    };
                     let before = exec.clone();
                     let actor = &people[a];
                     match machine::apply(&exec, &cmd, actor, &policy, now) {
@@ -165,16 +188,48 @@ proptest! {
                             prop_assert_eq!(&exec, &before);
                         }
                         Ok(t) => {
-                            // Sealed stays sealed: nothing is accepted after the seal.
-                            prop_assert!(!before.status.is_sealed(), "accepted a command on a sealed execution");
+                            // Sealed stays sealed: nothing but a note is accepted after the seal.
+                            prop_assert!(
+                                !before.status.is_sealed() || t.event.kind == EventKind::Noted,
+                                "accepted a {:?} on a sealed execution", t.event.kind
+                            );
                             // Exactly one event per accepted command, numbered in order.
                             prop_assert_eq!(t.execution.rev, before.rev + 1);
                             prop_assert_eq!(t.event.seq, t.execution.rev);
                             prop_assert_eq!(t.event.actor, actor.id());
-                            // The command named the step that was current.
-                            if let Some(s) = cmd.step() {
+                            // A command that moves a step named the step that was current.
+                            if cmd.moves_steps()
+                                && let Some(s) = cmd.step()
+                            {
                                 prop_assert_eq!(Some(s as usize - 1), before.current_index());
                                 prop_assert_eq!(t.event.step_order, Some(s));
+                            }
+                            match &cmd {
+                                Command::Note { step, text, seen_rev } => {
+                                    // A note changes nothing but the notes of its step.
+                                    let i = *step as usize - 1;
+                                    let mut stripped = t.execution.clone();
+                                    let added = stripped.steps[i].notes.pop().unwrap();
+                                    stripped.rev = before.rev;
+                                    prop_assert_eq!(&stripped, &before);
+                                    prop_assert_eq!(added.text.as_str(), text.trim());
+                                    prop_assert_eq!(added.author, actor.id());
+                                    // Never the same author's same text twice after the revision seen.
+                                    if let Some(seen) = seen_rev {
+                                        prop_assert!(!before.steps[i].notes.iter().any(|n| n.seq > *seen && n.author == added.author && n.text == added.text));
+                                    }
+                                }
+                                Command::HandOver { to } => {
+                                    prop_assert_eq!(t.execution.operator, *to);
+                                    prop_assert_ne!(before.operator, *to);
+                                    prop_assert_eq!(t.execution.handoffs.len(), before.handoffs.len() + 1);
+                                    prop_assert_eq!(t.execution.started_by(), before.started_by());
+                                }
+                                Command::TakeOver => {
+                                    prop_assert_eq!(t.execution.operator, actor.id());
+                                    prop_assert!(t.execution.handoffs.last().unwrap().is_takeover());
+                                }
+                                _ => prop_assert_eq!(t.execution.operator, before.operator),
                             }
                             // Every approval satisfied the role at its time, and policy.
                             if t.event.kind == EventKind::Approved {
@@ -184,6 +239,7 @@ proptest! {
                                 let req = RoleRequirement::from_owner_role(step.owner_role.as_str());
                                 prop_assert!(req.satisfied_by(actor.role(), &actor.membership.team_roles));
                                 if policy.approver_must_differ {
+                                    // The operator of that moment, after any hand-over.
                                     prop_assert_ne!(actor.id(), t.execution.operator);
                                 }
                             }
@@ -197,6 +253,7 @@ proptest! {
                             events.push(t.event);
                             // The events alone rebuild the state (what the SQL stores keep).
                             let (header, snapshot) = history::split(&exec);
+                            prop_assert_eq!(header.operator, events[0].actor);
                             prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
                         }
                     }
@@ -212,6 +269,10 @@ proptest! {
                 vigilo_core::execution::ExecutionStatus::Aborted => prop_assert!(exec.abort_reason.is_some()),
             }
         }
+        // The events rebuild the state through JSON too, as the stores keep them.
+        let json: Vec<StepEvent> = serde_json::from_str(&serde_json::to_string(&events).unwrap()).unwrap();
+        let (header, snapshot) = history::split(&exec);
+        prop_assert_eq!(&history::replay(header, snapshot, &json).unwrap(), &exec);
         // The event log and the execution agree.
         prop_assert_eq!(events.len() as u64, exec.rev);
         for (i, e) in events.iter().enumerate() {

@@ -27,6 +27,8 @@ PublishRunbook       *          . Y . Y Y Y Y Y
 ArchiveRunbook       *          . . . . Y Y Y Y
 ExecuteRunbook       *          . . Y Y Y Y Y Y
 ActOnExecution       *          . Y Y Y Y Y Y Y
+HandOverExecution    *          . Y . Y Y Y Y Y
+TakeOverExecution    *          . . . . Y Y Y Y
 CreateChange         *          . . Y Y Y Y Y Y
 EditChange           *          . Y . Y Y Y Y Y
 ApproveChange        *          . . . . Y Y Y Y

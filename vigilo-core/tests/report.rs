@@ -20,6 +20,7 @@ use vigilo_core::testkit::memory::MemoryStore;
 struct World {
     v: Vigilo,
     clock: Arc<ManualClock>,
+    alice: Who,
     bob: Who,
     carol: Who,
     rb: Key,
@@ -84,6 +85,7 @@ async fn world() -> World {
         .key;
     World {
         v,
+        alice,
         clock,
         bob,
         carol,
@@ -410,4 +412,72 @@ async fn a_running_report_keeps_verifying_as_of_its_head_and_aborts_are_reported
     // The other run's report is its own.
     let r = w.v.execution_report(&w.carol, other.key).await.unwrap();
     assert_eq!(r.entries().len(), 1);
+}
+
+/// Hand-overs and notes are facts of the report: every hand-over with who handed it to whom,
+/// the operator of the end, each note under its step; a note after the seal changes no
+/// outcome (the completion time stays); the report verifies in md and json.
+#[tokio::test]
+async fn hand_overs_and_notes_are_reported_and_verify() {
+    let w = world().await;
+    let ex =
+        w.v.start_execution(&w.bob, w.rb, StartOptions::default())
+            .await
+            .unwrap()
+            .key;
+    w.clock.advance(Duration::seconds(60));
+    w.v.add_note(&w.bob, ex, None, "pager *quiet*", None)
+        .await
+        .unwrap();
+    w.v.hand_over(&w.bob, ex, "alice").await.unwrap();
+    w.clock.advance(Duration::seconds(60));
+    let sealed =
+        w.v.act(
+            &w.alice,
+            ex,
+            Command::Abort {
+                reason: "window closed".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .execution;
+    w.clock.advance(Duration::seconds(600));
+    w.v.add_note(&w.alice, ex, Some(2), "post-mortem: cert was fine", None)
+        .await
+        .unwrap();
+
+    let r = w.v.execution_report(&w.bob, ex).await.unwrap();
+    assert_eq!(r.execution.operator, "alice");
+    assert_eq!(r.execution.handoffs.len(), 1);
+    assert_eq!(
+        (
+            r.execution.handoffs[0].from.as_str(),
+            r.execution.handoffs[0].to.as_str(),
+            r.execution.handoffs[0].by.as_str()
+        ),
+        ("bob", "alice", "bob")
+    );
+    assert_eq!(r.execution.status, ExecutionStatus::Aborted);
+    assert_eq!(r.execution.completed_at, sealed.sealed_at);
+    let notes: Vec<(&str, &str)> = r
+        .steps
+        .iter()
+        .flat_map(|s| s.notes.iter().map(|n| (n.author.as_str(), n.text.as_str())))
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            ("bob", "pager *quiet*"),
+            ("alice", "post-mortem: cert was fine")
+        ]
+    );
+    assert_eq!(r.steps[0].notes.len(), 1, "the current step by default");
+    for format in [ReportFormat::Md, ReportFormat::Json] {
+        let text = r.render(format);
+        let verdict = w.v.verify_report(None, &text).await.unwrap();
+        assert!(verified(&verdict), "{format:?}: {verdict:?}");
+        let edited = text.replacen("post-mortem", "post-morten", 1);
+        assert!(!verified(&w.v.verify_report(None, &edited).await.unwrap()));
+    }
 }

@@ -671,7 +671,7 @@ async fn troubleshooting_2_roles_are_checked_at_click_time() {
         w.v.act(&w.bob, ex2.key, Command::Approve { step: 2 })
             .await
             .unwrap_err();
-    assert!(e.to_string().contains("operator who started"), "{e}");
+    assert!(e.to_string().contains("operator of this execution"), "{e}");
 }
 
 #[tokio::test]

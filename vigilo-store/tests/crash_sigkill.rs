@@ -153,6 +153,9 @@ fn action_of(kind: EventKind) -> &'static str {
         EventKind::Failed => "execution.step_failed",
         EventKind::Retried => "execution.step_retried",
         EventKind::Aborted => "execution.aborted",
+        EventKind::Noted => "execution.note_added",
+        EventKind::HandedOver => "execution.handed_over",
+        EventKind::TakenOver => "execution.taken_over",
     }
 }
 

@@ -148,6 +148,7 @@ macro_rules! pg_conformance {
             list_runbooks_filters,
             search_runbooks,
             execution_round_trip,
+            execution_notes_and_hand_overs,
             action_reads_match_single_reads,
             list_executions_filters,
             change_round_trip,

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use vigilo_core::analytics::Typical;
-use vigilo_core::execution::{ExecStep, Execution, ExecutionStatus, ExecutionSummary, StepStatus};
+use vigilo_core::execution::{
+    Drift, EventKind, ExecStep, Execution, ExecutionStatus, ExecutionSummary, StepEvent, StepNote,
+    StepStatus,
+};
 use vigilo_core::ids::UserId;
 use vigilo_core::roles::RoleRequirement;
 
@@ -12,8 +15,9 @@ use super::format::{Names, estimate, minutes, time, variance};
 use super::limits::{MAX_BLOCKS, MAX_SECTION_CHARS, split_code, split_markdown, truncate};
 use super::markdown::{LINE_BREAK, escape_markdown, escape_markdown_keeping_code};
 use super::reply::{
-    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_REPORT, ACTION_RETRY,
-    ACTION_SKIP, Badge, Block, Button, ButtonStyle, ButtonValue, Field, Prompt, Reply,
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DIFF, ACTION_DONE, ACTION_FAIL, ACTION_NOTE,
+    ACTION_REPORT, ACTION_RETRY, ACTION_SKIP, Badge, Block, Button, ButtonStyle, ButtonValue,
+    Field, Prompt, Reply,
 };
 
 /// Markdown split into sections that fit the limits.
@@ -47,15 +51,35 @@ fn est_total(exec: &Execution) -> u64 {
         .sum()
 }
 
+/// The operator, and who started the run when it was handed over since.
+fn operator_text(exec: &Execution, names: &Names) -> String {
+    if exec.handoffs.is_empty() {
+        names.md(exec.operator)
+    } else {
+        format!(
+            "{} (started by {})",
+            names.md(exec.operator),
+            names.md(exec.started_by())
+        )
+    }
+}
+
 /// The header message of an execution: runbook, version, operator, links, step count and
-/// estimate; once sealed, its outcome.
-pub fn execution_header(exec: &Execution, names: &Names, summary: &ExecutionSummary) -> Reply {
+/// estimate; once sealed, its outcome. While it runs and `drift` says a newer version was
+/// published since it started, it says so with the number of steps changed, and offers the
+/// diff (a Diff button); the run stays on its version.
+pub fn execution_header(
+    exec: &Execution,
+    names: &Names,
+    summary: &ExecutionSummary,
+    drift: Option<&Drift>,
+) -> Reply {
     let mut fields = vec![
         Field::new(
             "Runbook",
             format!("{} v{}", exec.runbook_key, exec.runbook_version),
         ),
-        Field::new("Operator", names.md(exec.operator)),
+        Field::new("Operator", operator_text(exec, names)),
         Field::new("Steps", exec.steps.len().to_string()),
         Field::new("Estimated total", estimate(est_total(exec))),
     ];
@@ -88,6 +112,20 @@ pub fn execution_header(exec: &Execution, names: &Names, summary: &ExecutionSumm
     blocks.push(Block::Fields(fields));
     if let Some(reason) = &exec.abort_reason {
         blocks.extend(sections(&format!("**Abort reason:** {reason}")));
+    }
+    if let Some(d) = drift.filter(|_| !exec.status.is_sealed()) {
+        blocks.push(Block::Section(format!(
+            "⚠ **{}**; this run stays on v{}.",
+            d.headline(),
+            d.run_version
+        )));
+        blocks.push(Block::Buttons(vec![button(
+            ACTION_DIFF,
+            &format!("Diff v{} → v{}", d.run_version, d.newer_version),
+            &exec.key.to_string(),
+            ButtonStyle::Default,
+            None,
+        )]));
     }
     let context = if exec.status.is_sealed() {
         format!("{} is sealed; the summary is in the thread.", exec.key)
@@ -227,6 +265,53 @@ fn skip_button(value: &str, order: usize) -> Button {
     )
 }
 
+/// The Note… button of step `order` (its value carries the revision it was drawn at).
+fn note_button(value: &str, order: usize) -> Button {
+    button(
+        ACTION_NOTE,
+        "Note…",
+        value,
+        ButtonStyle::Default,
+        Some(Prompt {
+            title: format!("Note on step {order}"),
+            label: format!("Your note on step {order} (its state does not change)"),
+            submit: "Add note".into(),
+        }),
+    )
+}
+
+/// How many notes a card shows (the newest); `exec show` and the summary list them all.
+const MAX_CARD_NOTES: usize = 5;
+/// The longest note a card shows in full.
+const MAX_CARD_NOTE_TEXT_CHARS: usize = 500;
+
+/// One note as a markdown line: who, when, and the text (already markdown).
+pub fn note_line(note: &StepNote, names: &Names, max_chars: usize) -> String {
+    labelled(
+        &format!("📝 {} at {}", names.md(note.author), time(note.at)),
+        &truncate(note.text.as_str(), max_chars),
+    )
+}
+
+/// The notes of a step as a card shows them: the newest few, and how many more there are.
+fn note_blocks(step: &ExecStep, names: &Names) -> Vec<Block> {
+    let n = step.notes.len();
+    let shown = &step.notes[n.saturating_sub(MAX_CARD_NOTES)..];
+    let mut blocks: Vec<Block> = shown
+        .iter()
+        .flat_map(|note| {
+            sections(&note_line(note, names, MAX_CARD_NOTE_TEXT_CHARS)).collect::<Vec<_>>()
+        })
+        .collect();
+    if n > shown.len() {
+        blocks.push(Block::Context(format!(
+            "{} earlier; the summary lists every note.",
+            super::views::plural(n - shown.len(), "note")
+        )));
+    }
+    blocks
+}
+
 /// Characters a step card keeps for everything but the step's text (title, badges, failure,
 /// fields, approval, buttons, small print); the text gets the rest of the message budget.
 const CARD_RESERVE_CHARS: usize = 3_000;
@@ -338,6 +423,13 @@ fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Rep
     let value = ButtonValue {
         execution: exec.key,
         step: Some(order as u32),
+        rev: None,
+    }
+    .to_string();
+    let note_value = ButtonValue {
+        execution: exec.key,
+        step: Some(order as u32),
+        rev: Some(exec.rev),
     }
     .to_string();
     let mut blocks = vec![Block::Header(step_title(exec, idx))];
@@ -374,8 +466,9 @@ fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Rep
     if let Some(line) = approval_line(step, names) {
         blocks.push(Block::Context(line));
     }
+    blocks.extend(note_blocks(step, names));
     let gated_open = step.step.requires_approval && step.approval.is_none();
-    let buttons = if failed {
+    let mut buttons = if failed {
         vec![
             button(ACTION_RETRY, "Retry", &value, ButtonStyle::Primary, None),
             skip_button(&value, order),
@@ -418,19 +511,79 @@ fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Rep
         }
         b
     };
+    buttons.push(note_button(&note_value, order));
     blocks.push(Block::Buttons(buttons));
     let typed = if failed {
-        "`retry`, `skip <reason>`, `abort <reason>`"
+        "`retry`, `skip <reason>`, `abort <reason>`, `note <text>`"
     } else if gated_open {
-        "`done`, `skip <reason>`, `fail <note>`, `approve`"
+        "`done`, `skip <reason>`, `fail <note>`, `approve`, `note <text>`"
     } else {
-        "`done`, `skip <reason>`, `fail <note>`"
+        "`done`, `skip <reason>`, `fail <note>`, `note <text>`"
     };
     blocks.push(Block::Context(format!(
         "{} · {} v{} · or type {typed}",
         exec.key, exec.runbook_key, exec.runbook_version
     )));
     Reply::public(step_title(exec, idx), blocks)
+}
+
+/// The message a note posts in the run's thread: who noted which step, and the note.
+pub fn note_posted(exec: &Execution, idx: usize, note: &StepNote, names: &Names) -> Reply {
+    let title = step_title(exec, idx);
+    let mut blocks: Vec<Block> = sections(&note_line(note, names, MAX_NOTE_POST_CHARS)).collect();
+    blocks.push(Block::Context(format!(
+        "{} · a note on {}; the step's state did not change",
+        exec.key,
+        escape_markdown(&title)
+    )));
+    Reply::public(
+        format!("{} noted {title}", names.plain(note.author)),
+        blocks,
+    )
+}
+
+/// The longest note posted in the thread in full (the longest note is shorter still).
+const MAX_NOTE_POST_CHARS: usize = 2_500;
+
+/// The message a hand-over or takeover posts in the run's thread, naming the new operator.
+pub fn handed_over(exec: &Execution, event: &StepEvent, names: &Names) -> Reply {
+    let to = event.to.unwrap_or(exec.operator);
+    let (line, text) = if event.kind == EventKind::TakenOver {
+        (
+            format!(
+                "↪ {} took {} over; {} is the operator now.",
+                names.md(to),
+                exec.key,
+                names.md(to)
+            ),
+            format!("{} took {} over", names.plain(to), exec.key),
+        )
+    } else {
+        (
+            format!(
+                "↪ {} handed {} to {}; {} is the operator now.",
+                names.md(event.actor),
+                exec.key,
+                names.md(to),
+                names.md(to)
+            ),
+            format!(
+                "{} handed {} to {}",
+                names.plain(event.actor),
+                exec.key,
+                names.plain(to)
+            ),
+        )
+    };
+    Reply::public(
+        text,
+        vec![
+            Block::Section(line),
+            Block::Context(
+                "The operator acts on the steps and may not approve the run's gated steps.".into(),
+            ),
+        ],
+    )
 }
 
 /// What happened to a step that is no longer current.
@@ -515,11 +668,15 @@ pub fn acted_card(
     if let Some(a) = approval_line(step, names) {
         blocks.push(Block::Context(a));
     }
+    blocks.extend(note_blocks(step, names));
     Reply::public(format!("{}: {text}", step_title(exec, idx)), blocks)
 }
 
+/// The longest note the summary shows in full.
+const MAX_SUMMARY_NOTE_CHARS: usize = 1_000;
+
 /// The summary posted when an execution is sealed: outcome, each step's status, actual against
-/// estimated minutes, and the total variance.
+/// estimated minutes, the total variance, every hand-over and every note.
 ///
 /// `typical` compares the run with its runbook's typical run ("12 min longer than the median
 /// of 14 runs"), when there is one.
@@ -539,7 +696,7 @@ pub fn summary(
         escape_markdown(&exec.title),
         exec.runbook_key,
         exec.runbook_version,
-        names.md(exec.operator)
+        operator_text(exec, names)
     )));
     let lines: Vec<String> = summary
         .steps
@@ -609,14 +766,54 @@ pub fn summary(
     if let Some(reason) = &exec.abort_reason {
         blocks.extend(sections(&labelled("Abort reason", reason.as_str())));
     }
+    if !exec.handoffs.is_empty() {
+        let lines: Vec<String> = exec
+            .handoffs
+            .iter()
+            .map(|h| {
+                if h.is_takeover() {
+                    format!(
+                        "↪ taken over from {} by {} at {}",
+                        names.md(h.from),
+                        names.md(h.to),
+                        time(h.at)
+                    )
+                } else {
+                    format!(
+                        "↪ {} → {} by {} at {}",
+                        names.md(h.from),
+                        names.md(h.to),
+                        names.md(h.by),
+                        time(h.at)
+                    )
+                }
+            })
+            .collect();
+        blocks.extend(sections(&format!(
+            "**Hand-overs**{LINE_BREAK}{}",
+            lines.join(LINE_BREAK)
+        )));
+    }
+    let notes = exec.notes();
+    if !notes.is_empty() {
+        blocks.push(Block::Section("**Notes**".into()));
+        for (i, note) in notes {
+            blocks.extend(sections(&format!(
+                "Step {} · {}",
+                i + 1,
+                note_line(note, names, MAX_SUMMARY_NOTE_CHARS)
+            )));
+        }
+    }
     blocks.push(Block::Context(format!(
-        "{} is sealed; no further changes.",
+        "{} is sealed; no further changes but notes (`note EX-… <text>`).",
         exec.key
     )));
     // The run as evidence, posted as a file in the thread.
     let value = ButtonValue {
         execution: exec.key,
         step: None,
+        rev: None,
     };
     blocks.push(Block::Buttons(vec![button(
         ACTION_REPORT,

@@ -13,6 +13,9 @@
 //! approve [EX-00001]
 //! retry [EX-00001]
 //! abort [EX-00001] <reason>
+//! note [EX-00001] [--step N] <text>
+//! handoff [EX-00001] @user
+//! takeover [EX-00001]
 //! history RB-00012
 //! diff RB-00012 2 3
 //! publish RB-00012
@@ -61,6 +64,12 @@ pub enum Subcommand {
     Retry,
     /// `abort`.
     Abort,
+    /// `note`.
+    Note,
+    /// `handoff`.
+    Handoff,
+    /// `takeover`.
+    Takeover,
     /// `history`.
     History,
     /// `diff`.
@@ -75,7 +84,7 @@ pub enum Subcommand {
 
 impl Subcommand {
     /// Every command word, in the order `help` lists them.
-    pub const ALL: [Subcommand; 17] = [
+    pub const ALL: [Subcommand; 20] = [
         Subcommand::Help,
         Subcommand::List,
         Subcommand::Search,
@@ -88,6 +97,9 @@ impl Subcommand {
         Subcommand::Approve,
         Subcommand::Retry,
         Subcommand::Abort,
+        Subcommand::Note,
+        Subcommand::Handoff,
+        Subcommand::Takeover,
         Subcommand::History,
         Subcommand::Diff,
         Subcommand::Publish,
@@ -110,6 +122,9 @@ impl Subcommand {
             Subcommand::Approve => "approve",
             Subcommand::Retry => "retry",
             Subcommand::Abort => "abort",
+            Subcommand::Note => "note",
+            Subcommand::Handoff => "handoff",
+            Subcommand::Takeover => "takeover",
             Subcommand::History => "history",
             Subcommand::Diff => "diff",
             Subcommand::Publish => "publish",
@@ -133,6 +148,9 @@ impl Subcommand {
             Subcommand::Approve => "/runbook approve",
             Subcommand::Retry => "/runbook retry",
             Subcommand::Abort => "/runbook abort <reason>",
+            Subcommand::Note => "/runbook note [--step N] <text>",
+            Subcommand::Handoff => "/runbook handoff @user",
+            Subcommand::Takeover => "/runbook takeover",
             Subcommand::History => "/runbook history RB-00012",
             Subcommand::Diff => "/runbook diff RB-00012 <from-version> <to-version>",
             Subcommand::Publish => "/runbook publish RB-00012",
@@ -156,6 +174,11 @@ impl Subcommand {
             Subcommand::Approve => "approve the open gated step",
             Subcommand::Retry => "open a failed step again",
             Subcommand::Abort => "abort the execution, with a reason",
+            Subcommand::Note => {
+                "a note on the open step (or step N); its state does not change, sealed runs take notes too"
+            }
+            Subcommand::Handoff => "hand the run to another member who may execute runbooks",
+            Subcommand::Takeover => "become the run's operator (admins and the owner)",
             Subcommand::History => "the versions of a runbook",
             Subcommand::Diff => "what changed between two versions",
             Subcommand::Publish => "publish a draft runbook",
@@ -188,7 +211,7 @@ impl Subcommand {
                 _ => None,
             };
         }
-        const ALIASES: [(&str, Subcommand); 16] = [
+        const ALIASES: [(&str, Subcommand); 18] = [
             ("start", Subcommand::Run),
             ("execute", Subcommand::Run),
             ("exec", Subcommand::Run),
@@ -199,6 +222,8 @@ impl Subcommand {
             ("finish", Subcommand::Done),
             ("ok", Subcommand::Done),
             ("cancel", Subcommand::Abort),
+            ("comment", Subcommand::Note),
+            ("handover", Subcommand::Handoff),
             ("stop", Subcommand::Abort),
             ("versions", Subcommand::History),
             ("log", Subcommand::History),
@@ -312,6 +337,27 @@ pub enum Command {
         /// Why (required).
         reason: String,
     },
+    /// A note on a step; the state does not change.
+    Note {
+        /// `EX-…`, when several are open (or to note a sealed one).
+        execution: Option<Key>,
+        /// The step, 1-based; the open one when absent.
+        step: Option<u32>,
+        /// The note (required).
+        text: String,
+    },
+    /// Hand the run to another member.
+    Handoff {
+        /// `EX-…`, when several are open.
+        execution: Option<Key>,
+        /// The member: `@handle`, `handle`, or a platform mention (`<@U123>`).
+        to: String,
+    },
+    /// Become the run's operator.
+    Takeover {
+        /// `EX-…`, when several are open.
+        execution: Option<Key>,
+    },
     /// The versions of a runbook.
     History {
         /// `RB-…`.
@@ -359,6 +405,9 @@ impl Command {
             Command::Approve { .. } => Subcommand::Approve,
             Command::Retry { .. } => Subcommand::Retry,
             Command::Abort { .. } => Subcommand::Abort,
+            Command::Note { .. } => Subcommand::Note,
+            Command::Handoff { .. } => Subcommand::Handoff,
+            Command::Takeover { .. } => Subcommand::Takeover,
             Command::History { .. } => Subcommand::History,
             Command::Diff { .. } => Subcommand::Diff,
             Command::Publish { .. } => Subcommand::Publish,
@@ -418,7 +467,12 @@ pub fn parse(input: &str) -> Result<Command, ParseError> {
             suggestion: Subcommand::suggest(word),
         });
     };
-    Args { sub, rest }.parse()
+    Args {
+        sub,
+        rest,
+        ended: false,
+    }
+    .parse()
 }
 
 /// Splits off the first whitespace-separated word; the rest is trimmed at its start.
@@ -437,6 +491,8 @@ fn is_execution_key(word: &str) -> bool {
 struct Args<'a> {
     sub: Subcommand,
     rest: &'a str,
+    /// A `--` ended the options: the rest is text.
+    ended: bool,
 }
 
 impl<'a> Args<'a> {
@@ -475,6 +531,7 @@ impl<'a> Args<'a> {
         let (w, r) = split_word(self.rest);
         if w == "--" {
             self.rest = r;
+            self.ended = true;
             return None;
         }
         let key = Key::parse_kind(w, KeyKind::Execution).ok()?;
@@ -482,8 +539,36 @@ impl<'a> Args<'a> {
         let (w2, r2) = split_word(self.rest);
         if w2 == "--" {
             self.rest = r2;
+            self.ended = true;
         }
         Some(key)
+    }
+
+    /// An optional `--step N` (then an optional `--`).
+    fn step(&mut self) -> Result<Option<u32>, ParseError> {
+        let (w, r) = split_word(self.rest);
+        if self.ended || !w.eq_ignore_ascii_case("--step") {
+            return Ok(None);
+        }
+        self.rest = r;
+        let word = self
+            .next_word()
+            .ok_or_else(|| self.usage("--step needs a step number"))?;
+        let step = match word.parse::<u32>() {
+            Ok(0) | Err(_) => {
+                return Err(self.usage(format!(
+                    "`{}` is not a step number; steps start at 1",
+                    word.chars().take(40).collect::<String>()
+                )));
+            }
+            Ok(n) => n,
+        };
+        let (w2, r2) = split_word(self.rest);
+        if w2 == "--" {
+            self.rest = r2;
+            self.ended = true;
+        }
+        Ok(Some(step))
     }
 
     /// The rest of the line, trimmed, if not empty.
@@ -621,6 +706,29 @@ impl<'a> Args<'a> {
                     reason: self.required_text("an abort reason")?,
                 }
             }
+            Subcommand::Note => {
+                let execution = self.execution();
+                let step = self.step()?;
+                Command::Note {
+                    execution,
+                    step,
+                    text: self.required_text("the note")?,
+                }
+            }
+            Subcommand::Handoff => {
+                let execution = self.execution();
+                let to = self
+                    .next_word()
+                    .ok_or_else(|| self.usage("the member to hand the run to is required"))?
+                    .to_owned();
+                self.end()?;
+                Command::Handoff { execution, to }
+            }
+            Subcommand::Takeover => {
+                let execution = self.execution();
+                self.end()?;
+                Command::Takeover { execution }
+            }
         };
         Ok(cmd)
     }
@@ -735,7 +843,32 @@ impl fmt::Display for Command {
             Command::Status { execution }
             | Command::Report { execution }
             | Command::Approve { execution }
-            | Command::Retry { execution } => write_execution(f, *execution),
+            | Command::Retry { execution }
+            | Command::Takeover { execution } => write_execution(f, *execution),
+            Command::Note {
+                execution,
+                step,
+                text,
+            } => {
+                write_execution(f, *execution)?;
+                if let Some(n) = step {
+                    write!(f, " --step {n}")?;
+                }
+                // A text that would read as a key, `--` or `--step` is written after `--`.
+                let (first, _) = split_word(text);
+                let guard = first == "--"
+                    || first.eq_ignore_ascii_case("--step")
+                    || ((execution.is_none() || step.is_some()) && is_execution_key(first));
+                if guard {
+                    write!(f, " -- {text}")
+                } else {
+                    write!(f, " {text}")
+                }
+            }
+            Command::Handoff { execution, to } => {
+                write_execution(f, *execution)?;
+                write!(f, " {to}")
+            }
             Command::Done { execution, note } => {
                 write_execution(f, *execution)?;
                 match note {

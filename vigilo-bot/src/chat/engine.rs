@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use vigilo_core::audit::Origin;
 use vigilo_core::error::Error;
 use vigilo_core::execution::machine::Command as StepCommand;
-use vigilo_core::execution::{ChannelRef, EventKind, Execution, ExecutionSummary};
+use vigilo_core::execution::{ChannelRef, Drift, EventKind, Execution, ExecutionSummary};
 use vigilo_core::ids::{Key, UserId};
 use vigilo_core::service::{ActOutcome, ListRunbooks, StartOptions, Vigilo, Who};
 use vigilo_core::store::ExecutionQuery;
+use vigilo_core::workspace::ChatIdentity;
 
 use super::cards::{self, Outcome};
 use super::command::{Command, parse};
@@ -23,8 +24,8 @@ use super::format::Names;
 use super::limits::fit_reply;
 use super::markdown::escape_markdown;
 use super::reply::{
-    ACTION_ABORT, ACTION_APPROVE, ACTION_DONE, ACTION_FAIL, ACTION_REPORT, ACTION_RETRY,
-    ACTION_SKIP, Anchor, ButtonValue, Reply, Target,
+    ACTION_ABORT, ACTION_APPROVE, ACTION_DIFF, ACTION_DONE, ACTION_FAIL, ACTION_NOTE,
+    ACTION_REPORT, ACTION_RETRY, ACTION_SKIP, Anchor, ButtonValue, Reply, Target,
 };
 use super::views;
 
@@ -160,6 +161,27 @@ impl ChatEngine {
         }
         let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         let step = v.step.unwrap_or(0);
+        if action_id == ACTION_DIFF {
+            return finish(match self.drift_diff(ctx, v.execution).await {
+                Ok(r) => vec![r],
+                Err(e) => vec![error_reply(&e)],
+            });
+        }
+        if action_id == ACTION_NOTE {
+            let Some(note) = text else {
+                return finish(vec![private(
+                    "A note is required; press Note… again and write one. Nothing changed.",
+                )]);
+            };
+            let noted = self
+                .via(ctx)
+                .add_note(&ctx.who, v.execution, v.step, &note, v.rev)
+                .await;
+            return finish(match noted {
+                Ok(o) => self.after_act(ctx, &o).await,
+                Err(e) => vec![error_reply(&e)],
+            });
+        }
         let needs_step = action_id != ACTION_ABORT;
         if needs_step && v.step.is_none() {
             return finish(vec![private(
@@ -319,7 +341,81 @@ impl ChatEngine {
                 self.act_on_open(ctx, execution, |_| StepCommand::Abort { reason })
                     .await?
             }
+            Command::Note {
+                execution,
+                step,
+                text,
+            } => {
+                let exec = match self.find_open(ctx, execution, "note").await? {
+                    Ok(e) => e,
+                    Err(replies) => return Ok(replies),
+                };
+                let o = self
+                    .via(ctx)
+                    .add_note(who, exec.key, step, &text, Some(exec.rev))
+                    .await?;
+                self.after_act(ctx, &o).await
+            }
+            Command::Handoff { execution, to } => {
+                let exec = match self.find_open(ctx, execution, "handoff").await? {
+                    Ok(e) => e,
+                    Err(replies) => return Ok(replies),
+                };
+                let handle = self.member_handle(ctx, &to).await?;
+                let o = self.via(ctx).hand_over(who, exec.key, &handle).await?;
+                self.after_act(ctx, &o).await
+            }
+            Command::Takeover { execution } => {
+                let exec = match self.find_open(ctx, execution, "takeover").await? {
+                    Ok(e) => e,
+                    Err(replies) => return Ok(replies),
+                };
+                let o = self.via(ctx).take_over(who, exec.key).await?;
+                self.after_act(ctx, &o).await
+            }
         })
+    }
+
+    /// The handle a `handoff` names: `@handle`, `handle`, or a platform mention (`<@U123>`,
+    /// `<@U123|name>`) resolved through this workspace's chat identities.
+    async fn member_handle(&self, ctx: &ChatContext, to: &str) -> Result<String, Error> {
+        let Some(id) = to
+            .strip_prefix("<@")
+            .and_then(|m| m.strip_suffix('>'))
+            .map(|m| m.split('|').next().unwrap_or(m))
+        else {
+            return Ok(to.trim_start_matches('@').to_owned());
+        };
+        let (user, _) = self
+            .vigilo
+            .member_for_chat(
+                ctx.who.workspace,
+                &ChatIdentity {
+                    platform: ctx.platform.clone(),
+                    user: id.to_owned(),
+                },
+            )
+            .await?;
+        Ok(user.handle.to_string())
+    }
+
+    /// The private diff between a run's version and the newest published one (the header's
+    /// Diff button), or why there is none.
+    async fn drift_diff(&self, ctx: &ChatContext, key: Key) -> Result<Reply, Error> {
+        let exec = self.vigilo.execution(&ctx.who, key).await?;
+        Ok(match self.vigilo.drift_of(&ctx.who, &exec).await? {
+            Some(d) => views::drift_diff(&exec, &d),
+            None => private(&format!(
+                "{key} runs {} v{}, the newest published version; there is nothing to compare.",
+                exec.runbook_key, exec.runbook_version
+            )),
+        })
+    }
+
+    /// The drift of `exec`, or `None` when it cannot be read (it is advisory: a failed read
+    /// never hides the answer to the command).
+    async fn drift(&self, ctx: &ChatContext, exec: &Execution) -> Option<Drift> {
+        self.vigilo.drift_of(&ctx.who, exec).await.ok().flatten()
     }
 
     async fn publish(&self, ctx: &ChatContext, key: Key) -> Result<Vec<Reply>, Error> {
@@ -370,7 +466,7 @@ impl ChatEngine {
         let names = self.names(exec).await;
         let summary = ExecutionSummary::of(exec, self.vigilo.now());
         let mut out = vec![
-            cards::execution_header(exec, &names, &summary)
+            cards::execution_header(exec, &names, &summary, None)
                 .with_anchor(Anchor::Execution(exec.key)),
         ];
         match exec.current_index() {
@@ -411,10 +507,12 @@ impl ChatEngine {
             }
         };
         let mut names = Names::default();
+        let mut drifts = Vec::with_capacity(execs.len());
         for e in &execs {
             self.add_names(&mut names, e).await;
+            drifts.push(self.drift(ctx, e).await);
         }
-        let mut out = vec![views::status(&execs, &names)];
+        let mut out = vec![views::status(&execs, &names, &drifts)];
         // With one execution in view, show its current card again (privately) so its buttons
         // are at hand; updates still go to the card in the thread.
         if let [exec] = execs.as_slice()
@@ -472,7 +570,28 @@ impl ChatEngine {
         named: Option<Key>,
         make: impl FnOnce(u32) -> StepCommand,
     ) -> Result<Vec<Reply>, Error> {
-        let exec = match named {
+        let exec = match self.find_open(ctx, named, "done").await? {
+            Ok(e) => e,
+            Err(replies) => return Ok(replies),
+        };
+        // A sealed execution has no current step; naming its last one lets the service explain.
+        let step = exec
+            .current_index()
+            .map(|i| i as u32 + 1)
+            .unwrap_or(exec.steps.len().max(1) as u32);
+        Ok(self.act(ctx, exec.key, make(step)).await)
+    }
+
+    /// The execution a typed command means: the one named, else the one open in this channel.
+    /// When none or several are open, the replies that say so (`word` is the command word the
+    /// example names).
+    async fn find_open(
+        &self,
+        ctx: &ChatContext,
+        named: Option<Key>,
+        word: &str,
+    ) -> Result<Result<Execution, Vec<Reply>>, Error> {
+        Ok(Ok(match named {
             Some(k) => self.vigilo.execution(&ctx.who, k).await?,
             None => {
                 let mut open = self
@@ -481,9 +600,9 @@ impl ChatEngine {
                     .await?;
                 match open.len() {
                     0 => {
-                        return Ok(vec![private(
-                            "No execution is open in this channel. Start one with `run RB-…`, or name one: `done EX-…`.",
-                        )]);
+                        return Ok(Err(vec![private(&format!(
+                            "No execution is open in this channel. Start one with `run RB-…`, or name one: `{word} EX-…`."
+                        ))]));
                     }
                     1 => open.remove(0),
                     _ => {
@@ -497,45 +616,79 @@ impl ChatEngine {
                             .collect();
                         let first = open.first().map(|e| e.key.to_string()).unwrap_or_default();
                         let text = format!(
-                            "{} are open in this channel; name the one you mean right after the command word, e.g. `done {first}`.",
+                            "{} are open in this channel; name the one you mean right after the command word, e.g. `{word} {first}`.",
                             views::plural(open.len(), "execution")
                         );
-                        return Ok(vec![Reply::private(
+                        return Ok(Err(vec![Reply::private(
                             text.clone(),
                             vec![
                                 super::reply::Block::Section(text),
                                 super::reply::Block::Section(lines.join("\n\n")),
                             ],
-                        )]);
+                        )]));
                     }
                 }
             }
-        };
-        // A sealed execution has no current step; naming its last one lets the service explain.
-        let step = exec
-            .current_index()
-            .map(|i| i as u32 + 1)
-            .unwrap_or(exec.steps.len().max(1) as u32);
-        Ok(self.act(ctx, exec.key, make(step)).await)
+        }))
     }
 
     /// Applies a step command and answers with the updated card, the next card, and on seal the
     /// summary and the updated header; or with one private error reply.
     async fn act(&self, ctx: &ChatContext, execution: Key, cmd: StepCommand) -> Vec<Reply> {
         match self.via(ctx).act(&ctx.who, execution, cmd).await {
-            Ok(outcome) => self.after_act(&outcome).await,
+            Ok(outcome) => self.after_act(ctx, &outcome).await,
             Err(e) => vec![error_reply(&e)],
         }
     }
 
-    async fn after_act(&self, outcome: &ActOutcome) -> Vec<Reply> {
+    async fn after_act(&self, ctx: &ChatContext, outcome: &ActOutcome) -> Vec<Reply> {
         let exec = &outcome.execution;
         let event = &outcome.event;
-        let names = self.names(exec).await;
+        let mut names = self.names(exec).await;
         let summary = ExecutionSummary::of(exec, self.vigilo.now());
         let idx = event.step_order.map(|o| o as usize - 1);
         let mut out = Vec::new();
         match (event.kind, idx) {
+            (EventKind::Noted, Some(i)) => {
+                // In the run's thread for everyone, and on the step's card if it has one.
+                if let Some(note) = exec.steps.get(i).and_then(|s| s.notes.last()) {
+                    out.push(
+                        cards::note_posted(exec, i, note, &names)
+                            .with_target(Target::Thread(Anchor::Execution(exec.key))),
+                    );
+                }
+                if let Some(card) = self.card_of(exec, i, &names, &summary) {
+                    out.push(
+                        card.with_target(Target::Refresh(step_anchor(exec.key, i)))
+                            .with_anchor(step_anchor(exec.key, i)),
+                    );
+                }
+            }
+            (EventKind::HandedOver | EventKind::TakenOver, _) => {
+                if let Some(to) = event.to {
+                    self.add_names(&mut names, exec).await;
+                    if !names.contains(to)
+                        && let Some(h) = self.cached_handle(to).await
+                    {
+                        names.insert(to, h);
+                    }
+                }
+                out.push(
+                    cards::handed_over(exec, event, &names)
+                        .with_target(Target::Thread(Anchor::Execution(exec.key))),
+                );
+                out.push(
+                    cards::execution_header(
+                        exec,
+                        &names,
+                        &summary,
+                        self.drift(ctx, exec).await.as_ref(),
+                    )
+                    .with_target(Target::Update(Anchor::Execution(exec.key)))
+                    .with_anchor(Anchor::Execution(exec.key)),
+                );
+                return out;
+            }
             (EventKind::Approved | EventKind::Failed | EventKind::Retried, Some(i)) => {
                 out.push(
                     cards::step_card(exec, i, &names)
@@ -571,6 +724,9 @@ impl ChatEngine {
             }
             _ => {}
         }
+        if event.kind == EventKind::Noted {
+            return out;
+        }
         if exec.status.is_sealed() {
             out.push(
                 cards::summary(
@@ -582,12 +738,40 @@ impl ChatEngine {
                 .with_target(Target::Thread(Anchor::Execution(exec.key))),
             );
             out.push(
-                cards::execution_header(exec, &names, &summary)
+                cards::execution_header(exec, &names, &summary, None)
                     .with_target(Target::Update(Anchor::Execution(exec.key)))
+                    .with_anchor(Anchor::Execution(exec.key)),
+            );
+        } else if let Some(d) = self.drift(ctx, exec).await {
+            // A newer version was published under the run: its header says so, where the
+            // surface knows the header (never as a new message).
+            out.push(
+                cards::execution_header(exec, &names, &summary, Some(&d))
+                    .with_target(Target::Refresh(Anchor::Execution(exec.key)))
                     .with_anchor(Anchor::Execution(exec.key)),
             );
         }
         out
+    }
+
+    /// The card step `idx` shows now, if it has one: the active card while current, the
+    /// compact card once acted on; none for a step not reached.
+    fn card_of(
+        &self,
+        exec: &Execution,
+        idx: usize,
+        names: &Names,
+        summary: &ExecutionSummary,
+    ) -> Option<Reply> {
+        let step = exec.steps.get(idx)?;
+        if exec.current_index() == Some(idx) {
+            return Some(cards::step_card(exec, idx, names));
+        }
+        // The step a run was aborted at keeps the card that says who aborted it (the note is
+        // in the thread).
+        step.status
+            .is_complete()
+            .then(|| cards::acted_card(exec, idx, names, summary, Outcome::Finished))
     }
 
     /// `handle` of a user (without `@`), or `someone`.
@@ -625,9 +809,13 @@ impl ChatEngine {
     async fn add_names(&self, names: &mut Names, exec: &Execution) {
         let mut ids: HashSet<UserId> = HashSet::new();
         ids.insert(exec.operator);
+        for h in &exec.handoffs {
+            ids.extend([h.from, h.to, h.by]);
+        }
         for s in &exec.steps {
             ids.extend(s.actor);
             ids.extend(s.approval.as_ref().map(|a| a.by));
+            ids.extend(s.notes.iter().map(|n| n.author));
         }
         for id in ids {
             if names.contains(id) {

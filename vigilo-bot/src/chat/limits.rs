@@ -183,8 +183,8 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
     let text = truncate(&text, MAX_FALLBACK_CHARS);
     let room = MAX_MESSAGE_CHARS.saturating_sub(escape_mrkdwn(&text).chars().count());
     let mut blocks: Vec<Block> = blocks.into_iter().flat_map(fit_block).collect();
-    let one_message =
-        matches!(target, Target::Update(_)) || (anchor.is_some() && target == Target::NewMessage);
+    let one_message = matches!(target, Target::Update(_) | Target::Refresh(_))
+        || (anchor.is_some() && target == Target::NewMessage);
     if one_message {
         return vec![Reply {
             blocks: fit_one_message(blocks, MAX_BLOCKS, room, SHORTENED_NOTE),

@@ -34,6 +34,8 @@ pub enum Placement<R> {
     },
     /// Replace this message.
     Update(R),
+    /// Show nothing: a refresh of a message the surface does not know.
+    Skip,
 }
 
 /// A bounded, thread-safe map from anchors to a surface's message references `R`.
@@ -111,6 +113,10 @@ impl<R: Clone> MessageRefs<R> {
                     thread: self.get(workspace, Anchor::Execution(anchor.execution())),
                 },
             },
+            Target::Refresh(anchor) => match self.get(workspace, anchor) {
+                Some(r) => Placement::Update(r),
+                None => Placement::Skip,
+            },
         }
     }
 
@@ -150,6 +156,12 @@ mod tests {
             refs.place(ws, &Target::Update(card)),
             Placement::Update("ts-card")
         );
+        assert_eq!(
+            refs.place(ws, &Target::Refresh(card)),
+            Placement::Update("ts-card")
+        );
+        let other = Anchor::Execution(Key::new(KeyKind::Execution, 9));
+        assert_eq!(refs.place(ws, &Target::Refresh(other)), Placement::Skip);
         assert_eq!(
             refs.place(ws, &Target::Thread(Anchor::Execution(ex))),
             Placement::Post {

@@ -34,8 +34,13 @@ pub const ACTION_ABORT: &str = "vigilo.abort";
 /// Action id of the Report button (the summary card): posts the run's report as a file.
 pub const ACTION_REPORT: &str = "vigilo.report";
 
+/// Action id of the Note… button (asks for the note; the state does not change).
+pub const ACTION_NOTE: &str = "vigilo.note";
+/// Action id of the Diff button on a header whose runbook got a newer published version.
+pub const ACTION_DIFF: &str = "vigilo.diff";
+
 /// Every action id the engine puts on buttons.
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 9] = [
     ACTION_DONE,
     ACTION_SKIP,
     ACTION_FAIL,
@@ -43,6 +48,8 @@ pub const ACTIONS: [&str; 7] = [
     ACTION_RETRY,
     ACTION_ABORT,
     ACTION_REPORT,
+    ACTION_NOTE,
+    ACTION_DIFF,
 ];
 
 /// One message for a surface to show.
@@ -160,6 +167,9 @@ pub enum Target {
     Thread(Anchor),
     /// Replace the anchored message (in place).
     Update(Anchor),
+    /// Replace the anchored message if the surface knows it; otherwise show nothing (a
+    /// refresh that is not worth a new message, e.g. a header showing a newer version).
+    Refresh(Anchor),
 }
 
 /// A symbolic name of a message the engine posted.
@@ -298,13 +308,16 @@ pub struct Prompt {
 
 /// What a button acts on: an execution and, for step buttons, the 1-based step. Written as
 /// `EX-00001:3` (or `EX-00001`), so a click names the step it was meant for and a stale card can
-/// never act on the next step.
+/// never act on the next step. The Note… button also carries the execution's revision when the
+/// card was drawn (`EX-00001:3@7`), so a repeated submission of the same note adds it once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ButtonValue {
     /// The execution.
     pub execution: Key,
     /// The step, 1-based.
     pub step: Option<u32>,
+    /// The execution's revision the button was drawn at, when it matters.
+    pub rev: Option<u64>,
 }
 
 impl ButtonValue {
@@ -323,8 +336,12 @@ impl ButtonValue {
 impl fmt::Display for ButtonValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.step {
-            Some(s) => write!(f, "{}:{s}", self.execution),
-            None => write!(f, "{}", self.execution),
+            Some(s) => write!(f, "{}:{s}", self.execution)?,
+            None => write!(f, "{}", self.execution)?,
+        }
+        match self.rev {
+            Some(r) => write!(f, "@{r}"),
+            None => Ok(()),
         }
     }
 }
@@ -338,7 +355,11 @@ impl FromStr for ButtonValue {
     type Err = BadButtonValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadButtonValue(s.chars().take(40).collect());
-        let (key, step) = match s.trim().split_once(':') {
+        let (s, rev) = match s.trim().split_once('@') {
+            Some((v, r)) => (v, Some(r.parse::<u64>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        let (key, step) = match s.split_once(':') {
             Some((k, st)) => (k, Some(st.parse::<u32>().map_err(|_| bad())?)),
             None => (s.trim(), None),
         };
@@ -346,7 +367,11 @@ impl FromStr for ButtonValue {
         if step == Some(0) {
             return Err(bad());
         }
-        Ok(ButtonValue { execution, step })
+        Ok(ButtonValue {
+            execution,
+            step,
+            rev,
+        })
     }
 }
 
@@ -361,7 +386,18 @@ mod tests {
         assert_eq!(v.step, Some(3));
         assert_eq!(v.to_string(), "EX-00012:3");
         assert_eq!("EX-00001".parse::<ButtonValue>().unwrap().step, None);
-        for bad in ["", "RB-00001:1", "EX-00001:0", "EX-00001:x", "EX-1:2:3"] {
+        let noted: ButtonValue = "EX-00012:3@41".parse().unwrap();
+        assert_eq!((noted.step, noted.rev), (Some(3), Some(41)));
+        assert_eq!(noted.to_string(), "EX-00012:3@41");
+        for bad in [
+            "",
+            "RB-00001:1",
+            "EX-00001:0",
+            "EX-00001:x",
+            "EX-1:2:3",
+            "EX-00001:2@",
+            "EX-00001:2@x",
+        ] {
             assert!(bad.parse::<ButtonValue>().is_err(), "{bad}");
         }
     }

@@ -1,7 +1,7 @@
 //! Read-only views: help, runbook lists, one runbook, its history, a version diff, and an
 //! execution's report.
 
-use vigilo_core::execution::{Execution, StepStatus};
+use vigilo_core::execution::{Drift, Execution, StepStatus};
 use vigilo_core::runbook::Runbook;
 use vigilo_core::runbook::diff::RunbookDiff;
 use vigilo_core::runbook::render;
@@ -39,7 +39,7 @@ pub fn help_blocks(topic: Option<Subcommand>) -> Vec<Block> {
                 Block::Header("Vigilo runbook commands".into()),
                 Block::Section(lines.join(LINE_BREAK)),
                 Block::Context(
-                    "`done`, `skip`, `fail`, `approve`, `retry` and `abort` act on the execution open in this channel; when several are open, name one right after the command word: `done EX-00002`. The buttons on step cards do the same.".into(),
+                    "`done`, `skip`, `fail`, `approve`, `retry`, `abort`, `note`, `handoff` and `takeover` act on the execution open in this channel; when several are open, name one right after the command word: `done EX-00002`. The buttons on step cards do the same.".into(),
                 ),
             ]
         }
@@ -205,8 +205,38 @@ pub fn diff(rb: &Runbook, d: &RunbookDiff) -> Reply {
     Reply::private(title, blocks)
 }
 
-/// The executions open in a channel, with their current step.
-pub fn status(executions: &[Execution], names: &Names) -> Reply {
+/// The diff between the version a run walks and the newest published one (the header's Diff
+/// button).
+pub fn drift_diff(exec: &Execution, d: &Drift) -> Reply {
+    let title = format!(
+        "{} · v{} → v{}",
+        exec.runbook_key, d.run_version, d.newer_version
+    );
+    let mut blocks = vec![
+        Block::Header(title.clone()),
+        Block::Section(format!(
+            "{}. {} stays on v{}; a new run starts on v{}.",
+            escape_markdown(&d.headline()),
+            exec.key,
+            d.run_version,
+            d.newer_version
+        )),
+    ];
+    let s = &d.diff.summary;
+    blocks.push(Block::Fields(vec![
+        Field::new("Added", s.added.to_string()),
+        Field::new("Removed", s.removed.to_string()),
+        Field::new("Changed", s.changed.to_string()),
+        Field::new("Moved", s.moved.to_string()),
+        Field::new("Unchanged", s.unchanged.to_string()),
+    ]));
+    blocks.extend(code_blocks(&render::unified(&d.diff)));
+    Reply::private(title, blocks)
+}
+
+/// The executions open in a channel, with their current step and, when a newer version of
+/// their runbook was published since they started, that (`drifts` in the same order).
+pub fn status(executions: &[Execution], names: &Names, drifts: &[Option<Drift>]) -> Reply {
     let title = if executions.is_empty() {
         "No execution is open in this channel".to_owned()
     } else {
@@ -221,8 +251,17 @@ pub fn status(executions: &[Execution], names: &Names) -> Reply {
             "Start one with `run RB-…`; `list` shows the runbooks.".into(),
         ));
     }
-    for exec in executions {
-        blocks.extend(sections(&execution_line(exec, names)));
+    for (i, exec) in executions.iter().enumerate() {
+        let mut line = execution_line(exec, names);
+        if let Some(Some(d)) = drifts.get(i) {
+            line.push_str(LINE_BREAK);
+            line.push_str(&format!(
+                "⚠ {}; it stays on v{}",
+                escape_markdown(&d.headline()),
+                d.run_version
+            ));
+        }
+        blocks.extend(sections(&line));
     }
     Reply::private(title, blocks)
 }

@@ -142,6 +142,7 @@ fn hint(e: &Error) -> Option<String> {
         Error::Refused(r) => match r.rule {
             Rule::MemberCannotOwn => "`vigilo user set-role` changes a role".into(),
             Rule::Draft => "`vigilo runbook publish` publishes it".into(),
+            Rule::CannotOperate => "`vigilo user list` shows everyone's role".into(),
             _ => return None,
         },
         _ => return None,

@@ -1,9 +1,12 @@
 //! `vigilo exec …`: start an execution, act on its steps (`--step N` names the step meant; when
-//! it is not the current one nothing changes and the exit code is 5), show and list.
+//! it is not the current one nothing changes and the exit code is 5), note any step, hand it
+//! over or take it over, show and list.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
-use vigilo_core::execution::{Command, Execution, ExecutionStatus, ExecutionSummary, StepStatus};
+use vigilo_core::execution::{
+    Command, Drift, EventKind, Execution, ExecutionStatus, ExecutionSummary, StepStatus,
+};
 use vigilo_core::ids::{Key, KeyKind};
 use vigilo_core::service::{ActOutcome, StartOptions, Who};
 use vigilo_core::store::ExecutionQuery;
@@ -107,7 +110,44 @@ pub enum ExecCmd {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Steps, who and when, actual vs estimated minutes.
+    /// Add a note to a step (default: the current one; once sealed, the step it stopped at).
+    /// The step's state does not change; sealed executions take notes too.
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec note EX-00001 --step 2 'proxy 3 was slow to reload'\n\nNotes are at most 2000 characters. Anyone who may act on the execution may add one."
+    )]
+    Note {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The step noted (any step of the execution).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+        /// The note (several words are joined with spaces).
+        #[arg(value_name = "TEXT", required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Hand the execution to another member who may execute runbooks (its operator, an admin
+    /// or the owner).
+    #[command(
+        after_help = "Example:\n  vigilo --as bob exec handoff EX-00001 --to erin\n\nFrom then on the new operator is the one that counts: for who may act on the steps, and for approvals (the operator may not approve their own gated steps)."
+    )]
+    Handoff {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+        /// The new operator's handle.
+        #[arg(long, value_name = "HANDLE")]
+        to: String,
+    },
+    /// Become the execution's operator (admins and the owner), e.g. when its operator left.
+    #[command(after_help = "Example:\n  vigilo --as alice exec takeover EX-00001")]
+    Takeover {
+        /// The execution.
+        #[arg(value_parser = ex_ref, value_name = "EX-…")]
+        execution: Ref,
+    },
+    /// Steps, who and when, actual vs estimated minutes, notes, hand-overs, and whether a newer
+    /// version of the runbook was published since it started.
     #[command(after_help = "Example:\n  vigilo --as bob exec show EX-00001 --json")]
     Show {
         /// The execution.
@@ -157,7 +197,7 @@ pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {
         } => {
             let exec = start(ctx, &who, runbook, change, incident, rehearsal).await?;
             let (exec, summary) = ctx.vigilo.execution_summary(&who, exec.key).await?;
-            let doc = views::execution(ctx, &exec, &summary).await;
+            let doc = views::execution(ctx, &exec, &summary, None).await;
             ctx.out.emit(&doc, |p| {
                 let mut s = format!(
                     "Started {} of {} v{}: {}",
@@ -219,11 +259,37 @@ pub async fn dispatch(ctx: &Ctx, c: ExecCmd) -> Result<(), CliError> {
             })
             .await
         }
+        ExecCmd::Note {
+            execution,
+            step,
+            text,
+        } => {
+            let key = ctx.key(&who, execution, KeyKind::Execution).await?;
+            let o = ctx
+                .vigilo
+                .add_note(&who, key, step, &text.join(" "), None)
+                .await?;
+            report(ctx, &who, key, &o).await
+        }
+        ExecCmd::Handoff { execution, to } => {
+            let key = ctx.key(&who, execution, KeyKind::Execution).await?;
+            let o = ctx.vigilo.hand_over(&who, key, &to).await?;
+            report(ctx, &who, key, &o).await
+        }
+        ExecCmd::Takeover { execution } => {
+            let key = ctx.key(&who, execution, KeyKind::Execution).await?;
+            let o = ctx.vigilo.take_over(&who, key).await?;
+            report(ctx, &who, key, &o).await
+        }
         ExecCmd::Show { execution } => {
             let key = ctx.key(&who, execution, KeyKind::Execution).await?;
             let (exec, summary) = ctx.vigilo.execution_summary(&who, key).await?;
-            let doc = views::execution(ctx, &exec, &summary).await;
-            let text = render(ctx, &ctx.out.paint(), &exec, &summary).await;
+            let drift = ctx.vigilo.drift_of(&who, &exec).await?;
+            let doc = views::execution(ctx, &exec, &summary, drift.as_ref()).await;
+            let mut text = render(ctx, &ctx.out.paint(), &exec, &summary).await;
+            if let Some(d) = &drift {
+                text.push_str(&drift_lines(&ctx.out.paint(), &exec, d));
+            }
             ctx.out.emit(&doc, |_| text)
         }
         ExecCmd::Report {
@@ -341,7 +407,8 @@ async fn act(
 /// Prints what a step command did, then what comes next.
 pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<(), CliError> {
     let (exec, summary) = ctx.vigilo.execution_summary(who, key).await?;
-    let mut doc = views::execution(ctx, &exec, &summary).await;
+    let drift = ctx.vigilo.drift_of(who, &exec).await?;
+    let mut doc = views::execution(ctx, &exec, &summary, drift.as_ref()).await;
     if let Value::Object(m) = &mut doc {
         m.insert(
             "event".into(),
@@ -351,12 +418,26 @@ pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<()
                 "note": o.event.note.as_ref().map(|n| n.as_str()),
                 "at": o.event.at,
                 "actor": ctx.handle(o.event.actor).await,
+                "to": ctx.handle_opt(o.event.to).await,
             }),
         );
     }
     let actor = ctx.handle(o.event.actor).await;
+    let to = ctx.handle_opt(o.event.to).await;
     ctx.out.emit(&doc, |p| {
-        let mut s = event_line(p, &exec, o, &actor);
+        let mut s = match &to {
+            Some(to) if o.event.kind == EventKind::TakenOver => {
+                format!(
+                    "{}: taken over by @{to}; @{to} is the operator now.",
+                    exec.key
+                )
+            }
+            Some(to) => format!(
+                "{}: handed over by @{actor} to @{to}; @{to} is the operator now.",
+                exec.key
+            ),
+            None => event_line(p, &exec, o, &actor),
+        };
         s.push('\n');
         if exec.status.is_sealed() {
             s.push_str(&sealed_line(p, &exec, &summary));
@@ -375,7 +456,7 @@ pub fn event_line(p: &Paint, exec: &Execution, o: &ActOutcome, actor: &str) -> S
         .and_then(|n| exec.steps.get(n as usize - 1).map(|s| (n, s)));
     let what = o.event.kind.as_str();
     match step {
-        Some((n, s)) if o.event.kind != vigilo_core::execution::EventKind::Aborted => format!(
+        Some((n, s)) if o.event.kind != EventKind::Aborted => format!(
             "{}: step {n} \"{}\" {} by @{actor}.",
             exec.key,
             s.step.title,
@@ -383,6 +464,19 @@ pub fn event_line(p: &Paint, exec: &Execution, o: &ActOutcome, actor: &str) -> S
         ),
         _ => format!("{}: {} by @{actor}.", exec.key, p.bold(what)),
     }
+}
+
+/// The drift of a run: `v4 was published after this run started: 2 steps changed`, and the
+/// command that shows the diff. The run stays on its own version.
+pub fn drift_lines(p: &Paint, exec: &Execution, d: &Drift) -> String {
+    format!(
+        "{}\n  The run stays on v{}; `vigilo runbook diff {} {} {}` shows what changed.\n",
+        p.yellow(&format!("⚠ {}", d.headline())),
+        d.run_version,
+        exec.runbook_key,
+        d.run_version,
+        d.newer_version
+    )
 }
 
 /// What is current now.
@@ -512,6 +606,34 @@ pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary
             "Aborted: {}\n",
             crate::chat::markdown::sanitize(r.as_str())
         ));
+    }
+    for h in &exec.handoffs {
+        let (from, to) = (ctx.handle(h.from).await, ctx.handle(h.to).await);
+        let line = if h.is_takeover() {
+            format!("Taken over from @{from} by @{to} at {}", time(h.at))
+        } else {
+            let by = ctx.handle(h.by).await;
+            format!(
+                "Handed over from @{from} to @{to} by @{by} at {}",
+                time(h.at)
+            )
+        };
+        out.push_str(&p.dim(&line));
+        out.push('\n');
+    }
+    let notes = exec.notes();
+    if !notes.is_empty() {
+        out.push_str(&p.bold("Notes"));
+        out.push('\n');
+        for (i, n) in notes {
+            out.push_str(&format!(
+                "  step {} · @{} · {}: {}\n",
+                i + 1,
+                ctx.handle(n.author).await,
+                time(n.at),
+                crate::chat::markdown::sanitize(n.text.as_str())
+            ));
+        }
     }
     out
 }

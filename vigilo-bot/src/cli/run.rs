@@ -11,7 +11,11 @@
 //!
 //! Answers: `d [note]`, `s [reason]`, `f [note]`, `a [handle]` (approve; with a handle, records
 //! that member's approval, for an approver at the same terminal), `r`, `b [reason]` (abort),
-//! `q` (leave the execution running; resume with `vigilo run EX-…`), Enter to refresh.
+//! `n <note>` (a note on the step; its state does not change), `q` (leave the execution
+//! running; resume with `vigilo run EX-…`), Enter to refresh.
+//!
+//! When a newer version of the runbook was published after the run started, the card says so
+//! (with the number of steps changed and the diff command); the run stays on its version.
 
 use std::io::IsTerminal;
 
@@ -112,7 +116,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             return finish(ctx, &who, key, None).await;
         };
         if shown != Some((idx, exec.rev)) {
-            say(ctx, &card(&p, &exec, idx, ctx.vigilo.now()))?;
+            let mut text = card(&p, &exec, idx, ctx.vigilo.now());
+            if let Some(d) = ctx.vigilo.drift_of(&who, &exec).await? {
+                text.push('\n');
+                text.push_str(super::exec::drift_lines(&p, &exec, &d).trim_end());
+            }
+            say(ctx, &text)?;
             shown = Some((idx, exec.rev));
         }
         let step = &exec.steps[idx];
@@ -161,6 +170,11 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 Command::Approve { step: n }
             }
             "r" | "retry" => Command::Retry { step: n },
+            "n" | "note" => Command::Note {
+                step: n,
+                text: text_or_ask(ctx, &mut input, rest, "Note: ").await?,
+                seen_rev: Some(exec.rev),
+            },
             "b" | "abort" => Command::Abort {
                 reason: text_or_ask(ctx, &mut input, rest, "Reason for aborting: ").await?,
             },
@@ -220,7 +234,10 @@ fn say(ctx: &Ctx, s: &str) -> Result<(), CliError> {
 async fn finish(ctx: &Ctx, who: &Who, key: Key, left: Option<String>) -> Result<(), CliError> {
     let (exec, summary) = ctx.vigilo.execution_summary(who, key).await?;
     if ctx.out.json {
-        return ctx.out.json(&views::execution(ctx, &exec, &summary).await);
+        let drift = ctx.vigilo.drift_of(who, &exec).await?;
+        return ctx
+            .out
+            .json(&views::execution(ctx, &exec, &summary, drift.as_ref()).await);
     }
     let p = ctx.out.paint();
     match left {
@@ -241,6 +258,7 @@ const HELP: &str = "Answers:
   a [handle]    approve (as yourself, or record that member's approval)
   r             retry a failed step
   b [reason]    abort the execution
+  n [note]      add a note to the step (its state does not change)
   q             quit, leaving the execution running
   Enter         refresh";
 
@@ -269,6 +287,7 @@ fn prompt(p: &Paint, step: &ExecStep) -> String {
         choices.push("[s]kip");
         choices.push("[f]ail");
     }
+    choices.push("[n]ote");
     choices.push("a[b]ort");
     choices.push("[q]uit");
     format!("{} > ", p.bold(&choices.join(" ")))

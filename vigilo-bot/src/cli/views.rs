@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use vigilo_core::change::{ChangeRequest, PlanTask};
-use vigilo_core::execution::{Execution, ExecutionStatus, ExecutionSummary};
+use vigilo_core::execution::{Drift, Execution, ExecutionStatus, ExecutionSummary};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookBody, Step};
 use vigilo_core::service::ChangeView;
@@ -74,10 +74,25 @@ pub async fn runbook(ctx: &Ctx, rb: &Runbook, version: u32, body: &RunbookBody) 
     v
 }
 
-/// An execution with its steps and timing.
-pub async fn execution(ctx: &Ctx, e: &Execution, s: &ExecutionSummary) -> Value {
+/// An execution with its steps and timing, its operator and hand-overs, every step's notes,
+/// and `newer_version` (from `drift`: the newest published version when newer than the run's,
+/// else `null`).
+pub async fn execution(
+    ctx: &Ctx,
+    e: &Execution,
+    s: &ExecutionSummary,
+    drift: Option<&Drift>,
+) -> Value {
     let mut steps = Vec::with_capacity(e.steps.len());
     for (i, (es, t)) in e.steps.iter().zip(&s.steps).enumerate() {
+        let mut notes = Vec::with_capacity(es.notes.len());
+        for n in &es.notes {
+            notes.push(json!({
+                "author": ctx.handle(n.author).await,
+                "at": n.at,
+                "text": n.text.as_str(),
+            }));
+        }
         steps.push(json!({
             "order": i + 1,
             "id": es.step.id,
@@ -96,6 +111,17 @@ pub async fn execution(ctx: &Ctx, e: &Execution, s: &ExecutionSummary) -> Value 
             "approved_by": ctx.handle_opt(es.approval.as_ref().map(|a| a.by)).await,
             "approved_at": es.approval.as_ref().map(|a| a.at),
             "failures": es.failures,
+            "notes": notes,
+        }));
+    }
+    let mut handoffs = Vec::with_capacity(e.handoffs.len());
+    for h in &e.handoffs {
+        handoffs.push(json!({
+            "from": ctx.handle(h.from).await,
+            "to": ctx.handle(h.to).await,
+            "by": ctx.handle(h.by).await,
+            "at": h.at,
+            "takeover": h.is_takeover(),
         }));
     }
     json!({
@@ -122,6 +148,10 @@ pub async fn execution(ctx: &Ctx, e: &Execution, s: &ExecutionSummary) -> Value 
         "failed": s.failed,
         "pending": s.pending,
         "steps": steps,
+        "started_by": ctx.handle(e.started_by()).await,
+        "handoffs": handoffs,
+        "newer_version": drift.map(|d| d.newer_version),
+        "newer_version_steps_changed": drift.map(|d| d.steps_changed),
     })
 }
 

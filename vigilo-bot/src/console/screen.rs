@@ -62,12 +62,18 @@ impl Screen {
                     .dim(&format!("── end of {} ──", sanitize(&file.filename))),
             );
         }
-        if let (Target::Update(_), Some(first)) = (reply.target, lines.first_mut()) {
+        if let (Target::Update(_) | Target::Refresh(_), Some(first)) =
+            (reply.target, lines.first_mut())
+        {
             *first = format!("↻ {first}");
         }
         let threaded = match reply.target {
-            Target::Thread(_) | Target::Update(Anchor::StepCard { .. }) => true,
-            Target::NewMessage | Target::Update(Anchor::Execution(_)) => false,
+            Target::Thread(_)
+            | Target::Update(Anchor::StepCard { .. })
+            | Target::Refresh(Anchor::StepCard { .. }) => true,
+            Target::NewMessage
+            | Target::Update(Anchor::Execution(_))
+            | Target::Refresh(Anchor::Execution(_)) => false,
         };
         let mut prefix = String::new();
         if threaded {

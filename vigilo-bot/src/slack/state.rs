@@ -285,6 +285,7 @@ impl Bot {
                     .await
                     .ok()
                     .map(|()| r),
+                Placement::Skip => None,
             };
             if let Some(image) = &reply.image {
                 self.upload_image(workspace, origin, posted.as_ref(), image)
@@ -310,6 +311,7 @@ impl Bot {
         let thread = match self.refs.place(workspace, &reply.target) {
             Placement::Post { thread } => thread,
             Placement::Update(r) => Some(r),
+            Placement::Skip => None,
         };
         let channel = thread
             .as_ref()

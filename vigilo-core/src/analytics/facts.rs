@@ -98,7 +98,7 @@ impl RunFacts {
             started_at: execution.started_at,
             events: events
                 .iter()
-                .filter(|e| e.kind != EventKind::Started)
+                .filter(|e| fact_kind(e.kind.as_str()).is_some())
                 .map(|e| EventFact {
                     kind: e.kind,
                     step: e.step_id,

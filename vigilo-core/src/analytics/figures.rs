@@ -252,7 +252,8 @@ impl RunbookAcc {
                 EventKind::Failed => s.failures += 1,
                 EventKind::Retried => s.retries += 1,
                 EventKind::Approved => s.last_approval = s.last_approval.max(Some(ev.at)),
-                EventKind::Started | EventKind::Aborted => {}
+                // Started, aborted, and kinds that change no outcome (notes, hand-overs).
+                _ => {}
             }
         }
         for (step, s) in scratch.iter() {

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Approval, ChannelRef, EventKind, ExecStep, Execution, ExecutionStatus, StepEvent, StepStatus,
+    Approval, ChannelRef, EventKind, ExecStep, Execution, ExecutionStatus, Handoff, StepEvent,
+    StepNote, StepStatus,
 };
 use crate::ids::{ChangeId, ExecutionId, Key, RunbookId, UserId, WorkspaceId};
 use crate::runbook::Step;
@@ -34,7 +35,7 @@ pub struct ExecutionHeader {
     pub runbook_version: u32,
     /// The runbook title at that version.
     pub title: String,
-    /// Who started it.
+    /// Who started it (hand-overs are events: see [`replay`]).
     pub operator: UserId,
     /// A linked change, if any.
     pub change: Option<Key>,
@@ -103,7 +104,7 @@ pub fn header(e: &Execution) -> ExecutionHeader {
         runbook_key: e.runbook_key,
         runbook_version: e.runbook_version,
         title: e.title.clone(),
-        operator: e.operator,
+        operator: e.started_by(),
         change: e.change,
         change_id: e.change_id,
         incident: e.incident,
@@ -146,6 +147,7 @@ pub fn replay(
         runbook_version: header.runbook_version,
         title: header.title,
         operator: header.operator,
+        handoffs: Vec::new(),
         change: header.change,
         change_id: header.change_id,
         incident: header.incident,
@@ -169,6 +171,7 @@ pub fn replay(
                 actor: None,
                 approval: None,
                 failures: 0,
+                notes: Vec::new(),
             })
             .collect(),
         started_at: header.started_at,
@@ -186,7 +189,8 @@ pub fn replay(
                 ),
             ));
         }
-        if e.status.is_sealed() {
+        // Notes are the one kind accepted after the seal (see `machine::apply`).
+        if e.status.is_sealed() && ev.kind != EventKind::Noted {
             return Err(fail(ev.seq, "it follows the seal".into()));
         }
         apply_event(&mut e, ev).map_err(|reason| fail(ev.seq, reason))?;
@@ -197,11 +201,27 @@ pub fn replay(
 
 /// Applies one recorded event to the state, as the machine did when it accepted it.
 fn apply_event(e: &mut Execution, ev: &StepEvent) -> Result<(), String> {
-    if ev.kind == EventKind::Aborted {
-        e.status = ExecutionStatus::Aborted;
-        e.sealed_at = Some(ev.at);
-        e.abort_reason = ev.note.clone();
-        return Ok(());
+    match ev.kind {
+        EventKind::Aborted => {
+            e.status = ExecutionStatus::Aborted;
+            e.sealed_at = Some(ev.at);
+            e.abort_reason = ev.note.clone();
+            return Ok(());
+        }
+        EventKind::HandedOver | EventKind::TakenOver => {
+            let to = ev
+                .to
+                .ok_or_else(|| format!("a `{}` event names no new operator", ev.kind.as_str()))?;
+            e.handoffs.push(Handoff {
+                from: e.operator,
+                to,
+                by: ev.actor,
+                at: ev.at,
+            });
+            e.operator = to;
+            return Ok(());
+        }
+        _ => {}
     }
     let order = ev
         .step_order
@@ -210,6 +230,19 @@ fn apply_event(e: &mut Execution, ev: &StepEvent) -> Result<(), String> {
         .checked_sub(1)
         .filter(|i| *i < e.steps.len())
         .ok_or_else(|| format!("it names step {order} of {}", e.steps.len()))?;
+    if ev.kind == EventKind::Noted {
+        let text = ev
+            .note
+            .clone()
+            .ok_or_else(|| "a `noted` event without its text".to_owned())?;
+        e.steps[idx].notes.push(StepNote {
+            author: ev.actor,
+            at: ev.at,
+            text,
+            seq: ev.seq,
+        });
+        return Ok(());
+    }
     if e.current_index() != Some(idx) {
         return Err(format!("step {order} was not the current step"));
     }
@@ -217,7 +250,7 @@ fn apply_event(e: &mut Execution, ev: &StepEvent) -> Result<(), String> {
     let s = &mut e.steps[idx];
     match ev.kind {
         EventKind::Started => return Err("a second `started` event".into()),
-        EventKind::Aborted => {}
+        EventKind::Aborted | EventKind::Noted | EventKind::HandedOver | EventKind::TakenOver => {}
         EventKind::Approved => {
             s.approval = Some(Approval {
                 by: ev.actor,
@@ -382,6 +415,42 @@ mod tests {
 
         let err = replay(h, s, &[first.clone(), first]).unwrap_err();
         assert!(err.to_string().contains("EX-00001"), "{err}");
+    }
+
+    #[test]
+    fn events_stored_before_notes_and_hand_overs_still_parse() {
+        let (_, first, _) = started();
+        let mut doc = serde_json::to_value(&first).unwrap();
+        assert!(doc.get("to").is_none(), "an absent `to` is not written");
+        doc.as_object_mut().unwrap().remove("satisfied_as");
+        let back: StepEvent = serde_json::from_value(doc).unwrap();
+        assert_eq!(back, first);
+        // An execution document without `handoffs` or `notes` reads as having none.
+        let (e, _, _) = started();
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(
+            !text.contains("handoffs") && !text.contains("notes"),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Execution>(&text).unwrap(), e);
+    }
+
+    #[test]
+    fn a_hand_over_without_its_new_operator_is_named() {
+        let (e, first, actor) = started();
+        let (h, s) = split(&e);
+        let t = machine::apply(&e, &Command::TakeOver, &actor, &Policy::default(), first.at);
+        // The operator taking over their own run is refused by the machine; forge the event.
+        assert!(t.is_err());
+        let mut ev = first.clone();
+        ev.seq = 2;
+        ev.kind = EventKind::HandedOver;
+        let err = replay(h.clone(), s.clone(), &[first.clone(), ev.clone()]).unwrap_err();
+        assert!(err.reason.contains("names no new operator"), "{err}");
+        ev.to = Some(UserId::new());
+        let ok = replay(h, s, &[first, ev.clone()]).unwrap();
+        assert_eq!(ok.operator, ev.to.unwrap());
+        assert_eq!(ok.started_by(), actor.id());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! Every rule about walking an execution lives here, so it is testable with a table of cases:
 //! commands name the step they are meant for, sealed executions refuse everything, Skip and
 //! Abort need a reason, Failed needs a note, gated steps need an approval by a role that
-//! satisfies the step's `owner_role` at the moment of approval.
+//! satisfies the step's `owner_role` at the moment of approval. Notes change no step's state
+//! and are the one command a sealed execution still accepts (for the post-mortem); a hand-over
+//! or takeover changes the operator, who is then the one that counts for every later check.
 
 use chrono::{DateTime, Utc};
 
 use crate::execution::{
-    Approval, ChannelRef, EventKind, ExecStep, Execution, ExecutionStatus, StepEvent, StepStatus,
+    Approval, ChannelRef, EventKind, ExecStep, Execution, ExecutionStatus, Handoff, StepEvent,
+    StepNote, StepStatus,
 };
 use crate::fields::{Markdown, ValidationError};
 use crate::ids::{ChangeId, ExecutionId, Key, UserId};
@@ -56,7 +59,29 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Add a note to any step (current, finished or not reached), sealed executions included.
+    Note {
+        /// The step noted (any step of the execution).
+        step: u32,
+        /// The note (required, at most [`MAX_NOTE_CHARS`] characters).
+        text: String,
+        /// The revision the author saw when writing it: the same author's same text on the same
+        /// step added after it is a repeat (a double click, a redelivery) and is refused.
+        /// `None` skips the check.
+        seen_rev: Option<u64>,
+    },
+    /// The operator (or an admin) hands the execution to another member. Who may receive it is
+    /// the caller's rule ([`crate::authz`]); the machine refuses a hand-over to the operator.
+    HandOver {
+        /// The new operator.
+        to: UserId,
+    },
+    /// The actor becomes the operator (an admin or the owner: the caller's rule).
+    TakeOver,
 }
+
+/// The longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
 
 impl Command {
     /// The step the command names, if it is a step command.
@@ -66,9 +91,19 @@ impl Command {
             | Command::Skip { step, .. }
             | Command::Fail { step, .. }
             | Command::Approve { step }
-            | Command::Retry { step } => Some(*step),
-            Command::Abort { .. } => None,
+            | Command::Retry { step }
+            | Command::Note { step, .. } => Some(*step),
+            Command::Abort { .. } | Command::HandOver { .. } | Command::TakeOver => None,
         }
+    }
+
+    /// True for the commands that move a step or seal the execution (everything but notes,
+    /// hand-overs and takeovers); they name the current step.
+    pub fn moves_steps(&self) -> bool {
+        !matches!(
+            self,
+            Command::Note { .. } | Command::HandOver { .. } | Command::TakeOver
+        )
     }
 
     /// The verb, for messages and the audit trail.
@@ -80,6 +115,9 @@ impl Command {
             Command::Approve { .. } => "approve",
             Command::Retry { .. } => "retry",
             Command::Abort { .. } => "abort",
+            Command::Note { .. } => "note",
+            Command::HandOver { .. } => "hand over",
+            Command::TakeOver => "take over",
         }
     }
 }
@@ -156,7 +194,7 @@ pub enum ExecError {
     },
     /// The workspace requires a second person to approve.
     #[error(
-        "the operator who started this execution cannot approve its gated steps; ask someone with {requirement}"
+        "the operator of this execution (who started it, or to whom it was handed over) cannot approve its gated steps; ask someone with {requirement}"
     )]
     ApproverIsOperator {
         /// Who may approve.
@@ -193,6 +231,23 @@ pub enum ExecError {
     /// A note or reason broke a limit.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The same note by the same author on the same step was added after the revision the
+    /// command was made at: a repeat.
+    #[error("this note was already added to step {step}; nothing changed")]
+    DuplicateNote {
+        /// The step.
+        step: u32,
+        /// When the first one was added.
+        at: DateTime<Utc>,
+    },
+    /// A hand-over to the operator, or a takeover by the operator.
+    #[error("{user_is} already the operator of {key}; nothing changed")]
+    AlreadyOperator {
+        /// The execution.
+        key: Key,
+        /// `you are` or `they are`.
+        user_is: &'static str,
+    },
 }
 
 /// What a new execution is made of, besides the runbook snapshot.
@@ -231,6 +286,7 @@ pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Tran
             actor: None,
             approval: None,
             failures: 0,
+            notes: Vec::new(),
         })
         .collect::<Vec<_>>();
     let empty = steps.is_empty();
@@ -243,6 +299,7 @@ pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Tran
         runbook_version: runbook.version,
         title: runbook.body.title.to_string(),
         operator: params.operator,
+        handoffs: Vec::new(),
         change: params.change.map(|c| c.0),
         change_id: params.change.map(|c| c.1),
         incident: params.incident,
@@ -271,6 +328,7 @@ pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Tran
         note: None,
         started_at: None,
         satisfied_as: None,
+        to: None,
     };
     Transition { execution, event }
 }
@@ -291,6 +349,14 @@ pub fn apply(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Transition, ExecError> {
+    if let Command::Note {
+        step,
+        text,
+        seen_rev,
+    } = cmd
+    {
+        return note(exec, *step, text, *seen_rev, actor.id(), now);
+    }
     if exec.status.is_sealed() {
         return Err(ExecError::Sealed {
             key: exec.key,
@@ -312,6 +378,7 @@ pub fn apply(
         note: None,
         started_at: None,
         satisfied_as: None,
+        to: None,
     };
 
     if let Command::Abort { reason } = cmd {
@@ -324,6 +391,31 @@ pub fn apply(
             event.step_order = Some(i as u32 + 1);
             event.step_id = exec.steps.get(i).map(|s| s.step.id);
         }
+        return Ok(Transition {
+            execution: next,
+            event,
+        });
+    }
+    if let Command::HandOver { .. } | Command::TakeOver = cmd {
+        let (to, kind, user_is) = match cmd {
+            Command::HandOver { to } => (*to, EventKind::HandedOver, "they are"),
+            _ => (actor.id(), EventKind::TakenOver, "you are"),
+        };
+        if to == exec.operator {
+            return Err(ExecError::AlreadyOperator {
+                key: exec.key,
+                user_is,
+            });
+        }
+        next.handoffs.push(Handoff {
+            from: exec.operator,
+            to,
+            by: actor.id(),
+            at: now,
+        });
+        next.operator = to;
+        event.kind = kind;
+        event.to = Some(to);
         return Ok(Transition {
             execution: next,
             event,
@@ -478,11 +570,80 @@ pub fn apply(
             event.kind = EventKind::Failed;
             event.note = Some(note);
         }
-        Command::Abort { .. } => return unreachable_abort(),
+        Command::Abort { .. }
+        | Command::Note { .. }
+        | Command::HandOver { .. }
+        | Command::TakeOver => return unreachable_abort(),
     }
     Ok(Transition {
         execution: next,
         event,
+    })
+}
+
+/// Adds a note to step `order` of `exec` (running or sealed); see [`Command::Note`].
+fn note(
+    exec: &Execution,
+    order: u32,
+    text: &str,
+    seen_rev: Option<u64>,
+    author: UserId,
+    now: DateTime<Utc>,
+) -> Result<Transition, ExecError> {
+    let count = exec.steps.len();
+    let idx = (order as usize)
+        .checked_sub(1)
+        .filter(|i| *i < count)
+        .ok_or(ExecError::NoSuchStep {
+            key: exec.key,
+            step: order,
+            count,
+        })?;
+    let text = required_text("a note", "note", text)?;
+    let chars = text.as_str().chars().count();
+    if chars > MAX_NOTE_CHARS {
+        return Err(ValidationError::new(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters (got {chars}); shorten it or split it into several notes"),
+        )
+        .into());
+    }
+    let step = &exec.steps[idx];
+    if let Some(seen) = seen_rev
+        && let Some(first) = step
+            .notes
+            .iter()
+            .find(|n| n.seq > seen && n.author == author && n.text == text)
+    {
+        return Err(ExecError::DuplicateNote {
+            step: order,
+            at: first.at,
+        });
+    }
+    let seq = exec.rev + 1;
+    let mut next = exec.clone();
+    next.rev = seq;
+    next.steps[idx].notes.push(StepNote {
+        author,
+        at: now,
+        text: text.clone(),
+        seq,
+    });
+    Ok(Transition {
+        execution: next,
+        event: StepEvent {
+            execution: exec.id,
+            seq,
+            kind: EventKind::Noted,
+            step_order: Some(order),
+            step_id: Some(step.step.id),
+            actor: author,
+            at: now,
+            note: Some(text),
+            started_at: None,
+            satisfied_as: None,
+            to: None,
+        },
     })
 }
 

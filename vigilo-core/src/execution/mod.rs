@@ -2,6 +2,7 @@
 //!
 //! The model lives here; every rule lives in [`machine`], one pure function with time passed in.
 
+pub mod drift;
 pub mod history;
 pub mod machine;
 pub mod summary;
@@ -13,7 +14,8 @@ use crate::fields::Markdown;
 use crate::ids::{ChangeId, ExecutionId, Key, RunbookId, StepId, UserId, WorkspaceId};
 use crate::runbook::Step;
 
-pub use machine::{Command, ExecError, Transition, apply};
+pub use drift::Drift;
+pub use machine::{Command, ExecError, MAX_NOTE_CHARS, Transition, apply};
 pub use summary::{ExecutionSummary, StepTiming};
 
 /// Whether an execution is still running or sealed.
@@ -86,6 +88,41 @@ pub struct Approval {
     pub satisfied_as: String,
 }
 
+/// A note on a step: a remark that changes nothing of the step's state (what was seen, a link,
+/// a post-mortem remark after the seal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepNote {
+    /// Who wrote it.
+    pub author: UserId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The text (markdown, at most [`MAX_NOTE_CHARS`] characters).
+    pub text: Markdown,
+    /// The event that added it (its `seq`).
+    pub seq: u64,
+}
+
+/// A change of an execution's operator: a hand-over by the operator (or an admin), or a
+/// takeover by an admin or the owner (`by == to`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// The operator before.
+    pub from: UserId,
+    /// The operator after.
+    pub to: UserId,
+    /// Who made the change.
+    pub by: UserId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl Handoff {
+    /// True when the new operator took the run over themselves.
+    pub fn is_takeover(&self) -> bool {
+        self.by == self.to && self.by != self.from
+    }
+}
+
 /// One step of an execution: the snapshot of the runbook step and what happened to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecStep {
@@ -105,6 +142,9 @@ pub struct ExecStep {
     pub approval: Option<Approval>,
     /// How many times it failed.
     pub failures: u32,
+    /// Notes added to the step, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<StepNote>,
 }
 
 /// A chat channel an execution was started from, so the channel can find "its" executions.
@@ -133,8 +173,11 @@ pub struct Execution {
     pub runbook_version: u32,
     /// The runbook title at that version.
     pub title: String,
-    /// Who started it.
+    /// The operator now: who started it, or whom it was last handed over to.
     pub operator: UserId,
+    /// Every change of operator, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoffs: Vec<Handoff>,
     /// A linked change, if any.
     pub change: Option<Key>,
     /// The linked change's id, if any.
@@ -172,6 +215,32 @@ impl Execution {
     pub fn current(&self) -> Option<&ExecStep> {
         self.current_index().and_then(|i| self.steps.get(i))
     }
+
+    /// Who started the execution (the operator before the first hand-over).
+    pub fn started_by(&self) -> UserId {
+        self.handoffs.first().map_or(self.operator, |h| h.from)
+    }
+
+    /// The 0-based step a note goes to when none is named: the current step; once sealed, the
+    /// step the run stopped at (aborted) or the last step (completed). `None` without steps.
+    pub fn note_step_index(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .position(|s| !s.status.is_complete())
+            .or_else(|| self.steps.len().checked_sub(1))
+    }
+
+    /// Every note of the execution with its step's 0-based index, oldest first.
+    pub fn notes(&self) -> Vec<(usize, &StepNote)> {
+        let mut all: Vec<(usize, &StepNote)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.notes.iter().map(move |n| (i, n)))
+            .collect();
+        all.sort_by_key(|(_, n)| n.seq);
+        all
+    }
 }
 
 /// What a step event records.
@@ -192,6 +261,12 @@ pub enum EventKind {
     Retried,
     /// The execution was aborted.
     Aborted,
+    /// A note was added to a step (state unchanged; accepted after the seal too).
+    Noted,
+    /// The operator (or an admin) handed the execution to another member.
+    HandedOver,
+    /// An admin or the owner took the execution over.
+    TakenOver,
 }
 
 impl EventKind {
@@ -205,6 +280,9 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Retried => "retried",
             EventKind::Aborted => "aborted",
+            EventKind::Noted => "noted",
+            EventKind::HandedOver => "handed_over",
+            EventKind::TakenOver => "taken_over",
         }
     }
 }
@@ -235,4 +313,7 @@ pub struct StepEvent {
     /// every other kind, and on approvals recorded before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub satisfied_as: Option<String>,
+    /// For a hand-over or takeover: the new operator. Absent on every other kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
 }

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    ApprovalFact, AuditRef, ExecutionFacts, ExecutionReport, REPORT_FORMAT, StepFacts, version_hash,
+    ApprovalFact, AuditRef, ExecutionFacts, ExecutionReport, Handoff, NoteFact, REPORT_FORMAT,
+    StepFacts, version_hash,
 };
 use crate::audit::AuditEntry;
 use crate::execution::summary::minutes;
@@ -300,6 +301,35 @@ impl Fold {
                 s.note = None;
                 s.actual_minutes = None;
                 self.current_since[i] = Some(e.at);
+            }
+            "execution.note_added" => {
+                // A note changes no outcome, and may come after the seal: the step's line
+                // takes it, the run stays as it was.
+                let i = step.ok_or_else(need_step)?;
+                self.steps[i].notes.push(NoteFact {
+                    author: handle(e),
+                    at: e.at,
+                    text: text(&e.details, "note").unwrap_or_default(),
+                });
+                self.steps[i].audit.push(reference(e));
+                return Ok(());
+            }
+            "execution.handed_over" | "execution.taken_over" => {
+                // Recorded as `@handle`; the report names people by handle, as its actors.
+                let bare =
+                    |key| text(&e.details, key).map(|h| h.trim_start_matches('@').to_owned());
+                let (Some(from), Some(to)) = (bare("from"), bare("to")) else {
+                    return Err(unreadable(e, "it names no operator before and after"));
+                };
+                self.exec.operator = to.clone();
+                self.exec.handoffs.push(Handoff {
+                    from,
+                    to,
+                    by: handle(e),
+                    at: e.at,
+                });
+                self.exec.audit.push(reference(e));
+                return Ok(());
             }
             // A kind this fold does not read yet: accounted for, no fact taken.
             _ => {}

@@ -37,6 +37,22 @@ pub struct ActOutcome {
     pub event: StepEvent,
 }
 
+/// The audit action of an accepted command's event.
+fn audit_action(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Approved => "execution.step_approved",
+        EventKind::Done => "execution.step_done",
+        EventKind::Skipped => "execution.step_skipped",
+        EventKind::Failed => "execution.step_failed",
+        EventKind::Retried => "execution.step_retried",
+        EventKind::Aborted => "execution.aborted",
+        EventKind::Started => "execution.started",
+        EventKind::Noted => "execution.note_added",
+        EventKind::HandedOver => "execution.handed_over",
+        EventKind::TakenOver => "execution.taken_over",
+    }
+}
+
 /// The service's answer to a failed read of execution `key`: a missing one is named, with
 /// where to look.
 fn execution_not_found(e: StoreError, key: Key) -> Error {
@@ -51,7 +67,7 @@ fn execution_not_found(e: StoreError, key: Key) -> Error {
 }
 
 impl Vigilo {
-    async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
+    pub(super) async fn load_execution(&self, who: &Who, key: Key) -> Result<Execution> {
         if key.kind != KeyKind::Execution {
             return Err(Error::wrong_key(key, "an execution"));
         }
@@ -173,8 +189,8 @@ impl Vigilo {
         Ok(t.execution)
     }
 
-    /// Applies a step command (done, skip, fail, approve, retry, abort). Roles are checked now,
-    /// at click time. A command for a step that is no longer current changes nothing and says
+    /// Applies a command (done, skip, fail, approve, retry, abort, note, hand over, take
+    /// over). Roles are checked now, at click time, against the operator of this moment. A command for a step that is no longer current changes nothing and says
     /// who acted on it and when, so double clicks and redeliveries apply once.
     pub async fn act(&self, who: &Who, execution: Key, cmd: Command) -> Result<ActOutcome> {
         for _ in 0..CONFLICT_RETRIES {
@@ -192,15 +208,21 @@ impl Vigilo {
                 .execution
                 .map_err(|e| execution_not_found(e, execution))?;
             let ws = reads.workspace;
-            if !matches!(cmd, Command::Approve { .. }) {
-                self.check(
-                    &actor,
-                    Action::ActOnExecution,
-                    &Subject {
-                        owner: Some(exec.operator),
-                        visibility: None,
-                    },
-                )?;
+            // The operator at this moment is the one that counts (after a hand-over, the new
+            // one); approvals are the state machine's rule.
+            let run = Subject {
+                owner: Some(exec.operator),
+                visibility: None,
+            };
+            match &cmd {
+                Command::Approve { .. } => {}
+                Command::HandOver { .. } => {
+                    self.check(&actor, Action::HandOverExecution, &run)?;
+                }
+                Command::TakeOver => {
+                    self.check(&actor, Action::TakeOverExecution, &Subject::NONE)?;
+                }
+                _ => self.check(&actor, Action::ActOnExecution, &run)?,
             }
             let ws = ws?;
             let now = self.now();
@@ -209,14 +231,13 @@ impl Vigilo {
                 Err(e) => return Err(self.explain(&exec, e).await),
             };
             let kind = t.event.kind;
-            let action = match kind {
-                EventKind::Approved => "execution.step_approved",
-                EventKind::Done => "execution.step_done",
-                EventKind::Skipped => "execution.step_skipped",
-                EventKind::Failed => "execution.step_failed",
-                EventKind::Retried => "execution.step_retried",
-                EventKind::Aborted => "execution.aborted",
-                EventKind::Started => "execution.started",
+            let action = audit_action(kind);
+            let operators = match t.event.to {
+                Some(to) => Some((
+                    self.handle_of(exec.operator).await,
+                    self.handle_of(to).await,
+                )),
+                None => None,
             };
             let step_title = t
                 .event
@@ -238,6 +259,8 @@ impl Vigilo {
                         .and_then(|s| s.approval.as_ref())
                         .filter(|_| kind == EventKind::Approved)
                         .map(|a| a.satisfied_as.clone()),
+                    "from": operators.as_ref().map(|o| o.0.as_str()),
+                    "to": operators.as_ref().map(|o| o.1.as_str()),
                 }),
                 AuditLinks {
                     runbook: Some(exec.runbook_key),
@@ -284,7 +307,7 @@ impl Vigilo {
     }
 
     /// Turns a state-machine refusal into a message that names people.
-    async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
+    pub(super) async fn explain(&self, exec: &Execution, e: ExecError) -> Error {
         let failure = |by_handle: Option<String>, message: String| {
             Error::Execution(ExecFailure::new(
                 Some(exec.key),
@@ -312,6 +335,14 @@ impl Vigilo {
                     fmt_time(*at)
                 );
                 failure(Some(handle), message)
+            }
+            ExecError::DuplicateNote { step, at } => {
+                let message = format!(
+                    "this note was already added to step {step} of {} at {}; nothing changed",
+                    exec.key,
+                    fmt_time(*at)
+                );
+                failure(None, message)
             }
             ExecError::AlreadyApproved { step, by, at } => {
                 let handle = self.handle_of(*by).await;

@@ -10,6 +10,7 @@ mod incidents;
 mod reports;
 mod runbooks;
 mod stats;
+mod together;
 
 use std::sync::Arc;
 

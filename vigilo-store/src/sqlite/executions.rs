@@ -245,8 +245,11 @@ pub(crate) fn events_of(conn: &Connection, id: &str, what: &str) -> StoreResult<
 /// snapshot's bytes with the execution and parses them only when they differ from the copy
 /// parsed before. The bytes are compared in full, so an edited row is never masked.
 struct SnapshotCache {
-    entries: Mutex<HashMap<String, (Arc<str>, Arc<Snapshot>)>>,
+    entries: Mutex<HashMap<String, Cached>>,
 }
+
+/// A cached snapshot: the document's bytes as read, and the snapshot parsed from them.
+type Cached = (Arc<str>, Arc<Snapshot>);
 
 /// How many bytes of snapshot documents the cache keeps before it starts over.
 const CACHE_BYTES: usize = 64 << 20;

@@ -258,6 +258,7 @@ pub fn started_event(e: &Execution) -> StepEvent {
         note: None,
         started_at: None,
         satisfied_as: None,
+        to: None,
     }
 }
 

@@ -410,3 +410,61 @@ pub async fn list_executions_filters(store: &dyn Store) {
     assert_eq!(rows[2], ex1, "listed rows are whole rows");
     assert_eq!(rows[0].status, ExecutionStatus::Aborted);
 }
+
+/// Notes, hand-overs and takeovers are events like any other: each is committed with the
+/// execution at its revision, and the execution reads back exactly after each — its operator,
+/// its hand-overs and every step's notes — including a note added after the seal, which leaves
+/// the execution sealed.
+pub async fn execution_notes_and_hand_overs(store: &dyn Store) {
+    let ctx = setup(store, "together").await;
+    let rb = add_runbook(store, &ctx, simple_body("Fail over"), &ctx.alice, true).await;
+    let ex = start_execution(store, &ctx, &rb, &ctx.bob, None, None).await;
+    let note = |step: u32, text: &str| Command::Note {
+        step,
+        text: text.into(),
+        seen_rev: None,
+    };
+    let mut walk = vec![ex.clone()];
+    let cmds: Vec<(Command, &crate::workspace::User)> = vec![
+        (note(1, "paged the **DBA** <!channel>"), &ctx.bob),
+        (note(3, "check the replica lag first"), &ctx.alice),
+        (done(1), &ctx.bob),
+        (Command::HandOver { to: ctx.alice.id }, &ctx.bob),
+        (note(2, "taking this from here"), &ctx.alice),
+        (Command::HandOver { to: ctx.bob.id }, &ctx.alice),
+        (Command::TakeOver, &ctx.alice),
+        (done(2), &ctx.alice),
+        (done(3), &ctx.alice),
+        (note(3, "post-mortem: lag was 40 s"), &ctx.bob),
+    ];
+    for (cmd, user) in cmds {
+        let last = walk.last().unwrap().clone();
+        let next = step(store, &ctx, &last, cmd, user).await;
+        assert_eq!(store.execution(ctx.id(), ex.id).await.unwrap(), next);
+        walk.push(next);
+    }
+    let last = walk.last().unwrap();
+    assert_eq!(last.status, ExecutionStatus::Completed);
+    assert_eq!(last.rev, 11);
+    assert_eq!(last.operator, ctx.alice.id);
+    assert_eq!(last.started_by(), ctx.bob.id);
+    assert_eq!(last.handoffs.len(), 3);
+    assert_eq!(
+        last.steps.iter().map(|s| s.notes.len()).collect::<Vec<_>>(),
+        vec![1, 1, 2]
+    );
+    assert_eq!(
+        store.execution_by_key(ctx.id(), ex.key).await.unwrap(),
+        *last
+    );
+    let events = store.step_events(ctx.id(), ex.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<u64>>()
+    );
+    let listed = store
+        .list_executions(ctx.id(), &ExecutionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![last.clone()]);
+}

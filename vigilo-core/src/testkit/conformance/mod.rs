@@ -35,7 +35,8 @@
 //!
 //! - `workspaces` — workspaces, users, memberships: rows, unique values, concurrent inserts;
 //! - `runbooks` — runbooks, versions, lists, search;
-//! - `executions` — executions and their events, [`Store::action_reads`], lists;
+//! - `executions` — executions and their events (notes, hand-overs and takeovers included),
+//!   [`Store::action_reads`], lists;
 //! - `changes_incidents` — change requests and incidents;
 //! - `reads` — default page sizes, rows never written;
 //! - `keys` — key allocation, sequential and concurrent;
@@ -80,7 +81,8 @@ pub use commits::{
     commit_to_unknown_workspace_is_refused, concurrent_updates_one_winner,
 };
 pub use executions::{
-    action_reads_match_single_reads, execution_round_trip, list_executions_filters,
+    action_reads_match_single_reads, execution_notes_and_hand_overs, execution_round_trip,
+    list_executions_filters,
 };
 pub use invariants::{
     commit_checks_acting_membership, owner_demotions_race, workspace_keeps_an_owner,
@@ -124,6 +126,7 @@ macro_rules! conformance_tests {
             list_runbooks_filters,
             search_runbooks,
             execution_round_trip,
+            execution_notes_and_hand_overs,
             action_reads_match_single_reads,
             list_executions_filters,
             change_round_trip,
@@ -181,6 +184,7 @@ pub const ALL: &[&str] = &[
     "list_runbooks_filters",
     "search_runbooks",
     "execution_round_trip",
+    "execution_notes_and_hand_overs",
     "action_reads_match_single_reads",
     "list_executions_filters",
     "change_round_trip",
