@@ -39,8 +39,7 @@ const RAW: &str = "SELECT e.id, e.runbook_id, e.runbook_version, e.status, s.at,
    AND (?3 IS NULL OR e.runbook_version = ?3)
    AND (?4 OR e.rehearsal = 0)
    AND (?5 IS NULL OR s.at >= ?5)
-   AND (?6 IS NULL OR s.at < ?6)
- ORDER BY e.id, ev.seq";
+   AND (?6 IS NULL OR s.at < ?6)";
 
 /// Seeds `db` and returns (workspace id, runbook id, owner) as text plus the `Who`.
 async fn seed(db: &Path) -> Result<(Who, vigilo_core::ids::Key, String, String)> {
@@ -86,7 +85,9 @@ async fn seed(db: &Path) -> Result<(Who, vigilo_core::ids::Key, String, String)>
 /// Copies the template execution `EXECUTIONS - 1` times with raw SQL, in one transaction.
 fn copy_runs(db: &Path) -> Result<()> {
     let mut c = Connection::open(db)?;
-    let tx = c.transaction()?;
+    // The seeding store's writer may still be closing.
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let (id, ws, key, rb, version, doc, snapshot): (String, String, i64, String, i64, String, String) =
         tx.query_row(
             "SELECT id, workspace_id, key_number, runbook_id, runbook_version, doc, snapshot FROM executions",

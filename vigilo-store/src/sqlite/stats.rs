@@ -4,6 +4,8 @@
 //!
 //! [`Store::run_facts`]: vigilo_core::store::Store::run_facts
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -22,7 +24,9 @@ CREATE INDEX step_events_facts
     ON step_events (execution_id, seq, kind, step_id, at, started_at);
 "#;
 
-/// The query's shape; `{runbook}` is the runbook condition or nothing.
+/// The query's shape; `{runbook}` is the runbook condition or nothing. No sort: one would
+/// make the planner walk every execution of the file in id order; rows are grouped by
+/// execution here (a nested loop gives them one execution after another anyway).
 macro_rules! facts_sql {
     ($runbook:literal) => {
         concat!(
@@ -37,8 +41,7 @@ macro_rules! facts_sql {
             " AND (?3 IS NULL OR e.runbook_version = ?3)
                AND (?4 OR e.rehearsal = 0)
                AND (?5 IS NULL OR s.at >= ?5)
-               AND (?6 IS NULL OR s.at < ?6)
-             ORDER BY e.id, ev.seq"
+               AND (?6 IS NULL OR s.at < ?6)"
         )
     };
 }
@@ -90,23 +93,31 @@ pub(crate) fn run_facts(
         ])
         .map_err(sql_err)?;
     let mut out: Vec<RunFacts> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut current = String::new();
+    let mut at_index = 0;
     while let Some(row) = rows.next().map_err(sql_err)? {
         let id = str_of(row.get_ref(0).map_err(sql_err)?, "execution id")?;
         if out.is_empty() || id != current {
             current.clear();
             current.push_str(id);
-            let runbook: RunbookId = str_of(row.get_ref(1).map_err(sql_err)?, "runbook id")?
-                .parse()
-                .map_err(|e| corrupt("runbook id", e))?;
-            let version: i64 = row.get(2).map_err(sql_err)?;
-            out.push(RunFacts {
-                runbook,
-                version: u32::try_from(version).map_err(|_| corrupt("version", version))?,
-                status: status(str_of(row.get_ref(3).map_err(sql_err)?, "status")?)?,
-                started_at: time(row.get(4).map_err(sql_err)?)?,
-                events: Vec::new(),
-            });
+            if let Some(i) = index.get(id) {
+                at_index = *i;
+            } else {
+                let runbook: RunbookId = str_of(row.get_ref(1).map_err(sql_err)?, "runbook id")?
+                    .parse()
+                    .map_err(|e| corrupt("runbook id", e))?;
+                let version: i64 = row.get(2).map_err(sql_err)?;
+                out.push(RunFacts {
+                    runbook,
+                    version: u32::try_from(version).map_err(|_| corrupt("version", version))?,
+                    status: status(str_of(row.get_ref(3).map_err(sql_err)?, "status")?)?,
+                    started_at: time(row.get(4).map_err(sql_err)?)?,
+                    events: Vec::new(),
+                });
+                at_index = out.len() - 1;
+                index.insert(current.clone(), at_index);
+            }
         }
         let kind = match row.get_ref(5).map_err(sql_err)? {
             ValueRef::Null => continue,
@@ -129,7 +140,7 @@ pub(crate) fn run_facts(
             .map_err(sql_err)?
             .map(time)
             .transpose()?;
-        if let Some(run) = out.last_mut() {
+        if let Some(run) = out.get_mut(at_index) {
             run.events.push(EventFact {
                 kind,
                 step,
