@@ -108,3 +108,29 @@ impl Typical {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typical(diff: f64, runs: u64) -> Typical {
+        Typical {
+            median_minutes: 20.0,
+            runs,
+            difference_minutes: diff,
+        }
+    }
+
+    #[test]
+    fn the_summary_sentence_compares_with_the_median() {
+        assert_eq!(
+            typical(12.0, 14).sentence(),
+            "12 min longer than the median of 14 runs"
+        );
+        assert_eq!(
+            typical(-3.5, 2).sentence(),
+            "3.5 min shorter than the median of 2 runs"
+        );
+        assert_eq!(typical(0.4, 1).sentence(), "about the median of 1 run");
+    }
+}
