@@ -38,6 +38,8 @@ pub fn big_pair() -> Result<(RunbookBody, RunbookBody)> {
             verification: format!("kubectl get pods -o wide | grep pool-{i}\n"),
             rollback_note: "Uncordon the nodes.\n".to_owned(),
             requires_approval: i % 10 == 0,
+            approvals_required: 0,
+            approval_expires_minutes: None,
             is_destructive: i % 25 == 0,
         })
         .collect();

@@ -45,6 +45,8 @@ pub fn step_input(i: u32) -> StepInput {
         verification: format!("kubectl get pods -o wide | grep pool-{i}"),
         rollback_note: "Uncordon the nodes.".into(),
         requires_approval: false,
+        approvals_required: 0,
+        approval_expires_minutes: None,
         is_destructive: false,
     }
 }

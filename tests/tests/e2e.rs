@@ -261,7 +261,7 @@ async fn story(store: Arc<dyn Store>, db: &str) -> Told {
     let refusal = fake.wait_calls(from, "chat.postEphemeral", 1).await;
     assert_eq!(refusal[0].body["user"], "U0OTTO");
     let exec = lib.execution(&otto, ex1).await.unwrap();
-    assert!(exec.steps[1].approval.is_none(), "{:?}", exec.steps[1]);
+    assert!(exec.steps[1].approvals.is_empty(), "{:?}", exec.steps[1]);
 
     let from = fake.count();
     let a = client
@@ -288,7 +288,7 @@ async fn story(store: Arc<dyn Store>, db: &str) -> Told {
     assert_eq!(exec.status, ExecutionStatus::Completed);
     let statuses: Vec<StepStatus> = exec.steps.iter().map(|s| s.status).collect();
     assert_eq!(statuses, [StepStatus::Done; 3]);
-    assert_eq!(exec.steps[1].approval.as_ref().unwrap().by, abe.user);
+    assert_eq!(exec.steps[1].approvals[0].by, abe.user);
     assert_eq!(exec.operator, otto.user);
 
     // (d) The trail: intact for the library and for `vigilo audit verify`, and each entry says

@@ -409,7 +409,7 @@ async fn a_denied_approval_is_private_names_the_role_and_changes_nothing() {
 
     let after = w.vigilo.execution(&w.alice, ex(1)).await.unwrap();
     assert_eq!(after.rev, before.rev);
-    assert!(after.steps[1].approval.is_none());
+    assert!(after.steps[1].approvals.is_empty());
 }
 
 #[tokio::test]

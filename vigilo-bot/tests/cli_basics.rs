@@ -299,10 +299,19 @@ fn console_runs_without_as() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_backend() {
-    let Ok(url) = std::env::var("VIGILO_TEST_PG_URL") else {
+    let Ok(admin) = std::env::var("VIGILO_TEST_PG_URL") else {
         eprintln!("VIGILO_TEST_PG_URL not set; skipping the PostgreSQL run");
         return;
     };
+    // A database of its own: the server's `postgres` database may hold another build's schema.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scratch = rt
+        .block_on(vigilo_store::postgres::ScratchDatabase::create(&admin))
+        .unwrap();
+    let url = scratch.url().to_owned();
     let env = Env::empty();
     let tag = format!(
         "{}",
@@ -358,4 +367,5 @@ fn postgres_backend() {
     let r = run(&["audit", "verify"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["result"], "intact");
+    rt.block_on(scratch.drop_database());
 }

@@ -146,7 +146,7 @@ async fn the_tls_rotation_from_start_to_summary() {
     let exec = d.vigilo.execution(&alice, ex1()).await.unwrap();
     assert_eq!(exec.status, ExecutionStatus::Running);
     assert_eq!(exec.current_index(), Some(3));
-    assert!(exec.steps[3].approval.is_none());
+    assert!(exec.steps[3].approvals.is_empty());
     assert_eq!(
         exec.steps.iter().map(|s| s.status).collect::<Vec<_>>(),
         [
@@ -242,8 +242,8 @@ async fn the_tls_rotation_from_start_to_summary() {
     );
     assert_eq!(
         exec.steps[3]
-            .approval
-            .as_ref()
+            .approvals
+            .first()
             .map(|a| a.satisfied_as.as_str()),
         Some("sre")
     );

@@ -222,7 +222,7 @@ async fn a_whole_execution_from_slack() {
     assert_eq!(ups[0].body["ts"], card2.ts.as_deref().unwrap());
     assert!(ups[0].text().contains("APPROVED"), "{}", ups[0].text());
     let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
-    assert!(exec.steps[1].approval.is_some());
+    assert!(!exec.steps[1].approvals.is_empty());
 
     // Done on the approved step: card 3.
     let from = w.fake.count();
@@ -352,7 +352,7 @@ async fn a_whole_execution_from_slack() {
     );
     assert_eq!(exec.steps[1].actor, Some(w.who("dave").user));
     assert_eq!(
-        exec.steps[1].approval.as_ref().unwrap().by,
+        exec.steps[1].approvals[0].by,
         w.who("bob").user,
         "approved by bob, not carol"
     );
@@ -1044,7 +1044,7 @@ async fn roles_are_checked_at_the_click_even_for_a_known_clicker() {
     assert!(up[0].text().contains("APPROVED"), "{}", up[0].text());
     let exec = w.vigilo.execution(&w.who("dave"), ex(1)).await.unwrap();
     assert_eq!(
-        exec.steps[1].approval.as_ref().map(|a| a.by),
+        exec.steps[1].approvals.first().map(|a| a.by),
         Some(w.who("bob").user)
     );
     w.server.shutdown().await.unwrap();

@@ -8,7 +8,9 @@ use crate::fields::{
     EstMinutes, Label, MAX_STEPS, MAX_TITLE_CHARS, Markdown, Title, ValidationError,
 };
 use crate::ids::{ChangeId, Key, RunbookId, StepId, TaskId, UserId, WorkspaceId};
-use crate::runbook::{Runbook, RunbookInput, StepInput};
+use crate::runbook::{
+    ApprovalCount, ApprovalExpiry, Runbook, RunbookInput, StepInput, approval_policy,
+};
 
 /// Where a change stands: `draft → approved → in_progress → completed`, or `cancelled` from any
 /// state that is not final.
@@ -185,6 +187,12 @@ pub struct PlanTask {
     pub rollback_note: Markdown,
     /// Approval gate.
     pub requires_approval: bool,
+    /// Distinct approvers the gate needs (kept from the step, so save-as keeps the policy).
+    #[serde(default, skip_serializing_if = "ApprovalCount::is_one")]
+    pub approvals_required: ApprovalCount,
+    /// Minutes after which each approval lapses, if they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_minutes: Option<ApprovalExpiry>,
     /// Danger badge.
     pub is_destructive: bool,
 }
@@ -212,6 +220,12 @@ impl PlanTask {
             ));
         }
         let wrap = |e: ValidationError| e.within(&at);
+        let (approvals_required, approval_expires_minutes) = approval_policy(
+            input.requires_approval,
+            input.approvals_required,
+            input.approval_expires_minutes,
+        )
+        .map_err(wrap)?;
         Ok(PlanTask {
             id: TaskId::new(),
             from_step: input.id,
@@ -226,6 +240,8 @@ impl PlanTask {
             rollback_note: Markdown::parse_field("rollback_note", input.rollback_note)
                 .map_err(wrap)?,
             requires_approval: input.requires_approval,
+            approvals_required,
+            approval_expires_minutes,
             is_destructive: input.is_destructive,
         })
     }
@@ -263,6 +279,14 @@ impl PlanTask {
             verification: self.verification.to_string(),
             rollback_note: self.rollback_note.to_string(),
             requires_approval: self.requires_approval,
+            approvals_required: if self.requires_approval {
+                i64::from(self.approvals_required.get())
+            } else {
+                0
+            },
+            approval_expires_minutes: self
+                .approval_expires_minutes
+                .map(|m| i64::from(m.minutes())),
             is_destructive: self.is_destructive,
         }
     }
@@ -377,6 +401,8 @@ pub fn import_runbook(
             verification: s.verification.clone(),
             rollback_note: s.rollback_note.clone(),
             requires_approval: s.requires_approval,
+            approvals_required: s.approvals_required,
+            approval_expires_minutes: s.approval_expires_minutes,
             is_destructive: s.is_destructive,
         })
         .collect();

@@ -408,6 +408,7 @@ impl Error {
                 ExecError::NoSuchStep { .. } => ErrorKind::NotFound,
                 ExecError::NotCurrent { .. }
                 | ExecError::AlreadyApproved { .. }
+                | ExecError::LapsesDue { .. }
                 | ExecError::DuplicateNote { .. } => ErrorKind::Conflict,
                 ExecError::ApproverRole { .. } | ExecError::ApproverIsOperator { .. } => {
                     ErrorKind::Denied

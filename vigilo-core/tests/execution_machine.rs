@@ -515,7 +515,7 @@ fn the_walk_seals_after_the_last_step_and_times_each_step() {
     assert_eq!(s.steps[2].variance_minutes, Some(12.0));
     assert_eq!(s.steps[3].status, StepStatus::Skipped);
     assert_eq!((s.done, s.skipped, s.failed, s.pending), (3, 1, 0, 0));
-    assert_eq!(exec.steps[1].approval.as_ref().unwrap().satisfied_as, "dba");
+    assert_eq!(exec.steps[1].approvals[0].satisfied_as, "dba");
 }
 
 #[test]

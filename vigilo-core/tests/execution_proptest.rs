@@ -1,6 +1,7 @@
 //! 10,000 random command sequences against the state machine — several actors, roles changing
-//! mid-way, notes (after the seal too), hand-overs and takeovers — checking the invariants
-//! after every command, and that the events alone rebuild the state.
+//! mid-way, notes (after the seal too), hand-overs and takeovers, steps asking for up to three
+//! distinct approvals that lapse after a few minutes, time passing — checking the invariants
+//! after every command and lapse, and that the events alone rebuild the state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -23,6 +24,12 @@ enum Op {
     SetRole(usize, WorkspaceRole),
     /// Actor index gains or loses the `dba` team role.
     ToggleDba(usize),
+    /// Minutes pass.
+    Wait(i64),
+    /// The next command is applied without recording the lapses due first (as an embedder
+    /// calling `apply` alone might): the machine must still never let a step be done on a
+    /// lapsed approval.
+    SkipLapses,
     /// Actor index notes step (any number, 0 and past the end included) with a text; the note
     /// was written at the current revision minus the given lag (`None`: no repeat check).
     Note(usize, u32, String, Option<u64>),
@@ -31,6 +38,8 @@ enum Op {
     /// Actor index takes the execution over.
     TakeOver(usize),
 }
+
+const PEOPLE: usize = 6;
 
 fn role() -> impl Strategy<Value = WorkspaceRole> {
     prop::sample::select(WorkspaceRole::ALL.to_vec())
@@ -55,25 +64,32 @@ fn command() -> impl Strategy<Value = Command> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        10 => (0usize..4, command()).prop_map(|(a, c)| Op::Cmd(a, c)),
-        1 => (0usize..4, role()).prop_map(|(a, r)| Op::SetRole(a, r)),
-        1 => (0usize..4).prop_map(Op::ToggleDba),
-        3 => (0usize..4, 0u32..7, text(), prop::option::of(0u64..3))
+        12 => (0usize..PEOPLE, command()).prop_map(|(a, c)| Op::Cmd(a, c)),
+        1 => (0usize..PEOPLE, role()).prop_map(|(a, r)| Op::SetRole(a, r)),
+        1 => (0usize..PEOPLE).prop_map(Op::ToggleDba),
+        2 => (0i64..4).prop_map(Op::Wait),
+        1 => Just(Op::SkipLapses),
+        3 => (0usize..PEOPLE, 0u32..7, text(), prop::option::of(0u64..3))
             .prop_map(|(a, s, t, lag)| Op::Note(a, s, t, lag)),
-        1 => (0usize..4, 0usize..4).prop_map(|(a, b)| Op::HandOver(a, b)),
-        1 => (0usize..4).prop_map(Op::TakeOver),
+        1 => (0usize..PEOPLE, 0usize..PEOPLE).prop_map(|(a, b)| Op::HandOver(a, b)),
+        1 => (0usize..PEOPLE).prop_map(Op::TakeOver),
     ]
 }
 
-fn gated_runbook(gates: &[(bool, &'static str)]) -> Runbook {
+/// A step: gated, owner role, approvals asked, minutes after which they lapse.
+type Gate = (bool, &'static str, i64, Option<i64>);
+
+fn gated_runbook(gates: &[Gate]) -> Runbook {
     let steps = gates
         .iter()
         .enumerate()
-        .map(|(i, (g, r))| StepInput {
+        .map(|(i, (g, r, n, m))| StepInput {
             title: format!("Step {}", i + 1),
             est_minutes: 5,
             owner_role: (*r).into(),
             requires_approval: *g,
+            approvals_required: if *g { *n } else { 1 },
+            approval_expires_minutes: m.filter(|_| *g),
             ..Default::default()
         })
         .collect();
@@ -127,11 +143,29 @@ fn actors(roles: &[WorkspaceRole]) -> Vec<Actor> {
         .collect()
 }
 
-fn gate() -> impl Strategy<Value = (bool, &'static str)> {
+fn gate() -> impl Strategy<Value = Gate> {
     (
         any::<bool>(),
         prop::sample::select(vec!["", "operator", "admin", "owner", "dba"]),
+        1i64..=3,
+        prop::option::of(1i64..=4),
     )
+}
+
+/// The approvals of step `order` that the events leave standing (given since its last retry
+/// and not lapsed since): `(approver, when)`. Computed from the events alone, independently of
+/// the machine's state.
+fn standing(events: &[StepEvent], order: u32) -> Vec<(UserId, DateTime<Utc>)> {
+    let mut out: Vec<(UserId, DateTime<Utc>)> = Vec::new();
+    for e in events.iter().filter(|e| e.step_order == Some(order)) {
+        match e.kind {
+            EventKind::Approved => out.push((e.actor, e.at)),
+            EventKind::ApprovalExpired => out.retain(|(by, _)| *by != e.actor),
+            EventKind::Retried => out.clear(),
+            _ => {}
+        }
+    }
+    out
 }
 
 proptest! {
@@ -140,7 +174,7 @@ proptest! {
     #[test]
     fn invariants_hold_for_random_sequences(
         gates in prop::collection::vec(gate(), 0..6),
-        roles in prop::collection::vec(role(), 4),
+        roles in prop::collection::vec(role(), PEOPLE),
         ops in prop::collection::vec(op(), 0..40),
         policy_differs in any::<bool>(),
     ) {
@@ -158,9 +192,12 @@ proptest! {
         let (header, snapshot) = history::split(&exec);
         prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
         let mut now = t0;
+        let mut skip_lapses = false;
         for op in ops {
             now += Duration::seconds(37);
             match op {
+                Op::Wait(m) => now += Duration::minutes(m),
+                Op::SkipLapses => skip_lapses = true,
                 Op::SetRole(a, r) => people[a].membership.role = r,
                 Op::ToggleDba(a) => {
                     let dba = Name::parse_field("t", "dba").unwrap();
@@ -169,6 +206,25 @@ proptest! {
                     }
                 }
                 Op::Cmd(..) | Op::Note(..) | Op::HandOver(..) | Op::TakeOver(..) => {
+                    // Lapses due by now are recorded first, one event each, as the service does.
+                    let record_lapses = !std::mem::take(&mut skip_lapses);
+                    while let Some(t) = record_lapses.then(|| machine::lapse(&exec, now)).flatten() {
+                        let i = t.event.step_order.unwrap() as usize - 1;
+                        let s = &exec.steps[i];
+                        prop_assert_eq!(t.event.kind, EventKind::ApprovalExpired);
+                        prop_assert_eq!(t.event.seq, exec.rev + 1);
+                        prop_assert_eq!(Some(i), exec.current_index());
+                        let gone = s.approvals.iter().find(|a| a.by == t.event.actor).unwrap();
+                        let m = s.step.approval_expires_minutes.unwrap();
+                        prop_assert_eq!(t.event.at, gone.at + m.duration());
+                        prop_assert!(t.event.at <= now);
+                        prop_assert_eq!(t.execution.steps[i].approvals.len() + 1, s.approvals.len());
+                        prop_assert_eq!(t.execution.steps[i].status, s.status);
+                        exec = t.execution;
+                        events.push(t.event);
+                        let (header, snapshot) = history::split(&exec);
+                        prop_assert_eq!(&history::replay(header, snapshot, &events).unwrap(), &exec);
+                    }
                     let (a, cmd) = match op {
                         Op::Cmd(a, cmd) => (a, cmd),
                         Op::Note(a, step, text, lag) => (a, Command::Note {
@@ -197,6 +253,7 @@ proptest! {
                             prop_assert_eq!(t.execution.rev, before.rev + 1);
                             prop_assert_eq!(t.event.seq, t.execution.rev);
                             prop_assert_eq!(t.event.actor, actor.id());
+                            prop_assert!(t.event.kind != EventKind::ApprovalExpired);
                             // A command that moves a step named the step that was current.
                             if cmd.moves_steps()
                                 && let Some(s) = cmd.step()
@@ -231,9 +288,12 @@ proptest! {
                                 }
                                 _ => prop_assert_eq!(t.execution.operator, before.operator),
                             }
-                            // Every approval satisfied the role at its time, and policy.
+                            // Every approval satisfied the role at its time, and policy (the
+                            // operator at that moment, after any hand-over), by someone whose
+                            // approval did not stand already, and never beyond what the step asks.
                             if t.event.kind == EventKind::Approved {
-                                let i = t.event.step_order.unwrap() as usize - 1;
+                                let order = t.event.step_order.unwrap();
+                                let i = order as usize - 1;
                                 let step = &t.execution.steps[i].step;
                                 prop_assert!(step.requires_approval);
                                 let req = RoleRequirement::from_owner_role(step.owner_role.as_str());
@@ -242,12 +302,22 @@ proptest! {
                                     // The operator of that moment, after any hand-over.
                                     prop_assert_ne!(actor.id(), t.execution.operator);
                                 }
+                                let was = standing(&events, order);
+                                prop_assert!(was.iter().all(|(by, _)| *by != actor.id()), "the same approver twice");
+                                prop_assert!((was.len() as u32) < step.approvals_needed());
                             }
-                            // Done on a gated step only with an approval in place.
+                            // Done on a gated step only with N distinct approvals standing, none
+                            // of them lapsed by now — counted from the events alone.
                             if t.event.kind == EventKind::Done {
-                                let i = t.event.step_order.unwrap() as usize - 1;
-                                let s = &t.execution.steps[i];
-                                prop_assert!(!s.step.requires_approval || s.approval.is_some());
+                                let order = t.event.step_order.unwrap();
+                                let s = &t.execution.steps[order as usize - 1];
+                                let valid: BTreeSet<UserId> = standing(&events, order)
+                                    .into_iter()
+                                    .filter(|(_, at)| s.step.approval_expires_minutes.is_none_or(|m| *at + m.duration() > now))
+                                    .map(|(by, _)| by)
+                                    .collect();
+                                prop_assert!(valid.len() as u32 >= s.step.approvals_needed(),
+                                    "step {} done with {} of {} valid approvals", order, valid.len(), s.step.approvals_needed());
                             }
                             exec = t.execution;
                             events.push(t.event);

@@ -481,3 +481,116 @@ async fn hand_overs_and_notes_are_reported_and_verify() {
         assert!(!verified(&w.v.verify_report(None, &edited).await.unwrap()));
     }
 }
+
+#[tokio::test]
+async fn a_lapsed_approval_is_reported_behind_its_step_and_verifies() {
+    let w = world().await;
+    let (dave, _) =
+        w.v.add_member(
+            &w.alice,
+            NewMember {
+                handle: "dave".into(),
+                display_name: String::new(),
+                role: WorkspaceRole::Member,
+                team_roles: ["sre".to_string()].into_iter().collect(),
+                chat_identity: None,
+            },
+        )
+        .await
+        .unwrap();
+    let dave = Who::new(w.alice.workspace, dave.id);
+    let rb =
+        w.v.create_runbook(
+            &w.alice,
+            RunbookInput {
+                title: "Fail over".into(),
+                steps: vec![
+                    StepInput {
+                        title: "Promote the replica".into(),
+                        owner_role: "sre".into(),
+                        requires_approval: true,
+                        approvals_required: 2,
+                        approval_expires_minutes: Some(30),
+                        ..Default::default()
+                    },
+                    StepInput {
+                        title: "Announce".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            CreateRunbook {
+                publish: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .key;
+    let ex =
+        w.v.start_execution(&w.bob, rb, StartOptions::default())
+            .await
+            .unwrap()
+            .key;
+    let act = async |who: &Who, cmd| w.v.act(who, ex, cmd).await.unwrap();
+    w.clock.advance(Duration::minutes(1));
+    let first = act(&w.carol, Command::Approve { step: 1 }).await.event.at;
+    // Carol's approval lapses at minute 31; the read at minute 32 records it.
+    w.clock.advance(Duration::minutes(31));
+    let read = w.v.execution(&w.bob, ex).await.unwrap();
+    assert_eq!(read.steps[0].lapsed.len(), 1);
+    act(&dave, Command::Approve { step: 1 }).await;
+    act(&w.carol, Command::Approve { step: 1 }).await;
+    act(
+        &w.bob,
+        Command::Done {
+            step: 1,
+            note: None,
+        },
+    )
+    .await;
+    act(
+        &w.bob,
+        Command::Done {
+            step: 2,
+            note: None,
+        },
+    )
+    .await;
+
+    let r = w.v.execution_report(&w.bob, ex).await.unwrap();
+    assert_eq!(r.execution.status, ExecutionStatus::Completed);
+    let approvals: Vec<(&str, Option<DateTime<chrono::Utc>>)> = r.steps[0]
+        .approvals
+        .iter()
+        .map(|a| (a.by.as_str(), a.lapsed_at))
+        .collect();
+    assert_eq!(
+        approvals,
+        vec![
+            ("carol", Some(first + Duration::minutes(30))),
+            ("dave", None),
+            ("carol", None),
+        ]
+    );
+    // Approve, lapse, approve, approve and done behind step 1.
+    assert_eq!(r.steps[0].audit.len(), 5);
+    let md = r.render(ReportFormat::Md);
+    assert!(md.contains("(lapsed at"), "{md}");
+    for format in [ReportFormat::Md, ReportFormat::Json] {
+        let text = r.render(format);
+        let verdict = w.v.verify_report(None, &text).await.unwrap();
+        assert!(verified(&verdict), "{format:?}: {verdict:?}");
+    }
+    let edited = md.replacen("(lapsed at", "(lapsed  at", 1);
+    assert!(!verified(&w.v.verify_report(None, &edited).await.unwrap()));
+    // A report of a run without lapses carries no `lapsed_at`.
+    let plain = finished_run(&w).await;
+    let json =
+        w.v.execution_report(&w.bob, plain)
+            .await
+            .unwrap()
+            .render(ReportFormat::Json);
+    assert!(!json.contains("lapsed_at"), "{json}");
+}

@@ -393,11 +393,21 @@ fn step() -> impl Strategy<Value = StepInput> {
         markdown(),
         markdown(),
         markdown(),
-        prop::bool::ANY,
+        (prop::bool::ANY, 1i64..=4, prop::option::of(1i64..=10_080)),
         prop::bool::ANY,
     )
         .prop_map(
-            |(title, description, owner_role, est, expected, verification, rollback, a, d)| {
+            |(
+                title,
+                description,
+                owner_role,
+                est,
+                expected,
+                verification,
+                rollback,
+                (a, n, m),
+                d,
+            )| {
                 StepInput {
                     id: None,
                     title,
@@ -408,6 +418,8 @@ fn step() -> impl Strategy<Value = StepInput> {
                     verification,
                     rollback_note: rollback,
                     requires_approval: a,
+                    approvals_required: if a { n } else { 0 },
+                    approval_expires_minutes: m.filter(|_| a),
                     is_destructive: d,
                 }
             },
@@ -486,6 +498,10 @@ proptest! {
                 Just("- est: 5".to_owned()),
                 Just("- est: 99999999999999999999999".to_owned()),
                 Just("- approval: required".to_owned()),
+                Just("- approval: 3".to_owned()),
+                Just("- approval: 0".to_owned()),
+                Just("- approval-expires: 30".to_owned()),
+                Just("- approval-expires: 99999999999999".to_owned()),
                 Just("- verification: \"unterminated".to_owned()),
                 Just("- rollback: \"\\u12\"".to_owned()),
                 Just("- rollback: \"\\uD800\"".to_owned()),

@@ -145,18 +145,7 @@ struct Found {
 
 /// The audit action the service writes for an event kind.
 fn action_of(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Started => "execution.started",
-        EventKind::Approved => "execution.step_approved",
-        EventKind::Done => "execution.step_done",
-        EventKind::Skipped => "execution.step_skipped",
-        EventKind::Failed => "execution.step_failed",
-        EventKind::Retried => "execution.step_retried",
-        EventKind::Aborted => "execution.aborted",
-        EventKind::Noted => "execution.note_added",
-        EventKind::HandedOver => "execution.handed_over",
-        EventKind::TakenOver => "execution.taken_over",
-    }
+    kind.audit_action()
 }
 
 /// Why the read-only integrity check could not say `ok`.
@@ -436,9 +425,9 @@ async fn check_workspace(
                 step.status
             );
             ensure!(
-                step.approval.is_some() == (approved == 1),
+                step.approvals.len() == approved,
                 "{what}: step {order} approval {:?} but {approved} approval events",
-                step.approval
+                step.approvals
             );
             if approved == 1 {
                 ensure!(

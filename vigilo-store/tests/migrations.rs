@@ -453,9 +453,9 @@ async fn schema_3_converts_executions_made_by_the_previous_release() {
             if now.kind == EventKind::Approved {
                 // The approval still standing says the role it was given with.
                 let standing = old.steps[now.step_order.unwrap() as usize - 1]
-                    .approval
-                    .as_ref()
-                    .filter(|a| a.by == now.actor && a.at == now.at);
+                    .approvals
+                    .iter()
+                    .find(|a| a.by == now.actor && a.at == now.at);
                 assert_eq!(
                     now.satisfied_as.as_deref(),
                     standing.map(|a| a.satisfied_as.as_str())

@@ -172,6 +172,7 @@ macro_rules! pg_conformance {
             missing_rows_are_not_found,
             rows_round_trip_exactly,
             run_facts_figures,
+            approval_policies_round_trip,
         );
     };
 }

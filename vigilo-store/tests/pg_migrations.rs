@@ -393,7 +393,11 @@ impl Schema3Writer {
         actor: &Actor,
     ) {
         let tx = self.c.transaction().await.unwrap();
-        let doc = serde_json::to_string(e).unwrap();
+        let doc = if old_approvals {
+            previous_release_doc(e)
+        } else {
+            serde_json::to_string(e).unwrap()
+        };
         let (number, rev) = (e.key.number as i64, e.rev as i64);
         let channel = e.channel.as_ref();
         match expected {
@@ -568,6 +572,35 @@ impl Schema3Writer {
     }
 }
 
+/// `e` as the release before approval policies wrote it: each step's one `approval` (an
+/// object or `null`) where the model now keeps the list `approvals` (and `lapsed`).
+fn previous_release_doc(e: &Execution) -> String {
+    let mut doc = serde_json::to_value(e).unwrap();
+    for step in doc["steps"].as_array_mut().unwrap() {
+        let step = step.as_object_mut().unwrap();
+        let approvals = step.remove("approvals").unwrap();
+        assert!(
+            step.remove("lapsed").is_none(),
+            "no lapses before approval policies"
+        );
+        let approvals = approvals.as_array().unwrap();
+        assert!(
+            approvals.len() <= 1,
+            "one approval at most before approval policies"
+        );
+        step.insert(
+            "approval".into(),
+            approvals
+                .first()
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+        );
+    }
+    let text = serde_json::to_string(&doc).unwrap();
+    assert!(!text.contains("\"approvals\""), "{text}");
+    text
+}
+
 /// The events of a walk as they read back after the conversion: an approval written without
 /// `satisfied_as` gets it from the step's approval when that approval is still the step's (its
 /// approver and time match); one whose approval a retry cleared stays without.
@@ -580,8 +613,11 @@ fn events_after_conversion(walk: &Walk) -> Vec<StepEvent> {
                 let kept = ev
                     .step_order
                     .and_then(|o| walk.e.steps.get(o as usize - 1))
-                    .and_then(|s| s.approval.as_ref())
-                    .is_some_and(|a| a.by == ev.actor && a.at == ev.at);
+                    .is_some_and(|s| {
+                        s.approvals
+                            .iter()
+                            .any(|a| a.by == ev.actor && a.at == ev.at)
+                    });
                 if !kept {
                     ev.satisfied_as = None;
                 }

@@ -433,10 +433,18 @@ async fn execution_json(vigilo: &Vigilo, ex: &Execution) -> Result<Value, ApiErr
 }
 
 async fn step_json(vigilo: &Vigilo, n: usize, s: &ExecStep) -> Result<Value, ApiError> {
-    let approved_by = match &s.approval {
+    let approved_by = match s.approvals.first() {
         Some(a) => Some(handle_of(vigilo, a.by).await?),
         None => None,
     };
+    let mut approvals = Vec::with_capacity(s.approvals.len());
+    for a in &s.approvals {
+        approvals.push(json!({
+            "by": handle_of(vigilo, a.by).await?,
+            "role": a.satisfied_as,
+            "at": a.at,
+        }));
+    }
     let by = match s.actor {
         Some(u) => Some(handle_of(vigilo, u).await?),
         None => None,
@@ -448,6 +456,8 @@ async fn step_json(vigilo: &Vigilo, n: usize, s: &ExecStep) -> Result<Value, Api
         "requires_approval": s.step.requires_approval,
         "owner_role": s.step.owner_role.as_str(),
         "approved_by": approved_by,
+        "approvals_required": s.step.approvals_needed(),
+        "approvals": approvals,
         "by": by,
         "note": s.note.as_ref().map(|m| m.as_str()),
     }))

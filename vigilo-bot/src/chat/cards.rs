@@ -153,7 +153,7 @@ fn badges(step: &ExecStep) -> Option<Block> {
     }
     if step.step.requires_approval {
         b.push(Badge::ApprovalRequired);
-        if step.approval.is_some() {
+        if !step.approvals.is_empty() && step.approvals_missing() == 0 {
             b.push(Badge::Approved);
         }
     }
@@ -195,14 +195,41 @@ fn labelled(label: &str, text: &str) -> String {
     }
 }
 
+/// `1 of 2 approvals (@carol)`, with handles as markdown.
+pub fn approvals_count(step: &ExecStep, names: &Names) -> String {
+    let by: Vec<String> = step.approvals.iter().map(|a| names.md(a.by)).collect();
+    vigilo_core::execution::approvals_summary(step.step.approvals_needed(), &by)
+}
+
+/// The small print of a gated step's approvals: each standing approval with the role it was
+/// given with, and each lapse (`approval-expires`), one per line.
 fn approval_line(step: &ExecStep, names: &Names) -> Option<String> {
-    let a = step.approval.as_ref()?;
-    Some(format!(
-        "Approved by {} at {} (as {})",
-        names.md(a.by),
-        time(a.at),
-        escape_markdown(&a.satisfied_as)
-    ))
+    let mut lines = Vec::new();
+    if step.step.approvals_needed() > 1 {
+        lines.push(approvals_count(step, names));
+    }
+    for a in &step.approvals {
+        let lapses = step
+            .lapses_at(a)
+            .filter(|_| !step.status.is_complete())
+            .map(|t| format!(", lapses at {}", time(t)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "Approved by {} at {} (as {}){lapses}",
+            names.md(a.by),
+            time(a.at),
+            escape_markdown(&a.satisfied_as)
+        ));
+    }
+    for a in &step.lapsed {
+        let at = step.lapses_at(a).map(time).unwrap_or_default();
+        lines.push(format!(
+            "⌛ The approval by {} (given at {}) lapsed at {at}",
+            names.md(a.by),
+            time(a.at),
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join(LINE_BREAK))
 }
 
 fn step_fields(step: &ExecStep, names: &Names) -> Block {
@@ -220,13 +247,26 @@ fn step_fields(step: &ExecStep, names: &Names) -> Block {
         },
     ));
     if step.step.requires_approval {
-        let value = match &step.approval {
-            Some(a) => format!("approved by {} at {}", names.md(a.by), time(a.at)),
-            None => format!(
+        let need = step.step.approvals_needed();
+        let mut value = match (need, step.approvals.first()) {
+            (1, Some(a)) => format!("approved by {} at {}", names.md(a.by), time(a.at)),
+            (1, None) => format!(
                 "needs {}",
                 escape_markdown_keeping_code(&requirement(step).to_string())
             ),
+            _ if step.approvals_missing() == 0 => approvals_count(step, names),
+            _ => format!(
+                "{} · needs {}",
+                approvals_count(step, names),
+                escape_markdown_keeping_code(&requirement(step).to_string())
+            ),
         };
+        if let Some(m) = step.step.approval_expires_minutes {
+            value.push_str(&format!(
+                " · {} lapses after {m} min",
+                if need == 1 { "it" } else { "each" }
+            ));
+        }
         fields.push(Field::new("Approval", value));
     }
     if let Some(at) = step.started_at {
@@ -467,7 +507,7 @@ fn card_with(exec: &Execution, idx: usize, names: &Names, text: CardText) -> Rep
         blocks.push(Block::Context(line));
     }
     blocks.extend(note_blocks(step, names));
-    let gated_open = step.step.requires_approval && step.approval.is_none();
+    let gated_open = step.approvals_missing() > 0;
     let mut buttons = if failed {
         vec![
             button(ACTION_RETRY, "Retry", &value, ButtonStyle::Primary, None),

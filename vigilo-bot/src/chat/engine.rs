@@ -641,6 +641,21 @@ impl ChatEngine {
         }
     }
 
+    /// The card of `exec`'s current step, as an update of the card in place: what a surface
+    /// shows when the step changed without a click here (approvals lapsed, recorded by a read
+    /// in the background). `None` when no step is current.
+    pub async fn current_card_update(&self, exec: &Execution) -> Vec<Reply> {
+        let Some(i) = exec.current_index() else {
+            return Vec::new();
+        };
+        let names = self.names(exec).await;
+        finish(vec![
+            cards::step_card(exec, i, &names)
+                .with_target(Target::Update(step_anchor(exec.key, i)))
+                .with_anchor(step_anchor(exec.key, i)),
+        ])
+    }
+
     async fn after_act(&self, ctx: &ChatContext, outcome: &ActOutcome) -> Vec<Reply> {
         let exec = &outcome.execution;
         let event = &outcome.event;
@@ -814,7 +829,7 @@ impl ChatEngine {
         }
         for s in &exec.steps {
             ids.extend(s.actor);
-            ids.extend(s.approval.as_ref().map(|a| a.by));
+            ids.extend(s.approvals.iter().chain(&s.lapsed).map(|a| a.by));
             ids.extend(s.notes.iter().map(|n| n.author));
         }
         for id in ids {

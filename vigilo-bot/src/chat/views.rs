@@ -284,8 +284,13 @@ pub fn execution_line(exec: &Execution, names: &Names) -> String {
                 StepStatus::Failed => {
                     " — failed; `retry`, `skip <reason>` or `abort <reason>`".to_owned()
                 }
-                _ if step.step.requires_approval && step.approval.is_none() => format!(
-                    " — waiting for approval by {}",
+                _ if step.approvals_missing() > 0 => format!(
+                    " — waiting for {} by {}",
+                    if step.step.approvals_needed() > 1 {
+                        super::cards::approvals_count(step, names)
+                    } else {
+                        "approval".to_owned()
+                    },
                     escape_markdown_keeping_code(
                         &vigilo_core::roles::RoleRequirement::from_owner_role(
                             step.step.owner_role.as_str()

@@ -409,6 +409,26 @@ pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<()
     let (exec, summary) = ctx.vigilo.execution_summary(who, key).await?;
     let drift = ctx.vigilo.drift_of(who, &exec).await?;
     let mut doc = views::execution(ctx, &exec, &summary, drift.as_ref()).await;
+    // After an approval: how many stand, by whom, and what is still missing.
+    let approvals = match o.event.kind {
+        EventKind::Approved => {
+            let step = o
+                .event
+                .step_order
+                .and_then(|n| exec.steps.get((n as usize).saturating_sub(1)));
+            match step {
+                Some(s) => Some((ctx.vigilo.approvals_text(s).await, s.approvals_missing(), s)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    if let (Value::Object(m), Some((text, missing, _))) = (&mut doc, &approvals) {
+        m.insert(
+            "approvals".into(),
+            json!({ "summary": text, "missing": missing }),
+        );
+    }
     if let Value::Object(m) = &mut doc {
         m.insert(
             "event".into(),
@@ -439,6 +459,24 @@ pub async fn report(ctx: &Ctx, who: &Who, key: Key, o: &ActOutcome) -> Result<()
             None => event_line(p, &exec, o, &actor),
         };
         s.push('\n');
+        if let Some((text, missing, step)) = &approvals {
+            let role =
+                vigilo_core::roles::RoleRequirement::from_owner_role(step.step.owner_role.as_str());
+            if *missing == 0 {
+                s.push_str(&format!(
+                    "Approvals: {text}; the step can be marked done.\n"
+                ));
+            } else {
+                s.push_str(&format!(
+                    "Approvals: {text}; still missing: {} by {role}.\n",
+                    if *missing == 1 {
+                        "1 approval".to_owned()
+                    } else {
+                        format!("{missing} approvals")
+                    }
+                ));
+            }
+        }
         if exec.status.is_sealed() {
             s.push_str(&sealed_line(p, &exec, &summary));
         } else {
@@ -463,6 +501,23 @@ pub fn event_line(p: &Paint, exec: &Execution, o: &ActOutcome, actor: &str) -> S
             p.bold(what)
         ),
         _ => format!("{}: {} by @{actor}.", exec.key, p.bold(what)),
+    }
+}
+
+/// The APPROVED cell of `exec show`: `-`, `@carol`, or `1/2 @carol` when a step asks for
+/// several approvals.
+async fn approved_cell(ctx: &Ctx, es: &vigilo_core::execution::ExecStep) -> String {
+    let mut handles = Vec::with_capacity(es.approvals.len());
+    for a in &es.approvals {
+        handles.push(format!("@{}", ctx.handle(a.by).await));
+    }
+    let need = es.step.approvals_needed();
+    match (need, handles.is_empty()) {
+        (0 | 1, true) => "-".into(),
+        (0 | 1, false) => handles.join(" "),
+        _ => format!("{}/{need} {}", handles.len(), handles.join(" "))
+            .trim_end()
+            .to_owned(),
     }
 }
 
@@ -492,8 +547,17 @@ pub fn next_line(exec: &Execution) -> String {
             );
             if s.status == StepStatus::Failed {
                 line.push_str(" (failed: retry, skip with a reason, or abort)");
-            } else if s.step.requires_approval && s.approval.is_none() {
-                line.push_str(" (needs approval before done)");
+            } else if s.approvals_missing() > 0 {
+                if s.step.approvals_needed() > 1 {
+                    line.push_str(&format!(
+                        " (needs {} more approvals before done, {} of {} given)",
+                        s.approvals_missing(),
+                        s.approvals.len(),
+                        s.step.approvals_needed()
+                    ));
+                } else {
+                    line.push_str(" (needs approval before done)");
+                }
             }
             line
         }
@@ -582,10 +646,7 @@ pub async fn render(ctx: &Ctx, p: &Paint, exec: &Execution, s: &ExecutionSummary
                 Some(h) => format!("@{h}"),
                 None => "-".into(),
             },
-            match ctx.handle_opt(es.approval.as_ref().map(|a| a.by)).await {
-                Some(h) => format!("@{h}"),
-                None => "-".into(),
-            },
+            approved_cell(ctx, es).await,
             time_opt(es.completed_at),
             es.note.as_ref().map(|n| n.to_string()).unwrap_or_default(),
         ]);

@@ -280,7 +280,7 @@ fn prompt(p: &Paint, step: &ExecStep) -> String {
         choices.push("[r]etry");
         choices.push("[s]kip");
     } else {
-        if step.step.requires_approval && step.approval.is_none() {
+        if step.approvals_missing() > 0 {
             choices.push("[a]pprove");
         }
         choices.push("[d]one");
@@ -318,11 +318,32 @@ pub fn card(p: &Paint, exec: &Execution, idx: usize, now: chrono::DateTime<chron
     s.push('\n');
     if step.step.requires_approval {
         let req = RoleRequirement::from_owner_role(step.step.owner_role.as_str());
-        match &step.approval {
-            Some(_) => s.push_str(&p.green("Approved.\n")),
-            None => s.push_str(&format!(
+        let need = step.step.approvals_needed();
+        let have = step.approvals.len();
+        match step.approvals_missing() {
+            0 if need == 1 => s.push_str(&p.green("Approved.\n")),
+            0 => s.push_str(&p.green(&format!("Approved ({have} of {need} approvals).\n"))),
+            _ if need == 1 => s.push_str(&format!(
                 "Needs approval by {req} before it can be marked done.\n"
             )),
+            _ => s.push_str(&format!(
+                "Needs {need} distinct approvals by {req} before it can be marked done ({have} of {need} given).\n"
+            )),
+        }
+        if let Some(m) = step.step.approval_expires_minutes {
+            s.push_str(&p.dim(&format!(
+                "Each approval lapses {m} min after it is given unless the step is done first.\n"
+            )));
+        }
+        if !step.lapsed.is_empty() {
+            s.push_str(&p.yellow(&format!(
+                "{} lapsed; approve again.\n",
+                if step.lapsed.len() == 1 {
+                    "1 approval".to_owned()
+                } else {
+                    format!("{} approvals", step.lapsed.len())
+                }
+            )));
         }
     }
     if step.status == StepStatus::Failed {

@@ -38,6 +38,10 @@ pub enum ServeCmd {
         /// How often to post a checkpoint.
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
         checkpoint_every: std::time::Duration,
+        /// Do not mention approvers in the runs' threads when a gated step waits (lapses are
+        /// then recorded only when a run is read or acted on).
+        #[arg(long)]
+        no_approval_reminders: bool,
     },
 }
 
@@ -73,6 +77,7 @@ pub async fn run(global: Global, cmd: ServeCmd) -> Result<(), CliError> {
         checkpoint_key,
         checkpoint_channel,
         checkpoint_every,
+        no_approval_reminders,
     } = cmd;
     let checkpoints = match (checkpoint_key, checkpoint_channel) {
         (Some(key), Some(channel)) => Some(crate::slack::CheckpointPosting {
@@ -87,7 +92,19 @@ pub async fn run(global: Global, cmd: ServeCmd) -> Result<(), CliError> {
         alert_channel,
         checkpoints,
     };
-    serve_slack(global, &listen, slack_api_url, socket_mode, watch).await
+    let reminders = crate::slack::ReminderOptions {
+        enabled: !no_approval_reminders,
+        ..crate::slack::ReminderOptions::default()
+    };
+    serve_slack(
+        global,
+        &listen,
+        slack_api_url,
+        socket_mode,
+        watch,
+        reminders,
+    )
+    .await
 }
 
 /// `vigilo serve slack`: checks the options before opening the store, then serves until
@@ -98,6 +115,7 @@ async fn serve_slack(
     slack_api_url: Option<String>,
     socket_mode: bool,
     watch: crate::slack::WatchOptions,
+    reminders: crate::slack::ReminderOptions,
 ) -> Result<(), CliError> {
     let listen = listen.parse().map_err(|e| {
         CliError::Usage(format!(
@@ -108,6 +126,7 @@ async fn serve_slack(
     opts.listen = listen;
     opts.socket_mode = socket_mode;
     opts.watch = watch;
+    opts.reminders = reminders;
     if let Some(url) = slack_api_url {
         let url = url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 use vigilo_core::change::{ChangeRequest, PlanTask};
-use vigilo_core::execution::{Drift, Execution, ExecutionStatus, ExecutionSummary};
+use vigilo_core::execution::{
+    Approval, Drift, ExecStep, Execution, ExecutionStatus, ExecutionSummary,
+};
 use vigilo_core::incident::Incident;
 use vigilo_core::runbook::{Runbook, RunbookBody, Step};
 use vigilo_core::service::ChangeView;
@@ -25,8 +27,28 @@ pub fn step(order: usize, s: &Step) -> Value {
         "verification": s.verification.as_str(),
         "rollback_note": s.rollback_note.as_str(),
         "requires_approval": s.requires_approval,
+        "approvals_required": s.approvals_needed(),
+        "approval_expires_minutes": s.approval_expires_minutes.map(|m| m.minutes()),
         "is_destructive": s.is_destructive,
     })
+}
+
+/// A step's approvals as `--json` shows them: `{by, role, at}` each (and, for lapsed ones,
+/// `lapsed_at`).
+async fn approvals(ctx: &Ctx, es: &ExecStep, list: &[Approval]) -> Value {
+    let mut out = Vec::with_capacity(list.len());
+    for a in list {
+        let mut v = json!({
+            "by": ctx.handle(a.by).await,
+            "role": a.satisfied_as,
+            "at": a.at,
+        });
+        if let (Some(t), Value::Object(m)) = (es.lapses_at(a), &mut v) {
+            m.insert("lapses_at".into(), json!(t));
+        }
+        out.push(v);
+    }
+    Value::Array(out)
 }
 
 /// The steps of a body.
@@ -101,6 +123,11 @@ pub async fn execution(
             "owner_role": es.step.owner_role.as_str(),
             "est_minutes": es.step.est_minutes.get(),
             "requires_approval": es.step.requires_approval,
+            "approvals_required": es.step.approvals_needed(),
+            "approval_expires_minutes": es.step.approval_expires_minutes.map(|m| m.minutes()),
+            "approvals": approvals(ctx, es, &es.approvals).await,
+            "approvals_missing": es.approvals_missing(),
+            "lapsed_approvals": approvals(ctx, es, &es.lapsed).await,
             "is_destructive": es.step.is_destructive,
             "started_at": es.started_at,
             "completed_at": es.completed_at,
@@ -108,8 +135,8 @@ pub async fn execution(
             "actual_minutes": t.actual_minutes,
             "variance_minutes": t.variance_minutes,
             "actor": ctx.handle_opt(es.actor).await,
-            "approved_by": ctx.handle_opt(es.approval.as_ref().map(|a| a.by)).await,
-            "approved_at": es.approval.as_ref().map(|a| a.at),
+            "approved_by": ctx.handle_opt(es.approvals.first().map(|a| a.by)).await,
+            "approved_at": es.approvals.first().map(|a| a.at),
             "failures": es.failures,
             "notes": notes,
         }));

@@ -56,6 +56,7 @@ mod events;
 mod interactions;
 pub mod metrics;
 pub mod payload;
+pub mod reminders;
 mod server;
 mod socket_mode;
 mod state;
@@ -70,6 +71,7 @@ use axum::http::StatusCode;
 use slack_morphism::prelude::{SlackCommandEventResponse, SlackViewSubmissionResponse};
 use vigilo_core::service::Vigilo;
 
+pub use reminders::ReminderOptions;
 pub use server::SlackServer;
 pub use watch::{CheckpointPosting, WatchOptions};
 pub use web_api::{RetryPolicy, SLACK_API_URL};
@@ -105,6 +107,8 @@ pub struct SlackOptions {
     pub shutdown_grace: Duration,
     /// The audit watch: scheduled verification, alerts, signed checkpoints.
     pub watch: WatchOptions,
+    /// Approval reminders in the runs' threads (on by default).
+    pub reminders: ReminderOptions,
 }
 
 impl std::fmt::Debug for SlackOptions {
@@ -118,6 +122,7 @@ impl std::fmt::Debug for SlackOptions {
             .field("retry", &self.retry)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("watch", &self.watch)
+            .field("reminders", &self.reminders)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +140,7 @@ impl Default for SlackOptions {
             retry: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(10),
             watch: WatchOptions::default(),
+            reminders: ReminderOptions::default(),
         }
     }
 }

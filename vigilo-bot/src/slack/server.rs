@@ -22,6 +22,7 @@ use vigilo_core::service::Vigilo;
 
 use super::metrics::Metrics;
 use super::payload::{self, Interaction, PayloadError};
+use super::reminders::Reminders;
 use super::socket_mode::SocketMode;
 use super::state::Bot;
 use super::verify::{self, RETRY_NUM_HEADER, Refusal};
@@ -54,6 +55,7 @@ pub struct SlackServer {
     socket: Option<SocketMode>,
     grace: Duration,
     watch: Option<AuditWatch>,
+    reminders: Option<Reminders>,
     background: Background,
 }
 
@@ -151,6 +153,7 @@ impl SlackServer {
         };
         tracing::info!(%addr, socket_mode = opts.socket_mode, api = %opts.slack_api_url, "Slack surface listening");
         let watch = AuditWatch::start(bot.clone(), opts.watch.clone());
+        let reminders = Reminders::start(bot.clone(), opts.reminders.clone());
         Ok(Self {
             addr,
             bot,
@@ -159,6 +162,7 @@ impl SlackServer {
             socket,
             grace: opts.shutdown_grace,
             watch,
+            reminders,
             background,
         })
     }
@@ -181,6 +185,9 @@ impl SlackServer {
                 if let Some(w) = self.watch.take() {
                     w.stop().await;
                 }
+                if let Some(r) = self.reminders.take() {
+                    r.stop().await;
+                }
                 if let Some(s) = self.socket.take() {
                     s.shutdown().await;
                 }
@@ -197,6 +204,9 @@ impl SlackServer {
     pub async fn shutdown(mut self) -> Result<(), SlackError> {
         if let Some(w) = self.watch.take() {
             w.stop().await;
+        }
+        if let Some(r) = self.reminders.take() {
+            r.stop().await;
         }
         if let Some(s) = self.socket.take() {
             s.shutdown().await;

@@ -52,7 +52,7 @@ pub struct ExecutionHeader {
 }
 
 /// The steps an execution walks, as they were in the snapshotted version: immutable, and
-/// stored once per distinct content ([`Snapshot::hash`]), however many runs share it.
+/// stored once per distinct content ([`Snapshot::hash_of`]), however many runs share it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The steps, in order.
@@ -169,7 +169,8 @@ pub fn replay(
                 completed_at: None,
                 note: None,
                 actor: None,
-                approval: None,
+                approvals: Vec::new(),
+                lapsed: Vec::new(),
                 failures: 0,
                 notes: Vec::new(),
             })
@@ -252,11 +253,28 @@ fn apply_event(e: &mut Execution, ev: &StepEvent) -> Result<(), String> {
         EventKind::Started => return Err("a second `started` event".into()),
         EventKind::Aborted | EventKind::Noted | EventKind::HandedOver | EventKind::TakenOver => {}
         EventKind::Approved => {
-            s.approval = Some(Approval {
+            if s.approvals.iter().any(|a| a.by == ev.actor) {
+                return Err("a second approval by the same approver".into());
+            }
+            s.approvals.push(Approval {
                 by: ev.actor,
                 at: ev.at,
                 satisfied_as: ev.satisfied_as.clone().unwrap_or_default(),
             });
+        }
+        EventKind::ApprovalExpired => {
+            let pos = s
+                .approvals
+                .iter()
+                .position(|a| a.by == ev.actor)
+                .ok_or_else(|| format!("no approval of step {order} by its actor to lapse"))?;
+            let gone = s.approvals.remove(pos);
+            if s.lapses_at(&gone) != Some(ev.at) {
+                return Err(format!(
+                    "the approval of step {order} does not lapse at the event's time"
+                ));
+            }
+            s.lapsed.push(gone);
         }
         EventKind::Retried => {
             s.status = StepStatus::Pending;
@@ -264,7 +282,8 @@ fn apply_event(e: &mut Execution, ev: &StepEvent) -> Result<(), String> {
             s.completed_at = None;
             s.actor = None;
             s.note = None;
-            s.approval = None;
+            s.approvals.clear();
+            s.lapsed.clear();
         }
         EventKind::Failed => {
             s.status = StepStatus::Failed;

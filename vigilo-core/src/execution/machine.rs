@@ -3,9 +3,12 @@
 //! Every rule about walking an execution lives here, so it is testable with a table of cases:
 //! commands name the step they are meant for, sealed executions refuse everything, Skip and
 //! Abort need a reason, Failed needs a note, gated steps need an approval by a role that
-//! satisfies the step's `owner_role` at the moment of approval. Notes change no step's state
-//! and are the one command a sealed execution still accepts (for the post-mortem); a hand-over
-//! or takeover changes the operator, who is then the one that counts for every later check.
+//! satisfies the step's `owner_role` at the moment of approval — as many distinct approvers as
+//! the step's `approvals_required` — and approvals lapse by the step's `approval_expires_minutes`
+//! ([`due_lapses`], [`lapse`]: each lapse is one event, applied before any other command).
+//! Notes change no step's state and are the one command a sealed execution still accepts (for
+//! the post-mortem); a hand-over or takeover changes the operator, who is then the one that
+//! counts for every later check.
 
 use chrono::{DateTime, Utc};
 
@@ -174,13 +177,30 @@ pub enum ExecError {
         /// `a skip reason`, `a failure note`, `an abort reason`.
         what: &'static str,
     },
-    /// Done on a gated step before it was approved.
-    #[error("step {step} requires approval by {requirement} before it can be marked done")]
+    /// Done on a gated step before enough approvals stand.
+    #[error(
+        "step {step} requires {} by {requirement} before it can be marked done ({have} of {need} given)",
+        if *need == 1 { "approval".to_owned() } else { format!("{need} distinct approvals") }
+    )]
     NeedsApproval {
         /// The step.
         step: u32,
         /// Who may approve.
         requirement: String,
+        /// Approvals standing.
+        have: u32,
+        /// Approvals the step needs.
+        need: u32,
+    },
+    /// Approvals of the step have lapsed by now and their lapses are not recorded yet; the
+    /// service records them ([`lapse`]) before it applies a command, so this is only seen by an
+    /// embedder calling [`apply`] alone.
+    #[error(
+        "approvals of step {step} have lapsed and must be recorded first; read the execution again and retry"
+    )]
+    LapsesDue {
+        /// The step.
+        step: u32,
     },
     /// The approver's role does not satisfy the step's `owner_role`.
     #[error("approving step {step} needs {requirement}; your role is {role}")]
@@ -200,12 +220,13 @@ pub enum ExecError {
         /// Who may approve.
         requirement: String,
     },
-    /// The step is already approved.
+    /// The step already has every approval it needs, or this approver's (the same approver
+    /// twice counts once).
     #[error("step {step} is already approved")]
     AlreadyApproved {
         /// The step.
         step: u32,
-        /// By whom.
+        /// By whom (the approver themself when they approved already, else the last one).
         by: UserId,
         /// When.
         at: DateTime<Utc>,
@@ -284,7 +305,8 @@ pub fn start(runbook: &Runbook, params: StartParams, now: DateTime<Utc>) -> Tran
             completed_at: None,
             note: None,
             actor: None,
-            approval: None,
+            approvals: Vec::new(),
+            lapsed: Vec::new(),
             failures: 0,
             notes: Vec::new(),
         })
@@ -459,7 +481,19 @@ pub fn apply(
             if step.status == StepStatus::Failed {
                 return Err(ExecError::StepFailed { step: order });
             }
-            if let Some(a) = &step.approval {
+            if lapses_due_on(step, now) {
+                return Err(ExecError::LapsesDue { step: order });
+            }
+            if let Some(a) = step.approvals.iter().find(|a| a.by == actor.id()) {
+                return Err(ExecError::AlreadyApproved {
+                    step: order,
+                    by: a.by,
+                    at: a.at,
+                });
+            }
+            if step.approvals_missing() == 0
+                && let Some(a) = step.approvals.last()
+            {
                 return Err(ExecError::AlreadyApproved {
                     step: order,
                     by: a.by,
@@ -489,7 +523,7 @@ pub fn apply(
                 _ => actor.role().to_string(),
             };
             event.satisfied_as = Some(satisfied_as.clone());
-            next.steps[idx].approval = Some(Approval {
+            next.steps[idx].approvals.push(Approval {
                 by: actor.id(),
                 at: now,
                 satisfied_as,
@@ -511,7 +545,8 @@ pub fn apply(
             s.actor = None;
             s.note = None;
             // A retried gated step is approved again: what was approved was the attempt that failed.
-            s.approval = None;
+            s.approvals.clear();
+            s.lapsed.clear();
             event.kind = EventKind::Retried;
             return Ok(Transition {
                 execution: next,
@@ -522,10 +557,15 @@ pub fn apply(
             if step.status == StepStatus::Failed {
                 return Err(ExecError::StepFailed { step: order });
             }
-            if step.step.requires_approval && step.approval.is_none() {
+            if lapses_due_on(step, now) {
+                return Err(ExecError::LapsesDue { step: order });
+            }
+            if step.approvals_missing() > 0 {
                 return Err(ExecError::NeedsApproval {
                     step: order,
                     requirement: requirement.to_string(),
+                    have: u32::try_from(step.approvals.len()).unwrap_or(u32::MAX),
+                    need: step.step.approvals_needed(),
                 });
             }
             let note = match note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
@@ -576,6 +616,88 @@ pub fn apply(
         | Command::TakeOver => return unreachable_abort(),
     }
     Ok(Transition {
+        execution: next,
+        event,
+    })
+}
+
+/// An approval of the current step that lapses at `at` (its approval time plus the step's
+/// `approval_expires_minutes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lapse {
+    /// The step (1-based).
+    pub step: u32,
+    /// The approval that lapses.
+    pub approval: Approval,
+    /// When it lapses.
+    pub at: DateTime<Utc>,
+}
+
+/// True when an approval of `step` has lapsed by `now` without its lapse being recorded.
+fn lapses_due_on(step: &ExecStep, now: DateTime<Utc>) -> bool {
+    step.approvals
+        .iter()
+        .any(|a| step.lapses_at(a).is_some_and(|t| t <= now))
+}
+
+/// The approvals of the running execution's current step that have lapsed by `now` and are
+/// not recorded as lapsed yet, in the order they lapse. Approvals of a step that is done or
+/// skipped never lapse (the step was done first), nor do those of a sealed execution.
+pub fn due_lapses(exec: &Execution, now: DateTime<Utc>) -> Vec<Lapse> {
+    let Some(idx) = exec.current_index() else {
+        return Vec::new();
+    };
+    let Some(step) = exec.steps.get(idx) else {
+        return Vec::new();
+    };
+    let mut due: Vec<Lapse> = step
+        .approvals
+        .iter()
+        .filter_map(|a| {
+            let at = step.lapses_at(a).filter(|t| *t <= now)?;
+            Some(Lapse {
+                step: idx as u32 + 1,
+                approval: a.clone(),
+                at,
+            })
+        })
+        .collect();
+    due.sort_by_key(|l| l.at);
+    due
+}
+
+/// Records the first lapse due at `now` ([`due_lapses`]): the approval leaves the step's
+/// standing approvals for its `lapsed` ones, and one `approval_expired` event says whose it was
+/// (its actor) and when it lapsed (its time). `None` when nothing is due. Deterministic: every
+/// process that sees the same execution at a time past the lapse builds the same transition,
+/// and the optimistic revision check lets one of them commit it.
+pub fn lapse(exec: &Execution, now: DateTime<Utc>) -> Option<Transition> {
+    let first = due_lapses(exec, now).into_iter().next()?;
+    let idx = first.step as usize - 1;
+    let mut next = exec.clone();
+    let seq = exec.rev + 1;
+    next.rev = seq;
+    let step = next.steps.get_mut(idx)?;
+    let pos = step
+        .approvals
+        .iter()
+        .position(|a| a.by == first.approval.by)?;
+    let gone = step.approvals.remove(pos);
+    step.lapsed.push(gone);
+    let event = StepEvent {
+        execution: exec.id,
+        seq,
+        kind: EventKind::ApprovalExpired,
+        step_order: Some(first.step),
+        step_id: Some(step.step.id),
+        actor: first.approval.by,
+        at: first.at,
+        note: None,
+        started_at: None,
+        satisfied_as: None,
+        to: None,
+    };
+    Some(Transition {
         execution: next,
         event,
     })

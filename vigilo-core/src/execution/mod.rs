@@ -138,13 +138,66 @@ pub struct ExecStep {
     pub note: Option<Markdown>,
     /// Who marked it.
     pub actor: Option<UserId>,
-    /// The approval, for gated steps.
-    pub approval: Option<Approval>,
+    /// The approvals standing, in the order they were given (gated steps): distinct
+    /// approvers, at most the step's `approvals_required`. Documents written before approval
+    /// policies carried one `approval` (or `null`); they read as a list of it.
+    #[serde(default, alias = "approval", deserialize_with = "approvals_compat")]
+    pub approvals: Vec<Approval>,
+    /// Approvals that lapsed (`approval-expires`) before the step was done, oldest first; a
+    /// retry clears them with the standing ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lapsed: Vec<Approval>,
     /// How many times it failed.
     pub failures: u32,
     /// Notes added to the step, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<StepNote>,
+}
+
+impl ExecStep {
+    /// How many more approvals Done waits for (0 once enough stand, or without a gate).
+    pub fn approvals_missing(&self) -> u32 {
+        self.step
+            .approvals_needed()
+            .saturating_sub(u32::try_from(self.approvals.len()).unwrap_or(u32::MAX))
+    }
+
+    /// When `a` lapses under this step's policy, if approvals lapse.
+    pub fn lapses_at(&self, a: &Approval) -> Option<DateTime<Utc>> {
+        self.step
+            .approval_expires_minutes
+            .map(|m| a.at + m.duration())
+    }
+}
+
+/// `1 of 2 approvals (@carol)`: how many of the `need` approvals stand, and by whom (`by`,
+/// handles as shown). `no approval yet` / `0 of 2 approvals` when none stand.
+pub fn approvals_summary(need: u32, by: &[String]) -> String {
+    let have = by.len();
+    let noun = if need == 1 { "approval" } else { "approvals" };
+    if have == 0 {
+        return if need == 1 {
+            "no approval yet".to_owned()
+        } else {
+            format!("0 of {need} {noun}")
+        };
+    }
+    format!("{have} of {need} {noun} ({})", by.join(", "))
+}
+
+/// Reads `approvals` as a list, or as the single `approval` (an object or `null`) of documents
+/// written before approval policies.
+fn approvals_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Approval>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Many(Vec<Approval>),
+        One(Option<Approval>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Many(v) => v,
+        Either::One(o) => o.into_iter().collect(),
+    })
 }
 
 /// A chat channel an execution was started from, so the channel can find "its" executions.
@@ -261,6 +314,9 @@ pub enum EventKind {
     Retried,
     /// The execution was aborted.
     Aborted,
+    /// An approval lapsed (`approval-expires`): the event's actor is the approver whose
+    /// approval it was, its time the moment it lapsed.
+    ApprovalExpired,
     /// A note was added to a step (state unchanged; accepted after the seal too).
     Noted,
     /// The operator (or an admin) handed the execution to another member.
@@ -280,9 +336,27 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Retried => "retried",
             EventKind::Aborted => "aborted",
+            EventKind::ApprovalExpired => "approval_expired",
             EventKind::Noted => "noted",
             EventKind::HandedOver => "handed_over",
             EventKind::TakenOver => "taken_over",
+        }
+    }
+
+    /// The audit action of the entry committed with an event of this kind.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            EventKind::Started => "execution.started",
+            EventKind::Approved => "execution.step_approved",
+            EventKind::Done => "execution.step_done",
+            EventKind::Skipped => "execution.step_skipped",
+            EventKind::Failed => "execution.step_failed",
+            EventKind::Retried => "execution.step_retried",
+            EventKind::Aborted => "execution.aborted",
+            EventKind::ApprovalExpired => "execution.approval_expired",
+            EventKind::Noted => "execution.note_added",
+            EventKind::HandedOver => "execution.handed_over",
+            EventKind::TakenOver => "execution.taken_over",
         }
     }
 }

@@ -27,8 +27,11 @@ pub struct StepTiming {
     pub completed_at: Option<DateTime<Utc>>,
     /// Who marked it.
     pub actor: Option<UserId>,
-    /// Who approved it.
+    /// Who approved it first.
     pub approver: Option<UserId>,
+    /// Everyone whose approval stands, in the order given.
+    #[serde(default)]
+    pub approvers: Vec<UserId>,
     /// Note or reason.
     pub note: Option<String>,
 }
@@ -87,7 +90,8 @@ impl ExecutionSummary {
                     started_at: s.started_at,
                     completed_at: s.completed_at,
                     actor: s.actor,
-                    approver: s.approval.as_ref().map(|a| a.by),
+                    approver: s.approvals.first().map(|a| a.by),
+                    approvers: s.approvals.iter().map(|a| a.by).collect(),
                     note: s.note.as_ref().map(|n| n.to_string()),
                 }
             })

@@ -50,7 +50,16 @@ pub fn render(r: &ExecutionReport) -> String {
         let approvals: Vec<String> = s
             .approvals
             .iter()
-            .map(|a| format!("{} as {} at {}", a.by, a.role, time(a.at)))
+            .map(|a| match a.lapsed_at {
+                Some(t) => format!(
+                    "{} as {} at {} (lapsed at {})",
+                    a.by,
+                    a.role,
+                    time(a.at),
+                    time(t)
+                ),
+                None => format!("{} as {} at {}", a.by, a.role, time(a.at)),
+            })
             .collect();
         let notes: Vec<String> = s
             .notes

@@ -271,7 +271,34 @@ impl Fold {
                     by: handle(e),
                     role: text(&e.details, "approver_role").unwrap_or_default(),
                     at: e.at,
+                    lapsed_at: None,
                 });
+            }
+            "execution.approval_expired" => {
+                // No acting member: the rule lapsed the approval of `details.approver` at
+                // `details.expired_at`. It stays in the step's list, marked; the entry is
+                // accounted behind the step.
+                let i = step.ok_or_else(need_step)?;
+                let Some(approver) =
+                    text(&e.details, "approver").map(|h| h.trim_start_matches('@').to_owned())
+                else {
+                    return Err(unreadable(e, "it names no approver"));
+                };
+                let at = match e.details.get("expired_at") {
+                    Some(v) => serde_json::from_value::<DateTime<Utc>>(v.clone())
+                        .map_err(|err| unreadable(e, format!("its `expired_at`: {err}")))?,
+                    None => e.at,
+                };
+                // The approver's latest approval of the step still standing (an approver whose
+                // handle could not be read when the lapse was recorded marks none).
+                if let Some(a) = self.steps[i]
+                    .approvals
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.lapsed_at.is_none() && a.by == approver)
+                {
+                    a.lapsed_at = Some(at);
+                }
             }
             "execution.step_done" | "execution.step_skipped" | "execution.step_failed" => {
                 let i = step.ok_or_else(need_step)?;

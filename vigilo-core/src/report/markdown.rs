@@ -71,12 +71,16 @@ fn approvals(list: &[ApprovalFact]) -> String {
     }
     list.iter()
         .map(|a| {
-            format!(
+            let mut line = format!(
                 "{} as {} at {}",
                 who(&a.by),
                 escape(&a.role),
                 show_time(a.at)
-            )
+            );
+            if let Some(t) = a.lapsed_at {
+                line.push_str(&format!(" (lapsed at {})", show_time(t)));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("; ")

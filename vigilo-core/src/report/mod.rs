@@ -99,7 +99,7 @@ pub struct Handoff {
     pub at: DateTime<Utc>,
 }
 
-/// One approval of a step: who, as which role, when.
+/// One approval of a step: who, as which role, when, and when it lapsed if it did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalFact {
     /// The approver's handle.
@@ -108,6 +108,10 @@ pub struct ApprovalFact {
     pub role: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// When it lapsed (`approval-expires`), from its `execution.approval_expired` entry; absent
+    /// for an approval that stood (reports of runs without lapses read as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapsed_at: Option<DateTime<Utc>>,
 }
 
 /// A note on a step (filled once step notes are recorded).

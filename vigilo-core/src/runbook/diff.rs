@@ -467,6 +467,12 @@ fn push_scalar<T: PartialEq + ToString>(out: &mut Vec<FieldDiff>, field: &str, o
     }
 }
 
+/// A step's approval expiry as a diff shows it: the minutes, or `never`.
+fn expires_text(s: &Step) -> String {
+    s.approval_expires_minutes
+        .map_or_else(|| "never".to_owned(), |m| m.to_string())
+}
+
 /// The changed fields of a step present in both versions, in [`Step`] field order.
 fn step_changes(a: &Step, b: &Step, deadline: Option<Instant>) -> Vec<FieldDiff> {
     let mut out = Vec::new();
@@ -526,6 +532,18 @@ fn step_changes(a: &Step, b: &Step, deadline: Option<Instant>) -> Vec<FieldDiff>
     );
     push_scalar(
         &mut out,
+        "approvals_required",
+        a.approvals_required,
+        b.approvals_required,
+    );
+    push_scalar(
+        &mut out,
+        "approval_expires_minutes",
+        expires_text(a),
+        expires_text(b),
+    );
+    push_scalar(
+        &mut out,
         "is_destructive",
         a.is_destructive,
         b.is_destructive,
@@ -570,6 +588,22 @@ fn one_sided(s: &Step, index: usize, side: Side, deadline: Option<Instant>) -> S
     ] {
         if set {
             fields.push(FieldDiff::one_sided_scalar(field, "true".to_owned(), side));
+        }
+        if field == "requires_approval" && set {
+            if !s.approvals_required.is_one() {
+                fields.push(FieldDiff::one_sided_scalar(
+                    "approvals_required",
+                    s.approvals_required.to_string(),
+                    side,
+                ));
+            }
+            if s.approval_expires_minutes.is_some() {
+                fields.push(FieldDiff::one_sided_scalar(
+                    "approval_expires_minutes",
+                    expires_text(s),
+                    side,
+                ));
+            }
         }
     }
     let (kind, from_order, to_order, from_title, to_title) = match side {
@@ -979,6 +1013,8 @@ mod tests {
                 verification: format!("kubectl get pods -o wide | grep pool-{i}\n"),
                 rollback_note: "Uncordon the nodes.\n".to_owned(),
                 requires_approval: i % 10 == 0,
+                approvals_required: if i % 20 == 0 { 2 } else { 0 },
+                approval_expires_minutes: None,
                 is_destructive: i % 25 == 0,
             })
             .collect();

@@ -34,7 +34,9 @@
 //!   is not a heading.
 //! - The first list directly under the heading holds the fields, one `- name: value` item each:
 //!   `role`, `est` (whole minutes), `expected`, `verification`, `rollback`, `approval:
-//!   required`, `destructive: yes`. A value may go on over lines indented by two spaces. A
+//!   required` (or `approval: N`, N distinct approvers; `required` is the canonical form of
+//!   one), `approval-expires: M` (each approval lapses after M whole minutes; needs
+//!   `approval`), `destructive: yes`. A value may go on over lines indented by two spaces. A
 //!   value written as a TOML basic string (`"…"`, with `\n`, `\"`, `\\` escapes) is read
 //!   unescaped: the writer uses that form for values a plain item cannot carry exactly
 //!   (leading or trailing blanks, blank lines, code fences, a leading `"`).
@@ -80,13 +82,14 @@ pub struct FileError {
 }
 
 /// The step fields a file may give, in canonical order.
-const STEP_FIELDS: [&str; 7] = [
+const STEP_FIELDS: [&str; 8] = [
     "role",
     "est",
     "expected",
     "verification",
     "rollback",
     "approval",
+    "approval-expires",
     "destructive",
 ];
 
@@ -149,8 +152,16 @@ pub fn write_keyed(
         push_field(&mut out, "expected", step.expected_outcome.as_str());
         push_field(&mut out, "verification", step.verification.as_str());
         push_field(&mut out, "rollback", step.rollback_note.as_str());
-        if step.requires_approval {
-            out.push_str("- approval: required\n");
+        match step.approvals_needed() {
+            0 => {}
+            1 => out.push_str("- approval: required\n"),
+            n => out.push_str(&format!("- approval: {n}\n")),
+        }
+        if let Some(m) = step
+            .approval_expires_minutes
+            .filter(|_| step.requires_approval)
+        {
+            out.push_str(&format!("- approval-expires: {m}\n"));
         }
         if step.is_destructive {
             out.push_str("- destructive: yes\n");
@@ -614,7 +625,14 @@ fn unknown_field(name: &str, known: &[&str]) -> String {
         "expected_outcome" | "outcome" | "expect" | "result" => Some("expected"),
         "verify" | "check" | "verification_command" => Some("verification"),
         "rollback_note" | "undo" | "revert" => Some("rollback"),
-        "requires_approval" | "approve" | "approved" | "gate" | "gated" => Some("approval"),
+        "requires_approval" | "approve" | "approved" | "gate" | "gated" | "approvals"
+        | "approvers" | "approvals_required" => Some("approval"),
+        "approval_expires"
+        | "approval_expires_minutes"
+        | "expires"
+        | "expiry"
+        | "approval-expiry"
+        | "approval expires" => Some("approval-expires"),
         "is_destructive" | "danger" | "dangerous" => Some("destructive"),
         "name" | "heading" => Some("title"),
         "is_published" | "publish" => Some("published"),
@@ -857,6 +875,14 @@ fn parse_step(
         // No fields: the blank line after the heading belongs to the layout.
         i = 1;
     }
+    if step.approval_expires_minutes.is_some() && !step.requires_approval {
+        return Err(cx.err(
+            at.field("approval-expires"),
+            format!(
+                "step {expected}: approval-expires needs an approval gate on the same step; add `- approval: required` (or `- approval: 2`), or remove approval-expires"
+            ),
+        ));
+    }
     let rest = region.get(i..).unwrap_or(&[]);
     at.instruction = rest.first().map(|l| l.no);
     step.description = region_text(rest, before_heading);
@@ -878,19 +904,46 @@ fn set_field(
         "verification" => step.verification = value,
         "rollback" => step.rollback_note = value,
         "approval" => {
-            step.requires_approval = match value.trim().to_ascii_lowercase().as_str() {
-                "required" | "yes" | "true" | "y" => true,
-                "no" | "false" | "none" | "optional" | "not required" | "n" | "" => false,
+            let v = value.trim().to_ascii_lowercase();
+            let (gated, count) = match v.as_str() {
+                "required" | "yes" | "true" | "y" => (true, 1),
+                "no" | "false" | "none" | "optional" | "not required" | "n" | "" => (false, 0),
+                d if !d.is_empty() && d.len() <= 6 && d.bytes().all(|b| b.is_ascii_digit()) => {
+                    match d.parse::<i64>() {
+                        Ok(n) if n >= 1 => (true, n),
+                        _ => {
+                            return Err(cx.err(
+                                line,
+                                format!(
+                                    "step {n}: approval must name at least one approver (`approval: required` or `approval: 2`); write `approval: no` for none"
+                                ),
+                            ));
+                        }
+                    }
+                }
                 _ => {
                     return Err(cx.err(
                         line,
                         format!(
-                            "step {n}: approval must be `required` (or `no`), not {:?}",
+                            "step {n}: approval must be `required`, a number of distinct approvers such as `2`, or `no`, not {:?}",
                             short(&value)
                         ),
                     ));
                 }
-            }
+            };
+            step.requires_approval = gated;
+            step.approvals_required = count;
+        }
+        "approval-expires" => {
+            step.approval_expires_minutes = Some(parse_minutes(
+                cx,
+                n,
+                "approval-expires",
+                &value,
+                line,
+                crate::runbook::approval::MAX_APPROVAL_EXPIRES_MINUTES,
+                1,
+            )?);
         }
         "destructive" => {
             step.is_destructive = match value.trim().to_ascii_lowercase().as_str() {
@@ -922,6 +975,20 @@ fn short(s: &str) -> String {
 
 /// Whole minutes, optionally followed by `m`, `min`, `mins` or `minutes`.
 fn parse_est(cx: &Ctx<'_>, n: usize, value: &str, line: usize) -> Result<i64, FileError> {
+    parse_minutes(cx, n, "est", value, line, crate::fields::MAX_EST_MINUTES, 0)
+}
+
+/// Whole minutes between `min` and `max` for the field `field`, optionally followed by `m`,
+/// `min`, `mins` or `minutes`.
+fn parse_minutes(
+    cx: &Ctx<'_>,
+    n: usize,
+    field: &str,
+    value: &str,
+    line: usize,
+    max: u32,
+    min: u32,
+) -> Result<i64, FileError> {
     let v = value.trim();
     let digits_end = v
         .char_indices()
@@ -936,19 +1003,18 @@ fn parse_est(cx: &Ctx<'_>, n: usize, value: &str, line: usize) -> Result<i64, Fi
         return Err(cx.err(
             line,
             format!(
-                "step {n}: est must be whole minutes, like `- est: 10`, not {:?}",
+                "step {n}: {field} must be whole minutes, like `- {field}: 10`, not {:?}",
                 short(v)
             ),
         ));
     }
     // Out of range is said here, with the number as written: a value too large for any
     // integer must not be reported as the integer it was clamped to.
-    let max = crate::fields::MAX_EST_MINUTES;
     match digits.parse::<u32>() {
-        Ok(m) if m <= max => Ok(i64::from(m)),
+        Ok(m) if (min..=max).contains(&m) => Ok(i64::from(m)),
         _ => Err(cx.err(
             line,
-            format!("step {n}: est must be between 0 and {max} minutes (got {digits})"),
+            format!("step {n}: {field} must be between {min} and {max} minutes (got {digits})"),
         )),
     }
 }
@@ -968,6 +1034,8 @@ fn validation_error(cx: &Ctx<'_>, at: &Lines, e: ValidationError) -> FileError {
             "expected_outcome" => ("expected", s.field("expected")),
             "verification" => ("verification", s.field("verification")),
             "rollback_note" => ("rollback", s.field("rollback")),
+            "approvals_required" => ("approval", s.field("approval")),
+            "approval_expires_minutes" => ("approval-expires", s.field("approval-expires")),
             other => (other, s.heading),
         };
         return cx.err(line, format!("step {n}: {name} {}", e.problem));

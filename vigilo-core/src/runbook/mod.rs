@@ -1,5 +1,6 @@
 //! Runbooks, their steps and their saved versions.
 
+pub mod approval;
 pub mod diff;
 pub mod file;
 pub mod render;
@@ -9,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::fields::{EstMinutes, Label, MAX_STEPS, Markdown, Title, ValidationError};
 use crate::ids::{Key, RunbookId, StepId, UserId, WorkspaceId};
+
+pub use approval::{ApprovalCount, ApprovalExpiry};
 
 /// One step of a runbook. `order` is not stored: a step's order is its 1-based position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +35,48 @@ pub struct Step {
     pub rollback_note: Markdown,
     /// Done is refused until someone whose role satisfies `owner_role` approves.
     pub requires_approval: bool,
+    /// How many distinct approvers a gated step needs (`approval: N`); 1 on a step without a
+    /// gate. Left out of the stored document when 1, so older documents read and hash the same.
+    #[serde(default, skip_serializing_if = "ApprovalCount::is_one")]
+    pub approvals_required: ApprovalCount,
+    /// Minutes after which each approval lapses unless the step was done first
+    /// (`approval-expires: M`); `None`: approvals stand. Always `None` on a step without a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_minutes: Option<ApprovalExpiry>,
     /// Shown with a danger badge: cannot be undone trivially.
     pub is_destructive: bool,
+}
+
+impl Step {
+    /// How many distinct approvals Done waits for: 0 on a step without a gate.
+    pub fn approvals_needed(&self) -> u32 {
+        if self.requires_approval {
+            self.approvals_required.get()
+        } else {
+            0
+        }
+    }
+
+    /// The approval policy in words, for cards and terminals: `1 approval`, `2 approvals, each
+    /// lapsing after 30 min`; `None` on a step without a gate.
+    pub fn approval_policy_text(&self) -> Option<String> {
+        let n = self.approvals_needed();
+        if n == 0 {
+            return None;
+        }
+        let mut s = if n == 1 {
+            "1 approval".to_owned()
+        } else {
+            format!("{n} approvals")
+        };
+        if let Some(m) = self.approval_expires_minutes {
+            s.push_str(&format!(
+                ", {} lapsing after {m} min",
+                if n == 1 { "it" } else { "each" }
+            ));
+        }
+        Some(s)
+    }
 }
 
 /// Unvalidated step fields as a front end receives them; [`StepInput::validate`] turns them
@@ -59,6 +102,10 @@ pub struct StepInput {
     pub rollback_note: String,
     /// Approval gate.
     pub requires_approval: bool,
+    /// Distinct approvers a gated step needs; 0 (unset) means 1.
+    pub approvals_required: i64,
+    /// Minutes after which each approval lapses; `None`: approvals stand.
+    pub approval_expires_minutes: Option<i64>,
     /// Danger badge.
     pub is_destructive: bool,
 }
@@ -68,6 +115,12 @@ impl StepInput {
     pub fn validate(self, order: usize) -> Result<Step, ValidationError> {
         let at = format!("steps[{order}].");
         let wrap = |e: ValidationError| e.within(&at);
+        let (approvals_required, approval_expires_minutes) = approval_policy(
+            self.requires_approval,
+            self.approvals_required,
+            self.approval_expires_minutes,
+        )
+        .map_err(wrap)?;
         Ok(Step {
             id: self.id.unwrap_or_default(),
             title: Title::parse(self.title).map_err(wrap)?,
@@ -80,9 +133,43 @@ impl StepInput {
             rollback_note: Markdown::parse_field("rollback_note", self.rollback_note)
                 .map_err(wrap)?,
             requires_approval: self.requires_approval,
+            approvals_required,
+            approval_expires_minutes,
             is_destructive: self.is_destructive,
         })
     }
+}
+
+/// Validates an approval policy as input gives it: a count of 0 means one; a count above one
+/// or an expiry needs the gate.
+pub fn approval_policy(
+    gated: bool,
+    count: i64,
+    expires: Option<i64>,
+) -> Result<(ApprovalCount, Option<ApprovalExpiry>), ValidationError> {
+    let count = if count == 0 {
+        ApprovalCount::ONE
+    } else {
+        ApprovalCount::parse_field("approvals_required", count)?
+    };
+    let expires = expires
+        .map(|m| ApprovalExpiry::parse_field("approval_expires_minutes", m))
+        .transpose()?;
+    if !gated && !count.is_one() {
+        return Err(ValidationError::new(
+            "approvals_required",
+            format!(
+                "asks for {count} approvers on a step without an approval gate; set requires_approval (in a file: `approval: {count}`)"
+            ),
+        ));
+    }
+    if !gated && expires.is_some() {
+        return Err(ValidationError::new(
+            "approval_expires_minutes",
+            "applies only to a gated step; set requires_approval (in a file: `approval: required`) or remove it",
+        ));
+    }
+    Ok((count, expires))
 }
 
 impl From<&Step> for StepInput {
@@ -97,6 +184,8 @@ impl From<&Step> for StepInput {
             verification: s.verification.to_string(),
             rollback_note: s.rollback_note.to_string(),
             requires_approval: s.requires_approval,
+            approvals_required: i64::from(s.approvals_needed()),
+            approval_expires_minutes: s.approval_expires_minutes.map(|m| i64::from(m.minutes())),
             is_destructive: s.is_destructive,
         }
     }

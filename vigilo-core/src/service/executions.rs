@@ -4,12 +4,12 @@ use serde_json::json;
 
 use super::runbooks::subject;
 use super::{CONFLICT_RETRIES, Vigilo, Who, fmt_time};
-use crate::audit::AuditLinks;
+use crate::audit::{AuditDraft, AuditLinks};
 use crate::authz::{Action, Subject};
 use crate::error::{ConflictKind, Error, ExecFailure, Result, Rule, Thing};
 use crate::execution::machine::{self, Command, ExecError, StartParams};
 use crate::execution::{ChannelRef, EventKind, Execution, ExecutionSummary, StepEvent};
-use crate::ids::{Key, KeyKind};
+use crate::ids::{Key, KeyKind, WorkspaceId};
 use crate::incident::IncidentStatus;
 use crate::runbook::no_steps_message;
 use crate::store::{ExecutionQuery, StoreError, Write};
@@ -37,22 +37,6 @@ pub struct ActOutcome {
     pub event: StepEvent,
 }
 
-/// The audit action of an accepted command's event.
-fn audit_action(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Approved => "execution.step_approved",
-        EventKind::Done => "execution.step_done",
-        EventKind::Skipped => "execution.step_skipped",
-        EventKind::Failed => "execution.step_failed",
-        EventKind::Retried => "execution.step_retried",
-        EventKind::Aborted => "execution.aborted",
-        EventKind::Started => "execution.started",
-        EventKind::Noted => "execution.note_added",
-        EventKind::HandedOver => "execution.handed_over",
-        EventKind::TakenOver => "execution.taken_over",
-    }
-}
-
 /// The service's answer to a failed read of execution `key`: a missing one is named, with
 /// where to look.
 fn execution_not_found(e: StoreError, key: Key) -> Error {
@@ -71,10 +55,111 @@ impl Vigilo {
         if key.kind != KeyKind::Execution {
             return Err(Error::wrong_key(key, "an execution"));
         }
-        self.store
+        let exec = self
+            .store
             .execution_by_key(who.workspace, key)
             .await
-            .map_err(|e| execution_not_found(e, key))
+            .map_err(|e| execution_not_found(e, key))?;
+        self.record_lapses(who.workspace, exec).await
+    }
+
+    /// Records every approval of `exec` that has lapsed by now (`approval-expires`), each as
+    /// one commit: its `approval_expired` event and one audit entry
+    /// `execution.approval_expired`, made by no member (the rule lapsed it) and naming whose
+    /// approval it was. Returns the execution as it then stands.
+    ///
+    /// Exactly once across processes and replicas: every reader past the moment builds the same
+    /// event, the store's revision check lets one commit it, and the others re-read and find it
+    /// recorded. Called on every read of one execution and before every command.
+    pub(super) async fn record_lapses(
+        &self,
+        ws: WorkspaceId,
+        mut exec: Execution,
+    ) -> Result<Execution> {
+        // Each turn records one lapse or re-reads after losing a race; a step holds at most
+        // `MAX_APPROVALS` approvals.
+        let turns = crate::runbook::approval::MAX_APPROVALS as usize + CONFLICT_RETRIES;
+        for _ in 0..turns {
+            let now = self.now();
+            let Some(t) = machine::lapse(&exec, now) else {
+                return Ok(exec);
+            };
+            let draft = self.lapse_draft(&exec, &t, now).await;
+            let writes = vec![
+                Write::Execution {
+                    execution: t.execution.clone(),
+                    expected_rev: Some(exec.rev),
+                },
+                Write::StepEvent(t.event.clone()),
+            ];
+            let commit = crate::store::Commit {
+                workspace: ws,
+                writes,
+                audit: draft,
+                acting: None,
+            };
+            match self.store.commit(commit).await {
+                Ok(_) => exec = t.execution,
+                Err(StoreError::Conflict(_) | StoreError::AlreadyExists(_)) => {
+                    // Another process recorded it (or moved the run): read what it wrote.
+                    exec = self
+                        .store
+                        .execution_by_key(ws, exec.key)
+                        .await
+                        .map_err(|e| execution_not_found(e, exec.key))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::conflict(
+            exec.key.to_string(),
+            ConflictKind::Concurrent,
+            format!(
+                "{} is being changed by many people at once; try again",
+                exec.key
+            ),
+        ))
+    }
+
+    /// The audit entry of a lapse: no acting member; whose approval lapsed, with the role it
+    /// was given with, when it was given and when it lapsed, and what the step still lacks.
+    async fn lapse_draft(
+        &self,
+        exec: &Execution,
+        t: &machine::Transition,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AuditDraft {
+        let order = t.event.step_order.unwrap_or(0);
+        let step = t.execution.steps.get((order as usize).saturating_sub(1));
+        let lapsed = step.and_then(|s| s.lapsed.last());
+        AuditDraft {
+            at: now,
+            actor: None,
+            actor_handle: None,
+            action: EventKind::ApprovalExpired.audit_action().to_owned(),
+            target: exec.key.to_string(),
+            details: json!({
+                "step": order,
+                "step_title": step.map(|s| s.step.title.to_string()),
+                "approver": self.handle_of(t.event.actor).await.trim_start_matches('@'),
+                "approver_role": lapsed.map(|a| a.satisfied_as.clone()),
+                "approved_at": lapsed.map(|a| a.at),
+                "expired_at": t.event.at,
+                "expires_minutes": step
+                    .and_then(|s| s.step.approval_expires_minutes)
+                    .map(|m| m.minutes()),
+                "approvals": step.map(|s| s.approvals.len()),
+                "approvals_required": step.map(|s| s.step.approvals_needed()),
+            }),
+            links: AuditLinks {
+                runbook: Some(exec.runbook_key),
+                runbook_version: Some(exec.runbook_version),
+                change: exec.change,
+                incident: exec.incident,
+                execution: Some(exec.key),
+            },
+            origin: Some(self.origin().clone()),
+        }
     }
 
     /// Starts an execution: snapshots the runbook's current version and steps.
@@ -207,6 +292,8 @@ impl Vigilo {
             let exec = reads
                 .execution
                 .map_err(|e| execution_not_found(e, execution))?;
+            // Lapses due by now are recorded first, so the command meets the step as it stands.
+            let exec = self.record_lapses(who.workspace, exec).await?;
             let ws = reads.workspace;
             // The operator at this moment is the one that counts (after a hand-over, the new
             // one); approvals are the state machine's rule.
@@ -231,7 +318,7 @@ impl Vigilo {
                 Err(e) => return Err(self.explain(&exec, e).await),
             };
             let kind = t.event.kind;
-            let action = audit_action(kind);
+            let action = kind.audit_action();
             let operators = match t.event.to {
                 Some(to) => Some((
                     self.handle_of(exec.operator).await,
@@ -244,24 +331,42 @@ impl Vigilo {
                 .step_order
                 .and_then(|o| exec.steps.get(o as usize - 1))
                 .map(|s| s.step.title.to_string());
+            let mut details = json!({
+                "step": t.event.step_order,
+                "step_title": step_title,
+                "note": t.event.note.as_ref().map(|n| n.as_str()),
+                "sealed": t.execution.status.is_sealed().then(|| t.execution.status.as_str()),
+                "approver_role": t.event.step_order
+                    .and_then(|o| t.execution.steps.get(o as usize - 1))
+                    .filter(|_| kind == EventKind::Approved)
+                    .and_then(|s| s.approvals.last())
+                    .map(|a| a.satisfied_as.clone()),
+                "from": operators.as_ref().map(|o| o.0.as_str()),
+                "to": operators.as_ref().map(|o| o.1.as_str()),
+            });
+            // A step asking for several approvals says how many stand after this one.
+            if let Some(s) = t
+                .event
+                .step_order
+                .and_then(|o| t.execution.steps.get(o as usize - 1))
+                .filter(|s| kind == EventKind::Approved && s.step.approvals_needed() > 1)
+                && let Some(obj) = details.as_object_mut()
+            {
+                obj.insert(
+                    "approvals".into(),
+                    json!(format!(
+                        "{} of {}",
+                        s.approvals.len(),
+                        s.step.approvals_needed()
+                    )),
+                );
+            }
             let draft = self.draft(
                 Some(&actor),
                 now,
                 action,
                 execution.to_string(),
-                json!({
-                    "step": t.event.step_order,
-                    "step_title": step_title,
-                    "note": t.event.note.as_ref().map(|n| n.as_str()),
-                    "sealed": t.execution.status.is_sealed().then(|| t.execution.status.as_str()),
-                    "approver_role": t.event.step_order
-                        .and_then(|o| t.execution.steps.get(o as usize - 1))
-                        .and_then(|s| s.approval.as_ref())
-                        .filter(|_| kind == EventKind::Approved)
-                        .map(|a| a.satisfied_as.clone()),
-                    "from": operators.as_ref().map(|o| o.0.as_str()),
-                    "to": operators.as_ref().map(|o| o.1.as_str()),
-                }),
+                details,
                 AuditLinks {
                     runbook: Some(exec.runbook_key),
                     runbook_version: Some(exec.runbook_version),
@@ -353,6 +458,22 @@ impl Vigilo {
                 );
                 failure(Some(handle), message)
             }
+            ExecError::NeedsApproval {
+                step,
+                requirement,
+                have,
+                need,
+            } if *need > 1 => {
+                let given = match exec.steps.get((*step as usize).saturating_sub(1)) {
+                    Some(s) => self.approvals_text(s).await,
+                    None => format!("{have} of {need} approvals"),
+                };
+                let message = format!(
+                    "step {step} of {} needs {need} distinct approvals by {requirement} before it can be marked done; it has {given}",
+                    exec.key
+                );
+                failure(None, message)
+            }
             ExecError::Sealed { key, status, at } => {
                 let last = exec
                     .steps
@@ -383,6 +504,20 @@ impl Vigilo {
                 other => other,
             },
         }
+    }
+
+    /// A step's approvals as the surfaces show them: `1 of 2 approvals (@carol)`, `no
+    /// approvals yet`, `2 of 2 approvals (@carol, @dave)`; empty for a step without a gate.
+    pub async fn approvals_text(&self, step: &crate::execution::ExecStep) -> String {
+        let need = step.step.approvals_needed();
+        if need == 0 {
+            return String::new();
+        }
+        let mut handles = Vec::with_capacity(step.approvals.len());
+        for a in &step.approvals {
+            handles.push(self.handle_of(a.by).await);
+        }
+        crate::execution::approvals_summary(need, &handles)
     }
 
     /// An execution by key (any member).

@@ -3,6 +3,7 @@
 //! with its one audit entry in a single [`Store::commit`].
 
 mod admin;
+mod approvals;
 mod audit_trail;
 mod changes;
 mod executions;
@@ -26,6 +27,7 @@ use crate::store::{ActingMember, Commit, Store, StoreError, StoreResult, Write};
 use crate::workspace::{Actor, Workspace};
 
 pub use admin::{NewMember, Removed};
+pub use approvals::WaitingApproval;
 pub use audit_trail::{AuditFilter, AuditVerdict, CheckpointVerdict};
 pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};

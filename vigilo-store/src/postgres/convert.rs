@@ -30,15 +30,18 @@ pub(crate) fn prepare(old: &Execution, events: &mut [StepEvent]) -> Result<Vec<b
         if ev.kind != EventKind::Approved || ev.satisfied_as.is_some() {
             continue;
         }
+        // The approval still standing by this approver at this time (documents written
+        // before approval policies read as a list of their one approval).
         let approval = ev
             .step_order
             .and_then(|o| (o as usize).checked_sub(1))
             .and_then(|i| old.steps.get(i))
-            .and_then(|s| s.approval.as_ref());
-        if let Some(a) = approval
-            && a.by == ev.actor
-            && a.at == ev.at
-        {
+            .and_then(|s| {
+                s.approvals
+                    .iter()
+                    .find(|a| a.by == ev.actor && a.at == ev.at)
+            });
+        if let Some(a) = approval {
             ev.satisfied_as = Some(a.satisfied_as.clone());
             *filled = true;
         }

@@ -336,8 +336,11 @@ fn convert_one(conn: &Connection, id: &str, wsid: &str, doc: &str) -> Result<(),
             ev.satisfied_as = ev
                 .step_order
                 .and_then(|o| old.steps.get((o as usize).checked_sub(1)?))
-                .and_then(|s| s.approval.as_ref())
-                .filter(|a| a.by == ev.actor && a.at == ev.at)
+                .and_then(|s| {
+                    s.approvals
+                        .iter()
+                        .find(|a| a.by == ev.actor && a.at == ev.at)
+                })
                 .map(|a| a.satisfied_as.clone());
             *patched = ev.satisfied_as.is_some();
         }

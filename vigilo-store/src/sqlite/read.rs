@@ -333,24 +333,24 @@ fn broad_search(
     // 2. Titles holding every word: ranked when few, newest first when many.
     let in_title = terms.all_in_title();
     if pks.len() < want {
-        let sql = if search::matches_at_most(c, &in_title, BROAD)? {
-            // Scored like a ranked search (the whole text), only the title tier reaching the
-            // score: the broad query is walked, the title matches are a set computed once.
-            format!(
-                "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
-                 WHERE runbook_search MATCH ? \
-                 AND s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?) \
-                 AND {{cond}} \
-                 ORDER BY bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), r.key_number \
-                 LIMIT ?"
+        let (query, order) = if search::matches_at_most(c, &in_title, BROAD)? {
+            // Scored like a ranked search: the words anywhere, and in the title. The
+            // title-filtered phrases add nothing to the score (the title weighs 0), so bm25
+            // ranks by the description and the steps.
+            (
+                format!("({}) AND ({in_title})", terms.all()),
+                format!(
+                    "bm25(runbook_search, 0.0, {DESCRIPTION_WEIGHT:.1}, {STEPS_WEIGHT:.1}), r.key_number"
+                ),
             )
         } else {
-            "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
-             WHERE runbook_search MATCH ? AND s.rowid IN (SELECT rowid FROM runbook_search WHERE runbook_search MATCH ?) \
-             AND {cond} ORDER BY s.rowid DESC LIMIT ?"
-                .to_owned()
+            (in_title.clone(), "s.rowid DESC".to_owned())
         };
-        let mut params = vec![text(terms.all()), text(in_title.clone())];
+        let sql = format!(
+            "SELECT r.pk FROM runbook_search s JOIN runbooks r ON r.pk = s.rowid \
+             WHERE runbook_search MATCH ? AND {{cond}} ORDER BY {order} LIMIT ?"
+        );
+        let mut params = vec![text(query)];
         let cond = visible(&mut params);
         take(c, sql.replace("{cond}", &cond), params, &mut pks)?;
     }

@@ -411,6 +411,131 @@ pub async fn list_executions_filters(store: &dyn Store) {
     assert_eq!(rows[0].status, ExecutionStatus::Aborted);
 }
 
+/// A step asking for two approvals that lapse after 30 minutes: approvals by two people, a
+/// lapse (an event with no acting member), the approval given again, done. After every commit
+/// the store reads back exactly the execution the machine built, events included, and the
+/// runbook's approval policy survives the version and the snapshot.
+pub async fn approval_policies_round_trip(store: &dyn Store) {
+    use crate::execution::EventKind;
+    use crate::runbook::{RunbookInput, StepInput};
+    use crate::workspace::Policy;
+
+    let ctx = setup(store, "gates").await;
+    let body = RunbookInput {
+        title: "Fail over".into(),
+        steps: vec![
+            StepInput {
+                title: "Promote the replica".into(),
+                requires_approval: true,
+                approvals_required: 2,
+                approval_expires_minutes: Some(30),
+                ..StepInput::default()
+            },
+            StepInput {
+                title: "Announce".into(),
+                ..StepInput::default()
+            },
+        ],
+        ..RunbookInput::default()
+    }
+    .validate()
+    .unwrap();
+    let rb = add_runbook(store, &ctx, body.clone(), &ctx.alice, true).await;
+    assert_eq!(store.runbook(ctx.id(), rb.id).await.unwrap().body, body);
+    let key = store
+        .allocate_key(ctx.id(), KeyKind::Execution)
+        .await
+        .unwrap();
+    let t0 = now();
+    let started = machine::start(
+        &rb,
+        StartParams {
+            key,
+            operator: ctx.alice.id,
+            change: None,
+            incident: None,
+            rehearsal: false,
+            channel: None,
+        },
+        t0,
+    );
+    commit_ok(
+        store,
+        ctx.id(),
+        vec![
+            Write::Execution {
+                execution: started.execution.clone(),
+                expected_rev: None,
+            },
+            Write::StepEvent(started.event.clone()),
+        ],
+        draft_by(&ctx.alice, "execution.started", &key.to_string()),
+    )
+    .await;
+    let mut ex = started.execution;
+    let mut events = vec![started.event];
+    let policy = Policy {
+        approver_must_differ: false,
+    };
+    let minute = chrono::Duration::minutes(1);
+    let steps: [(Option<(&crate::workspace::User, Command)>, i32); 5] = [
+        (Some((&ctx.bob, Command::Approve { step: 1 })), 1),
+        (Some((&ctx.alice, Command::Approve { step: 1 })), 10),
+        // Bob's approval lapses at minute 31.
+        (None, 32),
+        (Some((&ctx.bob, Command::Approve { step: 1 })), 33),
+        (
+            Some((
+                &ctx.alice,
+                Command::Done {
+                    step: 1,
+                    note: None,
+                },
+            )),
+            34,
+        ),
+    ];
+    for (what, minutes) in steps {
+        let at = t0 + minute * minutes;
+        let (t, audit) = match what {
+            Some((user, cmd)) => (
+                machine::apply(&ex, &cmd, &ctx.actor(user), &policy, at).unwrap(),
+                draft_by(user, "execution.step", &key.to_string()),
+            ),
+            None => (
+                machine::lapse(&ex, at).expect("a lapse is due"),
+                draft("execution.approval_expired", &key.to_string()),
+            ),
+        };
+        commit_ok(
+            store,
+            ctx.id(),
+            vec![
+                Write::Execution {
+                    execution: t.execution.clone(),
+                    expected_rev: Some(ex.rev),
+                },
+                Write::StepEvent(t.event.clone()),
+            ],
+            audit,
+        )
+        .await;
+        ex = t.execution;
+        events.push(t.event);
+        assert_eq!(store.execution_by_key(ctx.id(), key).await.unwrap(), ex);
+    }
+    assert_eq!(store.step_events(ctx.id(), ex.id).await.unwrap(), events);
+    assert_eq!(events[3].kind, EventKind::ApprovalExpired);
+    assert_eq!(events[3].actor, ctx.bob.id);
+    assert_eq!(events[3].at, t0 + minute * 31);
+    let step = &ex.steps[0];
+    assert_eq!(step.status, crate::execution::StepStatus::Done);
+    let by: Vec<_> = step.approvals.iter().map(|a| a.by).collect();
+    assert_eq!(by, [ctx.alice.id, ctx.bob.id]);
+    assert_eq!(step.lapsed.len(), 1);
+    assert_eq!(step.step.approvals_required.get(), 2);
+}
+
 /// Notes, hand-overs and takeovers are events like any other: each is committed with the
 /// execution at its revision, and the execution reads back exactly after each — its operator,
 /// its hand-overs and every step's notes — including a note added after the seal, which leaves

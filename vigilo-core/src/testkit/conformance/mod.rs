@@ -81,8 +81,8 @@ pub use commits::{
     commit_to_unknown_workspace_is_refused, concurrent_updates_one_winner,
 };
 pub use executions::{
-    action_reads_match_single_reads, execution_notes_and_hand_overs, execution_round_trip,
-    list_executions_filters,
+    action_reads_match_single_reads, approval_policies_round_trip, execution_notes_and_hand_overs,
+    execution_round_trip, list_executions_filters,
 };
 pub use invariants::{
     commit_checks_acting_membership, owner_demotions_race, workspace_keeps_an_owner,
@@ -150,6 +150,7 @@ macro_rules! conformance_tests {
             missing_rows_are_not_found,
             rows_round_trip_exactly,
             run_facts_figures,
+            approval_policies_round_trip,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -208,6 +209,7 @@ pub const ALL: &[&str] = &[
     "missing_rows_are_not_found",
     "rows_round_trip_exactly",
     "run_facts_figures",
+    "approval_policies_round_trip",
 ];
 
 /// Runs one case on a fresh multi-thread Tokio runtime with two workers (used by

@@ -120,6 +120,7 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
                 verification: "`psql -c 'select 1'`".into(),
                 rollback_note: "Nothing to undo".into(),
                 requires_approval: true,
+                approval_expires_minutes: Some(45),
                 is_destructive: false,
                 ..StepInput::default()
             },
@@ -332,12 +333,12 @@ pub async fn rows_round_trip_exactly(store: &dyn Store) {
         events.push(t.event);
     }
     assert_eq!(
-        ex.steps[0].approval,
-        Some(Approval {
+        ex.steps[0].approvals,
+        vec![Approval {
             by: user.id,
             at: t1,
             satisfied_as: "dba".into(),
-        })
+        }]
     );
     assert_eq!(ex.steps[1].status, StepStatus::Failed);
     assert_eq!(ex.steps[1].failures, 3);
