@@ -16,6 +16,7 @@ mod audit;
 mod corpus;
 mod diff;
 mod raw;
+mod runstats;
 mod service;
 mod size;
 mod stats;
@@ -43,7 +44,15 @@ struct Args {
     runbooks: Option<usize>,
 }
 
-const BENCHES: &[&str] = &["act", "concurrent", "diff", "size", "corpus", "audit"];
+const BENCHES: &[&str] = &[
+    "act",
+    "concurrent",
+    "diff",
+    "size",
+    "corpus",
+    "audit",
+    "stats",
+];
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -94,17 +103,17 @@ fn main() -> Result<()> {
 }
 
 /// One line of the summary table.
-struct Row {
-    name: String,
-    measured: String,
-    baseline: String,
-    ratio: String,
-    target: String,
-    met: bool,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) measured: String,
+    pub(crate) baseline: String,
+    pub(crate) ratio: String,
+    pub(crate) target: String,
+    pub(crate) met: bool,
 }
 
 /// Prints a line at once (the runs are long).
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     println!("{text}");
     let _ = std::io::stdout().flush();
 }
@@ -146,6 +155,7 @@ async fn run(args: Args) -> Result<()> {
                 rows.extend(bench_corpus(&dir, n, if args.quick { 30 } else { 101 }).await?);
             }
             "audit" => rows.extend(audit::bench(&dir, rounds).await?),
+            "stats" => rows.extend(runstats::bench(&dir, rounds.max(9)).await?),
             other => bail!("unknown benchmark {other}"),
         }
         say(&format!("  ({bench} took {:.1?})\n", t.elapsed()));

@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use vigilo_core::analytics::{RunFacts, StatsQuery};
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
@@ -181,6 +182,14 @@ impl<S: Store> Store for CountingStore<S> {
         execution: ExecutionId,
     ) -> StoreResult<Vec<StepEvent>> {
         self.read().step_events(workspace, execution).await
+    }
+
+    async fn run_facts(
+        &self,
+        workspace: WorkspaceId,
+        query: &StatsQuery,
+    ) -> StoreResult<Vec<RunFacts>> {
+        self.read().run_facts(workspace, query).await
     }
 
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {

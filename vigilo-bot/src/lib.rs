@@ -13,6 +13,7 @@
 // Every public item says what it is and why: the crates are meant to be embedded.
 #![deny(missing_docs)]
 
+pub mod chart;
 pub mod chat;
 pub mod cli;
 pub mod console;

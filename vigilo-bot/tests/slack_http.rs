@@ -1178,3 +1178,56 @@ async fn reports_are_uploaded_into_the_runs_thread() {
     );
     w.server.shutdown().await.unwrap();
 }
+
+/// `/runbook stats RB-…`: the table is posted in the channel, then the chart goes through the
+/// external upload flow as a PNG; the summary card of a run compares it with the typical run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_post_a_table_and_upload_the_chart() {
+    let w = world().await;
+    let (_header, _card1) = w.run().await;
+    let dave = w.who("dave");
+    let done = |step| vigilo_core::execution::Command::Done { step, note: None };
+    w.vigilo.act(&dave, ex(1), done(1)).await.unwrap();
+    w.vigilo
+        .act(
+            &w.who("bob"),
+            ex(1),
+            vigilo_core::execution::Command::Approve { step: 2 },
+        )
+        .await
+        .unwrap();
+    w.vigilo.act(&dave, ex(1), done(2)).await.unwrap();
+    w.vigilo.act(&dave, ex(1), done(3)).await.unwrap();
+
+    let from = w.fake.count();
+    let a = w
+        .client
+        .post("/slack/commands", &w.dave.command("stats RB-00001"))
+        .await;
+    assert_eq!(a.status, 200);
+    let calls = w
+        .fake
+        .wait_for(from, "the chart's upload", |c| {
+            c.iter().any(|c| c.method == "files.completeUploadExternal")
+        })
+        .await;
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage",
+            "files.getUploadURLExternal",
+            "upload",
+            "files.completeUploadExternal"
+        ],
+        "{calls:#?}"
+    );
+    let table = calls[0].text();
+    assert!(table.contains("Stats of RB-00001"), "{table}");
+    assert!(table.contains("MED"), "{table}");
+    assert_eq!(calls[1].body["filename"], "RB-00001-stats.png");
+    assert_eq!(calls[2].body["content_type"], "image/png");
+    let bytes = calls[2].body["text"].as_str().unwrap();
+    assert!(bytes.starts_with("\u{FFFD}PNG"), "not a PNG");
+    assert_eq!(calls[3].body["channel_id"], "C0OPS");
+}

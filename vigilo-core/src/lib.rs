@@ -44,6 +44,7 @@
 // Every public item says what it is and why: the crates are meant to be embedded.
 #![deny(missing_docs)]
 
+pub mod analytics;
 pub mod audit;
 pub mod authz;
 pub mod change;

@@ -171,6 +171,7 @@ macro_rules! pg_conformance {
             people_are_isolated_between_workspaces,
             missing_rows_are_not_found,
             rows_round_trip_exactly,
+            run_facts_figures,
             approval_policies_round_trip,
         );
     };

@@ -2,6 +2,7 @@
 //! and the summary. Pure functions of the execution and the users' handles.
 
 use chrono::{DateTime, Utc};
+use vigilo_core::analytics::Typical;
 use vigilo_core::execution::{
     Drift, EventKind, ExecStep, Execution, ExecutionStatus, ExecutionSummary, StepEvent, StepNote,
     StepStatus,
@@ -716,7 +717,15 @@ const MAX_SUMMARY_NOTE_CHARS: usize = 1_000;
 
 /// The summary posted when an execution is sealed: outcome, each step's status, actual against
 /// estimated minutes, the total variance, every hand-over and every note.
-pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> Reply {
+///
+/// `typical` compares the run with its runbook's typical run ("12 min longer than the median
+/// of 14 runs"), when there is one.
+pub fn summary(
+    exec: &Execution,
+    summary: &ExecutionSummary,
+    names: &Names,
+    typical: Option<&Typical>,
+) -> Reply {
     let outcome = exec.status.as_str();
     let mut blocks = vec![Block::Header(format!("Summary · {} {outcome}", exec.key))];
     if exec.rehearsal {
@@ -788,6 +797,12 @@ pub fn summary(exec: &Execution, summary: &ExecutionSummary, names: &Names) -> R
         Field::new("Estimated", estimate(summary.est_minutes)),
         Field::new("Variance", variance(summary.variance_minutes)),
     ]));
+    if let Some(t) = typical {
+        blocks.push(Block::Context(escape_markdown(&format!(
+            "This run: {}.",
+            t.sentence()
+        ))));
+    }
     if let Some(reason) = &exec.abort_reason {
         blocks.extend(sections(&labelled("Abort reason", reason.as_str())));
     }

@@ -78,11 +78,13 @@ pub enum Subcommand {
     Publish,
     /// `report`.
     Report,
+    /// `stats`.
+    Stats,
 }
 
 impl Subcommand {
     /// Every command word, in the order `help` lists them.
-    pub const ALL: [Subcommand; 19] = [
+    pub const ALL: [Subcommand; 20] = [
         Subcommand::Help,
         Subcommand::List,
         Subcommand::Search,
@@ -102,6 +104,7 @@ impl Subcommand {
         Subcommand::Diff,
         Subcommand::Publish,
         Subcommand::Report,
+        Subcommand::Stats,
     ];
 
     /// The word typed.
@@ -126,6 +129,7 @@ impl Subcommand {
             Subcommand::Diff => "diff",
             Subcommand::Publish => "publish",
             Subcommand::Report => "report",
+            Subcommand::Stats => "stats",
         }
     }
 
@@ -151,6 +155,7 @@ impl Subcommand {
             Subcommand::Diff => "/runbook diff RB-00012 <from-version> <to-version>",
             Subcommand::Publish => "/runbook publish RB-00012",
             Subcommand::Report => "/runbook report [EX-00001]",
+            Subcommand::Stats => "/runbook stats RB-00012",
         }
     }
 
@@ -178,6 +183,7 @@ impl Subcommand {
             Subcommand::Diff => "what changed between two versions",
             Subcommand::Publish => "publish a draft runbook",
             Subcommand::Report => "the run's evidence, posted as a file in its thread",
+            Subcommand::Stats => "per-step timing across runs, with a chart image",
         }
     }
 
@@ -376,6 +382,11 @@ pub enum Command {
         /// The execution named, else the newest started in the channel.
         execution: Option<Key>,
     },
+    /// Per-step timing across a runbook's runs.
+    Stats {
+        /// `RB-…`.
+        runbook: Key,
+    },
 }
 
 impl Command {
@@ -401,6 +412,7 @@ impl Command {
             Command::Diff { .. } => Subcommand::Diff,
             Command::Publish { .. } => Subcommand::Publish,
             Command::Report { .. } => Subcommand::Report,
+            Command::Stats { .. } => Subcommand::Stats,
         }
     }
 }
@@ -633,6 +645,11 @@ impl<'a> Args<'a> {
                 self.end()?;
                 Command::Publish { runbook }
             }
+            Subcommand::Stats => {
+                let runbook = self.key(KeyKind::Runbook, RUNBOOK_KEY)?;
+                self.end()?;
+                Command::Stats { runbook }
+            }
             Subcommand::Diff => {
                 let runbook = self.key(KeyKind::Runbook, RUNBOOK_KEY)?;
                 let from = self.version("from")?;
@@ -803,6 +820,7 @@ impl fmt::Display for Command {
             Command::Search { words } => write!(f, " {words}"),
             Command::Show { runbook }
             | Command::History { runbook }
+            | Command::Stats { runbook }
             | Command::Publish { runbook } => write!(f, " {runbook}"),
             Command::Run {
                 runbook,

@@ -287,6 +287,13 @@ impl ChatEngine {
                 vec![views::diff(&rb, &d)]
             }
             Command::Publish { runbook } => self.publish(ctx, runbook).await?,
+            Command::Stats { runbook } => {
+                let stats = self
+                    .vigilo
+                    .runbook_stats(who, runbook, vigilo_core::analytics::StatsQuery::default())
+                    .await?;
+                vec![super::stats::reply(&stats)]
+            }
             Command::Run {
                 runbook,
                 change,
@@ -437,6 +444,23 @@ impl ChatEngine {
         )])
     }
 
+    /// How a sealed run compares with its runbook's typical run, read as its operator (who
+    /// may view the runbook); nothing when that cannot be read.
+    async fn typical(
+        &self,
+        exec: &Execution,
+        summary: &ExecutionSummary,
+    ) -> Option<vigilo_core::analytics::Typical> {
+        let who = Who::new(exec.workspace, exec.operator);
+        match self.vigilo.typical_run(&who, exec, summary).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(error = %e, "no typical run to compare with");
+                None
+            }
+        }
+    }
+
     /// The header and first step card of a new execution.
     async fn started(&self, exec: &Execution) -> Vec<Reply> {
         let names = self.names(exec).await;
@@ -448,8 +472,13 @@ impl ChatEngine {
         match exec.current_index() {
             Some(i) => out.extend(self.card(exec, i, &names)),
             None => out.push(
-                cards::summary(exec, &summary, &names)
-                    .with_target(Target::Thread(Anchor::Execution(exec.key))),
+                cards::summary(
+                    exec,
+                    &summary,
+                    &names,
+                    self.typical(exec, &summary).await.as_ref(),
+                )
+                .with_target(Target::Thread(Anchor::Execution(exec.key))),
             ),
         }
         out
@@ -715,8 +744,13 @@ impl ChatEngine {
         }
         if exec.status.is_sealed() {
             out.push(
-                cards::summary(exec, &summary, &names)
-                    .with_target(Target::Thread(Anchor::Execution(exec.key))),
+                cards::summary(
+                    exec,
+                    &summary,
+                    &names,
+                    self.typical(exec, &summary).await.as_ref(),
+                )
+                .with_target(Target::Thread(Anchor::Execution(exec.key))),
             );
             out.push(
                 cards::execution_header(exec, &names, &summary, None)

@@ -178,6 +178,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
         anchor,
         text,
         file,
+        image,
     } = reply;
     let text = truncate(&text, MAX_FALLBACK_CHARS);
     let room = MAX_MESSAGE_CHARS.saturating_sub(escape_mrkdwn(&text).chars().count());
@@ -192,6 +193,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             anchor,
             text,
             file,
+            image,
         }];
     }
     if blocks.len() <= MAX_BLOCKS && blocks_chars(&blocks) <= room {
@@ -202,6 +204,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             anchor,
             text,
             file,
+            image,
         }];
     }
     // The buttons go on the last message: the one anchored, updated when acted on.
@@ -233,6 +236,7 @@ pub fn fit_reply(reply: Reply) -> Vec<Reply> {
             anchor: if i + 1 == n { anchor } else { None },
             text: text.clone(),
             file: if i + 1 == n { file.clone() } else { None },
+            image: if i + 1 == n { image.clone() } else { None },
         })
         .collect()
 }

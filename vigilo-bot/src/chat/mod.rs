@@ -48,6 +48,7 @@ pub mod markdown;
 pub mod prepare;
 pub mod refs;
 pub mod reply;
+pub mod stats;
 pub mod views;
 
 pub use command::{Command, ParseError, Subcommand, parse};

@@ -68,6 +68,20 @@ pub struct Reply {
     /// A file posted with the message (an execution report): Slack uploads it into the
     /// reply's place with the message as its comment; a terminal prints it.
     pub file: Option<Attachment>,
+    /// A picture shown with the message (the stats chart): Slack uploads it after the
+    /// message; a terminal shows the message's own text version of it.
+    pub image: Option<Image>,
+}
+
+/// A PNG picture a reply carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// The file's name (`RB-00001-stats.png`).
+    pub filename: String,
+    /// Its title, plain text.
+    pub title: String,
+    /// The PNG bytes.
+    pub png: Vec<u8>,
 }
 
 /// A text file a reply carries.
@@ -91,6 +105,7 @@ impl Reply {
             anchor: None,
             text: text.into(),
             file: None,
+            image: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub mod report;
 pub mod run;
 pub mod runbook;
 pub mod serve;
+pub mod stats;
 pub mod views;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -159,6 +160,8 @@ pub enum Command {
     /// The audit trail: list, export, verify the hash chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The workspace at a glance: runs per week, completed and aborted, the slowest steps.
+    Stats(stats::StatsArgs),
     /// Serve a chat front end.
     #[command(subcommand)]
     Serve(ServeCmd),
@@ -258,6 +261,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Change(c) => change::dispatch(ctx, c).await,
         Command::Incident(c) => admin::incident(ctx, c).await,
         Command::Audit(c) => audit::dispatch(ctx, c).await,
+        Command::Stats(a) => stats::workspace_stats(ctx, a).await,
         Command::Console(a) => admin::console(ctx, a).await,
         Command::Serve(_) | Command::Migrate(_) | Command::Completions { .. } => Ok(()),
     }

@@ -140,6 +140,33 @@ pub enum RunbookCmd {
         #[arg(long, value_name = "columns")]
         width: Option<usize>,
     },
+    /// Per-step timing and outcomes across executions: a table, a chart, new estimates.
+    #[command(
+        after_help = "Examples:\n  vigilo --as bob runbook stats RB-00001\n  vigilo --as bob runbook stats RB-00001 --since 2026-05-01T00:00:00Z --chart rb1.png\n  vigilo --as alice runbook stats RB-00001 --suggest --apply\n\nMinutes per step over the runs where it was done (skipped and failed steps count in their\nrates); rehearsals are left out unless --include-rehearsals. --suggest proposes the median\nof real runs, rounded, at least 1 minute (steps done fewer than 5 times keep theirs);\n--apply saves them as a new version."
+    )]
+    Stats {
+        /// The runbook.
+        #[arg(value_parser = rb_ref, value_name = "RB-…")]
+        runbook: Ref,
+        /// Only executions of this version.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Only executions started at or after this time.
+        #[arg(long, value_parser = super::stats::parse_since, value_name = "RFC3339")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Count rehearsals too.
+        #[arg(long)]
+        include_rehearsals: bool,
+        /// Draw estimate against actual per step into this file (.svg or .png).
+        #[arg(long, value_name = "FILE.svg|FILE.png")]
+        chart: Option<PathBuf>,
+        /// Propose new estimates from the real runs.
+        #[arg(long)]
+        suggest: bool,
+        /// Save the proposed estimates as a new version (needs --suggest).
+        #[arg(long, requires = "suggest")]
+        apply: bool,
+    },
     /// Full-text search over titles, descriptions and steps.
     #[command(after_help = "Example:\n  vigilo --as bob runbook search certificate rotate")]
     Search {
@@ -186,6 +213,30 @@ pub async fn dispatch(ctx: &Ctx, c: RunbookCmd) -> Result<(), CliError> {
             width,
         } => diff(ctx, &who, runbook, from, to, side_by_side, width).await,
         RunbookCmd::Search { words, limit } => search(ctx, &who, &words.join(" "), limit).await,
+        RunbookCmd::Stats {
+            runbook,
+            version,
+            since,
+            include_rehearsals,
+            chart,
+            suggest,
+            apply,
+        } => {
+            super::stats::runbook_stats(
+                ctx,
+                &who,
+                super::stats::RunbookStatsArgs {
+                    runbook,
+                    version,
+                    since,
+                    include_rehearsals,
+                    chart,
+                    suggest,
+                    apply,
+                },
+            )
+            .await
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use super::dedupe::Dedupe;
 use super::metrics::Metrics;
 use super::web_api::{FileUpload, WebApi};
 use crate::chat::errors::error_reply;
+use crate::chat::reply::Image;
 use crate::chat::{Attachment, ChatContext, ChatEngine, MessageRefs, Placement, Reply, Visibility};
 
 /// The platform name recorded on executions started from Slack.
@@ -286,6 +287,10 @@ impl Bot {
                     .map(|()| r),
                 Placement::Skip => None,
             };
+            if let Some(image) = &reply.image {
+                self.upload_image(workspace, origin, posted.as_ref(), image)
+                    .await;
+            }
             if let (Some(anchor), Some(r)) = (reply.anchor, posted) {
                 self.refs.remember(workspace, anchor, r);
             }
@@ -326,6 +331,42 @@ impl Bot {
             let text = format!(
                 "Slack did not accept the file {}; try again in a moment. The CLI writes the same report: `vigilo exec report`.",
                 file.filename
+            );
+            let reply = Reply::private_markdown(
+                crate::chat::markdown::escape_markdown_keeping_code(&text),
+                text,
+            );
+            self.tell(Some(workspace), origin, &reply).await;
+        }
+    }
+}
+
+impl Bot {
+    /// Shares a reply's picture in the channel of the message just posted (`posted`, else
+    /// the channel of the command), with the picture's title as its comment.
+    async fn upload_image(
+        &self,
+        workspace: WorkspaceId,
+        origin: &Origin,
+        posted: Option<&SlackRef>,
+        image: &Image,
+    ) {
+        let channel = posted.map_or(origin.channel.as_str(), |r| r.channel.as_str());
+        let comment = crate::chat::markdown::escape_markdown(&image.title);
+        let upload = FileUpload {
+            channel,
+            thread_ts: None,
+            filename: &image.filename,
+            title: &image.title,
+            content_type: "image/png",
+            content: &image.png,
+            comment: &comment,
+        };
+        if let Err(e) = self.web.upload_file(&upload).await {
+            tracing::warn!(file = %image.filename, error = %e, "the chart could not be shared");
+            let text = format!(
+                "Slack did not accept the chart {}; the CLI draws the same one: `vigilo runbook stats … --chart FILE.png`.",
+                image.filename
             );
             let reply = Reply::private_markdown(
                 crate::chat::markdown::escape_markdown_keeping_code(&text),

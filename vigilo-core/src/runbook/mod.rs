@@ -323,6 +323,11 @@ pub enum VersionSource {
         /// The change, `CR-…`.
         change: Key,
     },
+    /// New estimates from the timing of real runs (`runbook stats --suggest --apply`).
+    Estimates {
+        /// How many executions the figures counted.
+        runs: u64,
+    },
 }
 
 impl std::fmt::Display for VersionSource {
@@ -332,6 +337,11 @@ impl std::fmt::Display for VersionSource {
             VersionSource::Edit => f.write_str("edit"),
             VersionSource::FileSync { file } => write!(f, "file sync ({file})"),
             VersionSource::SaveAsFromChange { change } => write!(f, "save-as from {change}"),
+            VersionSource::Estimates { runs } => write!(
+                f,
+                "estimates from {runs} run{}",
+                if *runs == 1 { "" } else { "s" }
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@ mod executions;
 mod incidents;
 mod reports;
 mod runbooks;
+mod stats;
 mod together;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use changes::{ChangeView, SaveAs};
 pub use executions::{ActOutcome, StartOptions};
 pub use reports::ReportVerdict;
 pub use runbooks::{CreateRunbook, EditOutcome, ListRunbooks, RunbookSave, Saved, VersionInfo};
+pub use stats::AppliedEstimates;
 
 /// How many times a write that lost an optimistic race is re-read and re-applied before the
 /// conflict is reported.

@@ -15,6 +15,7 @@ pub use contract::{authority_moved, no_owner_left};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::analytics::{RunFacts, StatsQuery};
 use crate::audit::{AuditDraft, AuditEntry};
 use crate::change::ChangeRequest;
 use crate::execution::{ChannelRef, Execution, StepEvent};
@@ -384,6 +385,7 @@ impl ActionReads {
 /// use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// use async_trait::async_trait;
+/// use vigilo_core::analytics::{RunFacts, StatsQuery};
 /// use vigilo_core::audit::AuditEntry;
 /// use vigilo_core::change::ChangeRequest;
 /// use vigilo_core::execution::{Execution, StepEvent};
@@ -538,6 +540,14 @@ impl ActionReads {
 ///         execution: ExecutionId,
 ///     ) -> StoreResult<Vec<StepEvent>> {
 ///         self.inner.step_events(workspace, execution).await
+///     }
+///
+///     async fn run_facts(
+///         &self,
+///         workspace: WorkspaceId,
+///         query: &StatsQuery,
+///     ) -> StoreResult<Vec<RunFacts>> {
+///         self.inner.run_facts(workspace, query).await
 ///     }
 ///
 ///     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {
@@ -706,6 +716,17 @@ pub trait Store: Send + Sync + 'static {
         workspace: WorkspaceId,
         execution: ExecutionId,
     ) -> StoreResult<Vec<StepEvent>>;
+    /// What the timing figures are computed from ([`crate::analytics`]): every execution of
+    /// `workspace` that `query` admits ([`StatsQuery::admits`]), with its runbook, version,
+    /// status and start, and the typed columns of its events of the kinds the figures use
+    /// ([`crate::analytics::FACT_KINDS`]; other kinds left out). In any order. This is an
+    /// aggregate read over event rows: an adapter answers it from indexed columns, without
+    /// loading whole executions or their documents ([`RunFacts::of`] is the reference answer).
+    async fn run_facts(
+        &self,
+        workspace: WorkspaceId,
+        query: &StatsQuery,
+    ) -> StoreResult<Vec<RunFacts>>;
 
     /// A change by id.
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest>;

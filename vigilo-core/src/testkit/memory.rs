@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::analytics::{RunFacts, StatsQuery};
 use crate::audit::{self, AuditEntry};
 use crate::change::ChangeRequest;
 use crate::execution::{ChannelRef, Execution, ExecutionStatus, StepEvent};
@@ -916,6 +917,26 @@ impl Store for MemoryStore {
         Ok(s.events
             .range((execution, 0)..=(execution, u64::MAX))
             .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn run_facts(
+        &self,
+        workspace: WorkspaceId,
+        query: &StatsQuery,
+    ) -> StoreResult<Vec<RunFacts>> {
+        let s = self.lock();
+        Ok(s.executions
+            .values()
+            .filter(|e| e.workspace == workspace)
+            .filter_map(|e| {
+                let events: Vec<StepEvent> = s
+                    .events
+                    .range((e.id, 0)..=(e.id, u64::MAX))
+                    .map(|(_, ev)| ev.clone())
+                    .collect();
+                RunFacts::of(e, &events, query)
+            })
             .collect())
     }
 

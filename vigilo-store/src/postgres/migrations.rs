@@ -36,7 +36,13 @@ use super::error::PgError;
 pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"VGLOmigr");
 
 /// Every migration, oldest first. Never edit an entry once shipped; append a new one.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    super::stats::MIGRATION_5,
+];
 
 /// Schema 1: every table, its indexes, the runbook search columns and the audit guards.
 const MIGRATION_1: &str = r#"

@@ -70,6 +70,7 @@ mod rows;
 #[cfg(feature = "testkit")]
 mod scratch;
 mod search;
+mod stats;
 mod transition;
 mod write;
 
@@ -84,6 +85,7 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, ObjectId, Pool, Recyclin
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tracing::{debug, info, warn};
+use vigilo_core::analytics::{RunFacts, StatsQuery};
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
@@ -836,6 +838,14 @@ impl Store for PgStore {
         execution: ExecutionId,
     ) -> StoreResult<Vec<StepEvent>> {
         read!(self, |c| read::step_events(&c, workspace, execution))
+    }
+
+    async fn run_facts(
+        &self,
+        workspace: WorkspaceId,
+        query: &StatsQuery,
+    ) -> StoreResult<Vec<RunFacts>> {
+        read!(self, |c| stats::run_facts(&c, workspace, query))
     }
 
     async fn change(&self, workspace: WorkspaceId, id: ChangeId) -> StoreResult<ChangeRequest> {

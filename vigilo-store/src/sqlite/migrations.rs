@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: super::executions::MIGRATION_3,
         convert: Some(super::executions::convert_executions),
     },
+    Migration::sql(super::stats::MIGRATION_4),
 ];
 
 /// Schema 1: every table, its indexes, the runbook search index and the audit guards.

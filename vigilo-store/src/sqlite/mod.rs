@@ -20,6 +20,7 @@ mod read;
 mod readers;
 mod rows;
 mod search;
+mod stats;
 mod write;
 mod writer;
 
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tracing::info;
+use vigilo_core::analytics::{RunFacts, StatsQuery};
 use vigilo_core::audit::AuditEntry;
 use vigilo_core::change::ChangeRequest;
 use vigilo_core::execution::{Execution, StepEvent};
@@ -330,6 +332,16 @@ impl Store for SqliteStore {
         execution: ExecutionId,
     ) -> StoreResult<Vec<StepEvent>> {
         self.read(move |c| read::step_events(c, workspace, execution))
+            .await
+    }
+
+    async fn run_facts(
+        &self,
+        workspace: WorkspaceId,
+        query: &StatsQuery,
+    ) -> StoreResult<Vec<RunFacts>> {
+        let query = query.clone();
+        self.read(move |c| stats::run_facts(c, workspace, &query))
             .await
     }
 

@@ -46,6 +46,7 @@
 //! - `audit_trail` — the chain and its queries;
 //! - `isolation` — workspace isolation of reads, writes and people;
 //! - `round_trip` — every row type, field for field;
+//! - `stats` — the facts timing figures are computed from, on a hand-built history;
 //! - `fixtures` — what the cases share: row builders, commits that must succeed, the
 //!   assertions on a store's errors, callers run in parallel.
 //!
@@ -70,6 +71,7 @@ mod keys;
 mod reads;
 mod round_trip;
 mod runbooks;
+mod stats;
 mod workspaces;
 
 pub use audit_trail::{audit_chain, audit_queries};
@@ -92,6 +94,7 @@ pub use keys::{allocate_key_concurrent, allocate_key_monotonic};
 pub use reads::{default_page_sizes, missing_rows_are_not_found};
 pub use round_trip::rows_round_trip_exactly;
 pub use runbooks::{list_runbooks_filters, runbook_round_trip, runbook_versions, search_runbooks};
+pub use stats::run_facts_figures;
 pub use workspaces::{
     concurrent_inserts_of_one_handle, membership_round_trip, user_round_trip, user_unique_values,
     workspace_round_trip, workspace_unique_values,
@@ -146,6 +149,7 @@ macro_rules! conformance_tests {
             people_are_isolated_between_workspaces,
             missing_rows_are_not_found,
             rows_round_trip_exactly,
+            run_facts_figures,
             approval_policies_round_trip,
         );
     };
@@ -204,6 +208,7 @@ pub const ALL: &[&str] = &[
     "people_are_isolated_between_workspaces",
     "missing_rows_are_not_found",
     "rows_round_trip_exactly",
+    "run_facts_figures",
     "approval_policies_round_trip",
 ];
 
