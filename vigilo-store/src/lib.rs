@@ -25,6 +25,7 @@
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod shared;
+mod snapshot_cache;
 pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod transfer;

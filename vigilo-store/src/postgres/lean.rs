@@ -10,9 +10,6 @@
 //! document does not hash to its key, events that do not replay, or state columns that
 //! disagree with the events are [`StoreError::Corrupt`], naming the execution.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -22,6 +19,7 @@ use vigilo_core::ids::WorkspaceId;
 use vigilo_core::store::{StoreError, StoreResult};
 
 use super::rows::{from_doc, int, to_doc};
+pub(crate) use crate::snapshot_cache::SnapshotCache;
 
 /// The columns every read of an execution selects, in [`StoredExecution::at`]'s order: the
 /// header, the snapshot's hash and document, the state columns, the event documents in `seq`
@@ -134,49 +132,6 @@ pub(crate) fn paired_event<'a>(
         })
 }
 
-/// Parsed snapshots by workspace and content address: immutable, so a parse can be reused for
-/// as long as the stored document reads back the same (its bytes are compared on every read,
-/// so an edited row is still found).
-#[derive(Default)]
-pub(crate) struct SnapshotCache {
-    entries: Mutex<HashMap<(Uuid, String), Cached>>,
-}
-
-/// A cached snapshot: the stored document it was parsed from, and the parse.
-type Cached = (Arc<str>, Arc<Snapshot>);
-
-/// How many snapshots the cache holds before it starts over.
-const CACHE_LIMIT: usize = 512;
-
-impl SnapshotCache {
-    /// The snapshot `hash` of workspace `ws` whose stored document is `doc`, checked: the
-    /// document must hash to its key.
-    fn get(&self, ws: Uuid, hash: &str, doc: &str, what: &str) -> StoreResult<Snapshot> {
-        let key = (ws, hash.to_owned());
-        if let Ok(entries) = self.entries.lock()
-            && let Some((cached_doc, snapshot)) = entries.get(&key)
-            && **cached_doc == *doc
-        {
-            return Ok(Snapshot::clone(snapshot));
-        }
-        let found = Snapshot::hash_of(doc);
-        if found != hash {
-            return Err(StoreError::Corrupt(format!(
-                "{what}: its snapshot of steps {hash} was edited (its document now hashes to \
-                 {found})"
-            )));
-        }
-        let snapshot: Snapshot = from_doc(doc, &format!("the snapshot of steps of {what}"))?;
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_LIMIT {
-                entries.clear();
-            }
-            entries.insert(key, (Arc::from(doc), Arc::new(snapshot.clone())));
-        }
-        Ok(snapshot)
-    }
-}
-
 /// An execution's columns as [`EXECUTION_COLUMNS`] selects them.
 pub(crate) struct StoredExecution {
     header: String,
@@ -229,7 +184,7 @@ impl StoredExecution {
                 self.hash
             )));
         };
-        let snapshot = cache.get(ws.0, &self.hash, &doc, &what)?;
+        let snapshot = cache.get(&self.hash, &doc, &what)?;
         let events = self
             .events
             .iter()

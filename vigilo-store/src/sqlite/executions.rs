@@ -7,8 +7,7 @@
 //! Also here: schema 3, which converts the executions of older files in place, and the
 //! snapshot cache (parsed snapshots by content, re-checked against the bytes read).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use rusqlite::{Connection, params};
 use vigilo_core::execution::history::{self, ExecutionHeader, Snapshot};
@@ -16,8 +15,9 @@ use vigilo_core::execution::{Execution, StepEvent};
 use vigilo_core::ids::WorkspaceId;
 use vigilo_core::store::{self, StoreError, StoreResult};
 
-use super::rows::{from_doc, int, micros, sql_err, to_doc};
+use super::rows::{from_doc, int, many, micros, sql_err, to_doc};
 use super::write::{inserted, not_updated, parent_workspace, run_insert, run_update};
+use crate::snapshot_cache::SnapshotCache;
 
 /// Schema 3: executions kept as header, snapshot and events. The columns are added here; the
 /// rows are rewritten by [`convert_executions`] in the same transaction.
@@ -229,63 +229,19 @@ fn rebuild(
 
 /// The events of execution `id`, in order.
 pub(crate) fn events_of(conn: &Connection, id: &str, what: &str) -> StoreResult<Vec<StepEvent>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT doc FROM step_events WHERE execution_id = ?1 ORDER BY seq")
-        .map_err(sql_err)?;
-    let mut rows = stmt.query([id]).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let doc: String = row.get(0).map_err(sql_err)?;
-        out.push(from_doc(&doc, &format!("an event of {what}"))?);
-    }
-    Ok(out)
+    many(
+        conn,
+        "SELECT doc FROM step_events WHERE execution_id = ?1 ORDER BY seq",
+        [id],
+        &format!("an event of {what}"),
+    )
 }
 
-/// Parsed snapshots by content, shared by every connection of the process: a click reads the
-/// snapshot's bytes with the execution and parses them only when they differ from the copy
-/// parsed before. The bytes are compared in full, so an edited row is never masked.
-struct SnapshotCache {
-    entries: Mutex<HashMap<String, Cached>>,
-}
-
-/// A cached snapshot: the document's bytes as read, and the snapshot parsed from them.
-type Cached = (Arc<str>, Arc<Snapshot>);
-
-/// How many bytes of snapshot documents the cache keeps before it starts over.
-const CACHE_BYTES: usize = 64 << 20;
-
+/// The process's snapshot cache: reads are functions of a connection, so the cache is shared
+/// by every connection (and every SQLite store) of the process.
 fn snapshots() -> &'static SnapshotCache {
     static CACHE: OnceLock<SnapshotCache> = OnceLock::new();
-    CACHE.get_or_init(|| SnapshotCache {
-        entries: Mutex::new(HashMap::new()),
-    })
-}
-
-impl SnapshotCache {
-    /// The steps of the snapshot stored as `doc` under `hash`, checking that the document is
-    /// the content its address names.
-    fn get(&self, hash: &str, doc: &str, what: &str) -> StoreResult<Snapshot> {
-        if let Ok(entries) = self.entries.lock()
-            && let Some((bytes, parsed)) = entries.get(hash)
-            && **bytes == *doc
-        {
-            return Ok(Snapshot::clone(parsed));
-        }
-        if Snapshot::hash_of(doc) != hash {
-            return Err(StoreError::Corrupt(format!(
-                "the steps of {what} do not match their content address {hash}: the snapshot row was edited"
-            )));
-        }
-        let parsed: Snapshot = from_doc(doc, &format!("the steps of {what}"))?;
-        if let Ok(mut entries) = self.entries.lock() {
-            let held: usize = entries.values().map(|(b, _)| b.len()).sum();
-            if held + doc.len() > CACHE_BYTES {
-                entries.clear();
-            }
-            entries.insert(hash.to_owned(), (Arc::from(doc), Arc::new(parsed.clone())));
-        }
-        Ok(parsed)
-    }
+    CACHE.get_or_init(SnapshotCache::default)
 }
 
 /// Schema 3's rewrite of older rows: each runbook gets its title key (from the indexed title),
